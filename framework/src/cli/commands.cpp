@@ -1,0 +1,347 @@
+#include "cli/commands.hpp"
+
+#include <signal.h>
+
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <boost/program_options.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+
+#include "config/pipeline_config.hpp"
+#include "plugin/plugin_describe.hpp"
+#include "plugin/plugin_instance.hpp"
+#include "plugin/plugin_registry.hpp"
+#include "runtime/log.hpp"
+#include "runtime/pipeline.hpp"
+
+namespace pg2kafka::cli {
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+namespace {
+
+std::atomic<int> g_stop_requests{0};
+
+extern "C" void on_stop_signal(int) { g_stop_requests.fetch_add(1); }
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+const char* kUsage = R"(pg2kafka streams the changes of PostgreSQL tables to Kafka.
+
+Usage:
+  pg2kafka run [--config FILE] [--once] [--dry-run] [--plugin-dir DIR]... [--log-level LEVEL]
+  pg2kafka check [--config FILE] [--plugin-dir DIR]...
+  pg2kafka plugins list [--plugin-dir DIR]...
+  pg2kafka plugins describe NAME [--kind source|sink] [--format text|json|markdown]
+  pg2kafka --help | --version
+
+Commands:
+  run       Run the pipeline described by the pipeline file.
+  check     Validate the pipeline file and load its plugins, connecting to nothing.
+  plugins   List the plugins found in the plugin path, or describe one and its options.
+
+Without --config, the pipeline file is $PG2KAFKA_CONFIG, else the default pipeline shipped with
+pg2kafka (etc/pg2kafka/pg2kafka.json next to the binary, or under the install prefix), which
+reads DATABASE_URL, KAFKA_BROKER (or KAFKA_PRODUCER_URL), PERFORM_MIGRATIONS, TOPIC_NAMESPACE and
+DRY_RUN from the environment.
+
+Exit codes:
+  0  success
+  1  unexpected internal error
+  2  bad command line or configuration
+  3  a plugin cannot be found, loaded or trusted (missing, not a plugin, other ABI, unsafe file)
+  4  the pipeline failed while running (a record could not be delivered, the source failed)
+
+Run `pg2kafka run --help` for the pipeline file's host settings.
+)";
+
+void print_config_error(const config::ConfigError& e) {
+  std::cerr << "pg2kafka: configuration error" << (e.diagnostics().size() > 1 ? "s" : "") << ":\n";
+  for (const auto& d : e.diagnostics().items()) std::cerr << "  " << d.format() << "\n";
+}
+
+struct CommonOptions {
+  std::vector<std::string> plugin_dirs;
+  std::string log_level;
+};
+
+void add_common(po::options_description& desc, CommonOptions& common) {
+  desc.add_options()("plugin-dir", po::value(&common.plugin_dirs)->composing(),
+                     "Look for plugins in DIR first (repeatable); then $PG2KAFKA_PLUGIN_PATH, "
+                     "the directory next to the binary and the install prefix.")(
+      "log-level", po::value(&common.log_level),
+      "error, warn, info or debug; overrides the pipeline file's log_level.")("help,h",
+                                                                               "Show this help.");
+}
+
+// Parses a subcommand's arguments; throws po::error on bad input.
+po::variables_map parse(const std::vector<std::string>& args, const po::options_description& desc,
+                        const po::positional_options_description* positional = nullptr) {
+  po::variables_map vm;
+  auto parser = po::command_line_parser(args).options(desc);
+  if (positional) parser.positional(*positional);
+  po::store(parser.run(), vm);
+  po::notify(vm);
+  return vm;
+}
+
+std::optional<std::string> default_config_path() {
+  if (const char* env = std::getenv("PG2KAFKA_CONFIG"); env && *env) return std::string(env);
+  std::vector<fs::path> candidates;
+  boost::dll::fs::error_code ec;
+  auto exe = boost::dll::program_location(ec);
+  if (!ec) candidates.push_back(exe.parent_path() / PG2KAFKA_CONFIG_DIR_FROM_BIN / "pg2kafka.json");
+  candidates.push_back(fs::path(PG2KAFKA_INSTALLED_CONFIG_DIR) / "pg2kafka.json");
+  for (const auto& c : candidates) {
+    std::error_code fec;
+    if (fs::exists(c, fec)) return fs::weakly_canonical(c).string();
+  }
+  return std::nullopt;
+}
+
+void apply_log_level(const std::string& cli_level, const std::string& config_level) {
+  const std::string& chosen = cli_level.empty() ? config_level : cli_level;
+  if (auto l = log::parse_level(chosen)) log::set_level(*l);
+}
+
+// Everything `run` and `check` share: the file, the plugins, their options, the instances.
+struct Prepared {
+  std::optional<config::PipelineConfig> config;
+  plugin::PluginHandle source_plugin;
+  plugin::PluginHandle sink_plugin;
+  config::ResolvedOptions source_options;
+  config::ResolvedOptions sink_options;
+};
+
+// Returns an exit code when preparation failed (after printing why), else nullopt.
+std::optional<int> prepare(const std::string& config_arg, bool dry_run, const CommonOptions& common,
+                           Prepared& out) {
+  std::string path = config_arg;
+  if (path.empty()) {
+    auto found = default_config_path();
+    if (!found) {
+      std::cerr << "pg2kafka: no pipeline file: pass --config FILE or set PG2KAFKA_CONFIG (the "
+                   "default pipeline was not found next to the binary nor in "
+                << PG2KAFKA_INSTALLED_CONFIG_DIR << ")\n";
+      return kExitConfig;
+    }
+    path = *found;
+  }
+  auto env = config::process_environment();
+  config::Diagnostics diagnostics;
+  try {
+    out.config = config::PipelineConfig::load(path, env, dry_run, diagnostics);
+  } catch (const config::ConfigError& e) {
+    print_config_error(e);
+    return kExitConfig;
+  }
+  const auto& cfg = *out.config;
+  apply_log_level(common.log_level, cfg.host().log_level);
+
+  plugin::PluginRegistry registry(plugin::PluginRegistry::default_search_path(common.plugin_dirs));
+  std::vector<std::string> plugin_errors;
+  auto load = [&](p2k_kind kind, const config::PluginSection& section,
+                  const std::string& fallback) -> plugin::PluginHandle {
+    std::string name = section.plugin.empty() ? fallback : section.plugin;
+    if (name.empty()) return nullptr;
+    try {
+      return registry.load(kind, name);
+    } catch (const plugin::PluginError& e) {
+      plugin_errors.push_back(e.what());
+      return nullptr;
+    }
+  };
+  out.source_plugin = load(P2K_KIND_SOURCE, cfg.source(), "");
+  out.sink_plugin = cfg.host().dry_run ? load(P2K_KIND_SINK, {}, "stdout")
+                                       : load(P2K_KIND_SINK, cfg.sink(), "");
+  if (out.source_plugin)
+    out.source_options = config::resolve_options(out.source_plugin->options(), cfg.source().options,
+                                                 {"source", "options"}, &cfg.document(), env,
+                                                 diagnostics);
+  if (out.sink_plugin && !cfg.host().dry_run)
+    out.sink_options = config::resolve_options(out.sink_plugin->options(), cfg.sink().options,
+                                               {"sink", "options"}, &cfg.document(), env,
+                                               diagnostics);
+  else if (out.sink_plugin)
+    out.sink_options = config::resolve_options(out.sink_plugin->options(), nullptr, {"sink"},
+                                               nullptr, env, diagnostics);
+  if (!diagnostics.empty()) print_config_error(config::ConfigError(diagnostics));
+  for (const auto& e : plugin_errors) std::cerr << "pg2kafka: " << e << "\n";
+  if (!plugin_errors.empty()) return kExitPlugin;
+  if (!diagnostics.empty()) return kExitConfig;
+  return std::nullopt;
+}
+
+void print_options(const std::string& title, const config::ResolvedOptions& options) {
+  std::cout << title << "\n";
+  for (const auto& o : options.values())
+    std::cout << "  " << o.key << " = " << (o.secret ? "***" : o.value)
+              << (o.from_default ? "  (default)" : "") << "\n";
+}
+
+int cmd_run_or_check(const std::vector<std::string>& args, bool is_run) {
+  CommonOptions common;
+  std::string config_path;
+  bool once = false, dry_run = false;
+  po::options_description desc(is_run ? "pg2kafka run" : "pg2kafka check");
+  desc.add_options()("config,c", po::value(&config_path),
+                     "The pipeline file (JSON, comments allowed). Default: $PG2KAFKA_CONFIG, "
+                     "else the shipped default pipeline.");
+  if (is_run)
+    desc.add_options()("once", po::bool_switch(&once),
+                       "Stop, with exit code 0, once the source has nothing left and everything "
+                       "is acknowledged.")("dry-run", po::bool_switch(&dry_run),
+                                           "Print records with the stdout sink instead of the "
+                                           "configured sink, and acknowledge nothing.");
+  add_common(desc, common);
+  auto vm = parse(args, desc);
+  if (vm.count("help")) {
+    std::cout << desc << "\nHost settings (the \"pipeline\" section of the pipeline file):\n"
+              << plugin::describe_options(config::host_options(), plugin::DescribeFormat::kText);
+    return kExitOk;
+  }
+  Prepared p;
+  if (auto code = prepare(config_path, dry_run, common, p)) return *code;
+  try {
+    plugin::SourceInstance source(p.source_plugin, p.source_options);
+    plugin::SinkInstance sink(p.sink_plugin, p.sink_options);
+    if (!is_run) {
+      std::cout << "configuration OK: " << p.config->document().file() << "\n";
+      print_options("source " + source.name() + " (" + source.plugin().path() + "):",
+                    p.source_options);
+      print_options("sink " + sink.name() + " (" + sink.plugin().path() + "):", p.sink_options);
+      print_options("pipeline:", p.config->host_values());
+      return kExitOk;
+    }
+    install_signal_handlers();
+    runtime::RunMode mode{once, p.config->host().dry_run};
+    runtime::Pipeline pipeline(source, sink, p.config->host(), mode, g_stop_requests);
+    return pipeline.run();
+  } catch (const config::ConfigError& e) {
+    print_config_error(e);
+    return kExitConfig;
+  } catch (const plugin::PluginError& e) {
+    std::cerr << "pg2kafka: " << e.what() << "\n";
+    return kExitPlugin;
+  }
+}
+
+int cmd_plugins(const std::vector<std::string>& args) {
+  CommonOptions common;
+  std::string action, name, kind, format = "text";
+  po::options_description desc("pg2kafka plugins");
+  desc.add_options()("action", po::value(&action), "list or describe")(
+      "name", po::value(&name), "plugin name (describe)")(
+      "kind", po::value(&kind), "source or sink, when a name exists as both (describe)")(
+      "format", po::value(&format), "text, json or markdown (describe)");
+  add_common(desc, common);
+  po::positional_options_description positional;
+  positional.add("action", 1).add("name", 1);
+  auto vm = parse(args, desc, &positional);
+  if (vm.count("help") || action.empty()) {
+    std::cout << desc;
+    return action.empty() && !vm.count("help") ? kExitConfig : kExitOk;
+  }
+  plugin::PluginRegistry registry(plugin::PluginRegistry::default_search_path(common.plugin_dirs));
+  auto entries = registry.list();
+  if (action == "list") {
+    if (entries.empty()) std::cout << "no plugins found\n";
+    for (const auto& e : entries) {
+      std::cout << plugin::kind_name(e.kind) << "\t" << e.name << "\t";
+      if (e.plugin)
+        std::cout << e.plugin->descriptor().version << "\t" << e.plugin->descriptor().summary;
+      else
+        std::cout << "BROKEN\t" << e.error;
+      std::cout << "\t" << e.path << "\n";
+    }
+    std::cout << "\nsearch path:\n";
+    for (const auto& d : registry.search_path()) std::cout << "  " << d << "\n";
+    return kExitOk;
+  }
+  if (action != "describe") {
+    std::cerr << "pg2kafka: unknown plugins action '" << action << "': use list or describe\n";
+    return kExitConfig;
+  }
+  auto fmt = plugin::parse_describe_format(format);
+  if (!fmt) {
+    std::cerr << "pg2kafka: unknown format '" << format << "': use text, json or markdown\n";
+    return kExitConfig;
+  }
+  if (name.empty()) {
+    std::cerr << "pg2kafka: plugins describe needs a plugin NAME (see `pg2kafka plugins list`)\n";
+    return kExitConfig;
+  }
+  if (!kind.empty() && kind != "source" && kind != "sink") {
+    std::cerr << "pg2kafka: --kind must be source or sink\n";
+    return kExitConfig;
+  }
+  std::vector<const plugin::PluginRegistry::Entry*> matches;
+  for (const auto& e : entries)
+    if (e.name == name && (kind.empty() || kind == plugin::kind_name(e.kind))) matches.push_back(&e);
+  if (matches.empty()) {
+    std::string known;
+    for (const auto& e : entries) known += (known.empty() ? "" : ", ") + e.name;
+    std::cerr << "pg2kafka: no plugin named '" << name << "' (available: "
+              << (known.empty() ? "none" : known) << ")\n";
+    return kExitPlugin;
+  }
+  if (matches.size() > 1) {
+    std::cerr << "pg2kafka: '" << name << "' is both a source and a sink: add --kind\n";
+    return kExitConfig;
+  }
+  if (!matches[0]->plugin) {
+    std::cerr << "pg2kafka: " << matches[0]->error << "\n";
+    return kExitPlugin;
+  }
+  std::cout << plugin::describe_plugin(matches[0]->plugin->descriptor(), matches[0]->path, *fmt);
+  return kExitOk;
+}
+
+}  // namespace
+
+int main_entry(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);  // a closed stdout becomes an error the stdout sink reports
+  std::vector<std::string> args(argv + 1, argv + argc);
+  try {
+    if (args.empty()) {
+      std::cerr << kUsage;
+      return kExitConfig;
+    }
+    const std::string& command = args[0];
+    std::vector<std::string> rest(args.begin() + 1, args.end());
+    if (command == "--help" || command == "-h" || command == "help") {
+      std::cout << kUsage;
+      return kExitOk;
+    }
+    if (command == "--version" || command == "version") {
+      std::cout << "pg2kafka " << PG2KAFKA_VERSION << " (plugin ABI " << P2K_ABI_MAJOR << "."
+                << P2K_ABI_MINOR << ")\n";
+      return kExitOk;
+    }
+    if (command == "run") return cmd_run_or_check(rest, true);
+    if (command == "check") return cmd_run_or_check(rest, false);
+    if (command == "plugins") return cmd_plugins(rest);
+    std::string near = config::nearest(command, {"run", "check", "plugins"});
+    std::cerr << "pg2kafka: unknown command '" << command << "'"
+              << (near.empty() ? "" : "; did you mean '" + near + "'?")
+              << " (run `pg2kafka --help`)\n";
+    return kExitConfig;
+  } catch (const po::error& e) {
+    std::cerr << "pg2kafka: " << e.what() << " (run `pg2kafka --help`)\n";
+    return kExitConfig;
+  } catch (const std::exception& e) {
+    std::cerr << "pg2kafka: internal error: " << e.what() << "\n";
+    return kExitFailure;
+  }
+}
+
+}  // namespace pg2kafka::cli

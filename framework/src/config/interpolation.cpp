@@ -1,0 +1,95 @@
+#include "config/interpolation.hpp"
+
+#include <cctype>
+#include <cstdlib>
+
+namespace pg2kafka::config {
+namespace {
+
+bool name_char(char c, bool first) {
+  return c == '_' || std::isalpha(static_cast<unsigned char>(c)) ||
+         (!first && std::isdigit(static_cast<unsigned char>(c)));
+}
+
+// Expands text[pos...] until `stop` (or the end when stop == 0); advances pos past the stop.
+// With `evaluate` false the text is only parsed (an unused default may name unset variables).
+bool expand(std::string_view text, size_t& pos, char stop, const EnvLookup& env, std::string& out,
+            std::string& error, bool evaluate) {
+  while (pos < text.size()) {
+    char c = text[pos];
+    if (stop && c == stop) {
+      ++pos;
+      return true;
+    }
+    if (c != '$') {
+      out += c;
+      ++pos;
+      continue;
+    }
+    if (pos + 1 < text.size() && text[pos + 1] == '$') {
+      out += '$';
+      pos += 2;
+      continue;
+    }
+    if (pos + 1 >= text.size() || text[pos + 1] != '{') {
+      out += c;  // a lone '$' stays as written
+      ++pos;
+      continue;
+    }
+    size_t name_start = pos + 2;
+    size_t p = name_start;
+    while (p < text.size() && name_char(text[p], p == name_start)) ++p;
+    std::string name(text.substr(name_start, p - name_start));
+    if (name.empty()) {
+      error = "invalid variable reference at '" + std::string(text.substr(pos, 12)) +
+              "': expected ${NAME} or ${NAME:-default} (write $$ for a literal $)";
+      return false;
+    }
+    auto value = env(name);
+    if (p < text.size() && text[p] == '}') {
+      if (!value && evaluate) {
+        error = "environment variable " + name +
+                " is not set: export it, or give a default with ${" + name + ":-default}";
+        return false;
+      }
+      if (value) out += *value;
+      pos = p + 1;
+      continue;
+    }
+    if (text.substr(p, 2) == ":-") {
+      pos = p + 2;
+      bool use_value = value && !value->empty();
+      std::string fallback;
+      if (!expand(text, pos, '}', env, fallback, error, evaluate && !use_value)) {
+        if (error.empty()) error = "unterminated ${" + name + ":-...: add the closing '}'";
+        return false;
+      }
+      out += use_value ? *value : fallback;
+      continue;
+    }
+    error = "invalid variable reference ${" + name + "...: expected '}' or ':-' after the name";
+    return false;
+  }
+  if (stop) return false;  // caller reports the missing '}'
+  return true;
+}
+
+}  // namespace
+
+EnvLookup process_environment() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (!v) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+InterpolationResult interpolate(std::string_view text, const EnvLookup& env) {
+  InterpolationResult r;
+  size_t pos = 0;
+  std::string error;
+  if (!expand(text, pos, 0, env, r.value, error, true)) r.error = error;
+  return r;
+}
+
+}  // namespace pg2kafka::config

@@ -1,0 +1,158 @@
+#include "config/pipeline_config.hpp"
+
+#include <pg2kafka/sdk/plugin.hpp>
+
+namespace pg2kafka::config {
+namespace {
+
+using sdk::option;
+
+const char* const kLogLevels[] = {"error", "warn", "info", "debug", nullptr};
+
+const p2k_option kHostOptions[] = {
+    option("batch_size", P2K_OPT_INT, "1000",
+           "Most records the host asks the source for in one poll. Larger batches mean fewer round "
+           "trips to the source and the sink; smaller ones mean less work redone after a crash.",
+           0, nullptr, 1, 1'000'000),
+    option("max_in_flight", P2K_OPT_INT, "10000",
+           "Most records written to the sink and not yet confirmed. When reached, the host stops "
+           "polling until confirmations arrive. Bounds memory and the records delivered twice "
+           "after a crash.",
+           0, nullptr, 1, 10'000'000),
+    option("poll_timeout", P2K_OPT_DURATION, "500ms",
+           "How long one poll waits for new records when the source is idle. Also bounds how "
+           "quickly the host notices a stop signal.",
+           0, nullptr, 0, 60'000),
+    option("retry.initial_backoff", P2K_OPT_DURATION, "100ms",
+           "First wait before retrying a transient failure (source unreachable, record refused "
+           "for now). Each further failure doubles the wait, up to retry.max_backoff.",
+           0, nullptr, 1, 3'600'000),
+    option("retry.max_backoff", P2K_OPT_DURATION, "30s",
+           "Longest wait between two retries of a transient failure. Retries never give up: a "
+           "transient failure never drops a record.",
+           0, nullptr, 1, 3'600'000),
+    option("shutdown_timeout", P2K_OPT_DURATION, "30s",
+           "On SIGINT or SIGTERM, how long the host waits for the sink to confirm records already "
+           "written before it exits. Records not confirmed by then stay in the source and are "
+           "delivered again by the next run.",
+           0, nullptr, 0, 3'600'000),
+    option("dry_run", P2K_OPT_BOOL, "false",
+           "Deliver to the stdout sink instead of the configured sink, and never acknowledge, so "
+           "a dry run removes nothing from the source. The sink section is then not used (and "
+           "may be absent). Same as the --dry-run flag."),
+    option("log_level", P2K_OPT_ENUM, "info",
+           "Least important log messages written to stderr: error, warn, info or debug.", 0,
+           kLogLevels),
+};
+
+const std::vector<std::string> kTopLevel = {"source", "sink", "pipeline"};
+const std::vector<std::string> kSectionKeys = {"plugin", "options"};
+
+}  // namespace
+
+std::span<const p2k_option> host_options() { return kHostOptions; }
+
+PipelineConfig PipelineConfig::load(const std::string& file, const EnvLookup& env,
+                                    bool force_dry_run, Diagnostics& diagnostics) {
+  PipelineConfig c;
+  c.document_ = std::make_shared<JsonDocument>(JsonDocument::load(file));
+  c.read(env, force_dry_run, diagnostics);
+  return c;
+}
+
+PipelineConfig PipelineConfig::parse(std::string_view text, const std::string& file,
+                                     const EnvLookup& env, bool force_dry_run,
+                                     Diagnostics& diagnostics) {
+  PipelineConfig c;
+  c.document_ = std::make_shared<JsonDocument>(JsonDocument::parse(text, file));
+  c.read(env, force_dry_run, diagnostics);
+  return c;
+}
+
+void PipelineConfig::read(const EnvLookup& env, bool force_dry_run, Diagnostics& diagnostics) {
+  const JsonDocument& doc = *document_;
+  const auto& root = doc.root();
+  if (!root.is_object()) {
+    diagnostics.add(doc.diagnostic({}, "the pipeline file must hold one JSON object with "
+                                       "\"source\", \"sink\" and \"pipeline\" sections"));
+    return;
+  }
+  const auto& obj = root.as_object();
+  for (const auto& [k, v] : obj) {
+    std::string key(k);
+    if (std::find(kTopLevel.begin(), kTopLevel.end(), key) != kTopLevel.end()) continue;
+    std::string near = nearest(key, kTopLevel);
+    diagnostics.add(doc.diagnostic({key}, "unknown section '" + key + "'" +
+                                              (near.empty() ? "" : ": did you mean '" + near + "'?") +
+                                              " (valid sections: source, sink, pipeline)"));
+  }
+
+  const boost::json::value* pipeline = obj.if_contains("pipeline");
+  host_values_ = resolve_options(kHostOptions, pipeline, {"pipeline"}, &doc, env, diagnostics);
+  auto ms = [&](const char* key, std::chrono::milliseconds fallback) {
+    auto v = host_values_.find(key);
+    return v ? std::chrono::milliseconds(std::stoll(v->value)) : fallback;
+  };
+  auto num = [&](const char* key, size_t fallback) {
+    auto v = host_values_.find(key);
+    return v ? static_cast<size_t>(std::stoull(v->value)) : fallback;
+  };
+  host_.batch_size = num("batch_size", host_.batch_size);
+  host_.max_in_flight = num("max_in_flight", host_.max_in_flight);
+  host_.poll_timeout = ms("poll_timeout", host_.poll_timeout);
+  host_.retry_initial_backoff = ms("retry.initial_backoff", host_.retry_initial_backoff);
+  host_.retry_max_backoff = ms("retry.max_backoff", host_.retry_max_backoff);
+  host_.shutdown_timeout = ms("shutdown_timeout", host_.shutdown_timeout);
+  host_.dry_run = force_dry_run || host_values_.get("dry_run") == "true";
+  host_.log_level = host_values_.get("log_level", "info");
+  if (host_.retry_max_backoff < host_.retry_initial_backoff)
+    diagnostics.add(doc.diagnostic({"pipeline", "retry.max_backoff"},
+                                   "retry.max_backoff must not be shorter than retry.initial_backoff"));
+
+  auto section = [&](const char* name, bool required) {
+    PluginSection s;
+    s.path = {name};
+    const boost::json::value* v = obj.if_contains(name);
+    if (!v) {
+      if (required)
+        diagnostics.add(doc.diagnostic(
+            {}, std::string("missing \"") + name + "\" section: add \"" + name +
+                    "\": {\"plugin\": \"<name>\", \"options\": {...}} (see `pg2kafka plugins list`)"));
+      return s;
+    }
+    if (!v->is_object()) {
+      diagnostics.add(doc.diagnostic(s.path, "expected an object such as {\"plugin\": \"<name>\", "
+                                             "\"options\": {...}}"));
+      return s;
+    }
+    for (const auto& [k, _] : v->as_object()) {
+      std::string key(k);
+      if (std::find(kSectionKeys.begin(), kSectionKeys.end(), key) != kSectionKeys.end()) continue;
+      std::string near = nearest(key, kSectionKeys);
+      diagnostics.add(doc.diagnostic({name, key}, "unknown key '" + key + "'" +
+                                                      (near.empty() ? "" : ": did you mean '" + near + "'?") +
+                                                      " (a section holds \"plugin\" and \"options\"; "
+                                                      "plugin options go inside \"options\")"));
+    }
+    const boost::json::value* plugin = v->as_object().if_contains("plugin");
+    if (!plugin || !plugin->is_string() || plugin->as_string().empty()) {
+      diagnostics.add(doc.diagnostic(plugin ? Path{name, "plugin"} : s.path,
+                                     "\"plugin\" must name a plugin (see `pg2kafka plugins list`) "
+                                     "or the path of a plugin file"));
+    } else {
+      auto r = interpolate(std::string_view(plugin->as_string()), env);
+      if (!r.ok())
+        diagnostics.add(doc.diagnostic({name, "plugin"}, r.error));
+      else
+        s.plugin = r.value;
+    }
+    s.options = v->as_object().if_contains("options");
+    return s;
+  };
+  source_ = section("source", true);
+  // A dry run never uses the configured sink, so its settings (say, an unset KAFKA_BROKER) must
+  // not stand in the way.
+  if (!host_.dry_run) sink_ = section("sink", true);
+}
+
+}  // namespace pg2kafka::config

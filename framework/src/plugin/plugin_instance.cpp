@@ -1,0 +1,257 @@
+#include "plugin/plugin_instance.hpp"
+
+#include "config/diagnostics.hpp"
+#include "runtime/log.hpp"
+
+namespace pg2kafka::plugin {
+namespace {
+
+struct HostContext {
+  std::string name;
+  OutcomeQueue* outcomes;
+};
+
+void host_log(void* ctx, p2k_log_level level, const char* message) {
+  auto* c = static_cast<HostContext*>(ctx);
+  log::write(level, c->name, message ? message : "");
+}
+
+void host_report(void* ctx, uint64_t position, p2k_status status, const char* message) {
+  auto* c = static_cast<HostContext*>(ctx);
+  if (c->outcomes) c->outcomes->push(Outcome{position, status, message ? message : ""});
+}
+
+}  // namespace
+
+void OutcomeQueue::push(Outcome o) {
+  {
+    std::lock_guard lock(mutex_);
+    items_.push_back(std::move(o));
+  }
+  cv_.notify_one();
+}
+
+std::vector<Outcome> OutcomeQueue::take() {
+  std::lock_guard lock(mutex_);
+  return std::exchange(items_, {});
+}
+
+void OutcomeQueue::wait(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  cv_.wait_for(lock, timeout, [&] { return !items_.empty(); });
+}
+
+InstanceBase::InstanceBase(PluginHandle plugin) : plugin_(std::move(plugin)), name_(plugin_->name()) {}
+
+template <class F>
+CallResult InstanceBase::call(const char* operation, F&& f) {
+  error_[0] = '\0';
+  CallResult r;
+  try {
+    r.status = f();
+  } catch (const std::exception& e) {
+    r.status = P2K_FATAL;
+    r.message = "plugin '" + name_ + "' let an exception escape from " + operation + ": " + e.what();
+    return r;
+  } catch (...) {
+    r.status = P2K_FATAL;
+    r.message = "plugin '" + name_ + "' let an exception escape from " + operation;
+    return r;
+  }
+  if (r.status != P2K_OK) {
+    error_[sizeof error_ - 1] = '\0';
+    r.message = error_[0] ? error_ : std::string(operation) + " failed without a message";
+    if (r.status < P2K_OK || r.status > P2K_INVALID_CONFIG) {
+      r.message = "plugin '" + name_ + "' returned unknown status " +
+                  std::to_string(static_cast<int>(r.status)) + " from " + operation + ": " +
+                  r.message;
+      r.status = P2K_FATAL;
+    }
+  }
+  return r;
+}
+
+namespace {
+
+template <class Ops>
+void* create_instance(InstanceBase& self, const Ops& ops, p2k_host& host, HostContext* ctx,
+                      const config::ResolvedOptions& options, char* err, size_t err_size,
+                      const std::string& name) {
+  host.struct_size = sizeof(p2k_host);
+  host.abi_major = P2K_ABI_MAJOR;
+  host.abi_minor = P2K_ABI_MINOR;
+  host.ctx = ctx;
+  host.log = &host_log;
+  host.report = ctx->outcomes ? &host_report : nullptr;
+  auto values = options.c_values();
+  void* instance = nullptr;
+  p2k_status status;
+  try {
+    status = ops.create(&host, values.data(), values.size(), &instance, err, err_size);
+  } catch (const std::exception& e) {
+    throw PluginError("plugin '" + name + "' let an exception escape from create: " + e.what());
+  } catch (...) {
+    throw PluginError("plugin '" + name + "' let an exception escape from create");
+  }
+  (void)self;
+  if (status == P2K_OK && instance) return instance;
+  err[err_size - 1] = '\0';
+  std::string message = err[0] ? err : "create failed without a message";
+  if (status == P2K_INVALID_CONFIG) {
+    config::Diagnostics d;
+    d.add(config::Diagnostic{{}, {}, {}, "plugin '" + name + "' rejected its options: " + message});
+    throw config::ConfigError(std::move(d));
+  }
+  if (status == P2K_OK) message = "create returned no instance";
+  throw PluginError("plugin '" + name + "' could not be created: " + message);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+SourceInstance::SourceInstance(PluginHandle plugin, const config::ResolvedOptions& options)
+    : InstanceBase(std::move(plugin)) {
+  auto* ctx = new HostContext{name_, nullptr};
+  try {
+    instance_ = create_instance(*this, ops(), host_, ctx, options, error_, sizeof error_, name_);
+  } catch (...) {
+    delete ctx;
+    throw;
+  }
+}
+
+SourceInstance::~SourceInstance() {
+  close();
+  try {
+    ops().destroy(instance_);
+  } catch (...) {
+    log::error("plugin '" + name_ + "' let an exception escape from destroy");
+  }
+  delete static_cast<HostContext*>(host_.ctx);
+}
+
+CallResult SourceInstance::open() {
+  auto r = call("open", [&] { return ops().open(instance_, error_, sizeof error_); });
+  open_ = open_ || r.ok();
+  return r;
+}
+
+CallResult SourceInstance::poll(size_t max_records, std::chrono::milliseconds timeout,
+                                 p2k_batch& batch) {
+  batch = p2k_batch{sizeof(p2k_batch), nullptr, 0, nullptr};
+  auto r = call("poll", [&] {
+    return ops().poll(instance_, max_records, static_cast<int>(timeout.count()), &batch, error_,
+                      sizeof error_);
+  });
+  if (r.ok() && batch.count > 0 && !batch.records) {
+    r.status = P2K_FATAL;
+    r.message = "plugin '" + name_ + "' returned " + std::to_string(batch.count) +
+                " records without a records pointer";
+  }
+  if (r.ok() && batch.count > max_records) {
+    r.status = P2K_FATAL;
+    r.message = "plugin '" + name_ + "' returned " + std::to_string(batch.count) +
+                " records when asked for at most " + std::to_string(max_records);
+  }
+  return r;
+}
+
+CallResult SourceInstance::ack(uint64_t through) {
+  return call("ack", [&] { return ops().ack(instance_, through, error_, sizeof error_); });
+}
+
+void SourceInstance::release(void* handle) {
+  call("release", [&] {
+    ops().release(instance_, handle);
+    return P2K_OK;
+  });
+}
+
+CallResult SourceInstance::list_topics(std::vector<std::string>& topics) {
+  if (!ops().list_topics) return {};
+  auto collect = [](void* c, p2k_slice topic) {
+    static_cast<std::vector<std::string>*>(c)->emplace_back(topic.data, topic.size);
+  };
+  return call("list_topics", [&] {
+    return ops().list_topics(instance_, collect, &topics, error_, sizeof error_);
+  });
+}
+
+void SourceInstance::close() {
+  if (!open_) return;
+  open_ = false;
+  call("close", [&] {
+    ops().close(instance_);
+    return P2K_OK;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+SinkInstance::SinkInstance(PluginHandle plugin, const config::ResolvedOptions& options)
+    : InstanceBase(std::move(plugin)) {
+  auto* ctx = new HostContext{name_, &outcomes_};
+  try {
+    instance_ = create_instance(*this, ops(), host_, ctx, options, error_, sizeof error_, name_);
+  } catch (...) {
+    delete ctx;
+    throw;
+  }
+}
+
+SinkInstance::~SinkInstance() {
+  close();
+  try {
+    ops().destroy(instance_);
+  } catch (...) {
+    log::error("plugin '" + name_ + "' let an exception escape from destroy");
+  }
+  delete static_cast<HostContext*>(host_.ctx);
+}
+
+CallResult SinkInstance::open() {
+  auto r = call("open", [&] { return ops().open(instance_, error_, sizeof error_); });
+  open_ = open_ || r.ok();
+  return r;
+}
+
+CallResult SinkInstance::prepare_topic(const std::string& topic) {
+  if (!ops().prepare_topic) return {};
+  return call("prepare_topic", [&] {
+    return ops().prepare_topic(instance_, p2k_slice{topic.data(), topic.size()}, error_,
+                               sizeof error_);
+  });
+}
+
+CallResult SinkInstance::write(const p2k_record* records, size_t count) {
+  return call("write", [&] { return ops().write(instance_, records, count, error_, sizeof error_); });
+}
+
+void SinkInstance::wait(std::chrono::milliseconds timeout) {
+  if (ops().poll) {
+    call("poll", [&] {
+      ops().poll(instance_, static_cast<int>(timeout.count()));
+      return P2K_OK;
+    });
+  } else {
+    outcomes_.wait(timeout);
+  }
+}
+
+CallResult SinkInstance::flush(std::chrono::milliseconds timeout) {
+  return call("flush", [&] {
+    return ops().flush(instance_, static_cast<int>(timeout.count()), error_, sizeof error_);
+  });
+}
+
+void SinkInstance::close() {
+  if (!open_) return;
+  open_ = false;
+  call("close", [&] {
+    ops().close(instance_);
+    return P2K_OK;
+  });
+}
+
+}  // namespace pg2kafka::plugin

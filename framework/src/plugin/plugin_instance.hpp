@@ -1,0 +1,104 @@
+// Running plugin instances: C++ owners of a source or sink instance that make every call through
+// the C operations table, with an error buffer, a guard against exceptions escaping a plugin, and
+// (for sinks) the thread-safe queue that collects delivery reports.
+#pragma once
+
+#include <pg2kafka/plugin.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "config/option_values.hpp"
+#include "plugin/plugin_loader.hpp"
+
+namespace pg2kafka::plugin {
+
+struct CallResult {
+  p2k_status status = P2K_OK;
+  std::string message;
+  bool ok() const { return status == P2K_OK; }
+};
+
+struct Outcome {
+  uint64_t position;
+  p2k_status status;
+  std::string message;
+};
+
+// Delivery reports from a sink, pushed from any thread, taken by the pipeline thread.
+class OutcomeQueue {
+ public:
+  void push(Outcome o);
+  std::vector<Outcome> take();
+  // Waits until an outcome is queued or `timeout` passes.
+  void wait(std::chrono::milliseconds timeout);
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<Outcome> items_;
+};
+
+// Common to sources and sinks: the host struct handed to the plugin and the create/destroy pair.
+class InstanceBase {
+ public:
+  InstanceBase(const InstanceBase&) = delete;
+  InstanceBase& operator=(const InstanceBase&) = delete;
+  const LoadedPlugin& plugin() const { return *plugin_; }
+  const std::string& name() const { return name_; }
+
+ protected:
+  explicit InstanceBase(PluginHandle plugin);
+  // Calls `f` (a plugin operation), turning a C++ exception that escaped the plugin into FATAL.
+  template <class F>
+  CallResult call(const char* operation, F&& f);
+
+  PluginHandle plugin_;
+  std::string name_;
+  p2k_host host_{};
+  void* instance_ = nullptr;
+  char error_[1024] = {0};
+};
+
+class SourceInstance : public InstanceBase {
+ public:
+  // Creates an instance (no I/O). Throws PluginError when create fails with P2K_FATAL, and
+  // config::ConfigError for P2K_INVALID_CONFIG.
+  SourceInstance(PluginHandle plugin, const config::ResolvedOptions& options);
+  ~SourceInstance();
+  CallResult open();
+  CallResult poll(size_t max_records, std::chrono::milliseconds timeout, p2k_batch& batch);
+  CallResult ack(uint64_t through);
+  void release(void* handle);
+  CallResult list_topics(std::vector<std::string>& topics);
+  void close();
+
+ private:
+  const p2k_source_ops& ops() const { return *plugin_->descriptor().source; }
+  bool open_ = false;
+};
+
+class SinkInstance : public InstanceBase {
+ public:
+  SinkInstance(PluginHandle plugin, const config::ResolvedOptions& options);
+  ~SinkInstance();
+  CallResult open();
+  CallResult prepare_topic(const std::string& topic);
+  CallResult write(const p2k_record* records, size_t count);
+  // Waits for delivery reports for up to `timeout`: through the sink's poll when it has one,
+  // else on the outcome queue.
+  void wait(std::chrono::milliseconds timeout);
+  CallResult flush(std::chrono::milliseconds timeout);
+  void close();
+  OutcomeQueue& outcomes() { return outcomes_; }
+
+ private:
+  const p2k_sink_ops& ops() const { return *plugin_->descriptor().sink; }
+  OutcomeQueue outcomes_;
+  bool open_ = false;
+};
+
+}  // namespace pg2kafka::plugin

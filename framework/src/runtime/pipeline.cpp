@@ -1,0 +1,382 @@
+#include "runtime/pipeline.hpp"
+
+#include <algorithm>
+#include <thread>
+
+#include "runtime/log.hpp"
+
+namespace pg2kafka::runtime {
+namespace {
+
+// While records are in flight and the source just came back empty, look again this soon, so a
+// new event does not wait a whole poll_timeout behind a delivery report.
+constexpr std::chrono::milliseconds kBusyRepoll{10};
+
+std::string record_label(const p2k_record& r) {
+  std::string out = "position " + std::to_string(r.position);
+  if (r.id.data && r.id.size) out = "event " + std::string(r.id.data, r.id.size) + " (" + out + ")";
+  return out;
+}
+
+}  // namespace
+
+// A source batch: released back to the source once no pending record points into it.
+struct Pipeline::Batch {
+  Batch(plugin::SourceInstance& s, void* h) : source(s), handle(h) {}
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+  plugin::SourceInstance& source;
+  void* handle;
+  ~Batch() {
+    if (handle) source.release(handle);
+  }
+};
+
+Pipeline::Pipeline(plugin::SourceInstance& source, plugin::SinkInstance& sink,
+                   const config::HostSettings& settings, RunMode mode, const std::atomic<int>& stop)
+    : source_(source),
+      sink_(sink),
+      settings_(settings),
+      mode_(mode),
+      stop_(stop),
+      sink_backoff_(settings.retry_initial_backoff, settings.retry_max_backoff),
+      source_backoff_(settings.retry_initial_backoff, settings.retry_max_backoff),
+      ack_backoff_(settings.retry_initial_backoff, settings.retry_max_backoff) {}
+
+Pipeline::~Pipeline() { pending_.clear(); }
+
+void Pipeline::fail(std::string message) {
+  if (failed_) return;
+  failed_ = true;
+  exit_code_ = 4;
+  failure_ = std::move(message);
+  log::error(failure_);
+}
+
+void Pipeline::sleep_interruptibly(std::chrono::milliseconds d) {
+  auto until = Clock::now() + d;
+  while (Clock::now() < until && !stopping()) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+    std::this_thread::sleep_for(std::min(left, std::chrono::milliseconds(50)));
+  }
+}
+
+bool Pipeline::open_with_retry() {
+  for (auto* step : {"source", "sink"}) {
+    bool is_source = std::string(step) == "source";
+    Backoff backoff(settings_.retry_initial_backoff, settings_.retry_max_backoff);
+    while (true) {
+      auto r = is_source ? source_.open() : sink_.open();
+      if (r.ok()) break;
+      std::string who = std::string(step) + " '" + (is_source ? source_.name() : sink_.name()) + "'";
+      if (r.status == P2K_RETRY) {
+        auto wait = backoff.next();
+        log::warn("cannot open " + who + " yet: " + r.message + " (retrying in " +
+                  std::to_string(wait.count()) + " ms)");
+        sleep_interruptibly(wait);
+        if (stopping()) {
+          log::info("stop requested while opening " + who);
+          return false;
+        }
+        continue;
+      }
+      fail("cannot open " + who + ": " + r.message);
+      if (r.status == P2K_INVALID_CONFIG) exit_code_ = 2;
+      return false;
+    }
+  }
+  std::vector<std::string> topics;
+  auto r = source_.list_topics(topics);
+  if (!r.ok()) {
+    fail("source '" + source_.name() + "' could not list its topics: " + r.message);
+    return false;
+  }
+  for (const auto& t : topics) {
+    auto p = sink_.prepare_topic(t);
+    if (!p.ok()) {
+      fail("sink '" + sink_.name() + "' cannot write to topic '" + t + "': " + p.message);
+      if (p.status == P2K_INVALID_CONFIG) exit_code_ = 2;
+      return false;
+    }
+    prepared_topics_.insert(t);
+  }
+  return true;
+}
+
+bool Pipeline::prepare_topics(const p2k_record* records, size_t count) {
+  std::string_view last;
+  for (size_t i = 0; i < count; ++i) {
+    std::string_view topic(records[i].topic.data, records[i].topic.size);
+    if (topic == last || prepared_topics_.count(topic)) {
+      last = topic;
+      continue;
+    }
+    auto p = sink_.prepare_topic(std::string(topic));
+    if (!p.ok()) {
+      // A topic that cannot be prepared now may become writable (a retry), or never (fatal).
+      if (p.status == P2K_RETRY) {
+        log::warn("sink '" + sink_.name() + "' cannot write to topic '" + std::string(topic) +
+                  "' yet: " + p.message);
+        return false;
+      }
+      fail("sink '" + sink_.name() + "' cannot write to topic '" + std::string(topic) + "': " +
+           p.message);
+      return false;
+    }
+    prepared_topics_.insert(std::string(topic));
+    last = topic;
+  }
+  return true;
+}
+
+void Pipeline::poll_source() {
+  size_t room = settings_.max_in_flight - std::min(settings_.max_in_flight, pending_.size());
+  size_t max = std::min(settings_.batch_size, room);
+  if (max == 0) return;
+  bool idle = pending_.empty();
+  auto timeout = (mode_.once || !idle) ? std::chrono::milliseconds(0) : settings_.poll_timeout;
+  p2k_batch batch{};
+  auto r = source_.poll(max, timeout, batch);
+  if (!r.ok()) {
+    last_poll_empty_ = true;
+    if (r.status == P2K_RETRY) {
+      auto wait = source_backoff_.next();
+      log::warn("source '" + source_.name() + "' failed to poll: " + r.message + " (retrying in " +
+                std::to_string(wait.count()) + " ms)");
+      next_poll_ = Clock::now() + wait;
+      return;
+    }
+    fail("source '" + source_.name() + "' failed: " + r.message);
+    return;
+  }
+  source_backoff_.reset();
+  last_poll_empty_ = batch.count == 0;
+  if (batch.count == 0) {
+    if (mode_.once && idle) drained_ = true;
+    if (!idle) next_poll_ = Clock::now() + std::min(kBusyRepoll, settings_.poll_timeout);
+    return;
+  }
+  auto holder = std::make_shared<Batch>(source_, batch.handle);
+  std::vector<uint64_t> positions;
+  positions.reserve(batch.count);
+  for (size_t i = 0; i < batch.count; ++i) {
+    const p2k_record& rec = batch.records[i];
+    if (!tracker_.add(rec.position)) {
+      fail("source '" + source_.name() + "' returned position " + std::to_string(rec.position) +
+           " after " + std::to_string(tracker_.last_added().value_or(0)) +
+           ": positions must strictly increase (a bug in the plugin)");
+      return;
+    }
+    pending_.emplace(rec.position, Pending{rec, holder, false});
+    positions.push_back(rec.position);
+  }
+  stats_.polled += batch.count;
+  write(std::move(positions));
+}
+
+// Writes the given pending records (in position order) in one call.
+void Pipeline::write(std::vector<uint64_t> positions) {
+  std::vector<p2k_record> records;
+  records.reserve(positions.size());
+  for (auto p : positions) records.push_back(pending_.at(p).record);
+  auto mark_retry = [&](const std::string& why) {
+    auto wait = sink_backoff_.next();
+    log::warn("sink '" + sink_.name() + "' could not take " + std::to_string(records.size()) +
+              " records: " + why + " (retrying in " + std::to_string(wait.count()) + " ms)");
+    for (auto p : positions) {
+      auto& pending = pending_.at(p);
+      if (!pending.awaiting_retry) ++awaiting_retry_;
+      pending.awaiting_retry = true;
+    }
+    stats_.retried += positions.size();
+    retry_due_ = Clock::now() + wait;
+  };
+  if (!prepare_topics(records.data(), records.size())) {
+    if (!failed_) mark_retry("a topic is not writable yet");
+    return;
+  }
+  auto r = sink_.write(records.data(), records.size());
+  if (r.ok()) return;
+  if (r.status == P2K_RETRY) {
+    mark_retry(r.message);
+    return;
+  }
+  fail("sink '" + sink_.name() + "' failed permanently writing " + record_label(records.front()) +
+       " and " + std::to_string(records.size() - 1) + " more: " + r.message);
+}
+
+void Pipeline::on_outcome(const plugin::Outcome& o) {
+  auto it = pending_.find(o.position);
+  if (it == pending_.end() || it->second.awaiting_retry) {
+    fail("sink '" + sink_.name() + "' reported position " + std::to_string(o.position) +
+         ", which is not awaiting an outcome (reported twice, or never written): a bug in the "
+         "sink plugin");
+    return;
+  }
+  switch (o.status) {
+    case P2K_OK:
+      tracker_.delivered(o.position);
+      pending_.erase(it);
+      ++stats_.delivered;
+      sink_backoff_.reset();
+      return;
+    case P2K_RETRY: {
+      if (awaiting_retry_ == 0) {
+        auto wait = sink_backoff_.next();
+        retry_due_ = Clock::now() + wait;
+        log::warn("sink '" + sink_.name() + "' could not deliver " +
+                  record_label(it->second.record) + " for now: " + o.message + " (retrying in " +
+                  std::to_string(wait.count()) + " ms)");
+      }
+      it->second.awaiting_retry = true;
+      ++awaiting_retry_;
+      ++stats_.retried;
+      return;
+    }
+    default:
+      fail("sink '" + sink_.name() + "' failed permanently on " + record_label(it->second.record) +
+           ": " + (o.message.empty() ? "no reason given" : o.message) +
+           ". Nothing from this record on is acknowledged: it stays in the source.");
+  }
+}
+
+void Pipeline::handle_outcomes() {
+  for (const auto& o : sink_.outcomes().take()) {
+    if (failed_ && o.status != P2K_OK) continue;
+    if (failed_ && !pending_.count(o.position)) continue;
+    on_outcome(o);
+  }
+}
+
+void Pipeline::write_due_retries() {
+  if (awaiting_retry_ == 0 || Clock::now() < retry_due_) return;
+  // Rewrite only once nothing else is in flight, so that the retried records go out in their
+  // original order relative to everything written before them.
+  if (pending_.size() != awaiting_retry_) return;
+  std::vector<uint64_t> positions;
+  for (auto& [p, pending] : pending_) {
+    if (!pending.awaiting_retry) continue;
+    pending.awaiting_retry = false;
+    positions.push_back(p);
+  }
+  awaiting_retry_ = 0;
+  write(std::move(positions));
+}
+
+void Pipeline::acknowledge() {
+  if (auto through = tracker_.take_ackable()) ack_wanted_ = through;
+  if (mode_.dry_run || !ack_wanted_ || Clock::now() < ack_due_) return;
+  auto r = source_.ack(*ack_wanted_);
+  if (r.ok()) {
+    stats_.acked_through = ack_wanted_;
+    ack_wanted_.reset();
+    ack_backoff_.reset();
+    return;
+  }
+  if (r.status == P2K_RETRY) {
+    auto wait = ack_backoff_.next();
+    log::warn("source '" + source_.name() + "' could not acknowledge through position " +
+              std::to_string(*ack_wanted_) + ": " + r.message + " (retrying in " +
+              std::to_string(wait.count()) + " ms)");
+    ack_due_ = Clock::now() + wait;
+    return;
+  }
+  fail("source '" + source_.name() + "' failed to acknowledge: " + r.message);
+}
+
+int Pipeline::run() {
+  if (!open_with_retry()) return finish(!failed_);
+  log::info("pipeline running: source '" + source_.name() + "' -> sink '" + sink_.name() + "'" +
+            (mode_.dry_run ? " (dry run: nothing is acknowledged)" : "") +
+            (mode_.once ? " (once)" : ""));
+  while (!failed_ && !stopping()) {
+    handle_outcomes();
+    if (!failed_) write_due_retries();
+    if (!failed_) acknowledge();
+    if (failed_) break;
+    bool ack_outstanding = !mode_.dry_run && ack_wanted_.has_value();
+    if (drained_ && pending_.empty() && !ack_outstanding) break;  // --once is done
+
+    auto now = Clock::now();
+    bool can_poll = !drained_ && awaiting_retry_ == 0 && now >= next_poll_ &&
+                    pending_.size() < settings_.max_in_flight;
+    if (can_poll) {
+      bool idle = pending_.empty();
+      poll_source();
+      if (failed_) break;
+      if (!last_poll_empty_) {
+        sink_.wait(std::chrono::milliseconds(0));
+        continue;
+      }
+      // An idle poll already waited up to poll_timeout; never poll faster than that when idle,
+      // even if the source returns early.
+      if (idle && !mode_.once) next_poll_ = std::max(next_poll_, now + settings_.poll_timeout);
+      if (idle) continue;
+    }
+    // Wait for whatever comes first: an outcome, a due retry, the next poll, an ack retry.
+    auto until = drained_ ? now : now + settings_.poll_timeout;
+    if (awaiting_retry_) until = std::min(until, retry_due_);
+    if (!drained_ && next_poll_ > now) until = std::min(until, next_poll_);
+    if (ack_outstanding) until = drained_ ? ack_due_ : std::min(until, ack_due_);
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(until - now);
+    wait = std::max(wait, std::chrono::milliseconds(0));
+    if (!pending_.empty())
+      sink_.wait(wait);
+    else
+      sleep_interruptibly(wait);
+  }
+  return finish(!failed_);
+}
+
+int Pipeline::finish(bool clean) {
+  // Stop polling; give the sink a bounded time to confirm what is in flight (retrying what it
+  // asks to retry), then acknowledge what was confirmed.
+  auto deadline = Clock::now() + settings_.shutdown_timeout;
+  if (stopping() && !pending_.empty())
+    log::info("stopping: waiting up to " + std::to_string(settings_.shutdown_timeout.count()) +
+              " ms for " + std::to_string(pending_.size()) + " records in flight");
+  while (!pending_.empty() && Clock::now() < deadline && stop_.load() < 2) {
+    if (!failed_) write_due_retries();
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (awaiting_retry_ == pending_.size()) {
+      if (failed_) break;
+      sleep_interruptibly(std::min(left, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             retry_due_ - Clock::now())));
+      continue;
+    }
+    auto f = sink_.flush(std::min(left, std::chrono::milliseconds(100)));
+    handle_outcomes();
+    if (failed_ && f.ok()) break;
+  }
+  handle_outcomes();
+  acknowledge();
+  // An ack that failed transiently gets a few more tries before giving up.
+  for (int i = 0; i < 5 && ack_wanted_ && !mode_.dry_run && !failed_; ++i) {
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(ack_due_ - Clock::now());
+    if (wait.count() > 0) std::this_thread::sleep_for(wait);
+    acknowledge();
+  }
+  size_t unconfirmed = pending_.size();
+  pending_.clear();  // releases the source's batches before the source is closed
+  sink_.close();
+  source_.close();
+  std::string summary = std::to_string(stats_.delivered) + " records delivered" +
+                        (mode_.dry_run ? " (dry run, none acknowledged)"
+                         : stats_.acked_through
+                             ? ", acknowledged through position " + std::to_string(*stats_.acked_through)
+                             : ", none acknowledged");
+  if (!clean) {
+    log::error("pipeline stopped on a failure: " + summary);
+    return exit_code_ ? exit_code_ : 4;
+  }
+  if (unconfirmed > 0 || (!mode_.dry_run && ack_wanted_)) {
+    log::error("pipeline stopped with " + std::to_string(unconfirmed) +
+               " records unconfirmed: they stay in the source and will be delivered again (" +
+               summary + ")");
+    return 4;
+  }
+  log::info("pipeline stopped: " + summary);
+  return 0;
+}
+
+}  // namespace pg2kafka::runtime

@@ -1,0 +1,92 @@
+// The host's loop: poll the source, write to the sink, collect delivery outcomes, acknowledge
+// the source in order, retry transient failures, and shut down cleanly.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "config/pipeline_config.hpp"
+#include "plugin/plugin_instance.hpp"
+#include "runtime/ack_tracker.hpp"
+#include "runtime/backoff.hpp"
+
+namespace pg2kafka::runtime {
+
+struct RunMode {
+  bool once = false;     // stop when the source has nothing left and everything is confirmed
+  bool dry_run = false;  // never acknowledge
+};
+
+struct PipelineStats {
+  uint64_t polled = 0;
+  uint64_t delivered = 0;
+  uint64_t retried = 0;
+  std::optional<uint64_t> acked_through;
+};
+
+class Pipeline {
+ public:
+  // `stop` counts stop requests (signals): the first starts a clean shutdown, a second one
+  // abandons waiting for the sink.
+  Pipeline(plugin::SourceInstance& source, plugin::SinkInstance& sink,
+           const config::HostSettings& settings, RunMode mode, const std::atomic<int>& stop);
+  ~Pipeline();
+
+  // Runs until done; returns the process exit code: 0, or 4 on a runtime failure (2 when a
+  // plugin rejects its configuration on open).
+  int run();
+  const PipelineStats& stats() const { return stats_; }
+
+ private:
+  struct Batch;
+  struct Pending {
+    p2k_record record;  // shallow copy; the data lives in the source's batch
+    std::shared_ptr<Batch> batch;
+    bool awaiting_retry = false;
+  };
+  using Clock = std::chrono::steady_clock;
+
+  bool open_with_retry();
+  bool prepare_topics(const p2k_record* records, size_t count);
+  void poll_source();
+  void write(std::vector<uint64_t> positions);
+  void handle_outcomes();
+  void on_outcome(const plugin::Outcome& outcome);
+  void write_due_retries();
+  void acknowledge();
+  void fail(std::string message);
+  bool stopping() const { return stop_.load() > 0; }
+  void sleep_interruptibly(std::chrono::milliseconds d);
+  int finish(bool clean);
+
+  plugin::SourceInstance& source_;
+  plugin::SinkInstance& sink_;
+  config::HostSettings settings_;
+  RunMode mode_;
+  const std::atomic<int>& stop_;
+
+  AckTracker tracker_;
+  std::map<uint64_t, Pending> pending_;  // written (or awaiting a retry), outcome not yet OK
+  size_t awaiting_retry_ = 0;
+  Clock::time_point retry_due_{};
+  Backoff sink_backoff_;
+  Backoff source_backoff_;
+  Backoff ack_backoff_;
+  Clock::time_point next_poll_{};
+  bool last_poll_empty_ = false;
+  bool drained_ = false;  // --once: an empty poll with nothing in flight
+  std::optional<uint64_t> ack_wanted_;
+  Clock::time_point ack_due_{};
+  std::set<std::string, std::less<>> prepared_topics_;
+  bool failed_ = false;
+  int exit_code_ = 0;
+  std::string failure_;
+  PipelineStats stats_;
+};
+
+}  // namespace pg2kafka::runtime

@@ -1,0 +1,77 @@
+#include "stdout_sink.hpp"
+
+#include <boost/json.hpp>
+
+#include <cerrno>
+#include <cstring>
+
+namespace pg2kafka::plugins {
+namespace {
+
+void append_json_string(std::string& out, std::string_view s) {
+  out += boost::json::serialize(boost::json::string_view(s.data(), s.size()));
+}
+
+// Embeds the value as JSON when it is JSON (the usual case: pg-outbox's envelope), else as a
+// JSON string, so that every line stays valid JSON whatever the payload.
+void append_value(std::string& out, std::string_view value) {
+  boost::system::error_code ec;
+  boost::json::parse_options strict;
+  auto parsed = boost::json::parse(boost::json::string_view(value.data(), value.size()), ec,
+                                   boost::json::storage_ptr(), strict);
+  if (!ec)
+    out += boost::json::serialize(parsed);
+  else
+    append_json_string(out, value);
+}
+
+}  // namespace
+
+StdoutSink::StdoutSink(sdk::Host host, const sdk::Options& options)
+    : host_(host),
+      value_only_(options.string("format") == "value"),
+      stream_(options.string("stream") == "stderr" ? stderr : stdout) {}
+
+void StdoutSink::format(const p2k_record& r, bool value_only, std::string& out) {
+  std::string_view value(r.value.data, r.value.size);
+  if (value_only) {
+    append_value(out, value);
+    return;
+  }
+  out += "{\"topic\":";
+  append_json_string(out, std::string_view(r.topic.data, r.topic.size));
+  out += ",\"key\":";
+  if (r.key.data)
+    append_json_string(out, std::string_view(r.key.data, r.key.size));
+  else
+    out += "null";
+  out += ",\"value\":";
+  append_value(out, value);
+  out += "}";
+}
+
+void StdoutSink::write(std::span<const p2k_record> records) {
+  buffer_.clear();
+  for (const auto& r : records) {
+    format(r, value_only_, buffer_);
+    buffer_ += '\n';
+  }
+  // One write and one flush per batch; a record counts as delivered only once both succeeded.
+  errno = 0;
+  size_t written = std::fwrite(buffer_.data(), 1, buffer_.size(), stream_);
+  if (written != buffer_.size() || std::fflush(stream_) != 0) {
+    int e = errno;
+    std::clearerr(stream_);
+    if (e == EPIPE)
+      throw sdk::FatalError(std::string(stream_ == stdout ? "stdout" : "stderr") +
+                            " is closed (broken pipe): the program reading pg2kafka's output "
+                            "went away; nothing after the last complete line was delivered");
+    throw sdk::FatalError(std::string("cannot write to ") + (stream_ == stdout ? "stdout" : "stderr") +
+                          ": " + (e ? std::strerror(e) : "short write"));
+  }
+  for (const auto& r : records) host_.report(r.position, P2K_OK);
+}
+
+bool StdoutSink::flush(std::chrono::milliseconds) { return true; }
+
+}  // namespace pg2kafka::plugins

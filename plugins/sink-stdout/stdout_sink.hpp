@@ -1,0 +1,27 @@
+// The stdout sink: one JSON line per record, for dry runs and pipelines into other tools.
+#pragma once
+
+#include <pg2kafka/sdk/plugin.hpp>
+
+#include <cstdio>
+#include <string>
+
+namespace pg2kafka::plugins {
+
+class StdoutSink : public sdk::Sink {
+ public:
+  StdoutSink(sdk::Host host, const sdk::Options& options);
+  void write(std::span<const p2k_record> records) override;
+  bool flush(std::chrono::milliseconds timeout) override;
+
+  // The line printed for one record (without the newline); exposed for tests.
+  static void format(const p2k_record& record, bool value_only, std::string& out);
+
+ private:
+  sdk::Host host_;
+  bool value_only_;
+  FILE* stream_;
+  std::string buffer_;
+};
+
+}  // namespace pg2kafka::plugins

@@ -1,0 +1,111 @@
+// test-sequence: a source for testing the host. It emits `count` numbered records and can be
+// told to fail in the ways a real source fails. With `state_file` it remembers what was
+// acknowledged across runs, like a durable queue, so re-delivery after a crash can be tested.
+#include <pg2kafka/sdk/plugin.hpp>
+
+#include <fstream>
+#include <thread>
+
+namespace {
+
+using namespace pg2kafka;
+
+class SequenceSource : public sdk::Source {
+ public:
+  SequenceSource(sdk::Host host, const sdk::Options& o)
+      : host_(host),
+        count_(o.integer("count")),
+        keys_(o.integer("keys")),
+        topic_(o.string("topic")),
+        state_file_(o.find("state_file").value_or("")),
+        ack_log_(o.find("ack_log").value_or("")),
+        poll_retries_(o.integer("poll_retries")),
+        ack_retries_(o.integer("ack_retries")),
+        open_error_(o.string("open_error")),
+        value_size_(o.integer("value_size")),
+        fatal_poll_at_(o.integer("fatal_poll_at")) {
+    if (o.boolean("throw_in_create")) throw std::runtime_error("test-sequence was told to throw");
+    if (keys_ < 1) throw sdk::ConfigError("keys must be at least 1");
+  }
+
+  void open() override {
+    if (open_error_ == "retry_once" && !opened_once_) {
+      opened_once_ = true;
+      throw sdk::RetryError("test-sequence: simulated transient open failure");
+    }
+    if (open_error_ == "fatal") throw sdk::FatalError("test-sequence: simulated fatal open failure");
+    if (open_error_ == "config") throw sdk::ConfigError("test-sequence: simulated bad option");
+    if (!state_file_.empty()) {
+      std::ifstream in(state_file_);
+      uint64_t acked = 0;
+      if (in >> acked) next_ = acked + 1;
+    }
+  }
+
+  std::unique_ptr<sdk::RecordBatch> poll(size_t max, std::chrono::milliseconds timeout) override {
+    if (poll_retries_ > 0) {
+      --poll_retries_;
+      throw sdk::RetryError("test-sequence: simulated transient poll failure");
+    }
+    if (fatal_poll_at_ > 0 && next_ >= static_cast<uint64_t>(fatal_poll_at_))
+      throw sdk::FatalError("test-sequence: simulated fatal poll failure");
+    auto batch = std::make_unique<sdk::RecordBatch>();
+    while (batch->size() < max && (count_ == 0 || next_ <= static_cast<uint64_t>(count_))) {
+      uint64_t i = next_++;
+      std::string key = "key-" + std::to_string(i % keys_);
+      std::string value = "{\"seq\":" + std::to_string(i) + ",\"key\":\"" + key + "\"";
+      if (value_size_ > 0) value += ",\"pad\":\"" + std::string(value_size_, 'x') + "\"";
+      value += "}";
+      batch->add(i, topic_, key, value, 1700000000000 + static_cast<int64_t>(i),
+                 "evt-" + std::to_string(i), {{"test", "yes"}});
+    }
+    if (batch->empty())
+      std::this_thread::sleep_for(std::min(timeout, std::chrono::milliseconds(50)));
+    return batch;
+  }
+
+  void ack(uint64_t through) override {
+    if (ack_retries_ > 0) {
+      --ack_retries_;
+      throw sdk::RetryError("test-sequence: simulated transient ack failure");
+    }
+    if (!ack_log_.empty()) std::ofstream(ack_log_, std::ios::app) << "ack " << through << "\n";
+    if (!state_file_.empty()) std::ofstream(state_file_, std::ios::trunc) << through << "\n";
+  }
+
+  std::vector<std::string> list_topics() override { return {topic_}; }
+
+ private:
+  sdk::Host host_;
+  int64_t count_, keys_;
+  std::string topic_, state_file_, ack_log_;
+  int64_t poll_retries_, ack_retries_;
+  std::string open_error_;
+  int64_t value_size_, fatal_poll_at_;
+  bool opened_once_ = false;
+  uint64_t next_ = 1;
+};
+
+using sdk::option;
+const char* const kOpenErrors[] = {"none", "retry_once", "fatal", "config", nullptr};
+const p2k_option kOptions[] = {
+    option("count", P2K_OPT_INT, "10", "Records to emit; 0 emits forever."),
+    option("keys", P2K_OPT_INT, "3", "Distinct keys, used round-robin: key-0, key-1, ..."),
+    option("topic", P2K_OPT_STRING, "test.topic", "Topic of every record."),
+    option("state_file", P2K_OPT_STRING, nullptr,
+           "File remembering the last acknowledged position across runs."),
+    option("ack_log", P2K_OPT_STRING, nullptr, "File to which every ack call appends a line."),
+    option("poll_retries", P2K_OPT_INT, "0", "The first N polls fail transiently."),
+    option("ack_retries", P2K_OPT_INT, "0", "The first N acks fail transiently."),
+    option("fatal_poll_at", P2K_OPT_INT, "0",
+           "Polls fail permanently once this position is next (0: never)."),
+    option("open_error", P2K_OPT_ENUM, "none", "How open fails.", 0, kOpenErrors),
+    option("value_size", P2K_OPT_INT, "0", "Bytes of padding added to each value."),
+    option("throw_in_create", P2K_OPT_BOOL, "false", "Throw from the constructor."),
+    option("required_text", P2K_OPT_STRING, nullptr, "An optional option, for tests."),
+};
+
+}  // namespace
+
+P2K_SOURCE_PLUGIN(SequenceSource, "test-sequence", "1.0.0",
+                  "Emits numbered records, with injectable failures (tests only).", kOptions)

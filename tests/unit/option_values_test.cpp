@@ -1,0 +1,118 @@
+#include "config/option_values.hpp"
+
+#include <pg2kafka/sdk/plugin.hpp>
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include "config/json_document.hpp"
+
+using namespace pg2kafka::config;
+using pg2kafka::sdk::option;
+
+namespace {
+
+const char* const kModes[] = {"delete", "keep", nullptr};
+const p2k_option kTable[] = {
+    option("connection", P2K_OPT_SECRET, nullptr, "Where to connect.", P2K_OPT_REQUIRED),
+    option("batch_size", P2K_OPT_INT, "1000", "Rows per fetch.", 0, nullptr, 1, 100000),
+    option("notify", P2K_OPT_BOOL, "true", "Listen."),
+    option("poll_interval", P2K_OPT_DURATION, "1s", "Poll."),
+    option("max_message", P2K_OPT_SIZE, "1MiB", "Size."),
+    option("acknowledged", P2K_OPT_ENUM, "delete", "Mode.", 0, kModes),
+    option("brokers", P2K_OPT_LIST, nullptr, "Brokers."),
+    option("rdkafka.", P2K_OPT_PREFIX, nullptr, "Passthrough."),
+};
+
+EnvLookup no_env() {
+  return [](const std::string&) { return std::optional<std::string>(); };
+}
+
+struct Result {
+  ResolvedOptions values;
+  Diagnostics diagnostics;
+};
+
+Result resolve(const std::string& json) {
+  auto doc = JsonDocument::parse(json, "t.json");
+  Result r;
+  r.values = resolve_options(kTable, &doc.root(), {"source", "options"}, nullptr, no_env(),
+                             r.diagnostics);
+  return r;
+}
+
+}  // namespace
+
+TEST(OptionValues, AppliesDefaultsAndNormalises) {
+  auto r = resolve(R"({"connection": "postgres://u:pw@h/db", "poll_interval": "250ms",
+                       "max_message": "64KiB", "notify": "off", "brokers": ["a:1", " b:2 "]})");
+  ASSERT_TRUE(r.diagnostics.empty()) << r.diagnostics.format();
+  EXPECT_EQ(r.values.get("batch_size"), "1000");
+  EXPECT_TRUE(r.values.find("batch_size")->from_default);
+  EXPECT_EQ(r.values.get("poll_interval"), "250");
+  EXPECT_EQ(r.values.get("max_message"), "65536");
+  EXPECT_EQ(r.values.get("notify"), "false");
+  EXPECT_EQ(r.values.get("acknowledged"), "delete");
+  EXPECT_EQ(r.values.get("brokers"), "a:1,b:2");
+  EXPECT_TRUE(r.values.find("connection")->secret);
+}
+
+TEST(OptionValues, ReportsEveryError_WithPathAndSuggestion) {
+  auto r = resolve(R"({"batchsize": 5, "notify": "maybe", "poll_interval": "5 parsecs",
+                       "acknowledged": "kep", "batch_size": 0})");
+  auto text = r.diagnostics.format();
+  EXPECT_EQ(r.diagnostics.size(), 6u) << text;
+  EXPECT_NE(text.find("source.options.batchsize: unknown option 'batchsize': did you mean 'batch_size'?"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("source.options.notify: expected true or false"), std::string::npos) << text;
+  EXPECT_NE(text.find("source.options.poll_interval: expected a duration"), std::string::npos) << text;
+  EXPECT_NE(text.find("did you mean 'keep'?"), std::string::npos) << text;
+  EXPECT_NE(text.find("out of range: allowed 1 to 100000"), std::string::npos) << text;
+  EXPECT_NE(text.find("required option 'connection' is missing"), std::string::npos) << text;
+}
+
+TEST(OptionValues, PassesPrefixedKeysThrough_AndFlattensNestedObjects) {
+  auto r = resolve(R"({"connection": "x", "rdkafka": {"linger.ms": 5, "sasl.password": "hunter2"},
+                       "rdkafka.acks": "all"})");
+  ASSERT_TRUE(r.diagnostics.empty()) << r.diagnostics.format();
+  EXPECT_EQ(r.values.get("rdkafka.linger.ms"), "5");
+  EXPECT_EQ(r.values.get("rdkafka.acks"), "all");
+  EXPECT_TRUE(r.values.find("rdkafka.sasl.password")->secret);
+  EXPECT_FALSE(r.values.find("rdkafka.linger.ms")->secret);
+}
+
+TEST(OptionValues, NeverPrintsSecretValue_InErrors) {
+  auto doc = JsonDocument::parse(R"({"connection": 12345678})", "t.json");
+  Diagnostics d;
+  resolve_options(kTable, &doc.root(), {}, nullptr, no_env(), d);
+  EXPECT_EQ(d.size(), 1u);
+  EXPECT_EQ(d.format().find("12345678"), std::string::npos) << d.format();
+}
+
+TEST(OptionValues, RejectsWrongTypes) {
+  auto r = resolve(R"({"connection": "x", "batch_size": "12abc", "brokers": [1, 2],
+                       "notify": [true]})");
+  EXPECT_EQ(r.diagnostics.size(), 3u) << r.diagnostics.format();
+}
+
+TEST(OptionValues, RejectsNonObjectOptions) {
+  auto r = resolve(R"(["connection"])");
+  ASSERT_EQ(r.diagnostics.size(), 1u);
+  EXPECT_NE(r.diagnostics.format().find("expected an object of options"), std::string::npos);
+}
+
+TEST(OptionValues, ParsesDurationsAndSizes) {
+  EXPECT_EQ(parse_duration_ms("250ms"), 250);
+  EXPECT_EQ(parse_duration_ms("1.5s"), 1500);
+  EXPECT_EQ(parse_duration_ms("2m"), 120000);
+  EXPECT_EQ(parse_duration_ms("7d"), 7 * 86400000LL);
+  EXPECT_EQ(parse_duration_ms("42"), 42);
+  EXPECT_FALSE(parse_duration_ms("1.5ms"));
+  EXPECT_FALSE(parse_duration_ms("-1s"));
+  EXPECT_FALSE(parse_duration_ms("s"));
+  EXPECT_EQ(parse_size_bytes("1MiB"), 1048576);
+  EXPECT_EQ(parse_size_bytes("1MB"), 1000000);
+  EXPECT_EQ(parse_size_bytes("512"), 512);
+  EXPECT_FALSE(parse_size_bytes("1 parsec"));
+}
