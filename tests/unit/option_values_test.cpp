@@ -91,7 +91,7 @@ TEST(OptionValues, NeverPrintsSecretValue_InErrors) {
 }
 
 TEST(OptionValues, RejectsWrongTypes) {
-  auto r = resolve(R"({"connection": "x", "batch_size": "12abc", "brokers": [1, 2],
+  auto r = resolve(R"({"connection": "x", "batch_size": "12abc", "brokers": [[1], 2],
                        "notify": [true]})");
   EXPECT_EQ(r.diagnostics.size(), 3u) << r.diagnostics.format();
 }

@@ -226,7 +226,7 @@ std::optional<std::string> normalize_value(const p2k_option& o, const boost::jso
       std::vector<std::string> items;
       if (v.is_array()) {
         for (const auto& e : v.as_array()) {
-          if (!e.is_string()) {
+          if (e.is_array() || e.is_object() || e.is_null()) {
             error = "expected a list of text values";
             return std::nullopt;
           }

@@ -90,7 +90,7 @@ std::string describe_options(std::span<const p2k_option> options, DescribeFormat
       out << "| Option | Type | Default | Description |\n|---|---|---|---|\n";
       for (const auto& o : options) {
         std::string range = range_label(o);
-        out << "| `" << o.name << (o.type == P2K_OPT_PREFIX ? "*" : "") << "` | " << type_label(o)
+        out << "| `" << o.name << (o.type == P2K_OPT_PREFIX ? "*" : "") << "` | " << escape_md(type_label(o))
             << " | " << escape_md(default_label(o)) << " | " << escape_md(o.description)
             << (range.empty() ? "" : " Range: " + range + ".") << " |\n";
       }

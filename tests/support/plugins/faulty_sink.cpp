@@ -52,14 +52,18 @@ class FaultySink : public sdk::Sink {
       throw sdk::RetryError("test-faulty: simulated transient write failure");
     }
     std::lock_guard lock(mutex_);
+    // Like a connection lost mid-batch: a transient failure fails the rest of the call too, so
+    // no later record overtakes the failed one (the ordering rule of plugin.h).
+    bool failing = false;
     for (const auto& r : records) {
       Report rep{r.position, P2K_OK, {}};
-      if (r.position == static_cast<uint64_t>(fatal_position_)) {
-        rep.status = P2K_FATAL;
-        rep.message = "test-faulty: simulated permanent failure";
-      } else if (retry_positions_.erase(r.position)) {
+      if (retry_positions_.erase(r.position)) failing = true;
+      if (failing) {
         rep.status = P2K_RETRY;
         rep.message = "test-faulty: simulated transient failure";
+      } else if (r.position == static_cast<uint64_t>(fatal_position_)) {
+        rep.status = P2K_FATAL;
+        rep.message = "test-faulty: simulated permanent failure";
       } else {
         std::ofstream(output_, std::ios::app)
             << "deliver " << r.position << " " << std::string(r.key.data ? r.key.data : "(null)", r.key.data ? r.key.size : 6)
@@ -142,7 +146,8 @@ const char* const kTopicErrors[] = {"none", "fatal", nullptr};
 const p2k_option kOptions[] = {
     option("output_file", P2K_OPT_STRING, nullptr, "File that receives one line per delivery.",
            P2K_OPT_REQUIRED),
-    option("retry_positions", P2K_OPT_LIST, "", "Positions that fail transiently on first write."),
+    option("retry_positions", P2K_OPT_LIST, "",
+           "Positions that fail transiently on first write, with the rest of that write call."),
     option("fatal_position", P2K_OPT_INT, "0", "Position that fails permanently (0: none)."),
     option("write_retries", P2K_OPT_INT, "0", "The first N write calls fail as a whole."),
     option("reverse", P2K_OPT_BOOL, "false", "Report each batch's outcomes in reverse order."),

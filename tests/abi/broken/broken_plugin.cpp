@@ -1,0 +1,54 @@
+// Deliberately broken plugins for the ABI tests. One source file, compiled once per defect with
+// BROKEN_<DEFECT> defined; each must be refused by the host with a precise message.
+#include <pg2kafka/plugin.h>
+
+#include <stdexcept>
+
+namespace {
+
+p2k_status create(const p2k_host*, const p2k_option_value*, size_t, void** out, char*, size_t) {
+#if defined(BROKEN_THROWING_CREATE)
+  (void)out;
+  throw std::runtime_error("create exploded");
+#else
+  static int instance;
+  *out = &instance;
+  return P2K_OK;
+#endif
+}
+p2k_status open(void*, char*, size_t) { return P2K_OK; }
+p2k_status write(void*, const p2k_record*, size_t, char*, size_t) { return P2K_OK; }
+p2k_status flush(void*, int, char*, size_t) { return P2K_OK; }
+void close(void*) {}
+void destroy(void*) {}
+
+p2k_sink_ops ops = {sizeof(p2k_sink_ops), create, open, nullptr, write, nullptr, flush, close,
+                    destroy};
+
+p2k_plugin descriptor = {sizeof(p2k_plugin), P2K_ABI_MAJOR, P2K_ABI_MINOR, P2K_KIND_SINK,
+                         "broken",           "1.0.0",       "A broken plugin.",
+                         nullptr,            0,             nullptr,
+                         &ops};
+
+}  // namespace
+
+extern "C" P2K_EXPORT const p2k_plugin* p2k_plugin_entry_v1(uint32_t, uint32_t) {
+#if defined(BROKEN_WRONG_MAJOR)
+  descriptor.abi_major = P2K_ABI_MAJOR + 1;
+#elif defined(BROKEN_NEWER_MINOR)
+  descriptor.abi_minor = P2K_ABI_MINOR + 1;
+#elif defined(BROKEN_SHORT_STRUCT)
+  descriptor.struct_size = sizeof(size_t) + 2 * sizeof(uint32_t);
+#elif defined(BROKEN_SHORT_OPS)
+  ops.struct_size = 3 * sizeof(void*);
+#elif defined(BROKEN_MISSING_WRITE)
+  ops.write = nullptr;
+#elif defined(BROKEN_NULL_DESCRIPTOR)
+  return nullptr;
+#elif defined(BROKEN_THROWING_ENTRY)
+  throw std::runtime_error("entry exploded");
+#elif defined(BROKEN_BAD_NAME)
+  descriptor.name = "Bad Name";
+#endif
+  return &descriptor;
+}

@@ -1,0 +1,154 @@
+// The command line: exit codes, help, and a clear message for every kind of bad input.
+#include <boost/json.hpp>
+
+#include "e2e_helpers.hpp"
+
+namespace {
+
+std::string plugin_dir() { return p2k_test::ctest_env("P2K_TEST_PLUGIN_DIR"); }
+
+p2k_test::CommandResult check(const std::string& json,
+                              const std::map<std::string, std::string>& env = {}) {
+  p2k_test::TempDir dir;
+  auto config = dir.write("pipeline.json", json);
+  return p2k_test::run_pg2kafka({"check", "--config", config, "--plugin-dir", plugin_dir()}, env);
+}
+
+void expect_in(const std::string& haystack, const std::string& needle) {
+  EXPECT_NE(haystack.find(needle), std::string::npos) << "expected '" << needle << "' in:\n" << haystack;
+}
+
+}  // namespace
+
+TEST(Cli, PrintsVersionAndHelp) {
+  auto v = p2k_test::run_pg2kafka({"--version"});
+  EXPECT_EQ(v.exit_code, 0);
+  expect_in(v.out, "pg2kafka 0.1.0 (plugin ABI 1.0)");
+  auto h = p2k_test::run_pg2kafka({"--help"});
+  EXPECT_EQ(h.exit_code, 0);
+  expect_in(h.out, "Exit codes:");
+  auto rh = p2k_test::run_pg2kafka({"run", "--help"});
+  EXPECT_EQ(rh.exit_code, 0);
+  expect_in(rh.out, "max_in_flight");
+  expect_in(rh.out, "--dry-run");
+}
+
+TEST(Cli, ExitsWith2_OnUnknownCommandOrFlag) {
+  auto r = p2k_test::run_pg2kafka({"rn"});
+  EXPECT_EQ(r.exit_code, 2);
+  expect_in(r.err, "unknown command 'rn'; did you mean 'run'?");
+  auto f = p2k_test::run_pg2kafka({"run", "--onse"});
+  EXPECT_EQ(f.exit_code, 2);
+  expect_in(f.err, "onse");
+  EXPECT_EQ(p2k_test::run_pg2kafka({}).exit_code, 2);
+}
+
+TEST(Cli, ExitsWith2_WhenPipelineFileIsMissing) {
+  auto r = p2k_test::run_pg2kafka({"check", "--config", "/nonexistent/p.json"});
+  EXPECT_EQ(r.exit_code, 2);
+  expect_in(r.err, "/nonexistent/p.json: cannot read the pipeline file");
+}
+
+TEST(Cli, ReportsLineAndColumn_ForMalformedJson) {
+  auto r = check("{\n  \"source\": {\"plugin\": \"test-sequence\"}\n  \"sink\": {}\n}");
+  EXPECT_EQ(r.exit_code, 2);
+  expect_in(r.err, "pipeline.json:3:3: invalid JSON");
+}
+
+TEST(Cli, ListsAvailablePluginsAndSuggests_ForUnknownPlugin) {
+  auto r = check(R"({"source": {"plugin": "test-sequense"}, "sink": {"plugin": "stdout"}})");
+  EXPECT_EQ(r.exit_code, 3);
+  expect_in(r.err, "unknown source plugin 'test-sequense' (did you mean 'test-sequence'?)");
+  expect_in(r.err, "available source plugins: test-sequence");
+}
+
+TEST(Cli, ExitsWith3_WhenPluginFileIsMissing) {
+  auto r = check(R"({"source": {"plugin": "/nowhere/pg2kafka-source-x.so"}, "sink": {"plugin": "stdout"}})");
+  EXPECT_EQ(r.exit_code, 3);
+  expect_in(r.err, "cannot use plugin file '/nowhere/pg2kafka-source-x.so': cannot access it");
+}
+
+TEST(Cli, ExitsWith3_WhenASinkIsUsedAsSource) {
+  auto r = check(R"({"source": {"plugin": ")" + plugin_dir() +
+                 R"(/pg2kafka-sink-test-faulty.so"}, "sink": {"plugin": "stdout"}})");
+  EXPECT_EQ(r.exit_code, 3);
+  expect_in(r.err, "is a sink, but the source section needs a source");
+}
+
+TEST(Cli, ReportsEveryConfigurationErrorAtOnce) {
+  auto r = check(R"({
+  "source": {"plugin": "test-sequence", "options": {"cout": 5, "keys": "three", "topic": "${P2K_UNSET_VAR}"}},
+  "sink": {"plugin": "test-faulty", "options": {"reverse": "sometimes"}},
+  "pipeline": {"batch_sise": 10}
+})",
+                 {{"-P2K_UNSET_VAR", ""}});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  expect_in(r.err, "pipeline.json:2:53: source.options.cout: unknown option 'cout': did you mean 'count'?");
+  expect_in(r.err, "source.options.keys: expected a whole number, found 'three'");
+  expect_in(r.err, "source.options.topic: environment variable P2K_UNSET_VAR is not set");
+  expect_in(r.err, "sink.options.reverse: expected true or false");
+  expect_in(r.err, "sink.options: required option 'output_file' is missing");
+  expect_in(r.err, "pipeline.batch_sise: unknown option 'batch_sise': did you mean 'batch_size'?");
+}
+
+TEST(Cli, CheckPrintsResolvedOptions_WithSecretsHidden) {
+  auto r = check(R"({"source": {"plugin": "test-sequence"},
+    "sink": {"plugin": "test-faulty", "options": {"output_file": "/tmp/x", "secret_token": "hunter2",
+             "extra": {"sasl.password": "swordfish", "linger": 5}}}})");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  expect_in(r.out, "configuration OK");
+  expect_in(r.out, "secret_token = ***");
+  expect_in(r.out, "extra.sasl.password = ***");
+  expect_in(r.out, "extra.linger = 5");
+  expect_in(r.out, "count = 10  (default)");
+  EXPECT_EQ(r.out.find("hunter2"), std::string::npos);
+  EXPECT_EQ(r.out.find("swordfish"), std::string::npos);
+}
+
+TEST(Cli, CheckCreatesButNeverOpensPlugins) {
+  // open_error=fatal would fail `run`; `check` never opens, so it passes.
+  auto r = check(R"({"source": {"plugin": "test-sequence", "options": {"open_error": "fatal"}},
+    "sink": {"plugin": "stdout"}})");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST(Cli, ListsPlugins_FromPluginPathEnvironment) {
+  auto r = p2k_test::run_pg2kafka({"plugins", "list"}, {{"PG2KAFKA_PLUGIN_PATH", plugin_dir()}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  expect_in(r.out, "source\ttest-sequence\t1.0.0");
+  expect_in(r.out, "sink\ttest-faulty\t1.0.0");
+  expect_in(r.out, "sink\tstdout\t0.1.0");
+}
+
+TEST(Cli, DescribesPluginAsTextJsonAndMarkdown) {
+  auto text = p2k_test::run_pg2kafka({"plugins", "describe", "stdout"});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  expect_in(text.out, "stdout 0.1.0 (sink, ABI 1.0)");
+  expect_in(text.out, "format  (enum(envelope|value), \"envelope\")");
+
+  auto json = p2k_test::run_pg2kafka({"plugins", "describe", "test-faulty", "--format", "json"},
+                                     {{"PG2KAFKA_PLUGIN_PATH", plugin_dir()}});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  auto v = boost::json::parse(json.out).as_object();
+  EXPECT_EQ(v.at("name").as_string(), "test-faulty");
+  EXPECT_EQ(v.at("kind").as_string(), "sink");
+  bool found_required = false;
+  for (const auto& o : v.at("options").as_array())
+    if (o.as_object().at("name").as_string() == "output_file")
+      found_required = o.as_object().at("required").as_bool();
+  EXPECT_TRUE(found_required);
+
+  auto md = p2k_test::run_pg2kafka({"plugins", "describe", "stdout", "--format", "markdown"});
+  ASSERT_EQ(md.exit_code, 0);
+  expect_in(md.out, "| Option | Type | Default | Description |");
+  expect_in(md.out, "| `format` | enum(envelope\\|value) |");
+}
+
+TEST(Cli, RejectsUnknownPluginOrFormat_InDescribe) {
+  auto r = p2k_test::run_pg2kafka({"plugins", "describe", "nope"});
+  EXPECT_EQ(r.exit_code, 3);
+  expect_in(r.err, "no plugin named 'nope' (available: ");
+  auto f = p2k_test::run_pg2kafka({"plugins", "describe", "stdout", "--format", "yaml"});
+  EXPECT_EQ(f.exit_code, 2);
+  expect_in(f.err, "unknown format 'yaml'");
+}
