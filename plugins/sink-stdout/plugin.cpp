@@ -22,6 +22,6 @@ const p2k_option kOptions[] = {
 
 }  // namespace
 
-P2K_SINK_PLUGIN(pg2kafka::plugins::StdoutSink, "stdout", "0.1.0",
-                "Prints each record as one JSON line, for dry runs and for piping into other tools.",
-                kOptions)
+P2K_SINK_PLUGIN(
+    pg2kafka::plugins::StdoutSink, "stdout", "0.1.0",
+    "Prints each record as one JSON line, for dry runs and for piping into other tools.", kOptions)

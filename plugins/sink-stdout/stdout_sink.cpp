@@ -66,12 +66,15 @@ void StdoutSink::write(std::span<const p2k_record> records) {
       throw sdk::FatalError(std::string(stream_ == stdout ? "stdout" : "stderr") +
                             " is closed (broken pipe): the program reading pg2kafka's output "
                             "went away; nothing after the last complete line was delivered");
-    throw sdk::FatalError(std::string("cannot write to ") + (stream_ == stdout ? "stdout" : "stderr") +
-                          ": " + (e ? std::strerror(e) : "short write"));
+    throw sdk::FatalError(std::string("cannot write to ") +
+                          (stream_ == stdout ? "stdout" : "stderr") + ": " +
+                          (e ? std::strerror(e) : "short write"));
   }
   for (const auto& r : records) host_.report(r.position, P2K_OK);
 }
 
-bool StdoutSink::flush(std::chrono::milliseconds) { return true; }
+bool StdoutSink::flush(std::chrono::milliseconds) {
+  return true;
+}
 
 }  // namespace pg2kafka::plugins

@@ -31,7 +31,8 @@ std::string load_error(const std::string& path) {
 void expect_refused(const std::string& name, const std::string& expected) {
   std::string error = load_error(broken(name));
   EXPECT_NE(error.find(broken(name)), std::string::npos) << error;
-  EXPECT_NE(error.find(expected), std::string::npos) << "expected '" << expected << "' in: " << error;
+  EXPECT_NE(error.find(expected), std::string::npos)
+      << "expected '" << expected << "' in: " << error;
 }
 
 }  // namespace
@@ -42,7 +43,9 @@ TEST(Abi, LoadsAWellFormedPlugin) {
   EXPECT_EQ(p->kind(), P2K_KIND_SINK);
 }
 
-TEST(Abi, RefusesMissingFile) { expect_refused("does-not-exist", "cannot access it"); }
+TEST(Abi, RefusesMissingFile) {
+  expect_refused("does-not-exist", "cannot access it");
+}
 
 TEST(Abi, RefusesFileThatIsNotASharedLibrary) {
   p2k_test::TempDir dir;
@@ -63,7 +66,9 @@ TEST(Abi, RefusesNewerMinorVersion) {
   expect_refused("newer-minor", "built for plugin ABI 1.1, newer than this pg2kafka's ABI 1.0");
 }
 
-TEST(Abi, RefusesShortDescriptor) { expect_refused("short-struct", "smaller than the"); }
+TEST(Abi, RefusesShortDescriptor) {
+  expect_refused("short-struct", "smaller than the");
+}
 
 TEST(Abi, RefusesShortOperationsTable) {
   expect_refused("short-ops", "its sink operations table is 24 bytes");
@@ -73,16 +78,23 @@ TEST(Abi, RefusesMissingRequiredOperation) {
   expect_refused("missing-write", "lacks a required function");
 }
 
-TEST(Abi, RefusesNullDescriptor) { expect_refused("null-descriptor", "returned NULL"); }
+TEST(Abi, RefusesNullDescriptor) {
+  expect_refused("null-descriptor", "returned NULL");
+}
 
-TEST(Abi, RefusesThrowingEntry) { expect_refused("throwing-entry", "entry exploded"); }
+TEST(Abi, RefusesThrowingEntry) {
+  expect_refused("throwing-entry", "entry exploded");
+}
 
-TEST(Abi, RefusesInvalidName) { expect_refused("bad-name", "not lower-hyphenated"); }
+TEST(Abi, RefusesInvalidName) {
+  expect_refused("bad-name", "not lower-hyphenated");
+}
 
 TEST(Abi, RefusesWorldWritableFile) {
   p2k_test::TempDir dir;
   auto copy = dir.path() / "pg2kafka-sink-stdout.so";
-  std::filesystem::copy_file(p2k_test::ctest_env("P2K_PLUGIN_DIR") + "/pg2kafka-sink-stdout.so", copy);
+  std::filesystem::copy_file(p2k_test::ctest_env("P2K_PLUGIN_DIR") + "/pg2kafka-sink-stdout.so",
+                             copy);
   chmod(copy.c_str(), 0666);
   auto error = load_error(copy.string());
   EXPECT_NE(error.find("writable by every user (mode 0666)"), std::string::npos) << error;
@@ -93,7 +105,8 @@ TEST(Abi, RefusesFileOwnedBySomeoneElse) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to give a file away";
   p2k_test::TempDir dir;
   auto copy = dir.path() / "pg2kafka-sink-stdout.so";
-  std::filesystem::copy_file(p2k_test::ctest_env("P2K_PLUGIN_DIR") + "/pg2kafka-sink-stdout.so", copy);
+  std::filesystem::copy_file(p2k_test::ctest_env("P2K_PLUGIN_DIR") + "/pg2kafka-sink-stdout.so",
+                             copy);
   ASSERT_EQ(chown(copy.c_str(), 12345, 12345), 0);
   auto error = load_error(copy.string());
   EXPECT_NE(error.find("owned by uid 12345"), std::string::npos) << error;
@@ -128,9 +141,10 @@ TEST(Abi, SdkTurnsExceptionFromConstructorIntoStatus) {
 TEST(Abi, BinaryExitsWithPluginErrorCode_ForBrokenPlugin) {
   p2k_test::TempDir dir;
   auto config = dir.write("p.json", R"({"source": {"plugin": "test-sequence"},
-    "sink": {"plugin": ")" + broken("wrong-major") + R"("}})");
-  auto r = p2k_test::run_pg2kafka({"check", "--config", config, "--plugin-dir",
-                                   p2k_test::ctest_env("P2K_TEST_PLUGIN_DIR")});
+    "sink": {"plugin": ")" + broken("wrong-major") +
+                                        R"("}})");
+  auto r = p2k_test::run_pg2kafka(
+      {"check", "--config", config, "--plugin-dir", p2k_test::ctest_env("P2K_TEST_PLUGIN_DIR")});
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("built for plugin ABI 2.0"), std::string::npos) << r.err;
 }
@@ -138,7 +152,8 @@ TEST(Abi, BinaryExitsWithPluginErrorCode_ForBrokenPlugin) {
 TEST(Abi, BinaryExitsWithPluginErrorCode_ForThrowingCreate) {
   p2k_test::TempDir dir;
   auto config = dir.write("p.json", R"({"source": {"plugin": "test-sequence"},
-    "sink": {"plugin": ")" + broken("throwing-create") + R"("}})");
+    "sink": {"plugin": ")" + broken("throwing-create") +
+                                        R"("}})");
   auto r = p2k_test::run_pg2kafka({"run", "--once", "--config", config, "--plugin-dir",
                                    p2k_test::ctest_env("P2K_TEST_PLUGIN_DIR")});
   EXPECT_EQ(r.exit_code, 3) << r.err;

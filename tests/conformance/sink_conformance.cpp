@@ -46,7 +46,8 @@ class RecordFactory {
       auto& s = storage_[pos];
       s.key = "key-" + std::to_string(pos % 7);
       s.value = "{\"n\":" + std::to_string(pos) + ",\"text\":\"quote \\\" backslash \\\\ \\u0001\"";
-      if (s.value.size() < value_size) s.value += ",\"pad\":\"" + std::string(value_size - s.value.size(), 'x') + "\"";
+      if (s.value.size() < value_size)
+        s.value += ",\"pad\":\"" + std::string(value_size - s.value.size(), 'x') + "\"";
       s.value += "}";
       s.id = "conformance-" + std::to_string(pos);
       s.header_name = "pg2kafka.test";
@@ -59,7 +60,8 @@ class RecordFactory {
       r.topic = {g_topic.data(), g_topic.size()};
       // Every fifth record has a null key; every ninth an empty value.
       r.key = pos % 5 == 0 ? p2k_slice{nullptr, 0} : p2k_slice{s.key.data(), s.key.size()};
-      r.value = pos % 9 == 0 ? p2k_slice{s.value.data(), 0} : p2k_slice{s.value.data(), s.value.size()};
+      r.value =
+          pos % 9 == 0 ? p2k_slice{s.value.data(), 0} : p2k_slice{s.value.data(), s.value.size()};
       r.timestamp_ms = 1700000000000 + static_cast<int64_t>(pos);
       r.id = {s.id.data(), s.id.size()};
       r.headers = &s.header;
@@ -98,8 +100,8 @@ class SinkConformance : public ::testing::Test {
   }
 
   // Writes, flushes, and returns how often each position was reported, with its statuses.
-  std::map<uint64_t, std::vector<p2k_status>> write_and_flush(plugin::SinkInstance& sink,
-                                                              const std::vector<p2k_record>& records) {
+  std::map<uint64_t, std::vector<p2k_status>> write_and_flush(
+      plugin::SinkInstance& sink, const std::vector<p2k_record>& records) {
     auto w = sink.write(records.data(), records.size());
     EXPECT_TRUE(w.ok()) << "write failed: " << w.message;
     auto f = sink.flush(kFlushTimeout);
@@ -162,8 +164,8 @@ TEST_F(SinkConformance, ReportsEveryRecordExactlyOnce) {
   auto reports = collect(*sink);
   ASSERT_EQ(reports.size(), all.size()) << "not every record was reported";
   for (const auto& r : all) {
-    ASSERT_EQ(reports[r.position].size(), 1u) << "position " << r.position << " reported "
-                                               << reports[r.position].size() << " times";
+    ASSERT_EQ(reports[r.position].size(), 1u)
+        << "position " << r.position << " reported " << reports[r.position].size() << " times";
     EXPECT_EQ(reports[r.position][0], P2K_OK)
         << "position " << r.position << " failed: " << (messages_.empty() ? "" : messages_[0]);
   }
@@ -222,9 +224,12 @@ int main(int argc, char** argv) {
       if (a == flag && i + 1 < argc) return std::string(argv[++i]);
       return std::nullopt;
     };
-    if (auto v = value("--plugin")) g_plugin_path = *v;
-    else if (auto v = value("--options")) g_options_json = *v;
-    else if (auto v = value("--topic")) g_topic = *v;
+    if (auto v = value("--plugin"))
+      g_plugin_path = *v;
+    else if (auto v = value("--options"))
+      g_options_json = *v;
+    else if (auto v = value("--topic"))
+      g_topic = *v;
     else {
       std::cerr << "unknown argument " << a << "\nusage: " << argv[0]
                 << " --plugin PATH.so [--options JSON] [--topic NAME] [gtest flags]\n";

@@ -5,7 +5,9 @@
 
 namespace {
 
-std::string plugin_dir() { return p2k_test::ctest_env("P2K_TEST_PLUGIN_DIR"); }
+std::string plugin_dir() {
+  return p2k_test::ctest_env("P2K_TEST_PLUGIN_DIR");
+}
 
 p2k_test::CommandResult check(const std::string& json,
                               const std::map<std::string, std::string>& env = {}) {
@@ -15,7 +17,8 @@ p2k_test::CommandResult check(const std::string& json,
 }
 
 void expect_in(const std::string& haystack, const std::string& needle) {
-  EXPECT_NE(haystack.find(needle), std::string::npos) << "expected '" << needle << "' in:\n" << haystack;
+  EXPECT_NE(haystack.find(needle), std::string::npos) << "expected '" << needle << "' in:\n"
+                                                      << haystack;
 }
 
 }  // namespace
@@ -63,7 +66,8 @@ TEST(Cli, ListsAvailablePluginsAndSuggests_ForUnknownPlugin) {
 }
 
 TEST(Cli, ExitsWith3_WhenPluginFileIsMissing) {
-  auto r = check(R"({"source": {"plugin": "/nowhere/pg2kafka-source-x.so"}, "sink": {"plugin": "stdout"}})");
+  auto r = check(
+      R"({"source": {"plugin": "/nowhere/pg2kafka-source-x.so"}, "sink": {"plugin": "stdout"}})");
   EXPECT_EQ(r.exit_code, 3);
   expect_in(r.err, "cannot use plugin file '/nowhere/pg2kafka-source-x.so': cannot access it");
 }
@@ -83,7 +87,9 @@ TEST(Cli, ReportsEveryConfigurationErrorAtOnce) {
 })",
                  {{"-P2K_UNSET_VAR", ""}});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  expect_in(r.err, "pipeline.json:2:53: source.options.cout: unknown option 'cout': did you mean 'count'?");
+  expect_in(
+      r.err,
+      "pipeline.json:2:53: source.options.cout: unknown option 'cout': did you mean 'count'?");
   expect_in(r.err, "source.options.keys: expected a whole number, found 'three'");
   expect_in(r.err, "source.options.topic: environment variable P2K_UNSET_VAR is not set");
   expect_in(r.err, "sink.options.reverse: expected true or false");

@@ -23,10 +23,12 @@ struct FaultyPipeline {
                  const std::string& pipeline = R"({"retry.initial_backoff": "10ms",
                                                     "retry.max_backoff": "50ms"})") {
     config = dir.write("pipeline.json", R"({
-      "source": {"plugin": "test-sequence", "options": {"ack_log": ")" + log + "\"" +
+      "source": {"plugin": "test-sequence", "options": {"ack_log": ")" +
+                                            log + "\"" +
                                             (source_options.empty() ? "" : ", " + source_options) +
                                             R"(}},
-      "sink": {"plugin": "test-faulty", "options": {"output_file": ")" + log + "\"" +
+      "sink": {"plugin": "test-faulty", "options": {"output_file": ")" +
+                                            log + "\"" +
                                             (sink_options.empty() ? "" : ", " + sink_options) +
                                             R"(}},
       "pipeline": )" + pipeline + "}");
@@ -66,7 +68,8 @@ struct FaultyPipeline {
       uint64_t through = std::stoull(l.substr(4));
       EXPECT_GT(through, last_ack) << "acks must increase";
       for (uint64_t p = last_ack + 1; p <= through; ++p)
-        EXPECT_TRUE(delivered_so_far.count(p)) << "ack " << through << " before " << p << " was delivered";
+        EXPECT_TRUE(delivered_so_far.count(p))
+            << "ack " << through << " before " << p << " was delivered";
       last_ack = through;
     }
   }

@@ -59,7 +59,8 @@ TEST(Pipeline, StopsWithExitCode4AndAcksNothingFromTheFailedRecordOn_WhenSinkFai
   FaultyPipeline p(R"("count": 12)", R"("fatal_position": 5)", R"({"batch_size": 3})");
   auto r = p.run();
   EXPECT_EQ(r.exit_code, 4) << r.err;
-  EXPECT_NE(r.err.find("failed permanently on event evt-5 (position 5)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("failed permanently on event evt-5 (position 5)"), std::string::npos)
+      << r.err;
   auto acks = p.acks();
   ASSERT_FALSE(acks.empty());
   EXPECT_EQ(acks.back(), 4u);
@@ -152,7 +153,8 @@ TEST(Pipeline, StopsBeforeWriting_WhenSinkCannotPrepareATopic) {
   FaultyPipeline p(R"("count": 5, "topic": "orders")", R"("topic_error": "fatal")");
   auto r = p.run();
   EXPECT_EQ(r.exit_code, 4) << r.err;
-  EXPECT_NE(r.err.find("cannot write to topic 'orders': topic orders is missing"), std::string::npos)
+  EXPECT_NE(r.err.find("cannot write to topic 'orders': topic orders is missing"),
+            std::string::npos)
       << r.err;
   EXPECT_TRUE(p.delivered().empty());
 }
@@ -178,7 +180,8 @@ TEST(Pipeline, DryRunPrintsEverythingOnceAndAcknowledgesNothing) {
 
 TEST(Pipeline, DryRunFromTheConfigNeedsNoSinkSettings) {
   p2k_test::TempDir dir;
-  auto config = dir.write("p.json", R"({"source": {"plugin": "test-sequence", "options": {"count": 2}},
+  auto config =
+      dir.write("p.json", R"({"source": {"plugin": "test-sequence", "options": {"count": 2}},
     "sink": {"plugin": "kafka", "options": {"bootstrap_servers": "${UNSET_BROKER}"}},
     "pipeline": {"dry_run": "${DRY_RUN:-false}"}})");
   auto r = p2k_test::run_pg2kafka({"run", "--once", "--config", config, "--plugin-dir",
@@ -197,8 +200,8 @@ TEST(Pipeline, ShutsDownCleanlyOnSigterm_AckingEverythingDelivered) {
     dup2(devnull, 2);
     std::string bin = p2k_test::ctest_env("P2K_BINARY");
     std::string dir = p2k_test::ctest_env("P2K_TEST_PLUGIN_DIR");
-    execl(bin.c_str(), bin.c_str(), "run", "--config", p.config.c_str(), "--plugin-dir", dir.c_str(),
-          nullptr);
+    execl(bin.c_str(), bin.c_str(), "run", "--config", p.config.c_str(), "--plugin-dir",
+          dir.c_str(), nullptr);
     _exit(127);
   }
   for (int i = 0; i < 200 && p.acks().size() < 5; ++i)

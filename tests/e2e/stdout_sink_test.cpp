@@ -9,11 +9,13 @@
 
 namespace {
 
-p2k_test::CommandResult run_stdout(const std::string& source_options, const std::string& sink_options) {
+p2k_test::CommandResult run_stdout(const std::string& source_options,
+                                   const std::string& sink_options) {
   p2k_test::TempDir dir;
   auto config = dir.write("p.json", R"({"source": {"plugin": "test-sequence", "options": {)" +
                                         source_options + R"(}},
-      "sink": {"plugin": "stdout", "options": {)" + sink_options + "}}}");
+      "sink": {"plugin": "stdout", "options": {)" +
+                                        sink_options + "}}}");
   return p2k_test::run_pg2kafka({"run", "--once", "--config", config, "--plugin-dir",
                                  p2k_test::ctest_env("P2K_TEST_PLUGIN_DIR")});
 }
@@ -36,8 +38,8 @@ TEST(StdoutSink, PrintsOneJsonObjectPerRecord) {
 TEST(StdoutSink, PrintsTheValueAlone_WhenFormatIsValue) {
   auto r = run_stdout(R"("count": 2)", R"("format": "value")");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(p2k_test::lines(r.out), (std::vector<std::string>{R"({"seq":1,"key":"key-1"})",
-                                                              R"({"seq":2,"key":"key-2"})"}));
+  EXPECT_EQ(p2k_test::lines(r.out),
+            (std::vector<std::string>{R"({"seq":1,"key":"key-1"})", R"({"seq":2,"key":"key-2"})"}));
 }
 
 TEST(StdoutSink, ReportsAClosedPipeAsAFatalError) {

@@ -36,7 +36,8 @@ std::string ctest_env(const char* name) {
 std::string state_value(const std::string& file, const std::string& key) {
   std::string path = ctest_env("P2K_TEST_STATE_DIR") + "/" + file;
   std::ifstream in(path);
-  if (!in) throw std::runtime_error("fixture state file " + path + " is missing: is the fixture up?");
+  if (!in)
+    throw std::runtime_error("fixture state file " + path + " is missing: is the fixture up?");
   std::string line;
   while (std::getline(in, line)) {
     auto eq = line.find('=');
@@ -49,8 +50,9 @@ std::string test_plugin(const std::string& kind, const std::string& name) {
   return ctest_env("P2K_TEST_PLUGIN_DIR") + "/pg2kafka-" + kind + "-" + name + ".so";
 }
 
-CommandResult run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
-                  std::chrono::seconds timeout, const std::string& input) {
+CommandResult run(const std::vector<std::string>& argv,
+                  const std::map<std::string, std::string>& env, std::chrono::seconds timeout,
+                  const std::string& input) {
   int in_pipe[2], out_pipe[2], err_pipe[2];
   if (pipe(in_pipe) || pipe(out_pipe) || pipe(err_pipe)) throw std::runtime_error("pipe failed");
   pid_t pid = fork();
@@ -118,8 +120,10 @@ CommandResult run(const std::vector<std::string>& argv, const std::map<std::stri
       }
       ssize_t r = read(fds[i].fd, buf, sizeof buf);
       if (r <= 0) {
-        if (fds[i].fd == out_pipe[0]) open_out = false;
-        else open_err = false;
+        if (fds[i].fd == out_pipe[0])
+          open_out = false;
+        else
+          open_err = false;
         continue;
       }
       (fds[i].fd == out_pipe[0] ? result.out : result.err).append(buf, static_cast<size_t>(r));
@@ -138,7 +142,8 @@ CommandResult run(const std::vector<std::string>& argv, const std::map<std::stri
 }
 
 CommandResult run_pg2kafka(const std::vector<std::string>& args,
-                           const std::map<std::string, std::string>& env, std::chrono::seconds timeout) {
+                           const std::map<std::string, std::string>& env,
+                           std::chrono::seconds timeout) {
   std::vector<std::string> argv{ctest_env("P2K_BINARY")};
   argv.insert(argv.end(), args.begin(), args.end());
   return run(argv, env, timeout);

@@ -32,8 +32,10 @@ struct CommandResult {
 // Runs argv[0] with arguments (no shell), feeding `input` on stdin, with `env` added to (or, for
 // an empty value of a name starting with '-', removed from) the current environment. Kills the
 // process and fails the call when it runs longer than `timeout`.
-CommandResult run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
-                  std::chrono::seconds timeout = std::chrono::seconds(60), const std::string& input = {});
+CommandResult run(const std::vector<std::string>& argv,
+                  const std::map<std::string, std::string>& env = {},
+                  std::chrono::seconds timeout = std::chrono::seconds(60),
+                  const std::string& input = {});
 
 // Runs the pg2kafka binary under test.
 CommandResult run_pg2kafka(const std::vector<std::string>& args,

@@ -2,8 +2,8 @@
 
 #include <pg2kafka/sdk/plugin.hpp>
 
-#include <boost/json.hpp>
 #include <gtest/gtest.h>
+#include <boost/json.hpp>
 
 #include "config/json_document.hpp"
 
@@ -36,8 +36,8 @@ struct Result {
 Result resolve(const std::string& json) {
   auto doc = JsonDocument::parse(json, "t.json");
   Result r;
-  r.values = resolve_options(kTable, &doc.root(), {"source", "options"}, nullptr, no_env(),
-                             r.diagnostics);
+  r.values =
+      resolve_options(kTable, &doc.root(), {"source", "options"}, nullptr, no_env(), r.diagnostics);
   return r;
 }
 
@@ -62,11 +62,13 @@ TEST(OptionValues, ReportsEveryError_WithPathAndSuggestion) {
                        "acknowledged": "kep", "batch_size": 0})");
   auto text = r.diagnostics.format();
   EXPECT_EQ(r.diagnostics.size(), 6u) << text;
-  EXPECT_NE(text.find("source.options.batchsize: unknown option 'batchsize': did you mean 'batch_size'?"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find("source.options.batchsize: unknown option 'batchsize': did you mean 'batch_size'?"),
+      std::string::npos)
       << text;
   EXPECT_NE(text.find("source.options.notify: expected true or false"), std::string::npos) << text;
-  EXPECT_NE(text.find("source.options.poll_interval: expected a duration"), std::string::npos) << text;
+  EXPECT_NE(text.find("source.options.poll_interval: expected a duration"), std::string::npos)
+      << text;
   EXPECT_NE(text.find("did you mean 'keep'?"), std::string::npos) << text;
   EXPECT_NE(text.find("out of range: allowed 1 to 100000"), std::string::npos) << text;
   EXPECT_NE(text.find("required option 'connection' is missing"), std::string::npos) << text;

@@ -25,7 +25,9 @@ namespace {
 
 std::atomic<int> g_stop_requests{0};
 
-extern "C" void on_stop_signal(int) { g_stop_requests.fetch_add(1); }
+extern "C" void on_stop_signal(int) {
+  g_stop_requests.fetch_add(1);
+}
 
 void install_signal_handlers() {
   struct sigaction sa {};
@@ -80,7 +82,7 @@ void add_common(po::options_description& desc, CommonOptions& common) {
                      "the directory next to the binary and the install prefix.")(
       "log-level", po::value(&common.log_level),
       "error, warn, info or debug; overrides the pipeline file's log_level.")("help,h",
-                                                                               "Show this help.");
+                                                                              "Show this help.");
 }
 
 // Parses a subcommand's arguments; throws po::error on bad input.
@@ -161,16 +163,16 @@ std::optional<int> prepare(const std::string& config_arg, bool dry_run, const Co
     }
   };
   out.source_plugin = load(P2K_KIND_SOURCE, cfg.source(), "");
-  out.sink_plugin = cfg.host().dry_run ? load(P2K_KIND_SINK, {}, "stdout")
-                                       : load(P2K_KIND_SINK, cfg.sink(), "");
+  out.sink_plugin =
+      cfg.host().dry_run ? load(P2K_KIND_SINK, {}, "stdout") : load(P2K_KIND_SINK, cfg.sink(), "");
   if (out.source_plugin)
-    out.source_options = config::resolve_options(out.source_plugin->options(), cfg.source().options,
-                                                 {"source", "options"}, &cfg.document(), env,
-                                                 diagnostics);
+    out.source_options =
+        config::resolve_options(out.source_plugin->options(), cfg.source().options,
+                                {"source", "options"}, &cfg.document(), env, diagnostics);
   if (out.sink_plugin && !cfg.host().dry_run)
-    out.sink_options = config::resolve_options(out.sink_plugin->options(), cfg.sink().options,
-                                               {"sink", "options"}, &cfg.document(), env,
-                                               diagnostics);
+    out.sink_options =
+        config::resolve_options(out.sink_plugin->options(), cfg.sink().options, {"sink", "options"},
+                                &cfg.document(), env, diagnostics);
   else if (out.sink_plugin)
     out.sink_options = config::resolve_options(out.sink_plugin->options(), nullptr, {"sink"},
                                                nullptr, env, diagnostics);
@@ -239,8 +241,8 @@ int cmd_plugins(const std::vector<std::string>& args) {
   CommonOptions common;
   std::string action, name, kind, format = "text";
   po::options_description desc("pg2kafka plugins");
-  desc.add_options()("action", po::value(&action), "list or describe")(
-      "name", po::value(&name), "plugin name (describe)")(
+  desc.add_options()("action", po::value(&action), "list or describe")("name", po::value(&name),
+                                                                       "plugin name (describe)")(
       "kind", po::value(&kind), "source or sink, when a name exists as both (describe)")(
       "format", po::value(&format), "text, json or markdown (describe)");
   add_common(desc, common);
@@ -286,12 +288,13 @@ int cmd_plugins(const std::vector<std::string>& args) {
   }
   std::vector<const plugin::PluginRegistry::Entry*> matches;
   for (const auto& e : entries)
-    if (e.name == name && (kind.empty() || kind == plugin::kind_name(e.kind))) matches.push_back(&e);
+    if (e.name == name && (kind.empty() || kind == plugin::kind_name(e.kind)))
+      matches.push_back(&e);
   if (matches.empty()) {
     std::string known;
     for (const auto& e : entries) known += (known.empty() ? "" : ", ") + e.name;
-    std::cerr << "pg2kafka: no plugin named '" << name << "' (available: "
-              << (known.empty() ? "none" : known) << ")\n";
+    std::cerr << "pg2kafka: no plugin named '" << name
+              << "' (available: " << (known.empty() ? "none" : known) << ")\n";
     return kExitPlugin;
   }
   if (matches.size() > 1) {

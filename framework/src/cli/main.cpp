@@ -1,3 +1,5 @@
 #include "cli/commands.hpp"
 
-int main(int argc, char** argv) { return pg2kafka::cli::main_entry(argc, argv); }
+int main(int argc, char** argv) {
+  return pg2kafka::cli::main_entry(argc, argv);
+}

@@ -40,7 +40,8 @@ class Diagnostics {
 // Thrown once all diagnostics of a stage are collected.
 class ConfigError : public std::runtime_error {
  public:
-  explicit ConfigError(Diagnostics d) : std::runtime_error(d.format()), diagnostics_(std::move(d)) {}
+  explicit ConfigError(Diagnostics d)
+      : std::runtime_error(d.format()), diagnostics_(std::move(d)) {}
   const Diagnostics& diagnostics() const { return diagnostics_; }
 
  private:

@@ -50,7 +50,8 @@ class Locator {
     };
     for (pos_ = 0; pos_ < text_.size();) {
       char c = text_[pos_];
-      if (c == '/' && pos_ + 1 < text_.size() && (text_[pos_ + 1] == '/' || text_[pos_ + 1] == '*')) {
+      if (c == '/' && pos_ + 1 < text_.size() &&
+          (text_[pos_ + 1] == '/' || text_[pos_ + 1] == '*')) {
         skip_comment();
         continue;
       }
@@ -149,7 +150,8 @@ class Locator {
     while (pos_ < text_.size() && text_[pos_] != '"') {
       if (text_[pos_] == '\\' && pos_ + 1 < text_.size()) {
         char e = text_[pos_ + 1];
-        out += (e == '"' || e == '\\' || e == '/') ? std::string(1, e) : std::string(text_.substr(pos_, 2));
+        out += (e == '"' || e == '\\' || e == '/') ? std::string(1, e)
+                                                   : std::string(text_.substr(pos_, 2));
         pos_ += 2;
         continue;
       }
@@ -192,7 +194,8 @@ JsonDocument JsonDocument::load(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     Diagnostics d;
-    d.add(Diagnostic{path, {}, {}, "cannot read the pipeline file: " + std::string(std::strerror(errno))});
+    d.add(Diagnostic{
+        path, {}, {}, "cannot read the pipeline file: " + std::string(std::strerror(errno))});
     throw ConfigError(std::move(d));
   }
   std::ostringstream s;

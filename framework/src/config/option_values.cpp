@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "config/json_document.hpp"
@@ -33,7 +33,8 @@ std::optional<int64_t> scaled(const std::string& text,
   while (i < t.size() && (std::isdigit(static_cast<unsigned char>(t[i])) || t[i] == '.')) ++i;
   if (i == 0) return std::nullopt;
   std::string number = t.substr(0, i);
-  if (std::count(number.begin(), number.end(), '.') > 1 || number.back() == '.') return std::nullopt;
+  if (std::count(number.begin(), number.end(), '.') > 1 || number.back() == '.')
+    return std::nullopt;
   std::string unit = trim(t.substr(i));
   double factor = 0;
   if (unit.empty()) {
@@ -80,7 +81,9 @@ std::optional<std::string> scalar_text(const boost::json::value& v, const EnvLoo
     return s;
   }
   error = "expected a single value (text, number or true/false), found " +
-          std::string(v.is_object() ? "an object" : v.is_array() ? "a list" : "null");
+          std::string(v.is_object()  ? "an object"
+                      : v.is_array() ? "a list"
+                                     : "null");
   return std::nullopt;
 }
 
@@ -94,7 +97,9 @@ bool range_ok(const p2k_option& o, int64_t v, std::string& error, const std::str
   if (o.min_value < o.max_value && (v < o.min_value || v > o.max_value)) {
     error = shown + " is out of range: allowed " + std::to_string(o.min_value) + " to " +
             std::to_string(o.max_value) +
-            (o.type == P2K_OPT_DURATION ? " milliseconds" : o.type == P2K_OPT_SIZE ? " bytes" : "");
+            (o.type == P2K_OPT_DURATION ? " milliseconds"
+             : o.type == P2K_OPT_SIZE   ? " bytes"
+                                        : "");
     return false;
   }
   return true;
@@ -129,24 +134,33 @@ bool looks_secret(const std::string& key) {
 
 const char* type_name(p2k_option_type type) {
   switch (type) {
-    case P2K_OPT_STRING: return "string";
-    case P2K_OPT_INT: return "int";
-    case P2K_OPT_BOOL: return "bool";
-    case P2K_OPT_DURATION: return "duration";
-    case P2K_OPT_SIZE: return "size";
-    case P2K_OPT_ENUM: return "enum";
-    case P2K_OPT_LIST: return "list";
-    case P2K_OPT_SECRET: return "secret";
-    case P2K_OPT_PREFIX: return "prefix";
+    case P2K_OPT_STRING:
+      return "string";
+    case P2K_OPT_INT:
+      return "int";
+    case P2K_OPT_BOOL:
+      return "bool";
+    case P2K_OPT_DURATION:
+      return "duration";
+    case P2K_OPT_SIZE:
+      return "size";
+    case P2K_OPT_ENUM:
+      return "enum";
+    case P2K_OPT_LIST:
+      return "list";
+    case P2K_OPT_SECRET:
+      return "secret";
+    case P2K_OPT_PREFIX:
+      return "prefix";
   }
   return "unknown";
 }
 
 std::optional<int64_t> parse_duration_ms(const std::string& text) {
-  return scaled(text,
-                {{"ms", 1}, {"s", 1000}, {"m", 60'000}, {"min", 60'000}, {"h", 3'600'000},
-                 {"d", 86'400'000}},
-                true);
+  return scaled(
+      text,
+      {{"ms", 1}, {"s", 1000}, {"m", 60'000}, {"min", 60'000}, {"h", 3'600'000}, {"d", 86'400'000}},
+      true);
 }
 
 std::optional<int64_t> parse_size_bytes(const std::string& text) {
@@ -167,7 +181,9 @@ std::optional<std::string> normalize_value(const p2k_option& o, const boost::jso
   const bool secret = o.type == P2K_OPT_SECRET;
   auto text = scalar_text(v, env, error);
   if (!text && !(o.type == P2K_OPT_LIST && v.is_array())) return std::nullopt;
-  auto shown = [&](const std::string& t) { return secret ? std::string("the value") : "'" + t + "'"; };
+  auto shown = [&](const std::string& t) {
+    return secret ? std::string("the value") : "'" + t + "'";
+  };
   switch (o.type) {
     case P2K_OPT_STRING:
     case P2K_OPT_SECRET:
@@ -305,7 +321,8 @@ ResolvedOptions resolve_options(std::span<const p2k_option> table, const boost::
   }
 
   std::vector<std::string> names;
-  for (const auto& o : table) names.push_back(o.type == P2K_OPT_PREFIX ? std::string(o.name) + "*" : o.name);
+  for (const auto& o : table)
+    names.push_back(o.type == P2K_OPT_PREFIX ? std::string(o.name) + "*" : o.name);
 
   std::vector<bool> seen(table.size(), false);
   for (const auto& e : entries) {
@@ -341,8 +358,8 @@ ResolvedOptions resolve_options(std::span<const p2k_option> table, const boost::
       report(e.path, error + " (" + type_name(match->type) + " option)");
       continue;
     }
-    bool secret = match->type == P2K_OPT_SECRET ||
-                  (match->type == P2K_OPT_PREFIX && looks_secret(e.key));
+    bool secret =
+        match->type == P2K_OPT_SECRET || (match->type == P2K_OPT_PREFIX && looks_secret(e.key));
     out.add(ResolvedOption{e.key, *value, secret, false});
   }
 

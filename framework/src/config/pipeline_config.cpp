@@ -50,7 +50,9 @@ const std::vector<std::string> kSectionKeys = {"plugin", "options"};
 
 }  // namespace
 
-std::span<const p2k_option> host_options() { return kHostOptions; }
+std::span<const p2k_option> host_options() {
+  return kHostOptions;
+}
 
 PipelineConfig PipelineConfig::load(const std::string& file, const EnvLookup& env,
                                     bool force_dry_run, Diagnostics& diagnostics) {
@@ -73,8 +75,9 @@ void PipelineConfig::read(const EnvLookup& env, bool force_dry_run, Diagnostics&
   const JsonDocument& doc = *document_;
   const auto& root = doc.root();
   if (!root.is_object()) {
-    diagnostics.add(doc.diagnostic({}, "the pipeline file must hold one JSON object with "
-                                       "\"source\", \"sink\" and \"pipeline\" sections"));
+    diagnostics.add(doc.diagnostic({},
+                                   "the pipeline file must hold one JSON object with "
+                                   "\"source\", \"sink\" and \"pipeline\" sections"));
     return;
   }
   const auto& obj = root.as_object();
@@ -82,9 +85,10 @@ void PipelineConfig::read(const EnvLookup& env, bool force_dry_run, Diagnostics&
     std::string key(k);
     if (std::find(kTopLevel.begin(), kTopLevel.end(), key) != kTopLevel.end()) continue;
     std::string near = nearest(key, kTopLevel);
-    diagnostics.add(doc.diagnostic({key}, "unknown section '" + key + "'" +
-                                              (near.empty() ? "" : ": did you mean '" + near + "'?") +
-                                              " (valid sections: source, sink, pipeline)"));
+    diagnostics.add(
+        doc.diagnostic({key}, "unknown section '" + key + "'" +
+                                  (near.empty() ? "" : ": did you mean '" + near + "'?") +
+                                  " (valid sections: source, sink, pipeline)"));
   }
 
   const boost::json::value* pipeline = obj.if_contains("pipeline");
@@ -106,8 +110,9 @@ void PipelineConfig::read(const EnvLookup& env, bool force_dry_run, Diagnostics&
   host_.dry_run = force_dry_run || host_values_.get("dry_run") == "true";
   host_.log_level = host_values_.get("log_level", "info");
   if (host_.retry_max_backoff < host_.retry_initial_backoff)
-    diagnostics.add(doc.diagnostic({"pipeline", "retry.max_backoff"},
-                                   "retry.max_backoff must not be shorter than retry.initial_backoff"));
+    diagnostics.add(
+        doc.diagnostic({"pipeline", "retry.max_backoff"},
+                       "retry.max_backoff must not be shorter than retry.initial_backoff"));
 
   auto section = [&](const char* name, bool required) {
     PluginSection s;
@@ -116,23 +121,26 @@ void PipelineConfig::read(const EnvLookup& env, bool force_dry_run, Diagnostics&
     if (!v) {
       if (required)
         diagnostics.add(doc.diagnostic(
-            {}, std::string("missing \"") + name + "\" section: add \"" + name +
-                    "\": {\"plugin\": \"<name>\", \"options\": {...}} (see `pg2kafka plugins list`)"));
+            {},
+            std::string("missing \"") + name + "\" section: add \"" + name +
+                "\": {\"plugin\": \"<name>\", \"options\": {...}} (see `pg2kafka plugins list`)"));
       return s;
     }
     if (!v->is_object()) {
-      diagnostics.add(doc.diagnostic(s.path, "expected an object such as {\"plugin\": \"<name>\", "
-                                             "\"options\": {...}}"));
+      diagnostics.add(doc.diagnostic(s.path,
+                                     "expected an object such as {\"plugin\": \"<name>\", "
+                                     "\"options\": {...}}"));
       return s;
     }
     for (const auto& [k, _] : v->as_object()) {
       std::string key(k);
       if (std::find(kSectionKeys.begin(), kSectionKeys.end(), key) != kSectionKeys.end()) continue;
       std::string near = nearest(key, kSectionKeys);
-      diagnostics.add(doc.diagnostic({name, key}, "unknown key '" + key + "'" +
-                                                      (near.empty() ? "" : ": did you mean '" + near + "'?") +
-                                                      " (a section holds \"plugin\" and \"options\"; "
-                                                      "plugin options go inside \"options\")"));
+      diagnostics.add(
+          doc.diagnostic({name, key}, "unknown key '" + key + "'" +
+                                          (near.empty() ? "" : ": did you mean '" + near + "'?") +
+                                          " (a section holds \"plugin\" and \"options\"; "
+                                          "plugin options go inside \"options\")"));
     }
     const boost::json::value* plugin = v->as_object().if_contains("plugin");
     if (!plugin || !plugin->is_string() || plugin->as_string().empty()) {

@@ -64,9 +64,12 @@ boost::json::array options_json(std::span<const p2k_option> options) {
 std::string escape_md(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '|') out += "\\|";
-    else if (c == '\n') out += ' ';
-    else out += c;
+    if (c == '|')
+      out += "\\|";
+    else if (c == '\n')
+      out += ' ';
+    else
+      out += c;
   }
   return out;
 }
@@ -90,9 +93,10 @@ std::string describe_options(std::span<const p2k_option> options, DescribeFormat
       out << "| Option | Type | Default | Description |\n|---|---|---|---|\n";
       for (const auto& o : options) {
         std::string range = range_label(o);
-        out << "| `" << o.name << (o.type == P2K_OPT_PREFIX ? "*" : "") << "` | " << escape_md(type_label(o))
-            << " | " << escape_md(default_label(o)) << " | " << escape_md(o.description)
-            << (range.empty() ? "" : " Range: " + range + ".") << " |\n";
+        out << "| `" << o.name << (o.type == P2K_OPT_PREFIX ? "*" : "") << "` | "
+            << escape_md(type_label(o)) << " | " << escape_md(default_label(o)) << " | "
+            << escape_md(o.description) << (range.empty() ? "" : " Range: " + range + ".")
+            << " |\n";
       }
       break;
     case DescribeFormat::kText:

@@ -41,7 +41,8 @@ void OutcomeQueue::wait(std::chrono::milliseconds timeout) {
   cv_.wait_for(lock, timeout, [&] { return !items_.empty(); });
 }
 
-InstanceBase::InstanceBase(PluginHandle plugin) : plugin_(std::move(plugin)), name_(plugin_->name()) {}
+InstanceBase::InstanceBase(PluginHandle plugin)
+    : plugin_(std::move(plugin)), name_(plugin_->name()) {}
 
 template <class F>
 CallResult InstanceBase::call(const char* operation, F&& f) {
@@ -51,7 +52,8 @@ CallResult InstanceBase::call(const char* operation, F&& f) {
     r.status = f();
   } catch (const std::exception& e) {
     r.status = P2K_FATAL;
-    r.message = "plugin '" + name_ + "' let an exception escape from " + operation + ": " + e.what();
+    r.message =
+        "plugin '" + name_ + "' let an exception escape from " + operation + ": " + e.what();
     return r;
   } catch (...) {
     r.status = P2K_FATAL;
@@ -138,7 +140,7 @@ CallResult SourceInstance::open() {
 }
 
 CallResult SourceInstance::poll(size_t max_records, std::chrono::milliseconds timeout,
-                                 p2k_batch& batch) {
+                                p2k_batch& batch) {
   batch = p2k_batch{sizeof(p2k_batch), nullptr, 0, nullptr};
   auto r = call("poll", [&] {
     return ops().poll(instance_, max_records, static_cast<int>(timeout.count()), &batch, error_,
@@ -225,7 +227,8 @@ CallResult SinkInstance::prepare_topic(const std::string& topic) {
 }
 
 CallResult SinkInstance::write(const p2k_record* records, size_t count) {
-  return call("write", [&] { return ops().write(instance_, records, count, error_, sizeof error_); });
+  return call("write",
+              [&] { return ops().write(instance_, records, count, error_, sizeof error_); });
 }
 
 void SinkInstance::wait(std::chrono::milliseconds timeout) {

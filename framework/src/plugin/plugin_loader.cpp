@@ -60,8 +60,10 @@ std::string check_options(const p2k_plugin* d) {
 
 const char* kind_name(p2k_kind kind) {
   switch (kind) {
-    case P2K_KIND_SOURCE: return "source";
-    case P2K_KIND_SINK: return "sink";
+    case P2K_KIND_SOURCE:
+      return "source";
+    case P2K_KIND_SINK:
+      return "sink";
   }
   return "unknown";
 }
@@ -74,8 +76,7 @@ LoadedPlugin::~LoadedPlugin() = default;
 
 std::string check_file_trust(const std::string& path) {
   struct stat st {};
-  if (stat(path.c_str(), &st) != 0)
-    return "cannot access it: " + std::string(std::strerror(errno));
+  if (stat(path.c_str(), &st) != 0) return "cannot access it: " + std::string(std::strerror(errno));
   if (!S_ISREG(st.st_mode)) return "it is not a regular file";
   if (st.st_mode & S_IWOTH) {
     char mode[8];

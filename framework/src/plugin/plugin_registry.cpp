@@ -54,8 +54,7 @@ std::vector<std::string> PluginRegistry::default_search_path(
   boost::dll::fs::error_code ec;
   auto exe = boost::dll::program_location(ec);
   if (!ec)
-    dirs.push_back(
-        fs::weakly_canonical(exe.parent_path() / PG2KAFKA_PLUGIN_DIR_FROM_BIN).string());
+    dirs.push_back(fs::weakly_canonical(exe.parent_path() / PG2KAFKA_PLUGIN_DIR_FROM_BIN).string());
   dirs.push_back(PG2KAFKA_INSTALLED_PLUGIN_DIR);
   std::vector<std::string> unique;
   for (const auto& d : dirs)
@@ -91,11 +90,11 @@ PluginHandle PluginRegistry::load(p2k_kind kind, const std::string& name_or_path
       std::string near = config::nearest(name_or_path, names);
       std::string dirs;
       for (const auto& d : search_path_) dirs += "\n  " + d;
-      throw PluginError(std::string("unknown ") + kind_name(kind) + " plugin '" + name_or_path + "'" +
-                        (near.empty() ? "" : " (did you mean '" + near + "'?)") + ": available " + kind_name(kind) + " plugins: " +
-                        (available.empty() ? "none" : available) +
-                        ". Searched (add directories with --plugin-dir or PG2KAFKA_PLUGIN_PATH):" +
-                        dirs);
+      throw PluginError(
+          std::string("unknown ") + kind_name(kind) + " plugin '" + name_or_path + "'" +
+          (near.empty() ? "" : " (did you mean '" + near + "'?)") + ": available " +
+          kind_name(kind) + " plugins: " + (available.empty() ? "none" : available) +
+          ". Searched (add directories with --plugin-dir or PG2KAFKA_PLUGIN_PATH):" + dirs);
     }
   }
   if (plugin->kind() != kind)

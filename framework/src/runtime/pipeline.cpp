@@ -43,7 +43,9 @@ Pipeline::Pipeline(plugin::SourceInstance& source, plugin::SinkInstance& sink,
       source_backoff_(settings.retry_initial_backoff, settings.retry_max_backoff),
       ack_backoff_(settings.retry_initial_backoff, settings.retry_max_backoff) {}
 
-Pipeline::~Pipeline() { pending_.clear(); }
+Pipeline::~Pipeline() {
+  pending_.clear();
+}
 
 void Pipeline::fail(std::string message) {
   if (failed_) return;
@@ -68,7 +70,8 @@ bool Pipeline::open_with_retry() {
     while (true) {
       auto r = is_source ? source_.open() : sink_.open();
       if (r.ok()) break;
-      std::string who = std::string(step) + " '" + (is_source ? source_.name() : sink_.name()) + "'";
+      std::string who =
+          std::string(step) + " '" + (is_source ? source_.name() : sink_.name()) + "'";
       if (r.status == P2K_RETRY) {
         auto wait = backoff.next();
         log::warn("cannot open " + who + " yet: " + r.message + " (retrying in " +
@@ -119,8 +122,8 @@ bool Pipeline::prepare_topics(const p2k_record* records, size_t count) {
                   "' yet: " + p.message);
         return false;
       }
-      fail("sink '" + sink_.name() + "' cannot write to topic '" + std::string(topic) + "': " +
-           p.message);
+      fail("sink '" + sink_.name() + "' cannot write to topic '" + std::string(topic) +
+           "': " + p.message);
       return false;
     }
     prepared_topics_.insert(std::string(topic));
@@ -340,8 +343,8 @@ int Pipeline::finish(bool clean) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (awaiting_retry_ == pending_.size()) {
       if (failed_) break;
-      sleep_interruptibly(std::min(left, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                             retry_due_ - Clock::now())));
+      sleep_interruptibly(std::min(
+          left, std::chrono::duration_cast<std::chrono::milliseconds>(retry_due_ - Clock::now())));
       continue;
     }
     auto f = sink_.flush(std::min(left, std::chrono::milliseconds(100)));
@@ -361,10 +364,10 @@ int Pipeline::finish(bool clean) {
   sink_.close();
   source_.close();
   std::string summary = std::to_string(stats_.delivered) + " records delivered" +
-                        (mode_.dry_run ? " (dry run, none acknowledged)"
-                         : stats_.acked_through
-                             ? ", acknowledged through position " + std::to_string(*stats_.acked_through)
-                             : ", none acknowledged");
+                        (mode_.dry_run          ? " (dry run, none acknowledged)"
+                         : stats_.acked_through ? ", acknowledged through position " +
+                                                      std::to_string(*stats_.acked_through)
+                                                : ", none acknowledged");
   if (!clean) {
     log::error("pipeline stopped on a failure: " + summary);
     return exit_code_ ? exit_code_ : 4;

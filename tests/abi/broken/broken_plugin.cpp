@@ -16,18 +16,31 @@ p2k_status create(const p2k_host*, const p2k_option_value*, size_t, void** out, 
   return P2K_OK;
 #endif
 }
-p2k_status open(void*, char*, size_t) { return P2K_OK; }
-p2k_status write(void*, const p2k_record*, size_t, char*, size_t) { return P2K_OK; }
-p2k_status flush(void*, int, char*, size_t) { return P2K_OK; }
+p2k_status open(void*, char*, size_t) {
+  return P2K_OK;
+}
+p2k_status write(void*, const p2k_record*, size_t, char*, size_t) {
+  return P2K_OK;
+}
+p2k_status flush(void*, int, char*, size_t) {
+  return P2K_OK;
+}
 void close(void*) {}
 void destroy(void*) {}
 
-p2k_sink_ops ops = {sizeof(p2k_sink_ops), create, open, nullptr, write, nullptr, flush, close,
-                    destroy};
+p2k_sink_ops ops = {
+    sizeof(p2k_sink_ops), create, open, nullptr, write, nullptr, flush, close, destroy};
 
-p2k_plugin descriptor = {sizeof(p2k_plugin), P2K_ABI_MAJOR, P2K_ABI_MINOR, P2K_KIND_SINK,
-                         "broken",           "1.0.0",       "A broken plugin.",
-                         nullptr,            0,             nullptr,
+p2k_plugin descriptor = {sizeof(p2k_plugin),
+                         P2K_ABI_MAJOR,
+                         P2K_ABI_MINOR,
+                         P2K_KIND_SINK,
+                         "broken",
+                         "1.0.0",
+                         "A broken plugin.",
+                         nullptr,
+                         0,
+                         nullptr,
                          &ops};
 
 }  // namespace

@@ -1,2 +1,4 @@
 /* A shared library that is not a plugin: it exports no entry function. */
-int p2k_something_else(void) { return 42; }
+int p2k_something_else(void) {
+  return 42;
+}

@@ -42,7 +42,8 @@ class FaultySink : public sdk::Sink {
   }
 
   void prepare_topic(std::string_view topic) override {
-    if (topic_error_ == "fatal") throw sdk::FatalError("topic " + std::string(topic) + " is missing");
+    if (topic_error_ == "fatal")
+      throw sdk::FatalError("topic " + std::string(topic) + " is missing");
     std::ofstream(output_, std::ios::app) << "topic " << topic << "\n";
   }
 
@@ -66,8 +67,9 @@ class FaultySink : public sdk::Sink {
         rep.message = "test-faulty: simulated permanent failure";
       } else {
         std::ofstream(output_, std::ios::app)
-            << "deliver " << r.position << " " << std::string(r.key.data ? r.key.data : "(null)", r.key.data ? r.key.size : 6)
-            << " " << std::string(r.value.data, r.value.size) << "\n";
+            << "deliver " << r.position << " "
+            << std::string(r.key.data ? r.key.data : "(null)", r.key.data ? r.key.size : 6) << " "
+            << std::string(r.value.data, r.value.size) << "\n";
       }
       queue_.push_back(rep);
       if (r.position == static_cast<uint64_t>(report_twice_)) queue_.push_back(rep);

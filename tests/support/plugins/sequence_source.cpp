@@ -33,7 +33,8 @@ class SequenceSource : public sdk::Source {
       opened_once_ = true;
       throw sdk::RetryError("test-sequence: simulated transient open failure");
     }
-    if (open_error_ == "fatal") throw sdk::FatalError("test-sequence: simulated fatal open failure");
+    if (open_error_ == "fatal")
+      throw sdk::FatalError("test-sequence: simulated fatal open failure");
     if (open_error_ == "config") throw sdk::ConfigError("test-sequence: simulated bad option");
     if (!state_file_.empty()) {
       std::ifstream in(state_file_);

@@ -199,8 +199,14 @@ class RecordBatch {
   void add(uint64_t position, std::string topic, std::optional<std::string> key, std::string value,
            int64_t timestamp_ms, std::string id,
            std::vector<std::pair<std::string, std::string>> headers = {}) {
-    owned_.push_back(Owned{position, std::move(topic), std::move(key), std::move(value),
-                           timestamp_ms, std::move(id), std::move(headers), {}});
+    owned_.push_back(Owned{position,
+                           std::move(topic),
+                           std::move(key),
+                           std::move(value),
+                           timestamp_ms,
+                           std::move(id),
+                           std::move(headers),
+                           {}});
     records_.clear();
   }
 
@@ -322,8 +328,8 @@ p2k_status guarded(char* err, size_t err_size, F&& f) noexcept {
 template <class T>
 struct SourceTrampolines {
   static T* self(void* p) { return static_cast<T*>(p); }
-  static p2k_status create(const p2k_host* host, const p2k_option_value* opts, size_t n,
-                           void** out, char* err, size_t es) {
+  static p2k_status create(const p2k_host* host, const p2k_option_value* opts, size_t n, void** out,
+                           char* err, size_t es) {
     return guarded(err, es, [&] { *out = new T(Host(host), Options(opts, n)); });
   }
   static p2k_status open(void* p, char* err, size_t es) {
@@ -358,8 +364,8 @@ struct SourceTrampolines {
   static void destroy(void* p) { delete self(p); }
 
   static const p2k_source_ops* ops() {
-    static const p2k_source_ops o{sizeof(p2k_source_ops), &create, &open,  &poll,   &ack,
-                                  &release,               &list_topics, &close, &destroy};
+    static const p2k_source_ops o{sizeof(p2k_source_ops), &create, &open,   &poll, &ack, &release,
+                                  &list_topics,           &close,  &destroy};
     return &o;
   }
 };
@@ -367,8 +373,8 @@ struct SourceTrampolines {
 template <class T>
 struct SinkTrampolines {
   static T* self(void* p) { return static_cast<T*>(p); }
-  static p2k_status create(const p2k_host* host, const p2k_option_value* opts, size_t n,
-                           void** out, char* err, size_t es) {
+  static p2k_status create(const p2k_host* host, const p2k_option_value* opts, size_t n, void** out,
+                           char* err, size_t es) {
     return guarded(err, es, [&] { *out = new T(Host(host), Options(opts, n)); });
   }
   static p2k_status open(void* p, char* err, size_t es) {
@@ -378,8 +384,7 @@ struct SinkTrampolines {
     return guarded(err, es,
                    [&] { self(p)->prepare_topic(std::string_view(topic.data, topic.size)); });
   }
-  static p2k_status write(void* p, const p2k_record* records, size_t count, char* err,
-                          size_t es) {
+  static p2k_status write(void* p, const p2k_record* records, size_t count, char* err, size_t es) {
     return guarded(err, es, [&] { self(p)->write(std::span<const p2k_record>(records, count)); });
   }
   static void poll(void* p, int timeout_ms) {
@@ -403,8 +408,15 @@ struct SinkTrampolines {
   static void destroy(void* p) { delete self(p); }
 
   static const p2k_sink_ops* ops() {
-    static const p2k_sink_ops o{sizeof(p2k_sink_ops), &create, &open,  &prepare_topic, &write,
-                                &poll,                &flush,  &close, &destroy};
+    static const p2k_sink_ops o{sizeof(p2k_sink_ops),
+                                &create,
+                                &open,
+                                &prepare_topic,
+                                &write,
+                                &poll,
+                                &flush,
+                                &close,
+                                &destroy};
     return &o;
   }
 };
@@ -413,8 +425,16 @@ template <size_t N>
 const p2k_plugin* descriptor(p2k_kind kind, const char* name, const char* version,
                              const char* summary, const p2k_option (&options)[N],
                              const p2k_source_ops* source, const p2k_sink_ops* sink) {
-  static const p2k_plugin d{sizeof(p2k_plugin), P2K_ABI_MAJOR, P2K_ABI_MINOR, kind, name,
-                            version,            summary,       options,       N,    source,
+  static const p2k_plugin d{sizeof(p2k_plugin),
+                            P2K_ABI_MAJOR,
+                            P2K_ABI_MINOR,
+                            kind,
+                            name,
+                            version,
+                            summary,
+                            options,
+                            N,
+                            source,
                             sink};
   return &d;
 }
@@ -424,19 +444,19 @@ const p2k_plugin* descriptor(p2k_kind kind, const char* name, const char* versio
 
 // Defines the plugin's entry point for a Source subclass. `options` is a static array of
 // p2k_option (see sdk::option). Use once per plugin, at namespace scope.
-#define P2K_SOURCE_PLUGIN(Class, name, version, summary, options)                               \
-  extern "C" P2K_EXPORT const p2k_plugin* p2k_plugin_entry_v1(uint32_t, uint32_t) {             \
-    return ::pg2kafka::sdk::detail::descriptor(                                                 \
-        P2K_KIND_SOURCE, name, version, summary, options,                                       \
-        ::pg2kafka::sdk::detail::SourceTrampolines<Class>::ops(), nullptr);                     \
+#define P2K_SOURCE_PLUGIN(Class, name, version, summary, options)                   \
+  extern "C" P2K_EXPORT const p2k_plugin* p2k_plugin_entry_v1(uint32_t, uint32_t) { \
+    return ::pg2kafka::sdk::detail::descriptor(                                     \
+        P2K_KIND_SOURCE, name, version, summary, options,                           \
+        ::pg2kafka::sdk::detail::SourceTrampolines<Class>::ops(), nullptr);         \
   }
 
 // Defines the plugin's entry point for a Sink subclass.
-#define P2K_SINK_PLUGIN(Class, name, version, summary, options)                                 \
-  extern "C" P2K_EXPORT const p2k_plugin* p2k_plugin_entry_v1(uint32_t, uint32_t) {             \
-    return ::pg2kafka::sdk::detail::descriptor(P2K_KIND_SINK, name, version, summary, options,  \
-                                               nullptr,                                         \
-                                               ::pg2kafka::sdk::detail::SinkTrampolines<Class>::ops()); \
+#define P2K_SINK_PLUGIN(Class, name, version, summary, options)                     \
+  extern "C" P2K_EXPORT const p2k_plugin* p2k_plugin_entry_v1(uint32_t, uint32_t) { \
+    return ::pg2kafka::sdk::detail::descriptor(                                     \
+        P2K_KIND_SINK, name, version, summary, options, nullptr,                    \
+        ::pg2kafka::sdk::detail::SinkTrampolines<Class>::ops());                    \
   }
 
 #endif  // PG2KAFKA_SDK_PLUGIN_HPP
