@@ -11,6 +11,8 @@ namespace {
 // While records are in flight and the source just came back empty, look again this soon, so a
 // new event does not wait a whole poll_timeout behind a delivery report.
 constexpr std::chrono::milliseconds kBusyRepoll{10};
+// How often a running pipeline logs its throughput (when it delivered anything).
+constexpr std::chrono::seconds kProgressInterval{30};
 
 std::string record_label(const p2k_record& r) {
   std::string out = "position " + std::to_string(r.position);
@@ -292,7 +294,20 @@ int Pipeline::run() {
   log::info("pipeline running: source '" + source_.name() + "' -> sink '" + sink_.name() + "'" +
             (mode_.dry_run ? " (dry run: nothing is acknowledged)" : "") +
             (mode_.once ? " (once)" : ""));
+  auto next_report = Clock::now() + kProgressInterval;
+  uint64_t reported_delivered = 0;
   while (!failed_ && !stopping()) {
+    if (Clock::now() >= next_report) {
+      if (stats_.delivered != reported_delivered) {
+        auto seconds = std::chrono::duration_cast<std::chrono::seconds>(kProgressInterval).count();
+        log::info(std::to_string(stats_.delivered - reported_delivered) +
+                  " records delivered in the last " + std::to_string(seconds) + " s (" +
+                  std::to_string((stats_.delivered - reported_delivered) / seconds) + "/s), " +
+                  std::to_string(pending_.size()) + " in flight");
+        reported_delivered = stats_.delivered;
+      }
+      next_report = Clock::now() + kProgressInterval;
+    }
     handle_outcomes();
     if (!failed_) write_due_retries();
     if (!failed_) acknowledge();
@@ -353,8 +368,8 @@ int Pipeline::finish(bool clean) {
   }
   handle_outcomes();
   acknowledge();
-  // An ack that failed transiently gets a few more tries before giving up.
-  for (int i = 0; i < 5 && ack_wanted_ && !mode_.dry_run && !failed_; ++i) {
+  // An ack that failed transiently is retried until the shutdown deadline.
+  while (ack_wanted_ && !mode_.dry_run && !failed_ && ack_due_ < deadline && stop_.load() < 2) {
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(ack_due_ - Clock::now());
     if (wait.count() > 0) std::this_thread::sleep_for(wait);
     acknowledge();
