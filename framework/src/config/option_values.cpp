@@ -127,7 +127,7 @@ std::vector<p2k_option_value> ResolvedOptions::c_values() const {
 
 bool looks_secret(const std::string& key) {
   std::string k = lower(key);
-  for (const char* word : {"password", "secret", "token", "key", "credential"})
+  for (const char* word : {"password", "secret", "token", "key", "credential", "jaas"})
     if (k.find(word) != std::string::npos) return true;
   return false;
 }

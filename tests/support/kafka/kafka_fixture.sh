@@ -95,9 +95,8 @@ start_broker() {
     log "kcat is not installed (used to wait for the broker's readiness); install the 'kcat' package"
     exit 1
   }
-  if ! compgen -G "$libs/kafka_2.13-*.jar" >/dev/null; then
-    "$here/fetch-kafka.sh" "$libs"
-  fi
+  # Idempotent and quick when the jars of this pom.xml are already there.
+  "$here/fetch-kafka.sh" "$libs"
   mkdir -p "$state_dir"
   stop_broker
   rm -rf "$work/data" "$env_file"

@@ -1,0 +1,68 @@
+// The kafka sink's settings: parsed from the host's validated option values, checked for
+// contradictions, and translated into librdkafka producer properties.
+#pragma once
+
+#include <pg2kafka/sdk/plugin.hpp>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace pg2kafka::kafka {
+
+// The header that carries each record's event id (p2k_record.id) on every message.
+inline constexpr std::string_view kEventIdHeader = "pg2kafka.id";
+// Passthrough options start with this prefix, followed by a librdkafka property name.
+inline constexpr std::string_view kPassthroughPrefix = "rdkafka.";
+
+// Defaults live here and in the option table (plugin.cpp), in the user-facing form there; a test
+// checks that both agree.
+struct SinkConfig {
+  std::vector<std::string> bootstrap_servers;  // "host:port", scheme stripped
+  std::string acks = "all";                    // "all" or "1"
+  bool enable_idempotence = true;
+  std::string compression = "lz4";
+  int64_t linger_ms = 5;
+  int64_t batch_size = 1000000;
+  int64_t batch_num_messages = 10000;
+  int64_t message_timeout_ms = 300000;
+  int64_t request_timeout_ms = 10000;
+  std::string partitioner = "murmur2_random";
+  bool create_topics = false;
+  int64_t topic_partitions = -1;          // -1: the broker's num.partitions
+  int64_t topic_replication_factor = -1;  // -1: the broker's default.replication.factor
+  std::string client_id = "pg2kafka";
+  // librdkafka properties given as "rdkafka.<name>", without the prefix.
+  std::map<std::string, std::string> passthrough;
+
+  // The bootstrap servers joined with commas, as librdkafka takes them.
+  std::string bootstrap_list() const;
+};
+
+// Builds the configuration from the option values the host passes to create(). Options that are
+// absent take the defaults above. Throws sdk::ConfigError naming every problem at once: a missing
+// or malformed bootstrap server, a contradiction (acks=1 with idempotence), a refused or
+// unknown passthrough key. No I/O.
+SinkConfig parse_config(const sdk::Options& options);
+
+// Normalises one bootstrap server: strips a "kafka://" (or "kafka+ssl://", "plaintext://",
+// "ssl://", "sasl_ssl://", "sasl_plaintext://") scheme and a trailing '/', and checks the
+// "host:port" form. Returns the error (empty when fine) through `error`.
+std::string normalize_bootstrap_server(std::string_view text, std::string& error);
+
+// The librdkafka producer properties for `config`, in the order they must be applied: the
+// sink's own settings first, then the passthrough ones (which may only add to them).
+std::vector<std::pair<std::string, std::string>> producer_properties(const SinkConfig& config);
+
+// True when a librdkafka property holds a secret whose value must never be logged or shown
+// (sasl.password, ssl.key.password, sasl.oauthbearer.client.secret, ...).
+bool is_secret_property(std::string_view name);
+
+// Why a passthrough property is refused (empty when it is accepted): it loads code, it would
+// contradict the delivery guarantee, or a named option of the sink sets it.
+std::string refused_passthrough_reason(std::string_view name);
+
+}  // namespace pg2kafka::kafka
