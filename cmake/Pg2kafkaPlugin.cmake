@@ -2,9 +2,12 @@
 #                     [LINK <libraries...>] [OUTPUT_DIRECTORY <dir>] [NO_INSTALL])
 #
 # Builds a pg2kafka plugin: a shared module named pg2kafka-<kind>-<name>.so that exports only
-# its entry function (hidden visibility), compiled against the pg2kafka SDK (target
-# pg2kafka::sdk). Used by pg2kafka's own plugins and, through find_package(pg2kafka), by
-# third-party plugins.
+# its entry function, compiled against the pg2kafka SDK (target pg2kafka::sdk). Used by
+# pg2kafka's own plugins and, through find_package(pg2kafka), by third-party plugins.
+#
+# Hidden visibility alone still exports the standard library's template instantiations (vague
+# linkage), which could bind to another plugin's copies; a linker version script keeps the entry
+# function the only exported symbol.
 function(pg2kafka_add_plugin target)
   cmake_parse_arguments(P "NO_INSTALL" "KIND;NAME;OUTPUT_DIRECTORY" "SOURCES;LINK" ${ARGN})
   if(NOT P_KIND MATCHES "^(source|sink)$")
@@ -21,6 +24,11 @@ function(pg2kafka_add_plugin target)
     CXX_VISIBILITY_PRESET hidden
     C_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON)
+  if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
+    set(exports "${CMAKE_CURRENT_BINARY_DIR}/${target}-exports.map")
+    file(WRITE "${exports}" "{\n  global: p2k_plugin_entry_v1;\n  local: *;\n};\n")
+    target_link_options(${target} PRIVATE "LINKER:--version-script=${exports}")
+  endif()
   if(P_OUTPUT_DIRECTORY)
     set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY "${P_OUTPUT_DIRECTORY}")
   elseif(DEFINED PG2KAFKA_PLUGIN_OUTPUT_DIR)

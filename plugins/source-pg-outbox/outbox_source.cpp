@@ -1,0 +1,567 @@
+#include "outbox_source.hpp"
+
+#include <time.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <thread>
+
+#include "migrations.hpp"
+
+namespace pg2kafka::pg_outbox {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// pg_advisory_lock(kLockClass, kDrainLock) elects the active drainer; kMigrationLock (taken by
+// the migration files themselves) serialises installers. 1882352481 is 'p2ka'.
+constexpr const char* kLockClass = "1882352481";
+constexpr const char* kDrainLock = "2";
+
+constexpr Oid kOidInt8 = 20;
+constexpr Oid kOidInt8Array = 1016;
+constexpr Oid kOidPgSnapshot = 5038;
+
+constexpr milliseconds kPurgeInterval{60'000};
+constexpr int kPurgeBatch = 10'000;
+constexpr milliseconds kMaxReconnectBackoff{10'000};
+
+constexpr const char* kFetchSql = R"sql(
+SELECT q.id, q.uuid, q.external_id, q.table_schema, q.table_name, q.statement, q.data::text,
+       (extract(epoch FROM q.created_at) * 1000000)::int8
+  FROM pg2kafka.outbound_event_queue q
+ WHERE q.id > $3
+   AND pg_visible_in_snapshot(q.txid, $2)
+   AND ($1 IS NULL OR NOT pg_visible_in_snapshot(q.txid, $1))
+ ORDER BY q.id
+ LIMIT $4)sql";
+
+constexpr const char* kAckDeleteSql =
+    "DELETE FROM pg2kafka.outbound_event_queue WHERE id = ANY($1)";
+
+constexpr const char* kAckKeepSql = R"sql(
+WITH done AS (DELETE FROM pg2kafka.outbound_event_queue WHERE id = ANY($1) RETURNING *)
+INSERT INTO pg2kafka.acknowledged_events
+       (id, uuid, external_id, table_name, statement, data, created_at, table_schema, txid)
+SELECT id, uuid, external_id, table_name, statement, data, created_at, table_schema, txid
+  FROM done
+ON CONFLICT (id) DO NOTHING)sql";
+
+constexpr const char* kPurgeSql = R"sql(
+DELETE FROM pg2kafka.acknowledged_events
+ WHERE id IN (SELECT id FROM pg2kafka.acknowledged_events
+               WHERE acked_at < now() - make_interval(secs => $1 / 1000.0)
+               ORDER BY acked_at LIMIT $2))sql";
+
+constexpr const char* kTopicsSql = R"sql(
+SELECT n.nspname::text, c.relname::text
+  FROM pg2kafka.tracked_tables t
+  JOIN pg_class c ON c.oid = t.relid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+UNION
+SELECT DISTINCT table_schema, table_name FROM pg2kafka.outbound_event_queue
+ORDER BY 1, 2)sql";
+
+constexpr const char* kBrokenKeysSql = R"sql(
+SELECT format('%I.%I', n.nspname, c.relname), t.key_column
+  FROM pg2kafka.tracked_tables t
+  JOIN pg_class c ON c.oid = t.relid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
+                    WHERE a.attrelid = t.relid AND a.attname = t.key_column
+                      AND a.attnum > 0 AND NOT a.attisdropped))sql";
+
+std::string sanitize_topic_part(std::string_view name) {
+  std::string out(name);
+  for (char& c : out) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-';
+    if (!ok) c = '_';
+  }
+  return out;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+}
+
+void route_notice(void* ctx, const char* message) {
+  std::string m(message ? message : "");
+  while (!m.empty() && m.back() == '\n') m.pop_back();
+  static_cast<sdk::Host*>(ctx)->debug("pg-outbox: PostgreSQL: " + m);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Configuration and formatting
+// ---------------------------------------------------------------------------------------------
+
+OutboxConfig OutboxConfig::from(const sdk::Options& options) {
+  OutboxConfig c;
+  try {
+    c.connection = ConnInfo::parse(options.string("connection"));
+  } catch (const std::invalid_argument& e) {
+    throw sdk::ConfigError(
+        std::string("option 'connection' is neither a libpq URL nor a key=value connection "
+                    "string: ") +
+        e.what());
+  }
+  if (options.has("perform_migrations"))
+    c.perform_migrations = options.boolean("perform_migrations");
+  c.topic_namespace = options.find("topic_namespace").value_or("");
+  for (char ch : c.topic_namespace) {
+    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-';
+    if (!ok)
+      throw sdk::ConfigError(
+          "option 'topic_namespace' may contain only letters, digits, '.', "
+          "'_' and '-': got '" +
+          c.topic_namespace + "'");
+  }
+  if (options.has("batch_size")) {
+    int64_t n = options.integer("batch_size");
+    if (n < 1) throw sdk::ConfigError("option 'batch_size' must be at least 1");
+    c.batch_size = static_cast<size_t>(n);
+  }
+  if (options.has("poll_interval")) c.poll_interval = options.duration("poll_interval");
+  if (c.poll_interval.count() < 1) throw sdk::ConfigError("option 'poll_interval' must be > 0");
+  if (options.has("notify")) c.notify = options.boolean("notify");
+  if (auto a = options.find("acknowledged")) {
+    if (*a == "delete")
+      c.acknowledged = Acknowledged::kDelete;
+    else if (*a == "keep")
+      c.acknowledged = Acknowledged::kKeep;
+    else
+      throw sdk::ConfigError("option 'acknowledged' must be 'delete' or 'keep', not '" + *a + "'");
+  }
+  if (options.has("retention")) c.retention = options.duration("retention");
+  if (c.retention.count() < 1) throw sdk::ConfigError("option 'retention' must be > 0");
+  c.application_name = options.find("application_name").value_or("pg2kafka");
+  return c;
+}
+
+std::string topic_name(std::string_view topic_namespace, std::string_view database,
+                       std::string_view schema, std::string_view table) {
+  std::string t = "pg2kafka.";
+  if (!topic_namespace.empty()) {
+    t += topic_namespace;
+    t += '.';
+  }
+  t += sanitize_topic_part(database);
+  t += '.';
+  if (schema != "public") {
+    t += sanitize_topic_part(schema);
+    t += '.';
+  }
+  t += sanitize_topic_part(table);
+  return t;
+}
+
+std::string rfc3339_utc(int64_t epoch_us) {
+  int64_t secs = epoch_us / 1'000'000;
+  int64_t micros = epoch_us % 1'000'000;
+  if (micros < 0) {
+    micros += 1'000'000;
+    secs -= 1;
+  }
+  time_t tt = static_cast<time_t>(secs);
+  struct tm tm {};
+  gmtime_r(&tt, &tm);
+  char buf[64];
+  int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  std::string out(buf, static_cast<size_t>(n));
+  if (micros != 0) {
+    std::snprintf(buf, sizeof buf, ".%06lld", static_cast<long long>(micros));
+    std::string frac(buf);
+    while (frac.back() == '0') frac.pop_back();
+    out += frac;
+  }
+  out += 'Z';
+  return out;
+}
+
+std::string envelope_json(std::string_view uuid, const std::optional<std::string>& external_id,
+                          std::string_view statement, std::optional<std::string_view> data_json,
+                          int64_t created_at_us) {
+  std::string out;
+  out.reserve(96 + uuid.size() + (external_id ? external_id->size() : 4) +
+              (data_json ? data_json->size() : 4));
+  out += "{\"uuid\":";
+  append_json_string(out, uuid);
+  out += ",\"external_id\":";
+  if (external_id)
+    append_json_string(out, *external_id);
+  else
+    out += "null";
+  out += ",\"statement\":";
+  append_json_string(out, statement);
+  out += ",\"data\":";
+  if (data_json)
+    out += *data_json;
+  else
+    out += "null";
+  out += ",\"created_at\":";
+  append_json_string(out, rfc3339_utc(created_at_us));
+  out += '}';
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The source
+// ---------------------------------------------------------------------------------------------
+
+OutboxSource::OutboxSource(sdk::Host host, const sdk::Options& options)
+    : host_(host), config_(OutboxConfig::from(options)) {}
+
+OutboxSource::~OutboxSource() = default;
+
+template <class F>
+auto OutboxSource::guarded(const char* what, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const PgError& e) {
+    if (e.connection_lost() || (conn_ && conn_->broken())) {
+      drop_connection();
+      throw sdk::RetryError(std::string("pg-outbox: lost the connection to PostgreSQL at ") +
+                            config_.connection.target + " while " + what + ": " + e.what() +
+                            " (reconnecting)");
+    }
+    if (e.transient())
+      throw sdk::RetryError(std::string("pg-outbox: transient PostgreSQL error while ") + what +
+                            ": " + e.what());
+    throw sdk::FatalError(std::string("pg-outbox: PostgreSQL error while ") + what + ": " +
+                          e.what());
+  }
+}
+
+void OutboxSource::connect() {
+  auto now = Clock::now();
+  if (now < next_connect_at_) {
+    auto wait = std::chrono::duration_cast<milliseconds>(next_connect_at_ - now);
+    throw sdk::RetryError("pg-outbox: reconnecting to PostgreSQL at " + config_.connection.target +
+                          " in " + std::to_string(wait.count()) + " ms");
+  }
+  try {
+    conn_ = std::make_unique<PgConnection>(config_.connection, config_.application_name,
+                                           &route_notice, &host_);
+    connect_failures_ = 0;
+  } catch (const PgConnectError& e) {
+    if (e.permanent()) throw sdk::ConfigError(std::string("pg-outbox: ") + e.what());
+    ++connect_failures_;
+    auto backoff = milliseconds(100) * (1LL << std::min(connect_failures_, 7));
+    next_connect_at_ = Clock::now() + std::min<milliseconds>(backoff, kMaxReconnectBackoff);
+    throw sdk::RetryError(std::string("pg-outbox: ") + e.what());
+  }
+}
+
+void OutboxSource::apply_migrations() {
+  guarded("applying migrations", [&] {
+    conn_->exec("BEGIN");
+    try {
+      conn_->exec(std::string("SELECT pg_advisory_xact_lock(") + kLockClass + ", 1)");
+      std::unordered_set<int64_t> applied;
+      auto exists = conn_->exec("SELECT to_regclass('pg2kafka.schema_migrations') IS NOT NULL");
+      if (exists.boolean(0, 0)) {
+        auto r = conn_->exec("SELECT version FROM pg2kafka.schema_migrations");
+        for (int i = 0; i < r.rows(); ++i) applied.insert(r.int64(i, 0));
+      }
+      for (const Migration& m : migrations()) {
+        if (applied.count(m.version)) continue;
+        try {
+          conn_->exec(m.sql);
+        } catch (const PgError& e) {
+          throw PgError(std::string("migration ") + m.name + " failed: " + e.what(), e.sqlstate(),
+                        e.connection_lost());
+        }
+        host_.info(std::string("pg-outbox: applied migration ") + m.name);
+      }
+      conn_->exec("COMMIT");
+    } catch (...) {
+      if (conn_ && !conn_->broken()) {
+        try {
+          conn_->exec("ROLLBACK");
+        } catch (...) {
+        }
+      }
+      throw;
+    }
+  });
+}
+
+void OutboxSource::prepare_session() {
+  guarded("preparing the session", [&] {
+    auto r = conn_->exec(
+        "SELECT current_database(), "
+        "to_regclass('pg2kafka.outbound_event_queue') IS NOT NULL, "
+        "to_regclass('pg2kafka.schema_migrations') IS NOT NULL");
+    database_ = std::string(r.text(0, 0));
+    if (!r.boolean(0, 1))
+      throw sdk::ConfigError("pg-outbox: database \"" + database_ + "\" at " +
+                             config_.connection.target +
+                             " has no pg2kafka schema: set the option perform_migrations=true, "
+                             "or apply sql/*.sql with psql --single-transaction");
+    int64_t installed = 0;
+    if (r.boolean(0, 2))
+      installed = conn_->exec("SELECT coalesce(max(version), 0) FROM pg2kafka.schema_migrations")
+                      .int64(0, 0);
+    int latest = migrations().empty() ? 0 : migrations().back().version;
+    if (installed < latest)
+      host_.warn("pg-outbox: the pg2kafka schema of database \"" + database_ + "\" is at version " +
+                 std::to_string(installed) + ", this plugin ships " + std::to_string(latest) +
+                 ": set perform_migrations=true to upgrade it");
+
+    conn_->prepare("p2k_snapshot", "SELECT pg_current_snapshot()::text", {});
+    conn_->prepare("p2k_fetch", kFetchSql, {kOidPgSnapshot, kOidPgSnapshot, kOidInt8, kOidInt8});
+    conn_->prepare(
+        "p2k_ack",
+        config_.acknowledged == OutboxConfig::Acknowledged::kKeep ? kAckKeepSql : kAckDeleteSql,
+        {kOidInt8Array});
+    conn_->prepare(
+        "p2k_lock",
+        std::string("SELECT pg_try_advisory_lock(") + kLockClass + ", " + kDrainLock + ")", {});
+    if (config_.acknowledged == OutboxConfig::Acknowledged::kKeep)
+      conn_->prepare("p2k_purge", kPurgeSql, {kOidInt8, kOidInt8});
+    if (config_.notify) conn_->exec("LISTEN pg2kafka");
+
+    auto broken = conn_->exec(kBrokenKeysSql);
+    for (int i = 0; i < broken.rows(); ++i)
+      host_.warn("pg-outbox: tracked table " + std::string(broken.text(i, 0)) +
+                 " has no column \"" + std::string(broken.text(i, 1)) +
+                 "\" any more: its events now have a null key (external_id). Run "
+                 "pg2kafka.teardown and pg2kafka.setup with the new key column.");
+    return 0;
+  });
+}
+
+void OutboxSource::drop_connection() {
+  conn_.reset();
+  if (active_)
+    host_.warn(
+        "pg-outbox: the connection holding the drain lock is gone; another instance may "
+        "take over");
+  active_ = false;
+  standby_logged_ = false;
+  // Without the lock the cursor may be stale (another instance may have drained meanwhile):
+  // start again from whatever is left in the queue; in_flight_ids_ keeps this instance from
+  // returning its own unacknowledged events twice.
+  prev_snapshot_.reset();
+  cur_snapshot_.reset();
+  after_id_ = 0;
+}
+
+void OutboxSource::ensure_session() {
+  if (conn_ && !conn_->broken()) return;
+  if (conn_) drop_connection();
+  connect();
+  try {
+    prepare_session();
+  } catch (...) {
+    conn_.reset();
+    throw;
+  }
+  host_.info("pg-outbox: connected to PostgreSQL at " + config_.connection.target);
+}
+
+void OutboxSource::open() {
+  connect();
+  try {
+    if (config_.perform_migrations) apply_migrations();
+    prepare_session();
+  } catch (...) {
+    conn_.reset();
+    throw;
+  }
+  opened_ = true;
+  host_.info("pg-outbox: connected to PostgreSQL at " + config_.connection.target);
+  try_become_active();
+}
+
+void OutboxSource::try_become_active() {
+  if (active_) return;
+  bool got = guarded("taking the drain lock",
+                     [&] { return conn_->exec_prepared("p2k_lock", {}).boolean(0, 0); });
+  if (got) {
+    active_ = true;
+    standby_logged_ = false;
+    prev_snapshot_.reset();
+    cur_snapshot_.reset();
+    after_id_ = 0;
+    host_.info("pg-outbox: draining the queue of database \"" + database_ +
+               "\" (this instance holds the drain lock)");
+  } else if (!standby_logged_) {
+    standby_logged_ = true;
+    host_.info("pg-outbox: another pg2kafka instance drains database \"" + database_ +
+               "\"; standing by until its session ends");
+  }
+}
+
+void OutboxSource::maybe_purge() {
+  if (config_.acknowledged != OutboxConfig::Acknowledged::kKeep) return;
+  auto now = Clock::now();
+  if (now < next_purge_at_) return;
+  auto removed = guarded("purging acknowledged events", [&] {
+    return conn_
+        ->exec_prepared("p2k_purge",
+                        {std::to_string(config_.retention.count()), std::to_string(kPurgeBatch)})
+        .affected();
+  });
+  // A full batch means more is due: purge again on the next poll.
+  next_purge_at_ = removed >= kPurgeBatch ? now : now + kPurgeInterval;
+}
+
+const std::string& OutboxSource::topic_for(const std::string& schema, const std::string& table) {
+  auto key = std::make_pair(schema, table);
+  auto it = topics_.find(key);
+  if (it == topics_.end())
+    it = topics_.emplace(key, topic_name(config_.topic_namespace, database_, schema, table)).first;
+  return it->second;
+}
+
+std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
+  auto batch = std::make_unique<sdk::RecordBatch>();
+  const std::string limit_text = std::to_string(limit);
+  while (true) {
+    bool fresh = false;
+    if (!cur_snapshot_) {
+      cur_snapshot_ = guarded("taking a snapshot", [&] {
+        return std::string(conn_->exec_prepared("p2k_snapshot", {}).text(0, 0));
+      });
+      after_id_ = 0;
+      fresh = true;
+    }
+    auto rows = guarded("reading the queue", [&] {
+      return conn_->exec_prepared(
+          "p2k_fetch", {prev_snapshot_, cur_snapshot_, std::to_string(after_id_), limit_text});
+    });
+    for (int i = 0; i < rows.rows(); ++i) {
+      int64_t id = rows.int64(i, 0);
+      after_id_ = id;
+      if (in_flight_ids_.count(id)) continue;
+      std::string uuid(rows.text(i, 1));
+      auto external_id = rows.optional_text(i, 2);
+      std::string schema(rows.text(i, 3));
+      std::string table(rows.text(i, 4));
+      std::string statement(rows.text(i, 5));
+      std::optional<std::string_view> data;
+      if (!rows.is_null(i, 6)) data = rows.text(i, 6);
+      int64_t created_us = rows.int64(i, 7);
+      uint64_t position = next_position_++;
+      std::string value = envelope_json(uuid, external_id, statement, data, created_us);
+      batch->add(position, topic_for(schema, table), external_id, std::move(value),
+                 created_us / 1000, uuid,
+                 {{"statement", statement}, {"table", schema + "." + table}});
+      in_flight_.emplace_back(position, id);
+      in_flight_ids_.insert(id);
+    }
+    bool window_done = static_cast<size_t>(rows.rows()) < limit;
+    if (window_done) {
+      prev_snapshot_ = std::move(cur_snapshot_);
+      cur_snapshot_.reset();
+      after_id_ = 0;
+    }
+    if (!batch->empty()) return batch;
+    // Nothing new: stop when a fresh window was empty; otherwise the window ended (a new one
+    // may hold more) or a whole page was our own in-flight events: keep reading.
+    if (window_done && fresh) return batch;
+  }
+}
+
+std::unique_ptr<sdk::RecordBatch> OutboxSource::poll(size_t max_records, milliseconds timeout) {
+  if (!opened_) throw sdk::FatalError("pg-outbox: poll before open");
+  size_t limit = max_records == 0 ? config_.batch_size : std::min(max_records, config_.batch_size);
+  auto deadline = Clock::now() + std::max(timeout, milliseconds(0));
+  while (true) {
+    ensure_session();
+    try_become_active();
+    if (active_) {
+      maybe_purge();
+      auto batch = fetch(limit);
+      if (batch && !batch->empty()) return batch;
+    }
+    auto now = Clock::now();
+    if (now >= deadline) return nullptr;
+    auto wait = std::min<milliseconds>(
+        std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1),
+        config_.poll_interval);
+    if (active_ && config_.notify)
+      guarded("waiting for notifications", [&] { return conn_->wait_for_notification(wait); });
+    else
+      std::this_thread::sleep_for(wait);
+  }
+}
+
+void OutboxSource::ack(uint64_t through) {
+  if (in_flight_.empty() || in_flight_.front().first > through) return;
+  std::string ids = "{";
+  size_t count = 0;
+  for (const auto& [position, id] : in_flight_) {
+    if (position > through) break;
+    if (count++) ids += ',';
+    ids += std::to_string(id);
+  }
+  ids += '}';
+  // Acknowledging needs no drain lock: removing a delivered event is right whoever drains.
+  ensure_session();
+  guarded("acknowledging events", [&] { return conn_->exec_prepared("p2k_ack", {ids}); });
+  for (size_t i = 0; i < count; ++i) {
+    in_flight_ids_.erase(in_flight_.front().second);
+    in_flight_.pop_front();
+  }
+}
+
+std::vector<std::string> OutboxSource::list_topics() {
+  ensure_session();
+  auto rows = guarded("listing topics", [&] { return conn_->exec(kTopicsSql); });
+  std::vector<std::string> out;
+  for (int i = 0; i < rows.rows(); ++i) {
+    auto t = topic_for(std::string(rows.text(i, 0)), std::string(rows.text(i, 1)));
+    if (std::find(out.begin(), out.end(), t) == out.end()) out.push_back(t);
+  }
+  return out;
+}
+
+void OutboxSource::close() {
+  conn_.reset();
+  active_ = false;
+  opened_ = false;
+}
+
+}  // namespace pg2kafka::pg_outbox

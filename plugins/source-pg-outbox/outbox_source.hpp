@@ -1,0 +1,128 @@
+// The pg-outbox source: drains pg2kafka.outbound_event_queue (filled by the capture triggers of
+// sql/) into records, and deletes (or archives) the events the host acknowledges.
+//
+// How draining works (and why it loses nothing): every event row carries the id of the
+// transaction that wrote it (txid). The source reads the queue in *windows*: it takes a snapshot
+// S (pg_current_snapshot()) and returns, in id order and in pages, the events whose transaction
+// is visible in S but was not visible in the previous window's snapshot. A transaction that
+// commits late, with ids lower than events already returned, simply falls into a later window,
+// so nothing is skipped; a committed transaction is visible in every later snapshot, so each
+// event belongs to exactly one window and is returned once per instance. Acknowledged events are
+// deleted (or moved to pg2kafka.acknowledged_events), so a new instance starts from whatever is
+// left: returned-but-unacknowledged events come back (at-least-once).
+//
+// Only one instance drains a queue: the one holding the session-level advisory lock
+// (1882352481, 2) of the database. Others are hot standbys that retry the lock every
+// poll_interval and take over when the active one's session ends.
+#pragma once
+
+#include <pg2kafka/sdk/plugin.hpp>
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "pg_connection.hpp"
+
+namespace pg2kafka::pg_outbox {
+
+// The plugin's options, parsed and checked (no I/O). See plugin.cpp for their documentation.
+struct OutboxConfig {
+  enum class Acknowledged { kDelete, kKeep };
+
+  ConnInfo connection;
+  bool perform_migrations = false;
+  std::string topic_namespace;
+  size_t batch_size = 1000;
+  std::chrono::milliseconds poll_interval{1000};
+  bool notify = true;
+  Acknowledged acknowledged = Acknowledged::kDelete;
+  std::chrono::milliseconds retention{7LL * 24 * 3600 * 1000};
+  std::string application_name = "pg2kafka";
+
+  // Throws sdk::ConfigError naming the option at fault.
+  static OutboxConfig from(const sdk::Options& options);
+};
+
+// The topic of a table: pg2kafka.[<namespace>.]<database>.[<schema>.]<table>, the schema part
+// only for tables outside `public`. Every name is kept as is except that characters Kafka does
+// not allow in topic names (anything but ASCII letters, digits, '_' and '-', and also '.' inside
+// a name, which would be ambiguous) become '_'.
+std::string topic_name(std::string_view topic_namespace, std::string_view database,
+                       std::string_view schema, std::string_view table);
+
+// The record value: {"uuid","external_id","statement","data","created_at"}. `data_json` is
+// PostgreSQL's jsonb text (inserted verbatim; nullopt gives null); created_at is RFC 3339 UTC
+// with trailing zeros of the fraction removed, e.g. 2017-11-02T16:15:13.94077Z.
+std::string envelope_json(std::string_view uuid, const std::optional<std::string>& external_id,
+                          std::string_view statement, std::optional<std::string_view> data_json,
+                          int64_t created_at_us);
+std::string rfc3339_utc(int64_t epoch_us);
+
+class OutboxSource : public sdk::Source {
+ public:
+  OutboxSource(sdk::Host host, const sdk::Options& options);
+  ~OutboxSource() override;
+
+  void open() override;
+  std::unique_ptr<sdk::RecordBatch> poll(size_t max_records,
+                                         std::chrono::milliseconds timeout) override;
+  void ack(uint64_t through) override;
+  std::vector<std::string> list_topics() override;
+  void close() override;
+
+  // True while this instance holds the drain lock (it is the active drainer).
+  bool active() const { return active_; }
+  // The backend pid of the current connection, or -1 when disconnected (tests use it to kill
+  // the session).
+  int backend_pid() const { return conn_ ? conn_->backend_pid() : -1; }
+  const OutboxConfig& config() const { return config_; }
+
+ private:
+  void connect();
+  void apply_migrations();
+  void prepare_session();
+  void ensure_session();
+  void drop_connection();
+  void try_become_active();
+  void maybe_purge();
+  std::unique_ptr<sdk::RecordBatch> fetch(size_t limit);
+  const std::string& topic_for(const std::string& schema, const std::string& table);
+  // Runs f, turning PostgreSQL errors into the SDK's: RetryError (and a reconnect on the next
+  // call) for lost connections and transient errors, FatalError otherwise.
+  template <class F>
+  auto guarded(const char* what, F&& f) -> decltype(f());
+
+  sdk::Host host_;
+  OutboxConfig config_;
+  std::unique_ptr<PgConnection> conn_;
+  bool opened_ = false;
+  bool active_ = false;
+  bool standby_logged_ = false;
+  std::string database_;
+
+  // Reconnection backoff.
+  int connect_failures_ = 0;
+  std::chrono::steady_clock::time_point next_connect_at_{};
+
+  // The window cursor: events visible in cur_ and not in prev_, with id > after_.
+  std::optional<std::string> prev_snapshot_;
+  std::optional<std::string> cur_snapshot_;
+  int64_t after_id_ = 0;
+
+  // Returned but not yet acknowledged: (position, queue id), in position order.
+  uint64_t next_position_ = 1;
+  std::deque<std::pair<uint64_t, int64_t>> in_flight_;
+  std::unordered_set<int64_t> in_flight_ids_;
+
+  std::chrono::steady_clock::time_point next_purge_at_{};
+  std::map<std::pair<std::string, std::string>, std::string> topics_;
+};
+
+}  // namespace pg2kafka::pg_outbox

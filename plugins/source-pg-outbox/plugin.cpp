@@ -1,0 +1,66 @@
+// pg-outbox: identity, options and the exported entry point. The logic is in outbox_source.cpp.
+#include <pg2kafka/sdk/plugin.hpp>
+
+#include "outbox_source.hpp"
+
+namespace {
+
+using pg2kafka::sdk::option;
+
+constexpr const char* kAcknowledgedChoices[] = {"delete", "keep", nullptr};
+
+constexpr p2k_option kOptions[] = {
+    option("connection", P2K_OPT_SECRET, nullptr,
+           "How to reach the PostgreSQL database whose tables are tracked: a libpq URL "
+           "(postgresql://user:password@host:5432/dbname?sslmode=require) or a key=value "
+           "connection string (host=... dbname=...). All libpq parameters work (sslmode, "
+           "sslrootcert, connect_timeout, target_session_attrs...); connect_timeout defaults to "
+           "10 seconds. The value is a secret: it is never logged, and the password is removed "
+           "from every error message.",
+           P2K_OPT_REQUIRED),
+    option("perform_migrations", P2K_OPT_BOOL, "false",
+           "Install or upgrade the pg2kafka schema (queue table, triggers, pg2kafka.setup and "
+           "pg2kafka.teardown) when the source opens. Migrations are versioned, recorded in "
+           "pg2kafka.schema_migrations and applied in one transaction under an advisory lock, "
+           "so several processes may start at once. When false, the schema must already exist "
+           "(apply sql/*.sql yourself) or the source refuses to start."),
+    option("topic_namespace", P2K_OPT_STRING, "",
+           "Optional namespace inserted into every topic name: empty gives "
+           "pg2kafka.<database>.<table>, `ns` gives pg2kafka.ns.<database>.<table>. Letters, "
+           "digits, '.', '_' and '-' only."),
+    option("batch_size", P2K_OPT_INT, "1000",
+           "The most events read from the queue in one query, and so the most records one poll "
+           "returns (the host's own batch limit applies too: the smaller wins).",
+           0, nullptr, 1, 1000000),
+    option("poll_interval", P2K_OPT_DURATION, "1s",
+           "How long the source waits between two looks at an empty queue. Notifications (see "
+           "`notify`) only shorten the wait; this interval alone guarantees progress. A standby "
+           "instance also retries the drain lock this often.",
+           0, nullptr, 10, 3600000),
+    option("notify", P2K_OPT_BOOL, "true",
+           "LISTEN on the channel `pg2kafka` and read the queue as soon as a notification "
+           "arrives instead of waiting for the poll interval. The capture triggers notify (once "
+           "per transaction) only in databases where `ALTER DATABASE <db> SET pg2kafka.notify = "
+           "on` was run: notifying costs every writing transaction a cluster-wide lock at "
+           "commit. A wake-up hint only: a lost notification delays, never loses, events."),
+    option("acknowledged", P2K_OPT_ENUM, "delete",
+           "What happens to an event once the sink has delivered it: `delete` removes it from "
+           "the queue; `keep` moves it to pg2kafka.acknowledged_events (for audit), where it "
+           "stays for `retention`.",
+           0, kAcknowledgedChoices),
+    option("retention", P2K_OPT_DURATION, "7d",
+           "With acknowledged=keep: how long delivered events stay in "
+           "pg2kafka.acknowledged_events. The active source deletes older ones about once a "
+           "minute, at most 10000 rows per query. Ignored with acknowledged=delete.",
+           0, nullptr, 1000, INT64_MAX),
+    option("application_name", P2K_OPT_STRING, "pg2kafka",
+           "The application_name of the source's PostgreSQL session (shown in "
+           "pg_stat_activity), unless the connection string sets one."),
+};
+
+}  // namespace
+
+P2K_SOURCE_PLUGIN(pg2kafka::pg_outbox::OutboxSource, "pg-outbox", "0.1.0",
+                  "Streams changes of PostgreSQL tables, captured by triggers into an outbox "
+                  "queue table, without WAL access.",
+                  kOptions)

@@ -1,0 +1,296 @@
+// Draining the queue: commit order, positions and acks, at-least-once, standby takeover, the
+// acknowledged=keep mode, notifications and connection errors.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "pg_test_support.hpp"
+#include "test_support.hpp"
+
+using namespace p2k_pg_test;
+using pg2kafka::pg_outbox::OutboxSource;
+using std::chrono::milliseconds;
+namespace json = boost::json;
+
+namespace {
+
+void tracked_table(Session& sql, const std::string& name = "t") {
+  sql.exec("CREATE TABLE " + name + " (k text, v int)");
+  sql.exec("SELECT pg2kafka.setup('" + name + "', 'k')");
+}
+
+std::set<std::string> keys_of(const std::vector<Event>& events) {
+  std::set<std::string> out;
+  for (const auto& e : events)
+    if (e.key) out.insert(*e.key);
+  return out;
+}
+
+}  // namespace
+
+TEST(Drain, EventsCommittedOutOfIdOrderAreAllDelivered) {
+  TestDatabase db;
+  tracked_table(db.sql());
+  auto source = make_source(db.url());
+  source->open();
+  Session slow(db.url()), fast(db.url());
+  slow.exec("BEGIN");
+  slow.exec("INSERT INTO t VALUES ('slow', 1)");  // takes the lower queue id
+  fast.exec("INSERT INTO t VALUES ('fast', 2)");  // higher id, commits first
+  auto first = drain(*source);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].key, "fast");
+  slow.exec("COMMIT");
+  auto second = drain(*source);
+  ASSERT_EQ(second.size(), 1u) << "the event of the transaction that committed last was lost";
+  EXPECT_EQ(second[0].key, "slow");
+  EXPECT_GT(second[0].position, first[0].position);
+  // Its queue id was indeed lower than the one delivered before it.
+  EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.outbound_event_queue"), "0");
+}
+
+TEST(Drain, PerKeyOrderIsCommitOrder_UnderConcurrentWriters) {
+  TestDatabase db;
+  db.sql().exec("CREATE TABLE counters (k text PRIMARY KEY, seq int)");
+  db.sql().exec("INSERT INTO counters SELECT 'key' || g, 0 FROM generate_series(1, 8) g");
+  db.sql().exec("SELECT pg2kafka.setup('counters', 'k')");
+  auto source = make_source(db.url(), {{"batch_size", "37"}});
+  source->open();
+  constexpr int kWriters = 4, kUpdates = 150;
+  std::atomic<bool> failed{false};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w)
+    writers.emplace_back([&, w] {
+      try {
+        Session s(db.url());
+        for (int i = 0; i < kUpdates; ++i) {
+          std::string key = "key" + std::to_string(1 + (i * 7 + w) % 8);
+          if (i % 3 == 0) {
+            // Some transactions touch two keys, always in the same order (no deadlocks); the
+            // first statement's queue id is then older than other writers' later commits.
+            std::string other = "key" + std::to_string(1 + (i + w) % 8);
+            if (other < key) std::swap(key, other);
+            s.exec("BEGIN");
+            s.exec("UPDATE counters SET seq = seq + 1 WHERE k = '" + key + "'");
+            s.exec("UPDATE counters SET seq = seq + 1 WHERE k = '" + other + "'");
+            s.exec("COMMIT");
+          } else {
+            s.exec("UPDATE counters SET seq = seq + 1 WHERE k = '" + key + "'");
+          }
+        }
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "writer " << w << ": " << e.what();
+        failed = true;
+      }
+    });
+  std::vector<Event> events;
+  std::atomic<bool> done{false};
+  std::thread stopper([&] {
+    for (auto& t : writers) t.join();
+    done = true;
+  });
+  while (!done) {
+    auto some = poll_until(*source, 1, true, std::chrono::seconds(1));
+    events.insert(events.end(), some.begin(), some.end());
+  }
+  stopper.join();
+  auto rest = drain(*source);
+  events.insert(events.end(), rest.begin(), rest.end());
+  ASSERT_FALSE(failed);
+  std::map<std::string, int64_t> last;
+  size_t updates = 0;
+  for (const auto& e : events) {
+    if (e.statement() != "UPDATE") continue;
+    ++updates;
+    int64_t seq = e.data().as_object().at("seq").as_int64();
+    EXPECT_EQ(seq, last[*e.key] + 1) << "key " << *e.key << " out of order or missing";
+    last[*e.key] = seq;
+  }
+  int64_t total = 0;
+  for (auto& [k, v] : last) total += v;
+  EXPECT_EQ(static_cast<int64_t>(updates), total);
+  EXPECT_EQ(db.sql().value("SELECT sum(seq) FROM counters"), std::to_string(total));
+}
+
+TEST(Drain, PositionsIncrease_AndAckThroughDeletesEveryEarlierEvent) {
+  TestDatabase db;
+  tracked_table(db.sql());
+  db.sql().exec("INSERT INTO t SELECT 'k' || g, g FROM generate_series(1, 25) g");
+  auto source = make_source(db.url(), {{"batch_size", "10"}});
+  source->open();
+  auto b1 = source->poll(100, milliseconds(0));
+  ASSERT_TRUE(b1);
+  EXPECT_EQ(b1->size(), 10u);  // batch_size wins over max_records
+  auto b2 = source->poll(4, milliseconds(0));
+  ASSERT_TRUE(b2);
+  EXPECT_EQ(b2->size(), 4u);  // max_records wins over batch_size
+  auto e1 = to_events(*b1);
+  auto e2 = to_events(*b2);
+  std::vector<Event> all(e1);
+  all.insert(all.end(), e2.begin(), e2.end());
+  for (size_t i = 1; i < all.size(); ++i) EXPECT_GT(all[i].position, all[i - 1].position);
+  EXPECT_EQ(keys_of(all).size(), 14u);
+  source->ack(e1[6].position);  // acknowledges the first seven
+  EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.outbound_event_queue"), "18");
+  source->ack(e2.back().position);
+  EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.outbound_event_queue"), "11");
+  auto rest = drain(*source);
+  EXPECT_EQ(rest.size(), 11u);
+  auto seen = keys_of(all);
+  for (const auto& e : rest) EXPECT_FALSE(seen.count(*e.key)) << "returned twice: " << *e.key;
+}
+
+TEST(Drain, UnacknowledgedEventsComeBackAfterRestart_ButNeverTwiceInOneInstance) {
+  TestDatabase db;
+  tracked_table(db.sql());
+  db.sql().exec("INSERT INTO t SELECT 'k' || g, g FROM generate_series(1, 10) g");
+  std::set<std::string> ids;
+  {
+    auto source = make_source(db.url());
+    source->open();
+    auto first = drain(*source, /*ack=*/false);
+    ASSERT_EQ(first.size(), 10u);
+    for (const auto& e : first) ids.insert(e.id);
+    db.sql().exec("INSERT INTO t VALUES ('k11', 11)");
+    auto second = drain(*source, /*ack=*/false);  // only the new one
+    ASSERT_EQ(second.size(), 1u);
+    EXPECT_EQ(second[0].key, "k11");
+    ids.insert(second[0].id);
+    source->ack(first[4].position);  // five delivered, the process "dies"
+    source->close();
+  }
+  auto next = make_source(db.url());
+  next->open();
+  auto again = drain(*next);
+  ASSERT_EQ(again.size(), 6u);
+  for (const auto& e : again) EXPECT_TRUE(ids.count(e.id)) << "same uuid on redelivery";
+  EXPECT_EQ(keys_of(again), (std::set<std::string>{"k6", "k7", "k8", "k9", "k10", "k11"}));
+}
+
+TEST(Drain, KeepModeArchivesDeliveredEvents_AndPurgesOldOnes) {
+  TestDatabase db;
+  tracked_table(db.sql());
+  db.sql().exec(
+      "INSERT INTO pg2kafka.acknowledged_events (id, uuid, table_name, statement, created_at, "
+      "table_schema, txid, acked_at) VALUES (-1, gen_random_uuid(), 't', 'INSERT', now(), "
+      "'public', '1', now() - interval '2 hours'), (-2, gen_random_uuid(), 't', 'INSERT', now(), "
+      "'public', '1', now() - interval '10 minutes')");
+  db.sql().exec("INSERT INTO t VALUES ('a', 1), ('b', 2)");
+  auto source = make_source(db.url(), {{"acknowledged", "keep"}, {"retention", "3600000"}});
+  source->open();
+  auto events = drain(*source);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.outbound_event_queue"), "0");
+  EXPECT_EQ(db.sql().value("SELECT string_agg(external_id, ',' ORDER BY id) "
+                           "FROM pg2kafka.acknowledged_events WHERE id > 0"),
+            "a,b");
+  EXPECT_EQ(db.sql().value("SELECT string_agg(uuid::text, ',' ORDER BY id) "
+                           "FROM pg2kafka.acknowledged_events WHERE id > 0"),
+            events[0].id + "," + events[1].id);
+  // The two-hour-old row is purged, the ten-minute-old one kept (retention one hour).
+  EXPECT_EQ(db.sql().value("SELECT string_agg(id::text, ',') FROM pg2kafka.acknowledged_events "
+                           "WHERE id < 0"),
+            "-2");
+}
+
+TEST(Standby, SecondInstanceTakesOver_WhenActiveSessionDies) {
+  TestDatabase db;
+  tracked_table(db.sql());
+  LogSink logs_a, logs_b;
+  auto a = make_source(db.url(), {}, &logs_a);
+  auto b = make_source(db.url(), {}, &logs_b);
+  a->open();
+  b->open();
+  EXPECT_TRUE(a->active());
+  EXPECT_FALSE(b->active());
+  EXPECT_NE(logs_b.all().find("standing by"), std::string::npos) << logs_b.all();
+  db.sql().exec("INSERT INTO t VALUES ('one', 1), ('two', 2)");
+  auto from_a = drain(*a, /*ack=*/false);  // delivered but never acknowledged
+  ASSERT_EQ(from_a.size(), 2u);
+  auto from_b = b->poll(100, milliseconds(300));  // the standby returns nothing
+  EXPECT_TRUE(!from_b || from_b->empty());
+  db.sql().exec("INSERT INTO t VALUES ('three', 3)");
+  // The active instance's session dies (as if its process was killed).
+  db.sql().exec("SELECT pg_terminate_backend(" + std::to_string(a->backend_pid()) + ")");
+  auto taken_over = poll_until(*b, 3);
+  EXPECT_TRUE(b->active());
+  EXPECT_EQ(keys_of(taken_over), (std::set<std::string>{"one", "two", "three"}));
+  // The first instance comes back as a standby and returns nothing.
+  std::unique_ptr<pg2kafka::sdk::RecordBatch> batch;
+  for (int i = 0; i < 20 && !batch; ++i) {
+    try {
+      batch = a->poll(100, milliseconds(100));
+      break;
+    } catch (const pg2kafka::sdk::RetryError&) {
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+  }
+  EXPECT_TRUE(!batch || batch->empty());
+  EXPECT_FALSE(a->active());
+}
+
+TEST(Notify, NotificationWakesPollBeforeThePollInterval) {
+  TestDatabase db;
+  tracked_table(db.sql());
+  db.sql().exec("ALTER DATABASE " + db.name() + " SET pg2kafka.notify = on");
+  auto source = make_source(db.url(), {{"poll_interval", "600000"}});
+  source->open();
+  std::thread writer([&] {
+    std::this_thread::sleep_for(milliseconds(300));
+    Session s(db.url());
+    s.exec("INSERT INTO t VALUES ('woken', 1)");
+  });
+  // Without the notification this poll would sleep for the whole timeout and come back empty.
+  auto batch = source->poll(10, milliseconds(20000));
+  writer.join();
+  ASSERT_TRUE(batch);
+  auto events = to_events(*batch);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].key, "woken");
+}
+
+TEST(Errors, WrongPasswordIsAClearConfigErrorWithoutThePassword) {
+  TestDatabase db;
+  db.sql().exec(
+      "DO $$ BEGIN CREATE ROLE p2k_password_user LOGIN PASSWORD 'the-right-one'; "
+      "EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+  const std::string url = "postgresql://p2k_password_user:Wr0ngS3cretPw@127.0.0.1:" +
+                          p2k_test::state_value("pg.env", "P2K_TEST_PG_PORT") + "/" + db.name();
+  LogSink logs;
+  auto source = make_source(url, {}, &logs);
+  try {
+    source->open();
+    FAIL() << "open succeeded with a wrong password";
+  } catch (const pg2kafka::sdk::ConfigError& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("password authentication failed"), std::string::npos) << m;
+    EXPECT_NE(m.find("p2k_password_user"), std::string::npos) << m;
+    EXPECT_EQ(m.find("Wr0ngS3cretPw"), std::string::npos) << m;
+  }
+  EXPECT_EQ(logs.all().find("Wr0ngS3cretPw"), std::string::npos);
+}
+
+TEST(Errors, UnreachableServerIsRetryable_AndMalformedStringIsConfigError) {
+  auto source = make_source("postgresql://someone:Secr3tPassw0rd@127.0.0.1:1/db?connect_timeout=2");
+  try {
+    source->open();
+    FAIL() << "open succeeded against a closed port";
+  } catch (const pg2kafka::sdk::RetryError& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("127.0.0.1:1"), std::string::npos) << m;
+    EXPECT_EQ(m.find("Secr3tPassw0rd"), std::string::npos) << m;
+  }
+  try {
+    make_source("host=localhost password=Secr3tPassw0rd bogus");
+    FAIL() << "a malformed connection string was accepted";
+  } catch (const pg2kafka::sdk::ConfigError& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("connection"), std::string::npos) << m;
+    EXPECT_EQ(m.find("Secr3tPassw0rd"), std::string::npos) << m;
+  }
+  EXPECT_THROW(make_source(server_url() + "/x", {{"topic_namespace", "bad/ns"}}),
+               pg2kafka::sdk::ConfigError);
+}

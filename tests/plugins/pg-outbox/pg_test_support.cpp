@@ -1,0 +1,246 @@
+#include "pg_test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <random>
+#include <stdexcept>
+#include <thread>
+
+#include "migrations.hpp"
+#include "test_support.hpp"
+
+namespace p2k_pg_test {
+
+using pg2kafka::pg_outbox::OutboxSource;
+
+std::string server_url() {
+  std::string url = p2k_test::state_value("pg.env", "P2K_TEST_PG_URL");
+  return url.substr(0, url.rfind('/'));
+}
+
+std::string url_for(const std::string& database) {
+  return server_url() + "/" + database;
+}
+
+Session::Session(const std::string& url) : conn_(PQconnectdb(url.c_str())) {
+  if (PQstatus(conn_) != CONNECTION_OK) {
+    std::string m = PQerrorMessage(conn_);
+    PQfinish(conn_);
+    throw std::runtime_error("test session cannot connect: " + m);
+  }
+  PQsetNoticeProcessor(
+      conn_, [](void*, const char*) {}, nullptr);
+}
+
+Session::~Session() {
+  PQfinish(conn_);
+}
+
+std::string Session::try_exec(const std::string& sql) {
+  PGresult* r = PQexec(conn_, sql.c_str());
+  ExecStatusType s = PQresultStatus(r);
+  std::string err;
+  if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+    err = PQresultErrorMessage(r);
+    if (err.empty()) err = PQerrorMessage(conn_);
+  }
+  PQclear(r);
+  return err;
+}
+
+void Session::exec(const std::string& sql) {
+  std::string err = try_exec(sql);
+  if (!err.empty()) throw std::runtime_error("SQL failed: " + sql + "\n" + err);
+}
+
+std::vector<std::vector<std::optional<std::string>>> Session::rows(const std::string& sql) {
+  PGresult* r = PQexec(conn_, sql.c_str());
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    std::string err = PQresultErrorMessage(r);
+    PQclear(r);
+    throw std::runtime_error("SQL failed: " + sql + "\n" + err);
+  }
+  std::vector<std::vector<std::optional<std::string>>> out;
+  for (int i = 0; i < PQntuples(r); ++i) {
+    std::vector<std::optional<std::string>> row;
+    for (int j = 0; j < PQnfields(r); ++j) {
+      if (PQgetisnull(r, i, j))
+        row.emplace_back(std::nullopt);
+      else
+        row.emplace_back(std::string(PQgetvalue(r, i, j), PQgetlength(r, i, j)));
+    }
+    out.push_back(std::move(row));
+  }
+  PQclear(r);
+  return out;
+}
+
+std::optional<std::string> Session::scalar(const std::string& sql) {
+  auto r = rows(sql);
+  if (r.empty() || r[0].empty()) return std::nullopt;
+  return r[0][0];
+}
+
+std::string Session::value(const std::string& sql) {
+  auto v = scalar(sql);
+  if (!v) throw std::runtime_error("SQL returned NULL or nothing: " + sql);
+  return *v;
+}
+
+void Session::send(const std::string& sql) {
+  if (!PQsendQuery(conn_, sql.c_str()))
+    throw std::runtime_error(std::string("PQsendQuery failed: ") + PQerrorMessage(conn_));
+}
+
+bool Session::busy() {
+  PQconsumeInput(conn_);
+  return PQisBusy(conn_) != 0;
+}
+
+std::string Session::finish() {
+  std::string err;
+  while (PGresult* r = PQgetResult(conn_)) {
+    ExecStatusType s = PQresultStatus(r);
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && err.empty()) err = PQresultErrorMessage(r);
+    PQclear(r);
+  }
+  return err;
+}
+
+TestDatabase::TestDatabase(bool install_schema) {
+  std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  std::string base;
+  for (char c : test) {
+    if (std::isalnum(static_cast<unsigned char>(c))) base += static_cast<char>(std::tolower(c));
+    if (base.size() >= 40) break;
+  }
+  std::random_device rd;
+  name_ = "p2k_" + base + "_" + std::to_string(rd() % 1000000);
+  Session admin(url_for("postgres"));
+  admin.exec("CREATE DATABASE " + name_);
+  session_ = std::make_unique<Session>(url());
+  if (install_schema) {
+    for (const auto& m : pg2kafka::pg_outbox::migrations())
+      session_->exec(std::string("BEGIN;\n") + m.sql + "\nCOMMIT;");
+  }
+}
+
+TestDatabase::~TestDatabase() {
+  session_.reset();
+  try {
+    Session admin(url_for("postgres"));
+    admin.try_exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
+  } catch (...) {
+  }
+}
+
+LogSink::LogSink() {
+  host.struct_size = sizeof(p2k_host);
+  host.abi_major = P2K_ABI_MAJOR;
+  host.abi_minor = P2K_ABI_MINOR;
+  host.ctx = this;
+  host.log = [](void* ctx, p2k_log_level, const char* message) {
+    auto* self = static_cast<LogSink*>(ctx);
+    std::lock_guard lock(self->mutex);
+    self->lines.emplace_back(message);
+  };
+}
+
+std::string LogSink::all() {
+  std::lock_guard lock(mutex);
+  std::string out;
+  for (const auto& l : lines) out += l + "\n";
+  return out;
+}
+
+std::unique_ptr<OutboxSource> make_source(const std::string& url,
+                                          const std::map<std::string, std::string>& overrides,
+                                          LogSink* logs) {
+  std::map<std::string, std::string> values{{"connection", url},
+                                            {"perform_migrations", "false"},
+                                            {"topic_namespace", ""},
+                                            {"batch_size", "1000"},
+                                            {"poll_interval", "100"},
+                                            {"notify", "true"},
+                                            {"acknowledged", "delete"},
+                                            {"retention", "604800000"},
+                                            {"application_name", "pg2kafka-test"}};
+  for (const auto& [k, v] : overrides) values[k] = v;
+  std::vector<p2k_option_value> raw;
+  for (const auto& [k, v] : values) raw.push_back({k.c_str(), v.c_str()});
+  pg2kafka::sdk::Options options(raw.data(), raw.size());
+  pg2kafka::sdk::Host host(logs ? &logs->host : nullptr);
+  return std::make_unique<OutboxSource>(host, options);
+}
+
+std::vector<Event> to_events(pg2kafka::sdk::RecordBatch& batch) {
+  std::vector<Event> out;
+  const p2k_record* r = batch.records();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Event e;
+    e.position = r[i].position;
+    e.topic.assign(r[i].topic.data, r[i].topic.size);
+    if (r[i].key.data) e.key = std::string(r[i].key.data, r[i].key.size);
+    e.value.assign(r[i].value.data, r[i].value.size);
+    e.id.assign(r[i].id.data, r[i].id.size);
+    e.timestamp_ms = r[i].timestamp_ms;
+    for (size_t h = 0; h < r[i].header_count; ++h)
+      e.headers[std::string(r[i].headers[h].name.data, r[i].headers[h].name.size)] =
+          std::string(r[i].headers[h].value.data, r[i].headers[h].value.size);
+    e.json = boost::json::parse(e.value).as_object();  // throws on invalid JSON
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+namespace {
+
+std::vector<Event> poll_loop(OutboxSource& source, size_t want, bool stop_on_empty, bool ack,
+                             std::chrono::seconds patience) {
+  std::vector<Event> out;
+  auto deadline = std::chrono::steady_clock::now() + patience;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::unique_ptr<pg2kafka::sdk::RecordBatch> batch;
+    try {
+      batch = source.poll(1000, std::chrono::milliseconds(stop_on_empty ? 0 : 200));
+    } catch (const pg2kafka::sdk::RetryError&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    if (!batch || batch->empty()) {
+      if (stop_on_empty && source.active()) break;
+      continue;
+    }
+    auto events = to_events(*batch);
+    if (ack) {
+      while (true) {
+        try {
+          source.ack(batch->last_position());
+          break;
+        } catch (const pg2kafka::sdk::RetryError&) {
+          if (std::chrono::steady_clock::now() > deadline) throw;
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+      }
+    }
+    for (auto& e : events) out.push_back(std::move(e));
+    if (!stop_on_empty && out.size() >= want) break;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<Event> drain(OutboxSource& source, bool ack, std::chrono::seconds patience) {
+  return poll_loop(source, 0, true, ack, patience);
+}
+
+std::vector<Event> poll_until(OutboxSource& source, size_t count, bool ack,
+                              std::chrono::seconds patience) {
+  return poll_loop(source, count, false, ack, patience);
+}
+
+}  // namespace p2k_pg_test

@@ -1,0 +1,105 @@
+// Helpers for the pg-outbox tests: a database of one's own on the `postgres` fixture cluster, a
+// plain libpq session for the test's own SQL, and a source instance built like the host would.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <boost/json.hpp>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "outbox_source.hpp"
+
+namespace p2k_pg_test {
+
+// The fixture's base URL without the database: postgresql://postgres@127.0.0.1:<port>
+std::string server_url();
+std::string url_for(const std::string& database);
+
+// A raw libpq session (tests need asynchronous queries, which the plugin's wrapper lacks).
+class Session {
+ public:
+  explicit Session(const std::string& url);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Runs SQL; fails the test (throws std::runtime_error) on error.
+  void exec(const std::string& sql);
+  // Runs SQL and returns the error message, or "" when it succeeded.
+  std::string try_exec(const std::string& sql);
+  // First column of the first row (std::nullopt for NULL or no row).
+  std::optional<std::string> scalar(const std::string& sql);
+  std::string value(const std::string& sql);  // like scalar, throws on NULL
+  std::vector<std::vector<std::optional<std::string>>> rows(const std::string& sql);
+
+  // Asynchronous: send, then wait for completion (returns the error message, "" on success).
+  void send(const std::string& sql);
+  bool busy();  // true while the sent query still runs
+  std::string finish();
+  int pid() const { return PQbackendPID(conn_); }
+
+ private:
+  PGconn* conn_;
+};
+
+// CREATE DATABASE with a unique name (from the running test's name); DROP ... WITH (FORCE) at the
+// end. Optionally installs the schema by applying the embedded migrations.
+class TestDatabase {
+ public:
+  explicit TestDatabase(bool install_schema = true);
+  ~TestDatabase();
+  const std::string& name() const { return name_; }
+  std::string url() const { return url_for(name_); }
+  Session& sql() { return *session_; }
+
+ private:
+  std::string name_;
+  std::unique_ptr<Session> session_;
+};
+
+// Collects log lines from a source.
+struct LogSink {
+  std::mutex mutex;
+  std::vector<std::string> lines;
+  p2k_host host{};
+  LogSink();
+  std::string all();
+};
+
+// A source with the plugin's defaults (normalised as the host passes them) and overrides.
+std::unique_ptr<pg2kafka::pg_outbox::OutboxSource> make_source(
+    const std::string& url, const std::map<std::string, std::string>& overrides = {},
+    LogSink* logs = nullptr);
+
+struct Event {
+  uint64_t position;
+  std::string topic;
+  std::optional<std::string> key;
+  std::string value;
+  std::string id;
+  int64_t timestamp_ms;
+  std::map<std::string, std::string> headers;
+  boost::json::object json;  // the parsed value
+  std::string statement() const { return std::string(json.at("statement").as_string()); }
+  const boost::json::value& data() const { return json.at("data"); }
+};
+
+std::vector<Event> to_events(pg2kafka::sdk::RecordBatch& batch);
+
+// Polls (retrying RetryError for up to `patience`) until a poll comes back empty; acks everything
+// returned when `ack` is true.
+std::vector<Event> drain(pg2kafka::pg_outbox::OutboxSource& source, bool ack = true,
+                         std::chrono::seconds patience = std::chrono::seconds(30));
+// Polls until at least `count` events arrived (retrying RetryError) or `patience` ran out.
+std::vector<Event> poll_until(pg2kafka::pg_outbox::OutboxSource& source, size_t count,
+                              bool ack = true,
+                              std::chrono::seconds patience = std::chrono::seconds(30));
+
+}  // namespace p2k_pg_test
