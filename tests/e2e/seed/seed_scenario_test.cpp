@@ -43,9 +43,9 @@ class Db {
   PGconn* conn_;
 };
 
-std::string url_for(const std::string& db) {
-  return "postgresql://postgres@127.0.0.1:" + p2k_test::state_value("pg.env", "P2K_TEST_PG_PORT") +
-         "/" + db;
+std::string url_for(const std::string& db, const std::string& user = "postgres") {
+  return "postgresql://" + user +
+         "@127.0.0.1:" + p2k_test::state_value("pg.env", "P2K_TEST_PG_PORT") + "/" + db;
 }
 
 class SeedScenario : public ::testing::Test {
@@ -60,8 +60,9 @@ class SeedScenario : public ::testing::Test {
   }
 
   // `pg2kafka run --once` with the shipped default pipeline and the original's variables.
-  p2k_test::CommandResult run(std::map<std::string, std::string> extra = {}) {
-    std::map<std::string, std::string> env = {{"DATABASE_URL", url_for(db_name_)},
+  p2k_test::CommandResult run(std::map<std::string, std::string> extra = {},
+                              const std::string& user = "postgres") {
+    std::map<std::string, std::string> env = {{"DATABASE_URL", url_for(db_name_, user)},
                                               {"KAFKA_BROKER", brokers_},
                                               {"PERFORM_MIGRATIONS", "true"},
                                               {"-PG2KAFKA_CONFIG", ""},
@@ -179,6 +180,30 @@ TEST_F(SeedScenario, FailsClearly_WhenTheTopicDoesNotExist) {
   EXPECT_NE(r.err.find("kafka-topics.sh"), std::string::npos) << "says how to create it: " << r.err;
   EXPECT_EQ(db_->exec("SELECT count(*) FROM pg2kafka.outbound_event_queue"), "1")
       << "nothing is lost";
+}
+
+TEST_F(SeedScenario, DrainsAsALeastPrivilegedRole) {
+  // The schema is installed once by an administrator; the daemon's role may only read and
+  // delete queued events (the grants the README documents).
+  ASSERT_EQ(run().exit_code, 0);
+  std::string role = "drainer_" + db_name_;
+  db_->exec("CREATE ROLE " + role + " LOGIN");
+  db_->exec("GRANT USAGE ON SCHEMA pg2kafka TO " + role);
+  db_->exec("GRANT SELECT, DELETE ON pg2kafka.outbound_event_queue TO " + role);
+  db_->exec("GRANT SELECT ON pg2kafka.tracked_tables, pg2kafka.schema_migrations TO " + role);
+  db_->exec("CREATE TABLE products (sku TEXT PRIMARY KEY, name TEXT)");
+  db_->exec("INSERT INTO products VALUES ('CM01-R', 'Red Coffee Mug')");
+  db_->exec("SELECT pg2kafka.setup('products', 'sku')");
+  db_->exec("UPDATE products SET name = 'Big Red Coffee Mug'");
+
+  auto r = run({{"PERFORM_MIGRATIONS", "false"}}, role);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto got = messages(2);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(db_->exec("SELECT count(*) FROM pg2kafka.outbound_event_queue"), "0");
+  EXPECT_EQ(db_->exec("SELECT has_table_privilege('" + role +
+                      "', 'pg2kafka.outbound_event_queue', 'INSERT')"),
+            "f");
 }
 
 }  // namespace
