@@ -32,6 +32,7 @@
 #   P2K_PG_BIN   directory of the server binaries (default: the newest
 #                /usr/lib/postgresql/<major>/bin, else `pg_config --bindir`)
 #   P2K_PG_PORT  port to use instead of a free one picked at random
+#   P2K_PG_FSYNC on: durable settings (fsync, full_page_writes), for benchmarks; default off
 set -euo pipefail
 
 usage() {
@@ -42,10 +43,16 @@ usage() {
 action=$1
 mkdir -p "$2"
 state_dir=$(cd "$2" && pwd)
-work="$state_dir/pg"
-data="$work/data"
-log_file="$work/postgresql.log"
 env_file="$state_dir/pg.env"
+# When the cluster's owner cannot reach STATE_DIR (root running in a directory under /root, say),
+# the cluster lives in a directory of its own under /tmp, named in this file.
+location_file="$state_dir/pg.location"
+set_work() {
+  work=$1
+  data="$work/data"
+  log_file="$work/postgresql.log"
+}
+if [[ -f "$location_file" ]]; then set_work "$(cat "$location_file")"; else set_work "$state_dir/pg"; fi
 
 log() { echo "pg_fixture: $*" >&2; }
 
@@ -110,10 +117,19 @@ stop() {
       as_owner "$bin/pg_ctl" -D "$data" -w -t 30 stop -m immediate >/dev/null 2>&1 || true
   fi
   rm -rf "$data" "$env_file"
+  if [[ -f "$location_file" ]]; then
+    cp "$log_file" "$state_dir/postgresql.log" 2>/dev/null || true
+    rm -rf "$work" "$location_file"
+    set_work "$state_dir/pg"
+  fi
 }
 
 start() {
   stop
+  if [[ $(id -u) -eq 0 ]] && ! runuser -u postgres -- test -x "$state_dir" 2>/dev/null; then
+    set_work "$(mktemp -d "${TMPDIR:-/tmp}/p2k-pg.XXXXXX")"
+    echo "$work" >"$location_file"
+  fi
   mkdir -p "$work"
   if [[ $(id -u) -eq 0 ]]; then chown postgres: "$work"; fi
   as_owner "$bin/initdb" -D "$data" -A trust -U postgres -E UTF8 --no-locale --no-sync \
@@ -137,8 +153,8 @@ HBA
 listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$work'
-fsync = off
-full_page_writes = off
+fsync = ${P2K_PG_FSYNC:-off}
+full_page_writes = ${P2K_PG_FSYNC:-off}
 max_connections = 200
 log_min_messages = warning
 log_line_prefix = '%m [%p] %d '
