@@ -30,7 +30,7 @@ constexpr milliseconds kMaxReconnectBackoff{10'000};
 
 constexpr const char* kFetchSql = R"sql(
 SELECT q.id, q.uuid, q.external_id, q.table_schema, q.table_name, q.statement, q.data::text,
-       (extract(epoch FROM q.created_at) * 1000000)::int8
+       (extract(epoch FROM q.created_at) * 1000000)::int8, q.old_data::text
   FROM pg2kafka.outbound_event_queue q
  WHERE q.id > $3
    AND pg_visible_in_snapshot(q.txid, $2)
@@ -44,8 +44,10 @@ constexpr const char* kAckDeleteSql =
 constexpr const char* kAckKeepSql = R"sql(
 WITH done AS (DELETE FROM pg2kafka.outbound_event_queue WHERE id = ANY($1) RETURNING *)
 INSERT INTO pg2kafka.acknowledged_events
-       (id, uuid, external_id, table_name, statement, data, created_at, table_schema, txid)
-SELECT id, uuid, external_id, table_name, statement, data, created_at, table_schema, txid
+       (id, uuid, external_id, table_name, statement, data, created_at, table_schema, txid,
+        old_data)
+SELECT id, uuid, external_id, table_name, statement, data, created_at, table_schema, txid,
+       old_data
   FROM done
 ON CONFLICT (id) DO NOTHING)sql";
 
@@ -215,6 +217,87 @@ std::string rfc3339_utc(int64_t epoch_us) {
     out += frac;
   }
   out += 'Z';
+  return out;
+}
+
+namespace {
+
+// The members of a JSON object as PostgreSQL prints jsonb: (key with its quotes, value) as raw
+// text slices, so values are compared and copied exactly as written (no number is ever re-parsed
+// into a double). Returns false when `text` is not a flat-scanned object.
+bool split_members(std::string_view text,
+                   std::vector<std::pair<std::string_view, std::string_view>>& out) {
+  size_t i = 0;
+  auto skip_space = [&] {
+    while (i < text.size() &&
+           (text[i] == ' ' || text[i] == '\n' || text[i] == '\t' || text[i] == '\r'))
+      ++i;
+  };
+  auto skip_string = [&] {  // at the opening quote
+    for (++i; i < text.size() && text[i] != '"'; ++i)
+      if (text[i] == '\\') ++i;
+    ++i;
+  };
+  skip_space();
+  if (i >= text.size() || text[i] != '{') return false;
+  ++i;
+  skip_space();
+  if (i < text.size() && text[i] == '}') return true;
+  while (i < text.size()) {
+    skip_space();
+    if (i >= text.size() || text[i] != '"') return false;
+    size_t key_start = i;
+    skip_string();
+    std::string_view key = text.substr(key_start, i - key_start);
+    skip_space();
+    if (i >= text.size() || text[i] != ':') return false;
+    ++i;
+    skip_space();
+    size_t value_start = i;
+    int depth = 0;
+    for (; i < text.size(); ++i) {
+      char c = text[i];
+      if (c == '"') {
+        skip_string();
+        --i;
+      } else if (c == '{' || c == '[') {
+        ++depth;
+      } else if (c == '}' || c == ']') {
+        if (depth == 0) break;
+        --depth;
+      } else if (c == ',' && depth == 0) {
+        break;
+      }
+    }
+    if (i >= text.size()) return false;
+    size_t value_end = i;
+    while (value_end > value_start && text[value_end - 1] == ' ') --value_end;
+    out.emplace_back(key, text.substr(value_start, value_end - value_start));
+    if (text[i] == '}') return true;
+    ++i;  // the comma
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string changed_columns(std::string_view new_row, std::string_view old_row) {
+  std::vector<std::pair<std::string_view, std::string_view>> now, before;
+  if (!split_members(new_row, now) || !split_members(old_row, before)) return std::string(new_row);
+  std::string out = "{";
+  for (const auto& [key, value] : now) {
+    bool same = false;
+    for (const auto& [old_key, old_value] : before) {
+      if (old_key == key) {
+        same = old_value == value;
+        break;
+      }
+    }
+    if (same) continue;
+    if (out.size() > 1) out += ", ";
+    out.append(key).append(": ").append(value);
+  }
+  out += '}';
   return out;
 }
 
@@ -483,6 +566,12 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
       std::optional<std::string_view> data;
       if (!rows.is_null(i, 6)) data = rows.text(i, 6);
       int64_t created_us = rows.int64(i, 7);
+      // UPDATE events hold both rows (migration 003): the message carries the changed columns.
+      std::string changed;
+      if (data && !rows.is_null(i, 8)) {
+        changed = changed_columns(*data, rows.text(i, 8));
+        data = changed;
+      }
       uint64_t position = next_position_++;
       std::string value = envelope_json(uuid, external_id, statement, data, created_us);
       batch->add(position, topic_for(schema, table), external_id, std::move(value),

@@ -60,6 +60,11 @@ std::string topic_name(std::string_view topic_namespace, std::string_view databa
 // The record value: {"uuid","external_id","statement","data","created_at"}. `data_json` is
 // PostgreSQL's jsonb text (inserted verbatim; nullopt gives null); created_at is RFC 3339 UTC
 // with trailing zeros of the fraction removed, e.g. 2017-11-02T16:15:13.94077Z.
+// The members of `new_row` (a JSON object as PostgreSQL prints jsonb) whose value differs from
+// the same member of `old_row`, in `new_row`'s order, values copied exactly as written. Used for
+// UPDATE events, which queue both rows so that the trigger need not compare columns.
+std::string changed_columns(std::string_view new_row, std::string_view old_row);
+
 std::string envelope_json(std::string_view uuid, const std::optional<std::string>& external_id,
                           std::string_view statement, std::optional<std::string_view> data_json,
                           int64_t created_at_us);

@@ -377,7 +377,7 @@ TEST(Migrations, InstallIdempotently_AndSafelyFromTwoProcessesAtOnce) {
   for (const auto& e : errors) EXPECT_EQ(e, "");
   EXPECT_EQ(db.sql().value("SELECT string_agg(version::text, ',' ORDER BY version) "
                            "FROM pg2kafka.schema_migrations"),
-            "1,2");
+            "1,2,3");
   // Exactly one of them drains; the others stand by.
   int active = 0;
   for (auto& s : sources) active += s->active();
@@ -388,7 +388,7 @@ TEST(Migrations, InstallIdempotently_AndSafelyFromTwoProcessesAtOnce) {
   again->open();
   for (const auto& m : pg2kafka::pg_outbox::migrations())
     db.sql().exec(std::string("BEGIN;\n") + m.sql + "\nCOMMIT;");
-  EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.schema_migrations"), "2");
+  EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.schema_migrations"), "3");
   seed_products(db.sql());
   EXPECT_EQ(db.sql().value("SELECT pg2kafka.setup('products', 'sku')"), "t");
   EXPECT_EQ(drain(*again).size(), 2u);
@@ -413,4 +413,36 @@ TEST(Topics, NameRule) {
   EXPECT_EQ(pg2kafka::pg_outbox::rfc3339_utc(1509639313940770), "2017-11-02T16:15:13.94077Z");
   EXPECT_EQ(pg2kafka::pg_outbox::rfc3339_utc(1509639313000000), "2017-11-02T16:15:13Z");
   EXPECT_EQ(pg2kafka::pg_outbox::rfc3339_utc(-1), "1969-12-31T23:59:59.999999Z");
+}
+
+TEST(Capture, UpdateQueuedBeforeMigration3_IsDeliveredAsQueued) {
+  // Migration 002's trigger queued UPDATE events already reduced to the changed columns, with no
+  // old row; they must come out unchanged after an upgrade.
+  TestDatabase db;
+  db.sql().exec(
+      "INSERT INTO pg2kafka.outbound_event_queue "
+      "(external_id, table_schema, table_name, statement, data) "
+      "VALUES ('CM01-R', 'public', 'products', 'UPDATE', '{\"name\": \"Big Red Coffee Mug\"}')");
+  auto source = make_source(db.url());
+  source->open();
+  auto events = drain(*source);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].data(), json::parse(R"({"name": "Big Red Coffee Mug"})")) << events[0].value;
+}
+
+TEST(Capture, UpdateKeepsTheOldRowInTheQueue_AndSendsOnlyChangedColumns) {
+  TestDatabase db;
+  db.sql().exec("CREATE TABLE p (sku text PRIMARY KEY, name text, price numeric)");
+  db.sql().exec("INSERT INTO p VALUES ('a', 'A', 1.50)");
+  db.sql().exec("SELECT pg2kafka.setup('p', 'sku')");
+  auto source = make_source(db.url());
+  source->open();
+  drain(*source);
+  db.sql().exec("UPDATE p SET price = 1.75");
+  EXPECT_EQ(db.sql().value("SELECT old_data ->> 'price' FROM pg2kafka.outbound_event_queue"),
+            "1.50");
+  auto events = drain(*source);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].value.find("\"data\":{\"price\": 1.75}"), events[0].value.find("\"data\""))
+      << events[0].value;
 }
