@@ -101,6 +101,17 @@ TEST(Pipeline, RetriesOpen_WhenTransient) {
   EXPECT_NE(r.err.find("cannot open source 'test-sequence' yet"), std::string::npos) << r.err;
 }
 
+TEST(Pipeline, GivesUpOpeningAfterOpenTimeout_WhenTheSourceStaysUnreachable) {
+  FaultyPipeline p(R"("count": 3, "open_error": "retry_always")", "",
+                   R"({"open_timeout": "300ms", "retry.initial_backoff": "20ms"})");
+  auto r = p.run();
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_NE(r.err.find("cannot open source 'test-sequence' within open_timeout (300 ms)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_TRUE(p.delivered().empty());
+}
+
 TEST(Pipeline, ExitsWith4_WhenOpenFailsPermanently) {
   FaultyPipeline p(R"("open_error": "fatal")", "");
   auto r = p.run();

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cstdlib>
+#include <vector>
 
 namespace pg2kafka::config {
 namespace {
@@ -13,8 +14,9 @@ bool name_char(char c, bool first) {
 
 // Expands text[pos...] until `stop` (or the end when stop == 0); advances pos past the stop.
 // With `evaluate` false the text is only parsed (an unused default may name unset variables).
+// `outer` names the variables whose defaults are being expanded (all unset), for the message.
 bool expand(std::string_view text, size_t& pos, char stop, const EnvLookup& env, std::string& out,
-            std::string& error, bool evaluate) {
+            std::string& error, bool evaluate, std::vector<std::string>& outer) {
   while (pos < text.size()) {
     char c = text[pos];
     if (stop && c == stop) {
@@ -48,8 +50,15 @@ bool expand(std::string_view text, size_t& pos, char stop, const EnvLookup& env,
     auto value = env(name);
     if (p < text.size() && text[p] == '}') {
       if (!value && evaluate) {
-        error = "environment variable " + name +
-                " is not set: export it, or give a default with ${" + name + ":-default}";
+        if (outer.empty()) {
+          error = "environment variable " + name +
+                  " is not set: export it, or give a default with ${" + name + ":-default}";
+        } else {
+          std::string names;
+          for (const auto& o : outer) names += o + ", ";
+          error =
+              "none of the environment variables " + names + name + " is set: export one of them";
+        }
         return false;
       }
       if (value) out += *value;
@@ -60,7 +69,10 @@ bool expand(std::string_view text, size_t& pos, char stop, const EnvLookup& env,
       pos = p + 2;
       bool use_value = value && !value->empty();
       std::string fallback;
-      if (!expand(text, pos, '}', env, fallback, error, evaluate && !use_value)) {
+      outer.push_back(name);
+      bool ok = expand(text, pos, '}', env, fallback, error, evaluate && !use_value, outer);
+      outer.pop_back();
+      if (!ok) {
         if (error.empty()) error = "unterminated ${" + name + ":-...: add the closing '}'";
         return false;
       }
@@ -88,7 +100,8 @@ InterpolationResult interpolate(std::string_view text, const EnvLookup& env) {
   InterpolationResult r;
   size_t pos = 0;
   std::string error;
-  if (!expand(text, pos, 0, env, r.value, error, true)) r.error = error;
+  std::vector<std::string> outer;
+  if (!expand(text, pos, 0, env, r.value, error, true, outer)) r.error = error;
   return r;
 }
 

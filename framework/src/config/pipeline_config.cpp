@@ -36,6 +36,11 @@ const p2k_option kHostOptions[] = {
            "written before it exits. Records not confirmed by then stay in the source and are "
            "delivered again by the next run.",
            0, nullptr, 0, 3'600'000),
+    option("open_timeout", P2K_OPT_DURATION, "60s",
+           "How long the host keeps retrying to open the source and the sink at start (an "
+           "unreachable database or broker) before it gives up with exit code 4; 0 retries "
+           "forever. Once the pipeline runs, a lost connection is retried forever.",
+           0, nullptr, 0, 86'400'000),
     option("dry_run", P2K_OPT_BOOL, "false",
            "Deliver to the stdout sink instead of the configured sink, and never acknowledge, so "
            "a dry run removes nothing from the source. The sink section is then not used (and "
@@ -107,6 +112,7 @@ void PipelineConfig::read(const EnvLookup& env, bool force_dry_run, Diagnostics&
   host_.retry_initial_backoff = ms("retry.initial_backoff", host_.retry_initial_backoff);
   host_.retry_max_backoff = ms("retry.max_backoff", host_.retry_max_backoff);
   host_.shutdown_timeout = ms("shutdown_timeout", host_.shutdown_timeout);
+  host_.open_timeout = ms("open_timeout", host_.open_timeout);
   host_.dry_run = force_dry_run || host_values_.get("dry_run") == "true";
   host_.log_level = host_values_.get("log_level", "info");
   if (host_.retry_max_backoff < host_.retry_initial_backoff)

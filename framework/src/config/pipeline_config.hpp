@@ -32,6 +32,7 @@ struct HostSettings {
   std::chrono::milliseconds retry_initial_backoff{100};
   std::chrono::milliseconds retry_max_backoff{30000};
   std::chrono::milliseconds shutdown_timeout{30000};
+  std::chrono::milliseconds open_timeout{60000};
   bool dry_run = false;
   std::string log_level = "info";
 };

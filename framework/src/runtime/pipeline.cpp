@@ -66,6 +66,9 @@ void Pipeline::sleep_interruptibly(std::chrono::milliseconds d) {
 }
 
 bool Pipeline::open_with_retry() {
+  // Unreachable at start is usually a mistake (a wrong host, a firewall): give up after
+  // open_timeout so the user hears of it; once running, connection loss is retried forever.
+  auto give_up_at = Clock::now() + settings_.open_timeout;
   for (auto* step : {"source", "sink"}) {
     bool is_source = std::string(step) == "source";
     Backoff backoff(settings_.retry_initial_backoff, settings_.retry_max_backoff);
@@ -74,6 +77,12 @@ bool Pipeline::open_with_retry() {
       if (r.ok()) break;
       std::string who =
           std::string(step) + " '" + (is_source ? source_.name() : sink_.name()) + "'";
+      if (r.status == P2K_RETRY && settings_.open_timeout.count() > 0 &&
+          Clock::now() >= give_up_at) {
+        fail("cannot open " + who + " within open_timeout (" +
+             std::to_string(settings_.open_timeout.count()) + " ms): " + r.message);
+        return false;
+      }
       if (r.status == P2K_RETRY) {
         auto wait = backoff.next();
         log::warn("cannot open " + who + " yet: " + r.message + " (retrying in " +

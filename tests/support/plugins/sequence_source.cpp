@@ -33,6 +33,8 @@ class SequenceSource : public sdk::Source {
       opened_once_ = true;
       throw sdk::RetryError("test-sequence: simulated transient open failure");
     }
+    if (open_error_ == "retry_always")
+      throw sdk::RetryError("test-sequence: simulated unreachable service");
     if (open_error_ == "fatal")
       throw sdk::FatalError("test-sequence: simulated fatal open failure");
     if (open_error_ == "config") throw sdk::ConfigError("test-sequence: simulated bad option");
@@ -88,7 +90,8 @@ class SequenceSource : public sdk::Source {
 };
 
 using sdk::option;
-const char* const kOpenErrors[] = {"none", "retry_once", "fatal", "config", nullptr};
+const char* const kOpenErrors[] = {"none",  "retry_once", "retry_always",
+                                   "fatal", "config",     nullptr};
 const p2k_option kOptions[] = {
     option("count", P2K_OPT_INT, "10", "Records to emit; 0 emits forever."),
     option("keys", P2K_OPT_INT, "3", "Distinct keys, used round-robin: key-0, key-1, ..."),
