@@ -126,7 +126,7 @@ void append_json_string(std::string& out, std::string_view s) {
 void route_notice(void* ctx, const char* message) {
   std::string m(message ? message : "");
   while (!m.empty() && m.back() == '\n') m.pop_back();
-  static_cast<sdk::Host*>(ctx)->debug("pg-outbox: PostgreSQL: " + m);
+  static_cast<sdk::Host*>(ctx)->debug("PostgreSQL: " + m);
 }
 
 }  // namespace
@@ -343,15 +343,14 @@ auto OutboxSource::guarded(const char* what, F&& f) -> decltype(f()) {
   } catch (const PgError& e) {
     if (e.connection_lost() || (conn_ && conn_->broken())) {
       drop_connection();
-      throw sdk::RetryError(std::string("pg-outbox: lost the connection to PostgreSQL at ") +
+      throw sdk::RetryError(std::string("lost the connection to PostgreSQL at ") +
                             config_.connection.target + " while " + what + ": " + e.what() +
                             " (reconnecting)");
     }
     if (e.transient())
-      throw sdk::RetryError(std::string("pg-outbox: transient PostgreSQL error while ") + what +
-                            ": " + e.what());
-    throw sdk::FatalError(std::string("pg-outbox: PostgreSQL error while ") + what + ": " +
-                          e.what());
+      throw sdk::RetryError(std::string("transient PostgreSQL error while ") + what + ": " +
+                            e.what());
+    throw sdk::FatalError(std::string("PostgreSQL error while ") + what + ": " + e.what());
   }
 }
 
@@ -359,19 +358,19 @@ void OutboxSource::connect() {
   auto now = Clock::now();
   if (now < next_connect_at_) {
     auto wait = std::chrono::duration_cast<milliseconds>(next_connect_at_ - now);
-    throw sdk::RetryError("pg-outbox: reconnecting to PostgreSQL at " + config_.connection.target +
-                          " in " + std::to_string(wait.count()) + " ms");
+    throw sdk::RetryError("reconnecting to PostgreSQL at " + config_.connection.target + " in " +
+                          std::to_string(wait.count()) + " ms");
   }
   try {
     conn_ = std::make_unique<PgConnection>(config_.connection, config_.application_name,
                                            &route_notice, &host_);
     connect_failures_ = 0;
   } catch (const PgConnectError& e) {
-    if (e.permanent()) throw sdk::ConfigError(std::string("pg-outbox: ") + e.what());
+    if (e.permanent()) throw sdk::ConfigError(std::string(e.what()));
     ++connect_failures_;
     auto backoff = milliseconds(100) * (1LL << std::min(connect_failures_, 7));
     next_connect_at_ = Clock::now() + std::min<milliseconds>(backoff, kMaxReconnectBackoff);
-    throw sdk::RetryError(std::string("pg-outbox: ") + e.what());
+    throw sdk::RetryError(std::string(e.what()));
   }
 }
 
@@ -394,7 +393,7 @@ void OutboxSource::apply_migrations() {
           throw PgError(std::string("migration ") + m.name + " failed: " + e.what(), e.sqlstate(),
                         e.connection_lost());
         }
-        host_.info(std::string("pg-outbox: applied migration ") + m.name);
+        host_.info(std::string("applied migration ") + m.name);
       }
       conn_->exec("COMMIT");
     } catch (...) {
@@ -417,8 +416,7 @@ void OutboxSource::prepare_session() {
         "to_regclass('pg2kafka.schema_migrations') IS NOT NULL");
     database_ = std::string(r.text(0, 0));
     if (!r.boolean(0, 1))
-      throw sdk::ConfigError("pg-outbox: database \"" + database_ + "\" at " +
-                             config_.connection.target +
+      throw sdk::ConfigError("database \"" + database_ + "\" at " + config_.connection.target +
                              " has no pg2kafka schema: set the option perform_migrations=true, "
                              "or apply sql/*.sql with psql --single-transaction");
     int64_t installed = 0;
@@ -427,7 +425,7 @@ void OutboxSource::prepare_session() {
                       .int64(0, 0);
     int latest = migrations().empty() ? 0 : migrations().back().version;
     if (installed < latest)
-      host_.warn("pg-outbox: the pg2kafka schema of database \"" + database_ + "\" is at version " +
+      host_.warn("the pg2kafka schema of database \"" + database_ + "\" is at version " +
                  std::to_string(installed) + ", this plugin ships " + std::to_string(latest) +
                  ": set perform_migrations=true to upgrade it");
 
@@ -446,8 +444,8 @@ void OutboxSource::prepare_session() {
 
     auto broken = conn_->exec(kBrokenKeysSql);
     for (int i = 0; i < broken.rows(); ++i)
-      host_.warn("pg-outbox: tracked table " + std::string(broken.text(i, 0)) +
-                 " has no column \"" + std::string(broken.text(i, 1)) +
+      host_.warn("tracked table " + std::string(broken.text(i, 0)) + " has no column \"" +
+                 std::string(broken.text(i, 1)) +
                  "\" any more: its events now have a null key (external_id). Run "
                  "pg2kafka.teardown and pg2kafka.setup with the new key column.");
     return 0;
@@ -458,7 +456,7 @@ void OutboxSource::drop_connection() {
   conn_.reset();
   if (active_)
     host_.warn(
-        "pg-outbox: the connection holding the drain lock is gone; another instance may "
+        "the connection holding the drain lock is gone; another instance may "
         "take over");
   active_ = false;
   standby_logged_ = false;
@@ -480,7 +478,7 @@ void OutboxSource::ensure_session() {
     conn_.reset();
     throw;
   }
-  host_.info("pg-outbox: connected to PostgreSQL at " + config_.connection.target);
+  host_.info("connected to PostgreSQL at " + config_.connection.target);
 }
 
 void OutboxSource::open() {
@@ -493,7 +491,6 @@ void OutboxSource::open() {
     throw;
   }
   opened_ = true;
-  host_.info("pg-outbox: connected to PostgreSQL at " + config_.connection.target);
   try_become_active();
 }
 
@@ -507,11 +504,11 @@ void OutboxSource::try_become_active() {
     prev_snapshot_.reset();
     cur_snapshot_.reset();
     after_id_ = 0;
-    host_.info("pg-outbox: draining the queue of database \"" + database_ +
+    host_.info("draining the queue of database \"" + database_ +
                "\" (this instance holds the drain lock)");
   } else if (!standby_logged_) {
     standby_logged_ = true;
-    host_.info("pg-outbox: another pg2kafka instance drains database \"" + database_ +
+    host_.info("another pg2kafka instance drains database \"" + database_ +
                "\"; standing by until its session ends");
   }
 }
@@ -594,7 +591,7 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
 }
 
 std::unique_ptr<sdk::RecordBatch> OutboxSource::poll(size_t max_records, milliseconds timeout) {
-  if (!opened_) throw sdk::FatalError("pg-outbox: poll before open");
+  if (!opened_) throw sdk::FatalError("poll before open");
   size_t limit = max_records == 0 ? config_.batch_size : std::min(max_records, config_.batch_size);
   auto deadline = Clock::now() + std::max(timeout, milliseconds(0));
   while (true) {
