@@ -164,6 +164,11 @@ OutboxConfig OutboxConfig::from(const sdk::Options& options) {
   }
   if (options.has("poll_interval")) c.poll_interval = options.duration("poll_interval");
   if (c.poll_interval.count() < 1) throw sdk::ConfigError("option 'poll_interval' must be > 0");
+  if (options.has("min_poll_interval")) c.min_poll_interval = options.duration("min_poll_interval");
+  if (c.min_poll_interval > c.poll_interval)
+    throw sdk::ConfigError(
+        "option 'min_poll_interval' (" + std::to_string(c.min_poll_interval.count()) +
+        " ms) must not exceed poll_interval (" + std::to_string(c.poll_interval.count()) + " ms)");
   if (options.has("notify")) c.notify = options.boolean("notify");
   if (auto a = options.find("acknowledged")) {
     if (*a == "delete")
@@ -600,17 +605,24 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::poll(size_t max_records, millise
     if (active_) {
       maybe_purge();
       auto batch = fetch(limit);
-      if (batch && !batch->empty()) return batch;
+      if (batch && !batch->empty()) {
+        idle_wait_ = config_.min_poll_interval;
+        return batch;
+      }
     }
     auto now = Clock::now();
     if (now >= deadline) return nullptr;
+    // Busy queues are looked at again soon, idle ones ever less often (up to poll_interval); a
+    // standby only retries the lock every poll_interval.
+    auto interval =
+        active_ ? std::max(idle_wait_, config_.min_poll_interval) : config_.poll_interval;
     auto wait = std::min<milliseconds>(
-        std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1),
-        config_.poll_interval);
+        std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1), interval);
     if (active_ && config_.notify)
       guarded("waiting for notifications", [&] { return conn_->wait_for_notification(wait); });
     else
       std::this_thread::sleep_for(wait);
+    if (active_) idle_wait_ = std::min(interval * 2, config_.poll_interval);
   }
 }
 

@@ -41,6 +41,7 @@ struct OutboxConfig {
   std::string topic_namespace;
   size_t batch_size = 1000;
   std::chrono::milliseconds poll_interval{1000};
+  std::chrono::milliseconds min_poll_interval{5};
   bool notify = true;
   Acknowledged acknowledged = Acknowledged::kDelete;
   std::chrono::milliseconds retention{7LL * 24 * 3600 * 1000};
@@ -111,6 +112,10 @@ class OutboxSource : public sdk::Source {
   bool active_ = false;
   bool standby_logged_ = false;
   std::string database_;
+
+  // How long to wait before the next look at an empty queue: min_poll_interval after events
+  // were found, doubling up to poll_interval while the queue stays empty.
+  std::chrono::milliseconds idle_wait_{0};
 
   // Reconnection backoff.
   int connect_failures_ = 0;

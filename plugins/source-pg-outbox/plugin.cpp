@@ -33,10 +33,18 @@ constexpr p2k_option kOptions[] = {
            "returns (the host's own batch limit applies too: the smaller wins).",
            0, nullptr, 1, 1000000),
     option("poll_interval", P2K_OPT_DURATION, "1s",
-           "How long the source waits between two looks at an empty queue. Notifications (see "
-           "`notify`) only shorten the wait; this interval alone guarantees progress. A standby "
-           "instance also retries the drain lock this often.",
+           "The longest wait between two looks at an empty queue. After events were found the "
+           "source looks again after min_poll_interval, doubling the wait while the queue stays "
+           "empty up to this interval, so a busy queue is read within milliseconds and an idle "
+           "one costs one query per interval. Notifications (see `notify`) only shorten the "
+           "wait; polling alone guarantees progress. A standby instance retries the drain lock "
+           "this often.",
            0, nullptr, 10, 3600000),
+    option("min_poll_interval", P2K_OPT_DURATION, "5ms",
+           "The shortest wait between two looks at an empty queue, right after events were "
+           "found (see poll_interval). Lower means less latency from commit to Kafka for "
+           "scattered writes, at the cost of more queries while the queue is busy.",
+           0, nullptr, 1, 3600000),
     option("notify", P2K_OPT_BOOL, "true",
            "LISTEN on the channel `pg2kafka` and read the queue as soon as a notification "
            "arrives instead of waiting for the poll interval. The capture triggers notify (once "
