@@ -8,6 +8,8 @@
 //   p2k-bench-kafka count --brokers B --topic T
 //       Prints the number of messages in the topic (sum over partitions of high - low offset).
 //   p2k-bench-kafka latency --brokers B --topic T --expect N [--timeout SECONDS] [--field NAME]
+//                           [--warmup-ms MS]  (events in the first MS of the run are left out
+//                           of the percentiles and reported as warmup_max_ms)
 //       Reads the topic from the beginning until N messages (or every partition's end after the
 //       timeout) and, for each message, compares the broker's timestamp (LogAppendTime: when the
 //       broker appended it, i.e. what it acknowledged) with the integer field NAME (default `ts`,
@@ -19,6 +21,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -184,8 +187,11 @@ int latency(const Args& a) {
   if (rd_kafka_assign(rk, list) != RD_KAFKA_RESP_ERR_NO_ERROR) die("assign failed");
   rd_kafka_topic_partition_list_destroy(list);
 
-  std::vector<double> lat;
-  lat.reserve(static_cast<size_t>(std::max(expect, 1LL)));
+  // (ts in µs, latency in ms) per event; events in the first warmup_ms of the run (by ts) are
+  // reported apart: they include the wake-up of an idle pipeline, not its steady state.
+  const double warmup_ms = std::atof(a.get("warmup-ms", "0").c_str());
+  std::vector<std::pair<long long, double>> samples;
+  samples.reserve(static_cast<size_t>(std::max(expect, 1LL)));
   long long messages = 0;
   bool all_log_append = true;
   int at_eof = 0;
@@ -208,7 +214,8 @@ int latency(const Args& a) {
       long long ts_us = 0;
       if (m->payload != nullptr &&
           find_int_field(static_cast<const char*>(m->payload), m->len, needle, &ts_us)) {
-        lat.push_back(static_cast<double>(broker_ms) - static_cast<double>(ts_us) / 1000.0);
+        samples.emplace_back(ts_us,
+                             static_cast<double>(broker_ms) - static_cast<double>(ts_us) / 1000.0);
       }
     }
     rd_kafka_message_destroy(m);
@@ -216,6 +223,19 @@ int latency(const Args& a) {
   rd_kafka_consumer_close(rk);
   rd_kafka_destroy(rk);
 
+  long long first_ts = LLONG_MAX;
+  for (const auto& [ts, l] : samples) first_ts = std::min(first_ts, ts);
+  std::vector<double> lat;
+  double warmup_max = 0;
+  size_t warmup_count = 0;
+  for (const auto& [ts, l] : samples) {
+    if (static_cast<double>(ts - first_ts) / 1000.0 < warmup_ms) {
+      warmup_max = std::max(warmup_max, l);
+      ++warmup_count;
+    } else {
+      lat.push_back(l);
+    }
+  }
   std::sort(lat.begin(), lat.end());
   auto pct = [&](double p) {
     if (lat.empty()) return 0.0;
@@ -226,10 +246,11 @@ int latency(const Args& a) {
   for (double v : lat) sum += v;
   std::printf(
       "{\"messages\":%lld,\"with_ts\":%zu,\"log_append_time\":%s,\"p50_ms\":%.2f,"
-      "\"p99_ms\":%.2f,\"max_ms\":%.2f,\"min_ms\":%.2f,\"mean_ms\":%.2f}\n",
-      messages, lat.size(), all_log_append ? "true" : "false", pct(0.5), pct(0.99),
+      "\"p99_ms\":%.2f,\"max_ms\":%.2f,\"min_ms\":%.2f,\"mean_ms\":%.2f,"
+      "\"warmup_events\":%zu,\"warmup_max_ms\":%.2f}\n",
+      messages, samples.size(), all_log_append ? "true" : "false", pct(0.5), pct(0.99),
       lat.empty() ? 0.0 : lat.back(), lat.empty() ? 0.0 : lat.front(),
-      lat.empty() ? 0.0 : sum / static_cast<double>(lat.size()));
+      lat.empty() ? 0.0 : sum / static_cast<double>(lat.size()), warmup_count, warmup_max);
   return 0;
 }
 

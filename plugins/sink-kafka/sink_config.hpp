@@ -25,7 +25,7 @@ struct SinkConfig {
   std::string acks = "all";                    // "all" or "1"
   bool enable_idempotence = true;
   std::string compression = "lz4";
-  int64_t linger_ms = 5;
+  int64_t linger_ms = 1;
   int64_t batch_size = 1000000;
   int64_t batch_num_messages = 10000;
   int64_t message_timeout_ms = 300000;

@@ -25,6 +25,9 @@ constexpr Oid kOidInt8Array = 1016;
 constexpr Oid kOidPgSnapshot = 5038;
 
 constexpr milliseconds kPurgeInterval{60'000};
+// After events were found, the queue is looked at every min_poll_interval for this long before
+// the wait starts doubling towards poll_interval.
+constexpr milliseconds kBusySpell{1'000};
 constexpr int kPurgeBatch = 10'000;
 constexpr milliseconds kMaxReconnectBackoff{10'000};
 
@@ -32,7 +35,7 @@ constexpr const char* kFetchSql = R"sql(
 SELECT q.id, q.uuid, q.external_id, q.table_schema, q.table_name, q.statement, q.data::text,
        (extract(epoch FROM q.created_at) * 1000000)::int8, q.old_data::text
   FROM pg2kafka.outbound_event_queue q
- WHERE q.id > $3
+ WHERE q.id > $3 AND q.id <= $5
    AND pg_visible_in_snapshot(q.txid, $2)
    AND ($1 IS NULL OR NOT pg_visible_in_snapshot(q.txid, $1))
  ORDER BY q.id
@@ -435,7 +438,11 @@ void OutboxSource::prepare_session() {
                  ": set perform_migrations=true to upgrade it");
 
     conn_->prepare("p2k_snapshot", "SELECT pg_current_snapshot()::text", {});
-    conn_->prepare("p2k_fetch", kFetchSql, {kOidPgSnapshot, kOidPgSnapshot, kOidInt8, kOidInt8});
+    // Read just after a snapshot was taken: every event visible in it is at or below this.
+    conn_->prepare("p2k_max_id", "SELECT coalesce(max(id), 0) FROM pg2kafka.outbound_event_queue",
+                   {});
+    conn_->prepare("p2k_fetch", kFetchSql,
+                   {kOidPgSnapshot, kOidPgSnapshot, kOidInt8, kOidInt8, kOidInt8});
     conn_->prepare(
         "p2k_ack",
         config_.acknowledged == OutboxConfig::Acknowledged::kKeep ? kAckKeepSql : kAckDeleteSql,
@@ -546,15 +553,22 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
   while (true) {
     bool fresh = false;
     if (!cur_snapshot_) {
-      cur_snapshot_ = guarded("taking a snapshot", [&] {
-        return std::string(conn_->exec_prepared("p2k_snapshot", {}).text(0, 0));
+      // A window starts at the queue's head: an event of a transaction that was still open at
+      // the previous snapshot may hold any id, however old (the snapshot's xmax does not tell
+      // which transactions started after it). It ends at the largest id once the snapshot is
+      // taken, so a page never scans on through events committed after it.
+      guarded("taking a snapshot", [&] {
+        cur_snapshot_ = std::string(conn_->exec_prepared("p2k_snapshot", {}).text(0, 0));
+        window_max_id_ = conn_->exec_prepared("p2k_max_id", {}).int64(0, 0);
+        return 0;
       });
       after_id_ = 0;
       fresh = true;
     }
     auto rows = guarded("reading the queue", [&] {
       return conn_->exec_prepared(
-          "p2k_fetch", {prev_snapshot_, cur_snapshot_, std::to_string(after_id_), limit_text});
+          "p2k_fetch", {prev_snapshot_, cur_snapshot_, std::to_string(after_id_), limit_text,
+                        std::to_string(window_max_id_)});
     });
     for (int i = 0; i < rows.rows(); ++i) {
       int64_t id = rows.int64(i, 0);
@@ -607,6 +621,7 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::poll(size_t max_records, millise
       auto batch = fetch(limit);
       if (batch && !batch->empty()) {
         idle_wait_ = config_.min_poll_interval;
+        last_events_at_ = Clock::now();
         return batch;
       }
     }
@@ -622,7 +637,10 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::poll(size_t max_records, millise
       guarded("waiting for notifications", [&] { return conn_->wait_for_notification(wait); });
     else
       std::this_thread::sleep_for(wait);
-    if (active_) idle_wait_ = std::min(interval * 2, config_.poll_interval);
+    // Back off only once the queue has stayed empty for a while: a steady trickle of events
+    // (say a commit every 100 ms) keeps the short interval and so a low latency.
+    if (active_ && Clock::now() - last_events_at_ > kBusySpell)
+      idle_wait_ = std::min(interval * 2, config_.poll_interval);
   }
 }
 

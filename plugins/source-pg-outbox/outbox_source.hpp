@@ -116,14 +116,17 @@ class OutboxSource : public sdk::Source {
   // How long to wait before the next look at an empty queue: min_poll_interval after events
   // were found, doubling up to poll_interval while the queue stays empty.
   std::chrono::milliseconds idle_wait_{0};
+  std::chrono::steady_clock::time_point last_events_at_{};
 
   // Reconnection backoff.
   int connect_failures_ = 0;
   std::chrono::steady_clock::time_point next_connect_at_{};
 
-  // The window cursor: events visible in cur_ and not in prev_, with id > after_.
+  // The window cursor: events visible in cur_ and not in prev_, with after_id_ < id <=
+  // window_max_id_ (the largest id once cur_ was taken: no event visible in cur_ is above it).
   std::optional<std::string> prev_snapshot_;
   std::optional<std::string> cur_snapshot_;
+  int64_t window_max_id_ = 0;
   int64_t after_id_ = 0;
 
   // Returned but not yet acknowledged: (position, queue id), in position order.

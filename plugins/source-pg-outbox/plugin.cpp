@@ -33,10 +33,11 @@ constexpr p2k_option kOptions[] = {
            "returns (the host's own batch limit applies too: the smaller wins).",
            0, nullptr, 1, 1000000),
     option("poll_interval", P2K_OPT_DURATION, "1s",
-           "The longest wait between two looks at an empty queue. After events were found the "
-           "source looks again after min_poll_interval, doubling the wait while the queue stays "
-           "empty up to this interval, so a busy queue is read within milliseconds and an idle "
-           "one costs one query per interval. Notifications (see `notify`) only shorten the "
+           "The longest wait between two looks at an empty queue. For a second after events "
+           "were found the source looks every min_poll_interval; then the wait doubles while "
+           "the queue stays empty, up to this interval. So a busy queue is read within "
+           "milliseconds and an idle one costs one query per interval. Notifications (see "
+           "`notify`) only shorten the "
            "wait; polling alone guarantees progress. A standby instance retries the drain lock "
            "this often.",
            0, nullptr, 10, 3600000),

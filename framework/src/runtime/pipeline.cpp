@@ -10,7 +10,7 @@ namespace {
 
 // While records are in flight and the source just came back empty, look again this soon, so a
 // new event does not wait a whole poll_timeout behind a delivery report.
-constexpr std::chrono::milliseconds kBusyRepoll{10};
+constexpr std::chrono::milliseconds kBusyRepoll{2};
 // How often a running pipeline logs its throughput (when it delivered anything).
 constexpr std::chrono::seconds kProgressInterval{30};
 

@@ -56,7 +56,7 @@ TEST(KafkaSinkConfig, Defaults_AreSafeAndFast) {
   EXPECT_EQ(property(c, "compression.codec"), "lz4");
   EXPECT_EQ(property(c, "socket.nagle.disable"), "true");
   EXPECT_EQ(property(c, "allow.auto.create.topics"), "false");
-  EXPECT_EQ(property(c, "linger.ms"), "5");
+  EXPECT_EQ(property(c, "linger.ms"), "1");
 }
 
 TEST(KafkaSinkConfig, AcksOneWithIdempotence_IsConfigErrorNamingBoth) {
