@@ -19,40 +19,6 @@ namespace {
 
 using namespace pg2kafka;
 
-// JSON string escaping, enough for keys and topics (values are written as they are when they
-// are JSON objects, else escaped too).
-void append_escaped(std::string& out, std::string_view s) {
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-}
-
 class FileSink : public sdk::Sink {
  public:
   FileSink(sdk::Host host, const sdk::Options& options)
@@ -80,16 +46,16 @@ class FileSink : public sdk::Sink {
     buffer_.clear();
     for (const auto& r : records) {
       buffer_ += "{\"topic\":";
-      append_escaped(buffer_, {r.topic.data, r.topic.size});
+      sdk::append_json_string(buffer_, {r.topic.data, r.topic.size});
       buffer_ += ",\"key\":";
       if (r.key.data)
-        append_escaped(buffer_, {r.key.data, r.key.size});
+        sdk::append_json_string(buffer_, {r.key.data, r.key.size});
       else
         buffer_ += "null";
       buffer_ += ",\"id\":";
-      append_escaped(buffer_, {r.id.data ? r.id.data : "", r.id.size});
+      sdk::append_json_string(buffer_, {r.id.data ? r.id.data : "", r.id.size});
       buffer_ += ",\"value\":";
-      append_escaped(buffer_, {r.value.data ? r.value.data : "", r.value.size});
+      sdk::append_json_string(buffer_, {r.value.data ? r.value.data : "", r.value.size});
       buffer_ += "}\n";
     }
     if (std::fwrite(buffer_.data(), 1, buffer_.size(), file_) != buffer_.size() ||

@@ -88,44 +88,6 @@ std::string sanitize_topic_part(std::string_view name) {
   return out;
 }
 
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-}
-
 void route_notice(void* ctx, const char* message) {
   std::string m(message ? message : "");
   while (!m.empty() && m.back() == '\n') m.pop_back();
@@ -316,21 +278,21 @@ std::string envelope_json(std::string_view uuid, const std::optional<std::string
   out.reserve(96 + uuid.size() + (external_id ? external_id->size() : 4) +
               (data_json ? data_json->size() : 4));
   out += "{\"uuid\":";
-  append_json_string(out, uuid);
+  sdk::append_json_string(out, uuid);
   out += ",\"external_id\":";
   if (external_id)
-    append_json_string(out, *external_id);
+    sdk::append_json_string(out, *external_id);
   else
     out += "null";
   out += ",\"statement\":";
-  append_json_string(out, statement);
+  sdk::append_json_string(out, statement);
   out += ",\"data\":";
   if (data_json)
     out += *data_json;
   else
     out += "null";
   out += ",\"created_at\":";
-  append_json_string(out, rfc3339_utc(created_at_us));
+  sdk::append_json_string(out, rfc3339_utc(created_at_us));
   out += '}';
   return out;
 }

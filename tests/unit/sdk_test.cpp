@@ -49,3 +49,12 @@ TEST(SdkGuard, TurnsExceptionsIntoStatusesAndMessages) {
   EXPECT_EQ(detail::guarded(err, sizeof err, [] { throw ConfigError("bad"); }), P2K_INVALID_CONFIG);
   EXPECT_EQ(detail::guarded(err, sizeof err, [] {}), P2K_OK);
 }
+
+TEST(SdkJson, EscapesQuotesBackslashesAndControlCharacters) {
+  std::string out;
+  append_json_string(out, "a\"b\\c\n\t\x01\x1f é");
+  EXPECT_EQ(out, "\"a\\\"b\\\\c\\n\\t\\u0001\\u001f é\"");
+  out.clear();
+  append_json_string(out, "");
+  EXPECT_EQ(out, "\"\"");
+}

@@ -73,6 +73,51 @@ class ConfigError : public Error {
 };
 
 // ---------------------------------------------------------------------------------------------
+// JSON text
+// ---------------------------------------------------------------------------------------------
+
+// Appends `text` as a JSON string (quoted; quotes, backslashes and control characters escaped;
+// other bytes, UTF-8 included, copied as they are). For plugins that build JSON messages.
+inline void append_json_string(std::string& out, std::string_view text) {
+  static const char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out += kHex[c >> 4];
+          out += kHex[c & 0xf];
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+}
+
+// ---------------------------------------------------------------------------------------------
 // Option table helpers
 // ---------------------------------------------------------------------------------------------
 
