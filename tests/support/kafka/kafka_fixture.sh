@@ -39,29 +39,7 @@ env_file="$state_dir/kafka.env"
 
 log() { echo "kafka_fixture: $*" >&2; }
 
-# True when nothing listens on TCP port $1 on loopback.
-port_free() {
-  if command -v ss >/dev/null; then
-    [[ -z "$(ss -Htln "sport = :$1" 2>/dev/null)" ]]
-  else
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-  fi
-}
-
-# A free port outside the usual ephemeral range (so an outgoing connection cannot take it
-# between this check and the broker's bind), distinct from $1 if given.
-pick_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 12000))
-    [[ "$p" != "${1:-}" ]] && port_free "$p" && {
-      echo "$p"
-      return 0
-    }
-  done
-  log "no free port found"
-  return 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../free_port.sh"
 
 stop_broker() {
   [[ -f "$pid_file" ]] || return 0

@@ -86,28 +86,7 @@ owner_prefix() {
   if [[ $(id -u) -eq 0 ]]; then echo "runuser -u postgres --"; fi
 }
 
-port_free() {
-  if command -v ss >/dev/null; then
-    [[ -z "$(ss -Htln "sport = :$1" 2>/dev/null)" ]]
-  else
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-  fi
-}
-
-# A free port outside the usual ephemeral range, so an outgoing connection cannot take it between
-# this check and the server's bind.
-pick_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 12000))
-    if port_free "$p"; then
-      echo "$p"
-      return 0
-    fi
-  done
-  log "no free port found"
-  return 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../free_port.sh"
 
 running() { [[ -f "$data/PG_VERSION" ]] && as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; }
 
