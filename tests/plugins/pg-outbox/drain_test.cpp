@@ -318,4 +318,13 @@ TEST(Errors, UnreachableServerIsRetryable_AndMalformedStringIsConfigError) {
   }
   EXPECT_THROW(make_source(server_url() + "/x", {{"topic_namespace", "bad/ns"}}),
                pg2kafka::sdk::ConfigError);
+  try {
+    make_source(server_url() + "/x", {{"poll_interval", "100"}, {"min_poll_interval", "500"}});
+    FAIL() << "min_poll_interval above poll_interval was accepted";
+  } catch (const pg2kafka::sdk::ConfigError& e) {
+    EXPECT_NE(
+        std::string(e.what()).find("'min_poll_interval' (500 ms) must not exceed poll_interval"),
+        std::string::npos)
+        << e.what();
+  }
 }
