@@ -25,6 +25,9 @@ constexpr Oid kOidInt8Array = 1016;
 constexpr Oid kOidPgSnapshot = 5038;
 
 constexpr milliseconds kPurgeInterval{60'000};
+// How often a horizon is taken (see maybe_take_horizon): each costs one transaction id, ten a
+// second, so about 0.9 million a day; a window's scan starts at most about this far back.
+constexpr milliseconds kHorizonInterval{100};
 // After events were found, the queue is looked at every min_poll_interval for this long before
 // the wait starts doubling towards poll_interval.
 constexpr milliseconds kBusySpell{1'000};
@@ -399,7 +402,10 @@ void OutboxSource::prepare_session() {
                  std::to_string(installed) + ", this plugin ships " + std::to_string(latest) +
                  ": set perform_migrations=true to upgrade it");
 
-    conn_->prepare("p2k_snapshot", "SELECT pg_current_snapshot()::text", {});
+    conn_->prepare("p2k_snapshot",
+                   "SELECT s::text, pg_snapshot_xmin(s)::text FROM pg_current_snapshot() s", {});
+    // Assigns (and at once commits) one transaction id: a "horizon" for window_start_id.
+    conn_->prepare("p2k_xid", "SELECT pg_current_xact_id()::text", {});
     // Read just after a snapshot was taken: every event visible in it is at or below this.
     conn_->prepare("p2k_max_id", "SELECT coalesce(max(id), 0) FROM pg2kafka.outbound_event_queue",
                    {});
@@ -439,6 +445,7 @@ void OutboxSource::drop_connection() {
   // returning its own unacknowledged events twice.
   prev_snapshot_.reset();
   cur_snapshot_.reset();
+  horizons_.clear();
   after_id_ = 0;
 }
 
@@ -477,6 +484,7 @@ void OutboxSource::try_become_active() {
     standby_logged_ = false;
     prev_snapshot_.reset();
     cur_snapshot_.reset();
+    horizons_.clear();
     after_id_ = 0;
     host_.info("draining the queue of database \"" + database_ +
                "\" (this instance holds the drain lock)");
@@ -509,22 +517,49 @@ const std::string& OutboxSource::topic_for(const std::string& schema, const std:
   return it->second;
 }
 
+// Where a new window's scan may start without missing an event. Its events come from
+// transactions not visible in the previous snapshot, so with an xid >= that snapshot's xmin.
+// A horizon pairs a floor F (an id at least as large as every id taken before it was read: the
+// largest committed id, or the largest this instance returned) with a transaction id X assigned
+// right after reading F. A transaction whose xid is above X got it after F was read, so took all
+// its event ids later, and they exceed F. (A snapshot's own xmax cannot serve as X: a running
+// transaction may hold an xid above it.) Without such a bound every window would scan from the
+// queue's head, through the rows of everything delivered before that vacuum has not removed yet.
+void OutboxSource::maybe_take_horizon() {
+  auto now = Clock::now();
+  if (now < next_horizon_at_) return;
+  next_horizon_at_ = now + kHorizonInterval;
+  int64_t floor = std::max(conn_->exec_prepared("p2k_max_id", {}).int64(0, 0), max_returned_id_);
+  uint64_t xid = std::stoull(std::string(conn_->exec_prepared("p2k_xid", {}).text(0, 0)));
+  horizons_.push_back({xid, floor});
+}
+
+int64_t OutboxSource::window_start_id() {
+  if (!prev_snapshot_) return 0;
+  // The latest horizon below prev's xmin gives the bound; older ones will never be needed again
+  // (xmin never decreases).
+  while (horizons_.size() > 1 && horizons_[1].xid < prev_xmin_) horizons_.pop_front();
+  if (horizons_.empty() || horizons_.front().xid >= prev_xmin_) return 0;
+  return horizons_.front().floor;
+}
+
 std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
   auto batch = std::make_unique<sdk::RecordBatch>();
   const std::string limit_text = std::to_string(limit);
   while (true) {
     bool fresh = false;
     if (!cur_snapshot_) {
-      // A window starts at the queue's head: an event of a transaction that was still open at
-      // the previous snapshot may hold any id, however old (the snapshot's xmax does not tell
-      // which transactions started after it). It ends at the largest id once the snapshot is
-      // taken, so a page never scans on through events committed after it.
+      // A window ends at the largest id once its snapshot is taken, so a page never scans on
+      // through events committed after it; it starts at window_start_id().
       guarded("taking a snapshot", [&] {
-        cur_snapshot_ = std::string(conn_->exec_prepared("p2k_snapshot", {}).text(0, 0));
+        maybe_take_horizon();
+        auto snap = conn_->exec_prepared("p2k_snapshot", {});
+        cur_snapshot_ = std::string(snap.text(0, 0));
+        cur_xmin_ = std::stoull(std::string(snap.text(0, 1)));
         window_max_id_ = conn_->exec_prepared("p2k_max_id", {}).int64(0, 0);
         return 0;
       });
-      after_id_ = 0;
+      after_id_ = window_start_id();
       fresh = true;
     }
     auto rows = guarded("reading the queue", [&] {
@@ -535,6 +570,7 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
     for (int i = 0; i < rows.rows(); ++i) {
       int64_t id = rows.int64(i, 0);
       after_id_ = id;
+      max_returned_id_ = std::max(max_returned_id_, id);
       if (in_flight_ids_.count(id)) continue;
       std::string uuid(rows.text(i, 1));
       auto external_id = rows.optional_text(i, 2);
@@ -561,6 +597,7 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
     bool window_done = static_cast<size_t>(rows.rows()) < limit;
     if (window_done) {
       prev_snapshot_ = std::move(cur_snapshot_);
+      prev_xmin_ = cur_xmin_;
       cur_snapshot_.reset();
       after_id_ = 0;
     }

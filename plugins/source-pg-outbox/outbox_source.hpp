@@ -128,6 +128,16 @@ class OutboxSource : public sdk::Source {
   std::optional<std::string> cur_snapshot_;
   int64_t window_max_id_ = 0;
   int64_t after_id_ = 0;
+  uint64_t cur_xmin_ = 0, prev_xmin_ = 0;  // the snapshots' xmin
+  int64_t max_returned_id_ = 0;            // the largest queue id this instance returned
+  struct Horizon {
+    uint64_t xid;   // assigned right after `floor` was read
+    int64_t floor;  // no id taken after it was read is <= it
+  };
+  std::deque<Horizon> horizons_;  // oldest first
+  std::chrono::steady_clock::time_point next_horizon_at_{};
+  void maybe_take_horizon();
+  int64_t window_start_id();
 
   // Returned but not yet acknowledged: (position, queue id), in position order.
   uint64_t next_position_ = 1;
