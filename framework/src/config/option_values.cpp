@@ -285,7 +285,7 @@ struct FlatEntry {
   const boost::json::value* value;
 };
 
-// Nested objects become dotted keys, unless the dotted prefix is itself an option of object form.
+// Nested objects become dotted keys: {"retry": {"max": 1}} is "retry.max".
 void flatten(const boost::json::object& obj, const std::string& prefix, const Path& path,
              std::vector<FlatEntry>& out) {
   for (const auto& [k, v] : obj) {

@@ -76,7 +76,7 @@ CallResult InstanceBase::call(const char* operation, F&& f) {
 namespace {
 
 template <class Ops>
-void* create_instance(InstanceBase& self, const Ops& ops, p2k_host& host, HostContext* ctx,
+void* create_instance(const Ops& ops, p2k_host& host, HostContext* ctx,
                       const config::ResolvedOptions& options, char* err, size_t err_size,
                       const std::string& name) {
   host.struct_size = sizeof(p2k_host);
@@ -95,7 +95,6 @@ void* create_instance(InstanceBase& self, const Ops& ops, p2k_host& host, HostCo
   } catch (...) {
     throw PluginError("plugin '" + name + "' let an exception escape from create");
   }
-  (void)self;
   if (status == P2K_OK && instance) return instance;
   err[err_size - 1] = '\0';
   std::string message = err[0] ? err : "create failed without a message";
@@ -116,7 +115,7 @@ SourceInstance::SourceInstance(PluginHandle plugin, const config::ResolvedOption
     : InstanceBase(std::move(plugin)) {
   auto* ctx = new HostContext{name_, nullptr};
   try {
-    instance_ = create_instance(*this, ops(), host_, ctx, options, error_, sizeof error_, name_);
+    instance_ = create_instance(ops(), host_, ctx, options, error_, sizeof error_, name_);
   } catch (...) {
     delete ctx;
     throw;
@@ -195,7 +194,7 @@ SinkInstance::SinkInstance(PluginHandle plugin, const config::ResolvedOptions& o
     : InstanceBase(std::move(plugin)) {
   auto* ctx = new HostContext{name_, &outcomes_};
   try {
-    instance_ = create_instance(*this, ops(), host_, ctx, options, error_, sizeof error_, name_);
+    instance_ = create_instance(ops(), host_, ctx, options, error_, sizeof error_, name_);
   } catch (...) {
     delete ctx;
     throw;
