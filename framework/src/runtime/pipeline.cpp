@@ -171,8 +171,6 @@ void Pipeline::poll_source() {
     return;
   }
   auto holder = std::make_shared<Batch>(source_, batch.handle);
-  std::vector<uint64_t> positions;
-  positions.reserve(batch.count);
   for (size_t i = 0; i < batch.count; ++i) {
     const p2k_record& rec = batch.records[i];
     if (!tracker_.add(rec.position)) {
@@ -182,27 +180,23 @@ void Pipeline::poll_source() {
       return;
     }
     pending_.emplace(rec.position, Pending{rec, holder, false});
-    positions.push_back(rec.position);
   }
   stats_.polled += batch.count;
-  write(std::move(positions));
+  write({batch.records, batch.count});
 }
 
 // Writes the given pending records (in position order) in one call.
-void Pipeline::write(std::vector<uint64_t> positions) {
-  std::vector<p2k_record> records;
-  records.reserve(positions.size());
-  for (auto p : positions) records.push_back(pending_.at(p).record);
+void Pipeline::write(std::span<const p2k_record> records) {
   auto mark_retry = [&](const std::string& why) {
     auto wait = sink_backoff_.next();
     log::warn("sink '" + sink_.name() + "' could not take " + std::to_string(records.size()) +
               " records: " + why + " (retrying in " + std::to_string(wait.count()) + " ms)");
-    for (auto p : positions) {
-      auto& pending = pending_.at(p);
+    for (const auto& r : records) {
+      auto& pending = pending_.at(r.position);
       if (!pending.awaiting_retry) ++awaiting_retry_;
       pending.awaiting_retry = true;
     }
-    stats_.retried += positions.size();
+    stats_.retried += records.size();
     retry_due_ = Clock::now() + wait;
   };
   if (!prepare_topics(records.data(), records.size())) {
@@ -267,14 +261,14 @@ void Pipeline::write_due_retries() {
   // Rewrite only once nothing else is in flight, so that the retried records go out in their
   // original order relative to everything written before them.
   if (pending_.size() != awaiting_retry_) return;
-  std::vector<uint64_t> positions;
+  std::vector<p2k_record> records;
   for (auto& [p, pending] : pending_) {
     if (!pending.awaiting_retry) continue;
     pending.awaiting_retry = false;
-    positions.push_back(p);
+    records.push_back(pending.record);
   }
   awaiting_retry_ = 0;
-  write(std::move(positions));
+  write(records);
 }
 
 void Pipeline::acknowledge() {

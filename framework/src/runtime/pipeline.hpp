@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <span>
 #include <string>
 
 #include "config/pipeline_config.hpp"
@@ -54,7 +55,7 @@ class Pipeline {
   bool open_with_retry();
   bool prepare_topics(const p2k_record* records, size_t count);
   void poll_source();
-  void write(std::vector<uint64_t> positions);
+  void write(std::span<const p2k_record> records);
   void handle_outcomes();
   void on_outcome(const plugin::Outcome& outcome);
   void write_due_retries();
