@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "batch.hpp"
 #include "migrations.hpp"
 
 namespace pg2kafka::pg_outbox {
@@ -34,32 +35,37 @@ constexpr milliseconds kBusySpell{1'000};
 constexpr int kPurgeBatch = 10'000;
 constexpr milliseconds kMaxReconnectBackoff{10'000};
 
+// A page of a window: batches in id order, as many as hold `$4` events (at least one). The inner
+// LIMIT bounds the scan; the running sum stops the page once it has enough events.
 constexpr const char* kFetchSql = R"sql(
-SELECT q.id, q.uuid, q.external_id, q.table_schema, q.table_name, q.statement, q.data::text,
-       (extract(epoch FROM q.created_at) * 1000000)::int8, q.old_data::text
-  FROM pg2kafka.outbound_event_queue q
- WHERE q.id > $3 AND q.id <= $5
-   AND pg_visible_in_snapshot(q.txid, $2)
-   AND ($1 IS NULL OR NOT pg_visible_in_snapshot(q.txid, $1))
- ORDER BY q.id
- LIMIT $4)sql";
+SELECT w.id, w.uuid, w.key_column, w.external_id, w.table_schema, w.table_name, w.statement,
+       w.events, w.data::text, w.old_data::text,
+       (extract(epoch FROM w.created_at) * 1000000)::int8
+  FROM (SELECT b.*, sum(b.events) OVER (ORDER BY b.id ROWS UNBOUNDED PRECEDING) AS upto
+          FROM pg2kafka.event_batches b
+         WHERE b.id > $3 AND b.id <= $5
+           AND pg_visible_in_snapshot(b.txid, $2)
+           AND ($1 IS NULL OR NOT pg_visible_in_snapshot(b.txid, $1))
+         ORDER BY b.id
+         LIMIT $4) w
+ WHERE w.upto - w.events < $4
+ ORDER BY w.id)sql";
 
-constexpr const char* kAckDeleteSql =
-    "DELETE FROM pg2kafka.outbound_event_queue WHERE id = ANY($1)";
+constexpr const char* kAckDeleteSql = "DELETE FROM pg2kafka.event_batches WHERE id = ANY($1)";
 
 constexpr const char* kAckKeepSql = R"sql(
-WITH done AS (DELETE FROM pg2kafka.outbound_event_queue WHERE id = ANY($1) RETURNING *)
-INSERT INTO pg2kafka.acknowledged_events
-       (id, uuid, external_id, table_name, statement, data, created_at, table_schema, txid,
-        old_data)
-SELECT id, uuid, external_id, table_name, statement, data, created_at, table_schema, txid,
-       old_data
+WITH done AS (DELETE FROM pg2kafka.event_batches WHERE id = ANY($1) RETURNING *)
+INSERT INTO pg2kafka.acknowledged_batches
+       (id, uuid, table_schema, table_name, statement, key_column, external_id, events, data,
+        old_data, created_at, txid)
+SELECT id, uuid, table_schema, table_name, statement, key_column, external_id, events, data,
+       old_data, created_at, txid
   FROM done
 ON CONFLICT (id) DO NOTHING)sql";
 
 constexpr const char* kPurgeSql = R"sql(
-DELETE FROM pg2kafka.acknowledged_events
- WHERE id IN (SELECT id FROM pg2kafka.acknowledged_events
+DELETE FROM pg2kafka.acknowledged_batches
+ WHERE id IN (SELECT id FROM pg2kafka.acknowledged_batches
                WHERE acked_at < now() - make_interval(secs => $1 / 1000.0)
                ORDER BY acked_at LIMIT $2))sql";
 
@@ -69,7 +75,7 @@ SELECT n.nspname::text, c.relname::text
   JOIN pg_class c ON c.oid = t.relid
   JOIN pg_namespace n ON n.oid = c.relnamespace
 UNION
-SELECT DISTINCT table_schema, table_name FROM pg2kafka.outbound_event_queue
+SELECT DISTINCT table_schema, table_name FROM pg2kafka.event_batches
 ORDER BY 1, 2)sql";
 
 constexpr const char* kBrokenKeysSql = R"sql(
@@ -78,8 +84,12 @@ SELECT format('%I.%I', n.nspname, c.relname), t.key_column
   JOIN pg_class c ON c.oid = t.relid
   JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
-                    WHERE a.attrelid = t.relid AND a.attname = t.key_column
-                      AND a.attnum > 0 AND NOT a.attisdropped))sql";
+                    WHERE a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped
+                      AND (a.attnum = t.key_attnum
+                           OR (t.key_attnum IS NULL AND a.attname = t.key_column))))sql";
+
+// The first migration this plugin can drain (it reads pg2kafka.event_batches).
+constexpr int64_t kRequiredSchemaVersion = 4;
 
 std::string sanitize_topic_part(std::string_view name) {
   std::string out(name);
@@ -190,87 +200,6 @@ std::string rfc3339_utc(int64_t epoch_us) {
     out += frac;
   }
   out += 'Z';
-  return out;
-}
-
-namespace {
-
-// The members of a JSON object as PostgreSQL prints jsonb: (key with its quotes, value) as raw
-// text slices, so values are compared and copied exactly as written (no number is ever re-parsed
-// into a double). Returns false when `text` is not a flat-scanned object.
-bool split_members(std::string_view text,
-                   std::vector<std::pair<std::string_view, std::string_view>>& out) {
-  size_t i = 0;
-  auto skip_space = [&] {
-    while (i < text.size() &&
-           (text[i] == ' ' || text[i] == '\n' || text[i] == '\t' || text[i] == '\r'))
-      ++i;
-  };
-  auto skip_string = [&] {  // at the opening quote
-    for (++i; i < text.size() && text[i] != '"'; ++i)
-      if (text[i] == '\\') ++i;
-    ++i;
-  };
-  skip_space();
-  if (i >= text.size() || text[i] != '{') return false;
-  ++i;
-  skip_space();
-  if (i < text.size() && text[i] == '}') return true;
-  while (i < text.size()) {
-    skip_space();
-    if (i >= text.size() || text[i] != '"') return false;
-    size_t key_start = i;
-    skip_string();
-    std::string_view key = text.substr(key_start, i - key_start);
-    skip_space();
-    if (i >= text.size() || text[i] != ':') return false;
-    ++i;
-    skip_space();
-    size_t value_start = i;
-    int depth = 0;
-    for (; i < text.size(); ++i) {
-      char c = text[i];
-      if (c == '"') {
-        skip_string();
-        --i;
-      } else if (c == '{' || c == '[') {
-        ++depth;
-      } else if (c == '}' || c == ']') {
-        if (depth == 0) break;
-        --depth;
-      } else if (c == ',' && depth == 0) {
-        break;
-      }
-    }
-    if (i >= text.size()) return false;
-    size_t value_end = i;
-    while (value_end > value_start && text[value_end - 1] == ' ') --value_end;
-    out.emplace_back(key, text.substr(value_start, value_end - value_start));
-    if (text[i] == '}') return true;
-    ++i;  // the comma
-  }
-  return false;
-}
-
-}  // namespace
-
-std::string changed_columns(std::string_view new_row, std::string_view old_row) {
-  std::vector<std::pair<std::string_view, std::string_view>> now, before;
-  if (!split_members(new_row, now) || !split_members(old_row, before)) return std::string(new_row);
-  std::string out = "{";
-  for (const auto& [key, value] : now) {
-    bool same = false;
-    for (const auto& [old_key, old_value] : before) {
-      if (old_key == key) {
-        same = old_value == value;
-        break;
-      }
-    }
-    if (same) continue;
-    if (out.size() > 1) out += ", ";
-    out.append(key).append(": ").append(value);
-  }
-  out += '}';
   return out;
 }
 
@@ -391,17 +320,23 @@ void OutboxSource::prepare_session() {
     conn_->exec("SET enable_bitmapscan = off");
     auto r = conn_->exec(
         "SELECT current_database(), "
-        "to_regclass('pg2kafka.outbound_event_queue') IS NOT NULL, "
         "to_regclass('pg2kafka.schema_migrations') IS NOT NULL");
     database_ = std::string(r.text(0, 0));
-    if (!r.boolean(0, 1))
+    int64_t installed = 0;
+    if (r.boolean(0, 1))
+      installed = conn_->exec("SELECT coalesce(max(version), 0) FROM pg2kafka.schema_migrations")
+                      .int64(0, 0);
+    if (installed == 0)
       throw sdk::ConfigError("database \"" + database_ + "\" at " + config_.connection.target +
                              " has no pg2kafka schema: set the option perform_migrations=true, "
                              "or apply sql/*.sql with psql --single-transaction");
-    int64_t installed = 0;
-    if (r.boolean(0, 2))
-      installed = conn_->exec("SELECT coalesce(max(version), 0) FROM pg2kafka.schema_migrations")
-                      .int64(0, 0);
+    if (installed < kRequiredSchemaVersion)
+      throw sdk::ConfigError(
+          "the pg2kafka schema of database \"" + database_ + "\" is at version " +
+          std::to_string(installed) + "; this plugin needs version " +
+          std::to_string(kRequiredSchemaVersion) +
+          " (event batches): set the option perform_migrations=true, or apply the missing "
+          "sql/*.sql files with psql --single-transaction (stop older pg2kafka instances first)");
     int latest = migrations().empty() ? 0 : migrations().back().version;
     if (installed < latest)
       host_.warn("the pg2kafka schema of database \"" + database_ + "\" is at version " +
@@ -413,8 +348,7 @@ void OutboxSource::prepare_session() {
     // Assigns (and at once commits) one transaction id: a "horizon" for window_start_id.
     conn_->prepare("p2k_xid", "SELECT pg_current_xact_id()::text", {});
     // Read just after a snapshot was taken: every event visible in it is at or below this.
-    conn_->prepare("p2k_max_id", "SELECT coalesce(max(id), 0) FROM pg2kafka.outbound_event_queue",
-                   {});
+    conn_->prepare("p2k_max_id", "SELECT coalesce(max(id), 0) FROM pg2kafka.event_batches", {});
     conn_->prepare("p2k_fetch", kFetchSql,
                    {kOidPgSnapshot, kOidPgSnapshot, kOidInt8, kOidInt8, kOidInt8});
     conn_->prepare(
@@ -432,8 +366,9 @@ void OutboxSource::prepare_session() {
     for (int i = 0; i < broken.rows(); ++i)
       host_.warn("tracked table " + std::string(broken.text(i, 0)) + " has no column \"" +
                  std::string(broken.text(i, 1)) +
-                 "\" any more: its events now have a null key (external_id). Run "
-                 "pg2kafka.teardown and pg2kafka.setup with the new key column.");
+                 "\" any more: its events now have a null key (external_id), and its DELETE "
+                 "events carry the whole deleted row. Run pg2kafka.teardown and pg2kafka.setup "
+                 "with the new key column.");
     return 0;
   });
 }
@@ -550,7 +485,6 @@ int64_t OutboxSource::window_start_id() {
 }
 
 std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
-  auto batch = std::make_unique<sdk::RecordBatch>();
   const std::string limit_text = std::to_string(limit);
   while (true) {
     bool fresh = false;
@@ -573,45 +507,99 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
           "p2k_fetch", {prev_snapshot_, cur_snapshot_, std::to_string(after_id_), limit_text,
                         std::to_string(window_max_id_)});
     });
-    for (int i = 0; i < rows.rows(); ++i) {
-      int64_t id = rows.int64(i, 0);
-      after_id_ = id;
-      max_returned_id_ = std::max(max_returned_id_, id);
-      if (in_flight_ids_.count(id)) continue;
-      std::string uuid(rows.text(i, 1));
-      auto external_id = rows.optional_text(i, 2);
-      std::string schema(rows.text(i, 3));
-      std::string table(rows.text(i, 4));
-      std::string statement(rows.text(i, 5));
-      std::optional<std::string_view> data;
-      if (!rows.is_null(i, 6)) data = rows.text(i, 6);
-      int64_t created_us = rows.int64(i, 7);
-      // UPDATE events hold both rows (migration 003): the message carries the changed columns.
-      std::string changed;
-      if (data && !rows.is_null(i, 8)) {
-        changed = changed_columns(*data, rows.text(i, 8));
-        data = changed;
-      }
-      uint64_t position = next_position_++;
-      std::string value = envelope_json(uuid, external_id, statement, data, created_us);
-      batch->add(position, topic_for(schema, table), external_id, std::move(value),
-                 created_us / 1000, uuid,
-                 {{"statement", statement}, {"table", schema + "." + table}});
-      in_flight_.emplace_back(position, id);
-      in_flight_ids_.insert(id);
-    }
-    bool window_done = static_cast<size_t>(rows.rows()) < limit;
+    // Fewer events than asked for means the page did not stop early, so the window is done
+    // (every batch holds at least one event).
+    int64_t events = add_pending(rows);
+    bool window_done = events < static_cast<int64_t>(limit);
     if (window_done) {
       prev_snapshot_ = std::move(cur_snapshot_);
       prev_xmin_ = cur_xmin_;
       cur_snapshot_.reset();
       after_id_ = 0;
     }
-    if (!batch->empty()) return batch;
+    if (!pending_.empty()) return take_pending(limit);
     // Nothing new: stop when a fresh window was empty; otherwise the window ended (a new one
     // may hold more) or a whole page was our own in-flight events: keep reading.
-    if (window_done && fresh) return batch;
+    if (window_done && fresh) return std::make_unique<sdk::RecordBatch>();
   }
+}
+
+int64_t OutboxSource::add_pending(const PgResult& rows) {
+  int64_t events = 0;
+  std::vector<int64_t> empty_batches;
+  for (int i = 0; i < rows.rows(); ++i) {
+    int64_t id = rows.int64(i, 0);
+    events += rows.int64(i, 7);
+    after_id_ = id;
+    max_returned_id_ = std::max(max_returned_id_, id);
+    if (in_flight_ids_.count(id)) continue;
+    BatchRow row;
+    row.uuid = rows.text(i, 1);
+    if (!rows.is_null(i, 2)) row.key_column = rows.text(i, 2);
+    if (!rows.is_null(i, 3)) row.external_id = rows.text(i, 3);
+    std::string schema(rows.text(i, 4));
+    std::string table(rows.text(i, 5));
+    row.statement = rows.text(i, 6);
+    row.events = rows.int64(i, 7);
+    if (!rows.is_null(i, 8)) row.data = rows.text(i, 8);
+    if (!rows.is_null(i, 9)) row.old_data = rows.text(i, 9);
+    int64_t created_us = rows.int64(i, 10);
+    std::vector<BatchEvent> batch_events;
+    try {
+      batch_events = expand_batch(row);
+    } catch (const std::invalid_argument& e) {
+      // Only a hand-made row can look like this; stop rather than skip it.
+      throw sdk::FatalError("pg2kafka.event_batches row " + std::to_string(id) +
+                            " is malformed: " + e.what() +
+                            ". Fix or delete that row (it was not written by pg2kafka's "
+                            "triggers) and start again.");
+    }
+    if (batch_events.empty()) {
+      // Only UPDATEs that changed nothing: there is nothing to send.
+      empty_batches.push_back(id);
+      continue;
+    }
+    const std::string& topic = topic_for(schema, table);
+    std::string statement(row.statement);
+    std::string qualified = schema + "." + table;
+    for (BatchEvent& e : batch_events) {
+      std::string value = envelope_json(
+          e.uuid, e.key, statement,
+          e.data ? std::optional<std::string_view>(*e.data) : std::nullopt, created_us);
+      pending_.push_back(PendingEvent{next_position_++, id, false, &topic, std::move(e.key),
+                                      std::move(value), created_us / 1000, std::move(e.uuid),
+                                      statement, qualified});
+    }
+    pending_.back().last_of_batch = true;
+    in_flight_ids_.insert(id);
+  }
+  if (!empty_batches.empty()) remove_batches(empty_batches);
+  return events;
+}
+
+std::unique_ptr<sdk::RecordBatch> OutboxSource::take_pending(size_t limit) {
+  auto batch = std::make_unique<sdk::RecordBatch>();
+  while (!pending_.empty() && batch->size() < limit) {
+    PendingEvent& e = pending_.front();
+    in_flight_.push_back({e.position, e.batch_id, e.last_of_batch});
+    batch->add(e.position, *e.topic, std::move(e.key), std::move(e.value), e.timestamp_ms,
+               std::move(e.uuid),
+               {{"statement", std::move(e.statement)}, {"table", std::move(e.table)}});
+    pending_.pop_front();
+  }
+  return batch;
+}
+
+void OutboxSource::remove_batches(const std::vector<int64_t>& ids) {
+  std::string array = "{";
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i) array += ',';
+    array += std::to_string(ids[i]);
+  }
+  array += '}';
+  // Acknowledging needs no drain lock: removing a delivered batch is right whoever drains.
+  ensure_session();
+  guarded("acknowledging events", [&] { return conn_->exec_prepared("p2k_ack", {array}); });
 }
 
 std::unique_ptr<sdk::RecordBatch> OutboxSource::poll(size_t max_records, milliseconds timeout) {
@@ -619,6 +607,10 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::poll(size_t max_records, millise
   size_t limit = max_records == 0 ? config_.batch_size : std::min(max_records, config_.batch_size);
   auto deadline = Clock::now() + std::max(timeout, milliseconds(0));
   while (true) {
+    if (!pending_.empty()) {
+      last_events_at_ = Clock::now();
+      return take_pending(limit);
+    }
     ensure_session();
     try_become_active();
     if (active_) {
@@ -650,20 +642,19 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::poll(size_t max_records, millise
 }
 
 void OutboxSource::ack(uint64_t through) {
-  if (in_flight_.empty() || in_flight_.front().first > through) return;
-  std::string ids = "{";
+  if (in_flight_.empty() || in_flight_.front().position > through) return;
+  // A batch goes once its last event is delivered; events before it in the batch are delivered
+  // already (acks come in position order).
+  std::vector<int64_t> done;
   size_t count = 0;
-  for (const auto& [position, id] : in_flight_) {
-    if (position > through) break;
-    if (count++) ids += ',';
-    ids += std::to_string(id);
+  for (const InFlight& f : in_flight_) {
+    if (f.position > through) break;
+    ++count;
+    if (f.last_of_batch) done.push_back(f.batch_id);
   }
-  ids += '}';
-  // Acknowledging needs no drain lock: removing a delivered event is right whoever drains.
-  ensure_session();
-  guarded("acknowledging events", [&] { return conn_->exec_prepared("p2k_ack", {ids}); });
+  if (!done.empty()) remove_batches(done);
   for (size_t i = 0; i < count; ++i) {
-    in_flight_ids_.erase(in_flight_.front().second);
+    if (in_flight_.front().last_of_batch) in_flight_ids_.erase(in_flight_.front().batch_id);
     in_flight_.pop_front();
   }
 }

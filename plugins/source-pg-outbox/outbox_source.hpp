@@ -1,15 +1,17 @@
-// The pg-outbox source: drains pg2kafka.outbound_event_queue (filled by the capture triggers of
-// sql/) into records, and deletes (or archives) the events the host acknowledges.
+// The pg-outbox source: drains pg2kafka.event_batches (filled by the capture triggers of sql/,
+// one row per statement holding up to 1000 of its rows) into records, one per event, and
+// deletes (or archives) a batch once the host has acknowledged all its events.
 //
-// How draining works (and why it loses nothing): every event row carries the id of the
+// How draining works (and why it loses nothing): every batch row carries the id of the
 // transaction that wrote it (txid). The source reads the queue in *windows*: it takes a snapshot
-// S (pg_current_snapshot()) and returns, in id order and in pages, the events whose transaction
+// S (pg_current_snapshot()) and returns, in id order and in pages, the batches whose transaction
 // is visible in S but was not visible in the previous window's snapshot. A transaction that
-// commits late, with ids lower than events already returned, simply falls into a later window,
+// commits late, with ids lower than batches already returned, simply falls into a later window,
 // so nothing is skipped; a committed transaction is visible in every later snapshot, so each
-// event belongs to exactly one window and is returned once per instance. Acknowledged events are
-// deleted (or moved to pg2kafka.acknowledged_events), so a new instance starts from whatever is
-// left: returned-but-unacknowledged events come back (at-least-once).
+// batch belongs to exactly one window and is returned once per instance. Acknowledged batches
+// are deleted (or moved to pg2kafka.acknowledged_batches), so a new instance starts from
+// whatever is left: returned-but-unacknowledged events come back (at-least-once; the events of a
+// batch that were delivered before a crash come back too, with the same uuids).
 //
 // Only one instance drains a queue: the one holding the session-level advisory lock
 // (1882352481, 2) of the database. Others are hot standbys that retry the lock every
@@ -28,6 +30,8 @@
 #include <utility>
 #include <vector>
 
+#include "batch.hpp"
+#include "json_text.hpp"
 #include "pg_connection.hpp"
 
 namespace pg2kafka::pg_outbox {
@@ -61,11 +65,6 @@ std::string topic_name(std::string_view topic_namespace, std::string_view databa
 // The record value: {"uuid","external_id","statement","data","created_at"}. `data_json` is
 // PostgreSQL's jsonb text (inserted verbatim; nullopt gives null); created_at is RFC 3339 UTC
 // with trailing zeros of the fraction removed, e.g. 2017-11-02T16:15:13.94077Z.
-// The members of `new_row` (a JSON object as PostgreSQL prints jsonb) whose value differs from
-// the same member of `old_row`, in `new_row`'s order, values copied exactly as written. Used for
-// UPDATE events, which queue both rows so that the trigger need not compare columns.
-std::string changed_columns(std::string_view new_row, std::string_view old_row);
-
 std::string envelope_json(std::string_view uuid, const std::optional<std::string>& external_id,
                           std::string_view statement, std::optional<std::string_view> data_json,
                           int64_t created_at_us);
@@ -99,6 +98,11 @@ class OutboxSource : public sdk::Source {
   void try_become_active();
   void maybe_purge();
   std::unique_ptr<sdk::RecordBatch> fetch(size_t limit);
+  // Turns the batch rows of a page into pending events; returns the number of events the rows
+  // hold (whether or not they were pending already).
+  int64_t add_pending(const PgResult& rows);
+  std::unique_ptr<sdk::RecordBatch> take_pending(size_t limit);
+  void remove_batches(const std::vector<int64_t>& ids);
   const std::string& topic_for(const std::string& schema, const std::string& table);
   // Runs f, turning PostgreSQL errors into the SDK's: RetryError (and a reconnect on the next
   // call) for lost connections and transient errors, FatalError otherwise.
@@ -139,9 +143,29 @@ class OutboxSource : public sdk::Source {
   void maybe_take_horizon();
   int64_t window_start_id();
 
-  // Returned but not yet acknowledged: (position, queue id), in position order.
+  // Events read but not returned yet (a batch may hold more than a poll asks for).
+  struct PendingEvent {
+    uint64_t position;
+    int64_t batch_id;
+    bool last_of_batch;
+    const std::string* topic;
+    std::optional<std::string> key;
+    std::string value;
+    int64_t timestamp_ms;
+    std::string uuid;
+    std::string statement;
+    std::string table;
+  };
+  std::deque<PendingEvent> pending_;
+  // Returned but not yet acknowledged, in position order.
+  struct InFlight {
+    uint64_t position;
+    int64_t batch_id;
+    bool last_of_batch;
+  };
   uint64_t next_position_ = 1;
-  std::deque<std::pair<uint64_t, int64_t>> in_flight_;
+  std::deque<InFlight> in_flight_;
+  // Batches with events pending or in flight: never read again by this instance.
   std::unordered_set<int64_t> in_flight_ids_;
 
   std::chrono::steady_clock::time_point next_purge_at_{};

@@ -189,7 +189,7 @@ TEST_F(SeedScenario, DrainsAsALeastPrivilegedRole) {
   std::string role = "drainer_" + db_name_;
   db_->exec("CREATE ROLE " + role + " LOGIN");
   db_->exec("GRANT USAGE ON SCHEMA pg2kafka TO " + role);
-  db_->exec("GRANT SELECT, DELETE ON pg2kafka.outbound_event_queue TO " + role);
+  db_->exec("GRANT SELECT, DELETE ON pg2kafka.event_batches TO " + role);
   db_->exec("GRANT SELECT ON pg2kafka.tracked_tables, pg2kafka.schema_migrations TO " + role);
   db_->exec("CREATE TABLE products (sku TEXT PRIMARY KEY, name TEXT)");
   db_->exec("INSERT INTO products VALUES ('CM01-R', 'Red Coffee Mug')");
@@ -201,9 +201,9 @@ TEST_F(SeedScenario, DrainsAsALeastPrivilegedRole) {
   auto got = messages(2);
   ASSERT_EQ(got.size(), 2u);
   EXPECT_EQ(db_->exec("SELECT count(*) FROM pg2kafka.outbound_event_queue"), "0");
-  EXPECT_EQ(db_->exec("SELECT has_table_privilege('" + role +
-                      "', 'pg2kafka.outbound_event_queue', 'INSERT')"),
-            "f");
+  EXPECT_EQ(
+      db_->exec("SELECT has_table_privilege('" + role + "', 'pg2kafka.event_batches', 'INSERT')"),
+      "f");
 }
 
 }  // namespace

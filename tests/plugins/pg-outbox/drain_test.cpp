@@ -49,7 +49,7 @@ TEST(Drain, EventsCommittedOutOfIdOrderAreAllDelivered) {
   EXPECT_EQ(second[0].key, "slow");
   EXPECT_GT(second[0].position, first[0].position);
   // Its queue id was indeed lower than the one delivered before it.
-  EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.outbound_event_queue"), "0");
+  EXPECT_EQ(queued_events(db.sql()), "0");
 }
 
 TEST(Drain, EventOfALongOpenTransactionArrives_AfterManyLaterWindows) {
@@ -74,7 +74,7 @@ TEST(Drain, EventOfALongOpenTransactionArrives_AfterManyLaterWindows) {
   ASSERT_EQ(last.size(), 2u) << "the long transaction's event was lost";
   EXPECT_EQ(last[0].key, "slow");
   EXPECT_EQ(last[1].key, "after");
-  EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.outbound_event_queue"), "0");
+  EXPECT_EQ(queued_events(db.sql()), "0");
 }
 
 TEST(Drain, PerKeyOrderIsCommitOrder_UnderConcurrentWriters) {
@@ -145,8 +145,8 @@ TEST(Drain, ReadsABacklogThroughThePrimaryKey_EvenWhenTheQueueWasAnalyzedEmpty) 
   // page of a backlog; the drain session must keep to the primary key's order.
   TestDatabase db;
   tracked_table(db.sql());
-  db.sql().exec("ANALYZE pg2kafka.outbound_event_queue");
-  db.sql().exec("INSERT INTO t SELECT 'k' || g, g FROM generate_series(1, 5000) g");
+  db.sql().exec("ANALYZE pg2kafka.event_batches");
+  insert_one_by_one(db.sql(), 1, 5000);
   {
     auto source = make_source(db.url(), {{"batch_size", "100"}});
     source->open();
@@ -160,11 +160,11 @@ TEST(Drain, ReadsABacklogThroughThePrimaryKey_EvenWhenTheQueueWasAnalyzedEmpty) 
     db.sql().exec("SELECT pg_stat_clear_snapshot()");
     idx = db.sql().value(
         "SELECT coalesce(idx_scan, 0) FROM pg_stat_user_tables "
-        "WHERE schemaname = 'pg2kafka' AND relname = 'outbound_event_queue'");
+        "WHERE schemaname = 'pg2kafka' AND relname = 'event_batches'");
   }
   seq = db.sql().value(
       "SELECT seq_scan FROM pg_stat_user_tables "
-      "WHERE schemaname = 'pg2kafka' AND relname = 'outbound_event_queue'");
+      "WHERE schemaname = 'pg2kafka' AND relname = 'event_batches'");
   EXPECT_GE(std::stoll(idx), 50) << "the pages were not read through the index";
   EXPECT_LE(std::stoll(seq), 2) << "pages were read by sequential scans";
 }
@@ -172,7 +172,7 @@ TEST(Drain, ReadsABacklogThroughThePrimaryKey_EvenWhenTheQueueWasAnalyzedEmpty) 
 TEST(Drain, PositionsIncrease_AndAckThroughDeletesEveryEarlierEvent) {
   TestDatabase db;
   tracked_table(db.sql());
-  db.sql().exec("INSERT INTO t SELECT 'k' || g, g FROM generate_series(1, 25) g");
+  insert_one_by_one(db.sql(), 1, 25);
   auto source = make_source(db.url(), {{"batch_size", "10"}});
   source->open();
   auto b1 = source->poll(100, milliseconds(0));
@@ -188,9 +188,9 @@ TEST(Drain, PositionsIncrease_AndAckThroughDeletesEveryEarlierEvent) {
   for (size_t i = 1; i < all.size(); ++i) EXPECT_GT(all[i].position, all[i - 1].position);
   EXPECT_EQ(keys_of(all).size(), 14u);
   source->ack(e1[6].position);  // acknowledges the first seven
-  EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.outbound_event_queue"), "18");
+  EXPECT_EQ(queued_events(db.sql()), "18");
   source->ack(e2.back().position);
-  EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.outbound_event_queue"), "11");
+  EXPECT_EQ(queued_events(db.sql()), "11");
   auto rest = drain(*source);
   EXPECT_EQ(rest.size(), 11u);
   auto seen = keys_of(all);
@@ -200,7 +200,7 @@ TEST(Drain, PositionsIncrease_AndAckThroughDeletesEveryEarlierEvent) {
 TEST(Drain, UnacknowledgedEventsComeBackAfterRestart_ButNeverTwiceInOneInstance) {
   TestDatabase db;
   tracked_table(db.sql());
-  db.sql().exec("INSERT INTO t SELECT 'k' || g, g FROM generate_series(1, 10) g");
+  insert_one_by_one(db.sql(), 1, 10);
   std::set<std::string> ids;
   {
     auto source = make_source(db.url());
@@ -224,28 +224,87 @@ TEST(Drain, UnacknowledgedEventsComeBackAfterRestart_ButNeverTwiceInOneInstance)
   EXPECT_EQ(keys_of(again), (std::set<std::string>{"k6", "k7", "k8", "k9", "k10", "k11"}));
 }
 
+TEST(Drain, ABatchStaysQueuedUntilAllItsEventsAreAcknowledged_AndComesBackWholeAfterACrash) {
+  // One statement of 10 rows is one batch; the host may take its events over several polls.
+  TestDatabase db;
+  tracked_table(db.sql());
+  db.sql().exec("INSERT INTO t SELECT 'k' || g, g FROM generate_series(1, 10) g");
+  db.sql().exec("INSERT INTO t VALUES ('k11', 11)");
+  EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.event_batches"), "2");
+  std::vector<Event> first;
+  {
+    auto source = make_source(db.url(), {{"batch_size", "4"}});
+    source->open();
+    first = drain(*source, /*ack=*/false);
+    ASSERT_EQ(first.size(), 11u);
+    EXPECT_EQ(keys_of(first).size(), 11u);
+    std::set<std::string> uuids;
+    for (const auto& e : first) uuids.insert(e.id);
+    EXPECT_EQ(uuids.size(), 11u) << "every event of a batch has its own uuid";
+    source->ack(first[8].position);  // nine of the batch's ten
+    EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.event_batches"), "2");
+    EXPECT_EQ(drain(*source, /*ack=*/false).size(), 0u) << "nothing comes twice in one instance";
+    source->ack(first[9].position);  // the tenth: the batch is done
+    EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.event_batches"), "1");
+    source->close();  // the process "dies" before k11 is delivered
+  }
+  db.sql().exec("INSERT INTO t SELECT 'm' || g, g FROM generate_series(1, 3) g");
+  auto next = make_source(db.url());
+  next->open();
+  auto again = drain(*next, /*ack=*/false);
+  ASSERT_EQ(again.size(), 4u);
+  EXPECT_EQ(again[0].key, "k11");
+  EXPECT_EQ(again[0].id, first[10].id) << "same uuid on redelivery";
+  // A crash in the middle of a batch redelivers its delivered events too, with their uuids.
+  next->ack(again[1].position);
+  next->close();
+  auto third = make_source(db.url());
+  third->open();
+  auto last = drain(*third);
+  ASSERT_EQ(last.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(last[i].id, again[i + 1].id);
+  EXPECT_EQ(queued_events(db.sql()), "0");
+}
+
+TEST(Drain, UpdatesThatChangeNothing_SendNothing_AndTheirBatchIsRemoved) {
+  TestDatabase db;
+  tracked_table(db.sql());
+  db.sql().exec("INSERT INTO t SELECT 'k' || g, g FROM generate_series(1, 3) g");
+  auto source = make_source(db.url());
+  source->open();
+  EXPECT_EQ(drain(*source).size(), 3u);
+  db.sql().exec("UPDATE t SET v = v");
+  db.sql().exec("UPDATE t SET v = v + 1 WHERE v = 2");
+  auto events = drain(*source);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].key, "k2");
+  EXPECT_EQ(events[0].data(), json::parse(R"({"v":3})"));
+  EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.event_batches"), "0");
+}
+
 TEST(Drain, KeepModeArchivesDeliveredEvents_AndPurgesOldOnes) {
   TestDatabase db;
   tracked_table(db.sql());
   db.sql().exec(
-      "INSERT INTO pg2kafka.acknowledged_events (id, uuid, table_name, statement, created_at, "
-      "table_schema, txid, acked_at) VALUES (-1, gen_random_uuid(), 't', 'INSERT', now(), "
-      "'public', '1', now() - interval '2 hours'), (-2, gen_random_uuid(), 't', 'INSERT', now(), "
-      "'public', '1', now() - interval '10 minutes')");
+      "INSERT INTO pg2kafka.acknowledged_batches (id, uuid, table_name, statement, events, "
+      "created_at, table_schema, txid, acked_at) VALUES (-1, gen_random_uuid(), 't', 'TRUNCATE', "
+      "1, now(), 'public', '1', now() - interval '2 hours'), (-2, gen_random_uuid(), 't', "
+      "'TRUNCATE', 1, now(), 'public', '1', now() - interval '10 minutes')");
   db.sql().exec("INSERT INTO t VALUES ('a', 1), ('b', 2)");
   auto source = make_source(db.url(), {{"acknowledged", "keep"}, {"retention", "3600000"}});
   source->open();
   auto events = drain(*source);
   ASSERT_EQ(events.size(), 2u);
-  EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.outbound_event_queue"), "0");
-  EXPECT_EQ(db.sql().value("SELECT string_agg(external_id, ',' ORDER BY id) "
-                           "FROM pg2kafka.acknowledged_events WHERE id > 0"),
+  EXPECT_EQ(queued_events(db.sql()), "0");
+  // The view lists archived events one per row, as they were sent.
+  EXPECT_EQ(db.sql().value("SELECT string_agg(external_id, ',' ORDER BY batch_id, batch_index) "
+                           "FROM pg2kafka.acknowledged_events WHERE batch_id > 0"),
             "a,b");
-  EXPECT_EQ(db.sql().value("SELECT string_agg(uuid::text, ',' ORDER BY id) "
-                           "FROM pg2kafka.acknowledged_events WHERE id > 0"),
+  EXPECT_EQ(db.sql().value("SELECT string_agg(uuid::text, ',' ORDER BY batch_id, batch_index) "
+                           "FROM pg2kafka.acknowledged_events WHERE batch_id > 0"),
             events[0].id + "," + events[1].id);
   // The two-hour-old row is purged, the ten-minute-old one kept (retention one hour).
-  EXPECT_EQ(db.sql().value("SELECT string_agg(id::text, ',') FROM pg2kafka.acknowledged_events "
+  EXPECT_EQ(db.sql().value("SELECT string_agg(id::text, ',') FROM pg2kafka.acknowledged_batches "
                            "WHERE id < 0"),
             "-2");
 }

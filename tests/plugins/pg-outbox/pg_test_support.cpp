@@ -243,4 +243,13 @@ std::vector<Event> poll_until(OutboxSource& source, size_t count, bool ack,
   return poll_loop(source, count, false, ack, patience);
 }
 
+std::string queued_events(Session& sql) {
+  return sql.value("SELECT coalesce(sum(events), 0) FROM pg2kafka.event_batches");
+}
+
+void insert_one_by_one(Session& sql, int from, int to, const std::string& table) {
+  sql.exec("DO $$ BEGIN FOR i IN " + std::to_string(from) + ".." + std::to_string(to) +
+           " LOOP INSERT INTO " + table + " (k, v) VALUES ('k' || i, i); END LOOP; END $$");
+}
+
 }  // namespace p2k_pg_test

@@ -64,6 +64,13 @@ class TestDatabase {
   std::unique_ptr<Session> session_;
 };
 
+// Pending events: the sum of pg2kafka.event_batches.events, as text.
+std::string queued_events(Session& sql);
+
+// INSERT INTO t (k, v) VALUES ('k<i>', i) for i in [from, to], one statement (so one batch)
+// each.
+void insert_one_by_one(Session& sql, int from, int to, const std::string& table = "t");
+
 // Collects log lines from a source.
 struct LogSink {
   std::mutex mutex;

@@ -1,0 +1,102 @@
+#include "batch.hpp"
+
+#include <pg2kafka/sdk/plugin.hpp>
+
+#include <cstdio>
+#include <stdexcept>
+
+#include "json_text.hpp"
+
+namespace pg2kafka::pg_outbox {
+
+std::string event_uuid(std::string_view batch_uuid, uint32_t index) {
+  // 8-4-4-4-12: the last 32 bits are the last 8 hex digits.
+  if (batch_uuid.size() != 36 || batch_uuid[8] != '-' || batch_uuid[23] != '-')
+    throw std::invalid_argument("malformed uuid '" + std::string(batch_uuid) + "'");
+  std::string out(batch_uuid);
+  if (index == 0) return out;
+  uint32_t low = 0;
+  for (size_t i = 28; i < 36; ++i) {
+    char c = out[i];
+    uint32_t v;
+    if (c >= '0' && c <= '9')
+      v = static_cast<uint32_t>(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      v = static_cast<uint32_t>(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F')
+      v = static_cast<uint32_t>(c - 'A' + 10);
+    else
+      throw std::invalid_argument("malformed uuid '" + std::string(batch_uuid) + "'");
+    low = (low << 4) | v;
+  }
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08x", low ^ index);
+  out.replace(28, 8, hex, 8);
+  return out;
+}
+
+std::vector<BatchEvent> expand_batch(const BatchRow& batch) {
+  std::vector<BatchEvent> out;
+  auto external_id = [&]() -> std::optional<std::string> {
+    if (batch.external_id) return std::string(*batch.external_id);
+    return std::nullopt;
+  };
+  if (!batch.data) {
+    for (int64_t i = 0; i < batch.events; ++i) {
+      auto index = static_cast<uint32_t>(i);
+      out.push_back({index, event_uuid(batch.uuid, index), external_id(), std::nullopt});
+    }
+    return out;
+  }
+
+  std::vector<std::string_view> rows, old_rows;
+  if (!split_array(*batch.data, rows)) throw std::invalid_argument("its data is not a JSON array");
+  if (static_cast<int64_t>(rows.size()) != batch.events)
+    throw std::invalid_argument("it counts " + std::to_string(batch.events) +
+                                " events but its data holds " + std::to_string(rows.size()));
+  if (batch.old_data && !split_array(*batch.old_data, old_rows))
+    throw std::invalid_argument("its old_data is not a JSON array");
+  if (batch.old_data && old_rows.size() != rows.size())
+    throw std::invalid_argument("its data holds " + std::to_string(rows.size()) +
+                                " rows but its old_data " + std::to_string(old_rows.size()));
+
+  const bool is_delete = batch.statement == "DELETE";
+  std::string quoted_key;
+  if (batch.key_column) sdk::append_json_string(quoted_key, *batch.key_column);
+  std::vector<std::pair<std::string_view, std::string_view>> members;
+  out.reserve(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    BatchEvent e;
+    e.index = static_cast<uint32_t>(i);
+    std::string_view row = rows[i];
+    if (!batch.key_column) {
+      e.key = external_id();
+    } else if (is_delete) {
+      e.key = json_scalar_text(row);
+      e.data = "{" + quoted_key + ":" + std::string(row) + "}";
+    } else {
+      members.clear();
+      if (split_members(row, members)) {
+        for (const auto& [name, value] : members) {
+          if (name == quoted_key) {
+            e.key = json_scalar_text(value);
+            break;
+          }
+        }
+      }
+    }
+    if (!e.data) {
+      if (!old_rows.empty() && old_rows[i] != "null") {
+        e.data = changed_columns(row, old_rows[i]);
+        if (*e.data == "{}") continue;  // nothing changed: no message
+      } else if (row != "null") {
+        e.data = std::string(row);
+      }
+    }
+    e.uuid = event_uuid(batch.uuid, e.index);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace pg2kafka::pg_outbox

@@ -1,0 +1,133 @@
+// expand_batch / event_uuid / json_scalar_text: turning one pg2kafka.event_batches row into the
+// events its messages carry, without a database (the SQL side is covered by capture_test.cpp).
+#include <gtest/gtest.h>
+
+#include <set>
+#include <stdexcept>
+
+#include "batch.hpp"
+#include "json_text.hpp"
+
+using pg2kafka::pg_outbox::BatchEvent;
+using pg2kafka::pg_outbox::BatchRow;
+using pg2kafka::pg_outbox::event_uuid;
+using pg2kafka::pg_outbox::expand_batch;
+using pg2kafka::pg_outbox::json_scalar_text;
+using pg2kafka::pg_outbox::split_array;
+
+namespace {
+constexpr const char* kUuid = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+
+BatchRow row(std::string_view statement, std::optional<std::string_view> key_column,
+             std::optional<std::string_view> data, int64_t events) {
+  BatchRow r;
+  r.uuid = kUuid;
+  r.statement = statement;
+  r.key_column = key_column;
+  r.data = data;
+  r.events = events;
+  return r;
+}
+}  // namespace
+
+TEST(EventUuid, IndexZeroIsTheBatchUuid_OthersXorTheLast32Bits_LikeTheSqlFunction) {
+  EXPECT_EQ(event_uuid(kUuid, 0), kUuid);
+  // SELECT pg2kafka.event_uuid('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 5)
+  EXPECT_EQ(event_uuid(kUuid, 5), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a14");
+  EXPECT_EQ(event_uuid("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", 1),
+            "A0EEBC99-9C0B-4EF8-BB6D-6BB9bd380a10");
+  std::set<std::string> ids;
+  for (uint32_t i = 0; i < 10000; ++i) ids.insert(event_uuid(kUuid, i));
+  EXPECT_EQ(ids.size(), 10000u);
+  EXPECT_THROW(event_uuid("not-a-uuid", 1), std::invalid_argument);
+}
+
+TEST(JsonScalarText, GivesWhatTheArrowArrowOperatorGives) {
+  EXPECT_EQ(json_scalar_text("null"), std::nullopt);
+  EXPECT_EQ(json_scalar_text("12.50"), "12.50");
+  EXPECT_EQ(json_scalar_text("true"), "true");
+  EXPECT_EQ(json_scalar_text(R"("plain")"), "plain");
+  EXPECT_EQ(json_scalar_text(R"("q\"b\\s\/n\nt\t")"), "q\"b\\s/n\nt\t");
+  EXPECT_EQ(json_scalar_text(R"("\u00e9\u20ac\ud83d\ude00")"),
+            "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+  EXPECT_EQ(json_scalar_text(R"({"a": 1})"), R"({"a": 1})");
+}
+
+TEST(SplitArray, SplitsTopLevelElementsOnly) {
+  std::vector<std::string_view> out;
+  ASSERT_TRUE(split_array(R"([{"a":[1,2]}, "x,]", 3, null])", out));
+  ASSERT_EQ(out.size(), 4u);
+  EXPECT_EQ(out[0], R"({"a":[1,2]})");
+  EXPECT_EQ(out[1], R"("x,]")");
+  EXPECT_EQ(out[3], "null");
+  out.clear();
+  EXPECT_TRUE(split_array("[]", out));
+  EXPECT_TRUE(out.empty());
+  EXPECT_FALSE(split_array(R"({"a":1})", out));
+  EXPECT_FALSE(split_array("[1, 2", out));
+}
+
+TEST(ExpandBatch, InsertRowsAreSentWhole_KeyedByTheKeyColumnMember) {
+  auto events = expand_batch(row(
+      "INSERT", "odd \"key",
+      R"([{"id":1,"odd \"key":"k1","n":null}, {"id":2,"odd \"key":null}, {"id":3,"odd \"key":7}])",
+      3));
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].key, "k1");
+  EXPECT_EQ(events[0].data, R"({"id":1,"odd \"key":"k1","n":null})");
+  EXPECT_EQ(events[0].uuid, kUuid);
+  EXPECT_EQ(events[1].key, std::nullopt);
+  EXPECT_EQ(events[2].key, "7");
+  EXPECT_EQ(events[2].uuid, event_uuid(kUuid, 2));
+}
+
+TEST(ExpandBatch, DeleteElementsAreKeys_SentAsAnObjectOfTheKeyColumn) {
+  auto events = expand_batch(row("DELETE", "sku", R"(["a\"b", 12, null])", 3));
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].key, "a\"b");
+  EXPECT_EQ(events[0].data, R"({"sku":"a\"b"})");
+  EXPECT_EQ(events[1].key, "12");
+  EXPECT_EQ(events[1].data, R"({"sku":12})");
+  EXPECT_EQ(events[2].key, std::nullopt);
+  EXPECT_EQ(events[2].data, R"({"sku":null})");
+}
+
+TEST(ExpandBatch, UpdatesSendChangedColumns_AndSkipRowsThatDidNotChange_KeepingIndexes) {
+  auto r = row("UPDATE", "k", R"([{"k":"a","v":2}, {"k":"b","v":5}, {"k":"c","v":9}])", 3);
+  r.old_data = R"([{"k":"a","v":1}, {"k":"b","v":5}, {"k":"x","v":9}])";
+  auto events = expand_batch(r);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].data, R"({"v": 2})");
+  EXPECT_EQ(events[1].key, "c");
+  EXPECT_EQ(events[1].data, R"({"k": "c"})");
+  EXPECT_EQ(events[1].index, 2u);
+  EXPECT_EQ(events[1].uuid, event_uuid(kUuid, 2));
+}
+
+TEST(ExpandBatch, RowsQueuedBeforeMigration4_AreSentAsQueued_WithTheirExternalId) {
+  auto r = row("DELETE", std::nullopt, R"([{"sku": "CM01-B"}])", 1);
+  r.external_id = "CM01-B";
+  auto events = expand_batch(r);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].key, "CM01-B");
+  EXPECT_EQ(events[0].data, R"({"sku": "CM01-B"})");
+  EXPECT_EQ(events[0].uuid, kUuid);
+  // A reduced UPDATE of migration 002 has no old row.
+  auto u = row("UPDATE", std::nullopt, R"([{"name": "x"}])", 1);
+  EXPECT_EQ(expand_batch(u)[0].data, R"({"name": "x"})");
+}
+
+TEST(ExpandBatch, TruncateHasNoData) {
+  auto events = expand_batch(row("TRUNCATE", std::nullopt, std::nullopt, 1));
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].data, std::nullopt);
+  EXPECT_EQ(events[0].key, std::nullopt);
+}
+
+TEST(ExpandBatch, RefusesRowsThatDoNotMatchTheirShape) {
+  EXPECT_THROW(expand_batch(row("INSERT", "k", R"({"k":1})", 1)), std::invalid_argument);
+  EXPECT_THROW(expand_batch(row("INSERT", "k", R"([{"k":1}])", 2)), std::invalid_argument);
+  auto r = row("UPDATE", "k", R"([{"k":1}, {"k":2}])", 2);
+  r.old_data = R"([{"k":1}])";
+  EXPECT_THROW(expand_batch(r), std::invalid_argument);
+}
