@@ -12,7 +12,7 @@
 # Services: a throwaway PostgreSQL and Kafka broker on loopback, started with the test fixtures
 # and stopped at the end (even on failure), unless given:
 #   BENCH_DATABASE_URL  a THROWAWAY database (the benchmark creates tables, installs the pg2kafka
-#                       schema and empties pg2kafka.outbound_event_queue)
+#                       schema and empties pg2kafka.event_batches)
 #   BENCH_KAFKA_BROKER  host:port of a Kafka broker (topics are created under a per-run namespace)
 # Other settings: BENCH_PG2KAFKA_CONFIG (pipeline file; default the shipped config/pg2kafka.json),
 # P2K_BUILD_DIR (default build), BENCH_BUILD_DIR (default build-bench).
@@ -157,11 +157,11 @@ create_topic() {
 
 topic_count() { "$tools/p2k-bench-kafka" count --brokers "$KAFKA_BROKER" --topic "$(topic_of "$1")"; }
 
-queue_count() { sql_value "SELECT count(*) FROM pg2kafka.outbound_event_queue"; }
+queue_count() { sql_value "SELECT coalesce(sum(events), 0) FROM pg2kafka.event_batches"; }
 
 # Empties the queue between workloads (no daemon runs then) so that each starts alike.
 reset_queue() {
-  psql_q -c "TRUNCATE pg2kafka.outbound_event_queue" -c "VACUUM ANALYZE pg2kafka.outbound_event_queue"
+  psql_q -c "TRUNCATE pg2kafka.event_batches" -c "VACUUM ANALYZE pg2kafka.event_batches"
 }
 
 # The drain workloads' rows: about 150 bytes of JSON per event (checked and reported).
@@ -175,17 +175,26 @@ drain_rows_sql() { # TABLE FROM TO
           FROM generate_series($2, $3) g"
 }
 
-# fill_backlog TABLE N: a tracked table, N rows inserted in statements of 100k (the triggers
-# queue them as INSERT events), then the table is dropped (its events stay queued).
+# fill_backlog TABLE N [ROWS_PER_STATEMENT]: a tracked table, N rows inserted by statements of
+# ROWS_PER_STATEMENT rows (default 1: one queue batch per event, the drainer's worst case, like
+# OLTP writes; 100000: bulk statements, batches of 1000 events), then the table is dropped (its
+# events stay queued).
 fill_backlog() {
-  local table=$1 n=$2 from to
+  local table=$1 n=$2 per=${3:-1} from to
   psql_q -c "DROP TABLE IF EXISTS $table" -c "$(drain_table_sql "$table")" \
     -c "SELECT pg2kafka.setup('$table', 'sku')" >/dev/null
   for ((from = 1; from <= n; from += 100000)); do
     to=$((from + 99999 < n ? from + 99999 : n))
-    psql_q -c "$(drain_rows_sql "$table" "$from" "$to")"
+    if ((per == 1)); then
+      psql_q -c "DO \$\$ BEGIN FOR g IN $from..$to LOOP
+          INSERT INTO $table SELECT g, 'SKU-' || lpad(g::text, 8, '0'), 'Product name number ' || g,
+                 (g % 10000) / 100.0, g % 500, 'note ' || md5(g::text);
+          END LOOP; END \$\$"
+    else
+      psql_q -c "$(drain_rows_sql "$table" "$from" "$to")"
+    fi
   done
-  psql_q -c "DROP TABLE $table" -c "ANALYZE pg2kafka.outbound_event_queue" -c "CHECKPOINT"
+  psql_q -c "DROP TABLE $table" -c "ANALYZE pg2kafka.event_batches" -c "CHECKPOINT"
   create_topic "$table"
 }
 
@@ -285,12 +294,12 @@ wl_drain() {
   local n first_rate="" label
   for n in "${drain_sizes[@]}"; do
     label="backlog $((n / 1000))k"
-    say "drain: filling a backlog of $n events"
+    say "drain: filling a backlog of $n events, one row per statement"
     reset_queue
     fill_backlog "drain_$n" "$n"
     record drain "$label mean event data size" \
-      "$(sql_value "SELECT round(avg(length(data::text))) FROM pg2kafka.outbound_event_queue")" \
-      bytes "-" "jsonb text of the row"
+      "$(sql_value "SELECT round(avg(length(data::text) - 2)) FROM pg2kafka.event_batches")" \
+      bytes "-" "JSON text of the row; one row per statement, so one event per queue batch"
     say "drain: pg2kafka run --once on $n events"
     drain_once "drain_$n" "$n" "$label"
     [[ -z "$first_rate" ]] && first_rate=$drain_rate && first_n=$n
@@ -305,6 +314,12 @@ wl_drain() {
     record drain "rate after shipping / first rate" "$(calc "$drain_rate / $first_rate" 2)" ratio \
       ">= 0.9" "no slowdown expected"
   fi
+  # The same volume written by bulk statements: batches of 1000 events.
+  n=${drain_sizes[-1]}
+  say "drain: filling a backlog of $n events, 100k rows per statement"
+  reset_queue
+  fill_backlog "drain_bulk_$n" "$n" 100000
+  drain_once "drain_bulk_$n" "$n" "backlog $((n / 1000))k from bulk statements"
 }
 
 # live_run WORKLOAD PREFIX RATE...: for each rate, a writer for live_seconds while pg2kafka run
@@ -397,7 +412,7 @@ wl_write_path() {
     # Interleaved, the order alternating, so drift of a noisy machine hits both alike.
     if ((rep % 2)); then order="wp_tracked wp_plain"; else order="wp_plain wp_tracked"; fi
     for t in $order; do
-      psql_q -c "VACUUM ANALYZE $t" -c "TRUNCATE pg2kafka.outbound_event_queue" -c "CHECKPOINT"
+      psql_q -c "VACUUM ANALYZE $t" -c "TRUNCATE pg2kafka.event_batches" -c "CHECKPOINT"
       read -r -a times <<<"$(wp_run "$t")"
       [[ ${#times[@]} -eq 3 ]] || die "write-path: could not time the statements on $t"
       all[$t.insert]+="${times[0]} "
@@ -429,7 +444,7 @@ wl_write_path() {
     for kind in insert update; do
       if ((rep % 2)); then order="pgb_tracked pgb_plain"; else order="pgb_plain pgb_tracked"; fi
       for t in $order; do
-        psql_q -c "VACUUM ANALYZE $t" -c "TRUNCATE pg2kafka.outbound_event_queue" -c "CHECKPOINT"
+        psql_q -c "VACUUM ANALYZE $t" -c "TRUNCATE pg2kafka.event_batches" -c "CHECKPOINT"
         tps=$(PGOPTIONS="-c synchronous_commit=on" "$P2K_BENCH_PGBENCH" -n -c 2 -j 2 \
           -T "$pgbench_seconds" -D "tbl=$t" -f "$repo/bench/sql/pgbench_$kind.sql" \
           "$DATABASE_URL" 2>"$state/logs/pgbench.err" |

@@ -70,7 +70,7 @@ if [ "$mode" = kafka ]; then
   kcat -q -C -b "$KAFKA_BROKER" -t pg2kafka.shop_test.products -e \
     -f 'partition %p  offset %o  key %k\n%s\n\n'
   say "the queue afterwards"
-  sql "SELECT count(*) AS events_left FROM pg2kafka.outbound_event_queue"
+  sql "SELECT coalesce(sum(events), 0) AS events_left FROM pg2kafka.event_batches"
 else
   say "pg2kafka run --once with DRY_RUN=true: prints the events, removes nothing"
   "$bin" run --once

@@ -53,13 +53,14 @@ constexpr p2k_option kOptions[] = {
            "on` was run: notifying costs every writing transaction a cluster-wide lock at "
            "commit. A wake-up hint only: a lost notification delays, never loses, events."),
     option("acknowledged", P2K_OPT_ENUM, "delete",
-           "What happens to an event once the sink has delivered it: `delete` removes it from "
-           "the queue; `keep` moves it to pg2kafka.acknowledged_events (for audit), where it "
+           "What happens to a queue batch once the sink has delivered all its events: `delete` "
+           "removes it from the queue; `keep` moves it to pg2kafka.acknowledged_batches (for "
+           "audit; the view pg2kafka.acknowledged_events lists one row per event), where it "
            "stays for `retention`.",
            0, kAcknowledgedChoices),
     option("retention", P2K_OPT_DURATION, "7d",
-           "With acknowledged=keep: how long delivered events stay in "
-           "pg2kafka.acknowledged_events. The active source deletes older ones about once a "
+           "With acknowledged=keep: how long delivered batches stay in "
+           "pg2kafka.acknowledged_batches. The active source deletes older ones about once a "
            "minute, at most 10000 rows per query. Ignored with acknowledged=delete.",
            0, nullptr, 1000, INT64_MAX),
     option("application_name", P2K_OPT_STRING, "pg2kafka",
