@@ -205,7 +205,7 @@ std::string rfc3339_utc(int64_t epoch_us) {
 
 std::string envelope_json(std::string_view uuid, const std::optional<std::string>& external_id,
                           std::string_view statement, std::optional<std::string_view> data_json,
-                          int64_t created_at_us) {
+                          std::string_view created_at) {
   std::string out;
   out.reserve(96 + uuid.size() + (external_id ? external_id->size() : 4) +
               (data_json ? data_json->size() : 4));
@@ -224,7 +224,7 @@ std::string envelope_json(std::string_view uuid, const std::optional<std::string
   else
     out += "null";
   out += ",\"created_at\":";
-  sdk::append_json_string(out, rfc3339_utc(created_at_us));
+  sdk::append_json_string(out, created_at);
   out += '}';
   return out;
 }
@@ -562,10 +562,11 @@ int64_t OutboxSource::add_pending(const PgResult& rows) {
     const std::string& topic = topic_for(schema, table);
     std::string statement(row.statement);
     std::string qualified = schema + "." + table;
+    const std::string created_at = rfc3339_utc(created_us);
     for (BatchEvent& e : batch_events) {
       std::string value = envelope_json(
           e.uuid, e.key, statement,
-          e.data ? std::optional<std::string_view>(*e.data) : std::nullopt, created_us);
+          e.data ? std::optional<std::string_view>(*e.data) : std::nullopt, created_at);
       pending_.push_back(PendingEvent{next_position_++, id, false, &topic, std::move(e.key),
                                       std::move(value), created_us / 1000, std::move(e.uuid),
                                       statement, qualified});
