@@ -169,27 +169,25 @@ drain_table_sql() {
   echo "CREATE TABLE $1 (id bigint PRIMARY KEY, sku text, name text, price numeric(10,2),
           qty int, note text)"
 }
+# The row numbered g (an SQL expression in g) of those tables.
+drain_row_sql="g, 'SKU-' || lpad(g::text, 8, '0'), 'Product name number ' || g,
+          (g % 10000) / 100.0, g % 500, 'note ' || md5(g::text)"
 drain_rows_sql() { # TABLE FROM TO
-  echo "INSERT INTO $1 SELECT g, 'SKU-' || lpad(g::text, 8, '0'), 'Product name number ' || g,
-          (g % 10000) / 100.0, g % 500, 'note ' || md5(g::text)
-          FROM generate_series($2, $3) g"
+  echo "INSERT INTO $1 SELECT $drain_row_sql FROM generate_series($2, $3) g"
 }
 
-# fill_backlog TABLE N [ROWS_PER_STATEMENT]: a tracked table, N rows inserted by statements of
-# ROWS_PER_STATEMENT rows (default 1: one queue batch per event, the drainer's worst case, like
-# OLTP writes; 100000: bulk statements, batches of 1000 events), then the table is dropped (its
-# events stay queued).
+# fill_backlog TABLE N [bulk]: a tracked table, N rows inserted one row per statement (one queue
+# batch per event, the drainer's worst case, like OLTP writes) or, with `bulk`, by statements of
+# 100k rows (batches of 1000 events); then the table is dropped (its events stay queued).
 fill_backlog() {
-  local table=$1 n=$2 per=${3:-1} from to
+  local table=$1 n=$2 mode=${3:-single} from to
   psql_q -c "DROP TABLE IF EXISTS $table" -c "$(drain_table_sql "$table")" \
     -c "SELECT pg2kafka.setup('$table', 'sku')" >/dev/null
   for ((from = 1; from <= n; from += 100000)); do
     to=$((from + 99999 < n ? from + 99999 : n))
-    if ((per == 1)); then
+    if [[ $mode == single ]]; then
       psql_q -c "DO \$\$ BEGIN FOR g IN $from..$to LOOP
-          INSERT INTO $table SELECT g, 'SKU-' || lpad(g::text, 8, '0'), 'Product name number ' || g,
-                 (g % 10000) / 100.0, g % 500, 'note ' || md5(g::text);
-          END LOOP; END \$\$"
+          INSERT INTO $table SELECT $drain_row_sql; END LOOP; END \$\$"
     else
       psql_q -c "$(drain_rows_sql "$table" "$from" "$to")"
     fi
@@ -318,7 +316,7 @@ wl_drain() {
   n=${drain_sizes[-1]}
   say "drain: filling a backlog of $n events, 100k rows per statement"
   reset_queue
-  fill_backlog "drain_bulk_$n" "$n" 100000
+  fill_backlog "drain_bulk_$n" "$n" bulk
   drain_once "drain_bulk_$n" "$n" "backlog $((n / 1000))k from bulk statements"
 }
 

@@ -2,6 +2,7 @@
 
 #include <pg2kafka/sdk/plugin.hpp>
 
+#include <charconv>
 #include <cstdio>
 #include <stdexcept>
 
@@ -16,19 +17,10 @@ std::string event_uuid(std::string_view batch_uuid, uint32_t index) {
   std::string out(batch_uuid);
   if (index == 0) return out;
   uint32_t low = 0;
-  for (size_t i = 28; i < 36; ++i) {
-    char c = out[i];
-    uint32_t v;
-    if (c >= '0' && c <= '9')
-      v = static_cast<uint32_t>(c - '0');
-    else if (c >= 'a' && c <= 'f')
-      v = static_cast<uint32_t>(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F')
-      v = static_cast<uint32_t>(c - 'A' + 10);
-    else
-      throw std::invalid_argument("malformed uuid '" + std::string(batch_uuid) + "'");
-    low = (low << 4) | v;
-  }
+  const char* last8 = out.data() + 28;
+  auto [end, ec] = std::from_chars(last8, last8 + 8, low, 16);
+  if (ec != std::errc() || end != last8 + 8)
+    throw std::invalid_argument("malformed uuid '" + std::string(batch_uuid) + "'");
   char hex[9];
   std::snprintf(hex, sizeof hex, "%08x", low ^ index);
   out.replace(28, 8, hex, 8);

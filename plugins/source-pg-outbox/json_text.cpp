@@ -1,5 +1,6 @@
 #include "json_text.hpp"
 
+#include <charconv>
 #include <cstdint>
 
 namespace pg2kafka::pg_outbox {
@@ -66,18 +67,8 @@ void append_utf8(std::string& out, uint32_t cp) {
 std::optional<uint32_t> hex4(std::string_view s, size_t at) {
   if (at + 4 > s.size()) return std::nullopt;
   uint32_t v = 0;
-  for (size_t k = at; k < at + 4; ++k) {
-    char c = s[k];
-    v <<= 4;
-    if (c >= '0' && c <= '9')
-      v |= static_cast<uint32_t>(c - '0');
-    else if (c >= 'a' && c <= 'f')
-      v |= static_cast<uint32_t>(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F')
-      v |= static_cast<uint32_t>(c - 'A' + 10);
-    else
-      return std::nullopt;
-  }
+  auto [end, ec] = std::from_chars(s.data() + at, s.data() + at + 4, v, 16);
+  if (ec != std::errc() || end != s.data() + at + 4) return std::nullopt;
   return v;
 }
 
