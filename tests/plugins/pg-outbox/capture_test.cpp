@@ -422,6 +422,21 @@ TEST(Migrations, SourceRefusesToStart_WhenSchemaMissingAndMigrationsOff) {
   }
 }
 
+TEST(Migrations, SourceRefusesToStart_OnASchemaOlderThanEventBatches) {
+  TestDatabase db(/*install_schema=*/false);
+  for (const auto& m : pg2kafka::pg_outbox::migrations())
+    if (m.version <= 3) db.sql().exec(std::string("BEGIN;\n") + m.sql + "\nCOMMIT;");
+  auto source = make_source(db.url());
+  try {
+    source->open();
+    FAIL() << "open succeeded on a version 3 schema";
+  } catch (const pg2kafka::sdk::ConfigError& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("is at version 3; this plugin needs version 4"), std::string::npos) << what;
+    EXPECT_NE(what.find("perform_migrations=true"), std::string::npos) << what;
+  }
+}
+
 TEST(Topics, NameRule) {
   EXPECT_EQ(topic_name("", "shop", "public", "products"), "pg2kafka.shop.products");
   EXPECT_EQ(topic_name("ns", "shop", "public", "products"), "pg2kafka.ns.shop.products");

@@ -266,6 +266,27 @@ TEST(Drain, ABatchStaysQueuedUntilAllItsEventsAreAcknowledged_AndComesBackWholeA
   EXPECT_EQ(queued_events(db.sql()), "0");
 }
 
+TEST(Drain, AMalformedBatchRowStopsTheSource_NamingTheRow_AndStaysQueued) {
+  TestDatabase db;
+  tracked_table(db.sql());
+  // Not something the triggers write: two events announced, one row given.
+  std::string id = db.sql().value(
+      "INSERT INTO pg2kafka.event_batches (table_schema, table_name, statement, key_column, "
+      "events, data) VALUES ('public', 't', 'INSERT', 'k', 2, '[{\"k\": \"a\"}]') RETURNING id");
+  auto source = make_source(db.url());
+  source->open();
+  try {
+    source->poll(100, milliseconds(0));
+    FAIL() << "a malformed batch was read";
+  } catch (const pg2kafka::sdk::FatalError& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("pg2kafka.event_batches row " + id + " is malformed"), std::string::npos)
+        << what;
+    EXPECT_NE(what.find("counts 2 events but its data holds 1"), std::string::npos) << what;
+  }
+  EXPECT_EQ(queued_events(db.sql()), "2");
+}
+
 TEST(Drain, UpdatesThatChangeNothing_SendNothing_AndTheirBatchIsRemoved) {
   TestDatabase db;
   tracked_table(db.sql());
