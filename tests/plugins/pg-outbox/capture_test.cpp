@@ -393,7 +393,7 @@ TEST(Migrations, InstallIdempotently_AndSafelyFromTwoProcessesAtOnce) {
   for (const auto& e : errors) EXPECT_EQ(e, "");
   EXPECT_EQ(db.sql().value("SELECT string_agg(version::text, ',' ORDER BY version) "
                            "FROM pg2kafka.schema_migrations"),
-            "1,2,3,4");
+            "1,2,3,4,5");
   // Exactly one of them drains; the others stand by.
   int active = 0;
   for (auto& s : sources) active += s->active();
@@ -405,7 +405,7 @@ TEST(Migrations, InstallIdempotently_AndSafelyFromTwoProcessesAtOnce) {
   again->open();
   db.sql().exec(std::string("BEGIN;\n") + pg2kafka::pg_outbox::migrations().back().sql +
                 "\nCOMMIT;");
-  EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.schema_migrations"), "4");
+  EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.schema_migrations"), "5");
   seed_products(db.sql());
   EXPECT_EQ(db.sql().value("SELECT pg2kafka.setup('products', 'sku')"), "t");
   EXPECT_EQ(drain(*again).size(), 2u);
@@ -472,7 +472,7 @@ TEST(Migrations, EventsQueuedBeforeMigration4_AreDeliveredUnchanged_AndTriggersU
 
   auto source = make_source(db.url(), {{"perform_migrations", "true"}});
   source->open();
-  EXPECT_EQ(db.sql().value("SELECT max(version) FROM pg2kafka.schema_migrations"), "4");
+  EXPECT_EQ(db.sql().value("SELECT max(version) FROM pg2kafka.schema_migrations"), "5");
   // The tracked table's triggers now follow the key column by position.
   EXPECT_EQ(db.sql().value("SELECT string_agg(tgnargs::text, ',' ORDER BY tgname) FROM pg_trigger "
                            "WHERE tgrelid = 'products'::regclass"),
@@ -512,4 +512,87 @@ TEST(Capture, UpdateKeepsTheOldRowInTheQueue_AndSendsOnlyChangedColumns) {
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].value.find("\"data\":{\"price\": 1.75}"), events[0].value.find("\"data\""))
       << events[0].value;
+}
+
+// Migration 005 writes statements that fit in one batch with a query of its own and cuts larger
+// ones with the batching queries of 004. Both must give the same events and the same bounds.
+TEST(Capture, LargeStatementsAreCutIntoBoundedBatches_SmallOnesMakeOne_SameEventsEitherWay) {
+  TestDatabase db;
+  db.sql().exec("CREATE TABLE t (id int PRIMARY KEY, k text, a text)");
+  db.sql().exec("CREATE TABLE big (id int PRIMARY KEY, k text, pad text)");
+  db.sql().exec("ALTER TABLE big ALTER COLUMN pad SET STORAGE EXTERNAL");  // sizes as written
+  db.sql().exec("SELECT pg2kafka.setup('t', 'k')");
+  db.sql().exec("SELECT pg2kafka.setup('big', 'k')");
+  auto batches = [&](const std::string& statement, const std::string& table) {
+    return db.sql().value(
+        "SELECT string_agg(events::text, ',' ORDER BY id) "
+        "FROM pg2kafka.event_batches WHERE statement = '" +
+        statement + "' AND table_name = '" + table + "'");
+  };
+  db.sql().exec("INSERT INTO t SELECT g, 'k' || g, 'a' || g FROM generate_series(1, 2500) g");
+  db.sql().exec("INSERT INTO t SELECT g, 'k' || g, 'a' || g FROM generate_series(2501, 2510) g");
+  EXPECT_EQ(batches("INSERT", "t"), "1000,1000,500,10");
+  // Rows of ~330 kB: one statement of 5 rows is over 1 MB, so it is cut by size.
+  db.sql().exec(
+      "INSERT INTO big SELECT g, 'b' || g, (SELECT string_agg(md5(g::text || i), '') "
+      "FROM generate_series(1, 10000) i) FROM generate_series(1, 5) g");
+  EXPECT_EQ(batches("INSERT", "big"), "3,2");
+
+  // Every key changes, so old and new rows can only be paired by position; only even rows
+  // change `a`.
+  const std::string update =
+      "UPDATE t SET k = 'n' || id, a = CASE WHEN id % 2 = 0 THEN 'x' || id ELSE a END ";
+  db.sql().exec(update + "WHERE id <= 2500");
+  db.sql().exec(update + "WHERE id > 2500");
+  EXPECT_EQ(batches("UPDATE", "t"), "1000,1000,500,10");
+  db.sql().exec("UPDATE big SET k = 'c' || id");
+  EXPECT_EQ(batches("UPDATE", "big"), "3,2");
+
+  db.sql().exec("INSERT INTO t SELECT g, 'k' || g, '' FROM generate_series(2511, 12600) g");
+  db.sql().exec("DELETE FROM t WHERE id <= 50");
+  db.sql().exec("DELETE FROM t WHERE id > 50");
+  EXPECT_EQ(batches("DELETE", "t"), "50,10000,2550");
+
+  auto source = make_source(db.url());
+  source->open();
+  auto events = drain(*source);
+  std::map<std::string, std::vector<const Event*>> by_kind;
+  for (const auto& e : events)
+    by_kind[e.statement() + " " + e.topic.substr(e.topic.rfind('.') + 1)].push_back(&e);
+  ASSERT_EQ(by_kind["INSERT t"].size(), 2510u + 10090u);
+  ASSERT_EQ(by_kind["UPDATE t"].size(), 2510u);
+  ASSERT_EQ(by_kind["DELETE t"].size(), 12600u);
+  ASSERT_EQ(by_kind["UPDATE big"].size(), 5u);
+  for (size_t i = 0; i < 2510; ++i) {
+    const Event& e = *by_kind["INSERT t"][i];
+    EXPECT_EQ(e.key, "k" + std::to_string(i + 1));
+    EXPECT_EQ(e.data().as_object().at("id"), json::value(int(i + 1)));
+  }
+  std::set<std::string> keys;
+  for (const Event* e : by_kind["UPDATE t"]) {
+    ASSERT_TRUE(e->key);
+    keys.insert(*e->key);
+    int id = std::stoi(e->key->substr(1));
+    json::object expected{{"k", *e->key}};
+    if (id % 2 == 0) expected["a"] = "x" + std::to_string(id);
+    EXPECT_EQ(e->data(), json::value(expected)) << e->value;
+  }
+  EXPECT_EQ(keys.size(), 2510u);
+  for (size_t i = 0; i < 5; ++i) {
+    const Event& e = *by_kind["UPDATE big"][i];
+    EXPECT_EQ(e.key, "c" + std::to_string(i + 1));
+    EXPECT_EQ(e.data(), json::value(json::object{{"k", *e.key}})) << e.value;
+  }
+  // Deleted keys are the current ones (n<id> after the UPDATE, k<id> for rows inserted later),
+  // each exactly once, whichever way the statement was captured.
+  std::set<std::string> deleted;
+  for (const Event* e : by_kind["DELETE t"]) {
+    ASSERT_TRUE(e->key);
+    int id = std::stoi(e->key->substr(1));
+    EXPECT_EQ(*e->key, (id <= 2510 ? "n" : "k") + std::to_string(id));
+    EXPECT_EQ(e->data(), json::value(json::object{{"k", *e->key}})) << e->value;
+    deleted.insert(*e->key);
+  }
+  EXPECT_EQ(deleted.size(), 12600u);
+  EXPECT_EQ(queued_events(db.sql()), "0");
 }
