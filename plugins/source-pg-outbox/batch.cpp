@@ -36,7 +36,8 @@ std::vector<BatchEvent> expand_batch(const BatchRow& batch) {
   if (!batch.data) {
     for (int64_t i = 0; i < batch.events; ++i) {
       auto index = static_cast<uint32_t>(i);
-      out.push_back({index, event_uuid(batch.uuid, index), external_id(), std::nullopt});
+      out.push_back(
+          {index, event_uuid(batch.uuid, index), external_id(), std::nullopt, std::nullopt});
     }
     return out;
   }
@@ -65,7 +66,7 @@ std::vector<BatchEvent> expand_batch(const BatchRow& batch) {
       e.key = external_id();
     } else if (is_delete) {
       e.key = json_scalar_text(row);
-      e.data = "{" + quoted_key + ":" + std::string(row) + "}";
+      e.built_data = "{" + quoted_key + ":" + std::string(row) + "}";
     } else {
       members.clear();
       if (split_members(row, members)) {
@@ -77,12 +78,12 @@ std::vector<BatchEvent> expand_batch(const BatchRow& batch) {
         }
       }
     }
-    if (!e.data) {
+    if (!e.built_data) {
       if (!old_rows.empty() && old_rows[i] != "null") {
-        e.data = changed_columns(row, old_rows[i]);
-        if (*e.data == "{}") continue;  // nothing changed: no message
+        e.built_data = changed_columns(row, old_rows[i]);
+        if (*e.built_data == "{}") continue;  // nothing changed: no message
       } else if (row != "null") {
-        e.data = std::string(row);
+        e.row_data = row;
       }
     }
     e.uuid = event_uuid(batch.uuid, e.index);

@@ -22,8 +22,15 @@ struct BatchRow {
 struct BatchEvent {
   uint32_t index = 0;  // position in the batch
   std::string uuid;
-  std::optional<std::string> key;   // the message key (external_id)
-  std::optional<std::string> data;  // the message's "data" (JSON text); nullopt gives null
+  std::optional<std::string> key;  // the message key (external_id)
+  // The message's "data" (JSON text); nullopt gives null. A whole row is a view into the
+  // BatchRow's text (valid as long as that is), built data (DELETE, UPDATE) is held here.
+  std::optional<std::string_view> data() const {
+    if (built_data) return *built_data;
+    return row_data;
+  }
+  std::optional<std::string_view> row_data;
+  std::optional<std::string> built_data;
 };
 
 // The events of a batch, in order, as the messages carry them (the same rules as the SQL

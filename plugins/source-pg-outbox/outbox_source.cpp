@@ -450,11 +450,15 @@ void OutboxSource::maybe_purge() {
   next_purge_at_ = removed >= kPurgeBatch ? now : now + kPurgeInterval;
 }
 
-const std::string& OutboxSource::topic_for(const std::string& schema, const std::string& table) {
+const OutboxSource::TableNames& OutboxSource::names_for(const std::string& schema,
+                                                        const std::string& table) {
   auto key = std::make_pair(schema, table);
-  auto it = topics_.find(key);
-  if (it == topics_.end())
-    it = topics_.emplace(key, topic_name(config_.topic_namespace, database_, schema, table)).first;
+  auto it = tables_.find(key);
+  if (it == tables_.end())
+    it = tables_
+             .emplace(key, TableNames{topic_name(config_.topic_namespace, database_, schema, table),
+                                      schema + "." + table})
+             .first;
   return it->second;
 }
 
@@ -559,17 +563,15 @@ int64_t OutboxSource::add_pending(const PgResult& rows) {
       empty_batches.push_back(id);
       continue;
     }
-    const std::string& topic = topic_for(schema, table);
-    std::string statement(row.statement);
-    std::string qualified = schema + "." + table;
+    const TableNames& names = names_for(schema, table);
+    auto statement = statements_.find(row.statement);
+    if (statement == statements_.end()) statement = statements_.emplace(row.statement).first;
     const std::string created_at = rfc3339_utc(created_us);
     for (BatchEvent& e : batch_events) {
-      std::string value = envelope_json(
-          e.uuid, e.key, statement,
-          e.data ? std::optional<std::string_view>(*e.data) : std::nullopt, created_at);
-      pending_.push_back(PendingEvent{next_position_++, id, false, &topic, std::move(e.key),
+      std::string value = envelope_json(e.uuid, e.key, *statement, e.data(), created_at);
+      pending_.push_back(PendingEvent{next_position_++, id, false, &names, std::move(e.key),
                                       std::move(value), created_us / 1000, std::move(e.uuid),
-                                      statement, qualified});
+                                      &*statement});
     }
     pending_.back().last_of_batch = true;
     in_flight_ids_.insert(id);
@@ -583,9 +585,8 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::take_pending(size_t limit) {
   while (!pending_.empty() && batch->size() < limit) {
     PendingEvent& e = pending_.front();
     in_flight_.push_back({e.position, e.batch_id, e.last_of_batch});
-    batch->add(e.position, *e.topic, std::move(e.key), std::move(e.value), e.timestamp_ms,
-               std::move(e.uuid),
-               {{"statement", std::move(e.statement)}, {"table", std::move(e.table)}});
+    batch->add(e.position, e.names->topic, std::move(e.key), std::move(e.value), e.timestamp_ms,
+               std::move(e.uuid), {{"statement", *e.statement}, {"table", e.names->qualified}});
     pending_.pop_front();
   }
   return batch;
@@ -665,7 +666,7 @@ std::vector<std::string> OutboxSource::list_topics() {
   auto rows = guarded("listing topics", [&] { return conn_->exec(kTopicsSql); });
   std::vector<std::string> out;
   for (int i = 0; i < rows.rows(); ++i) {
-    auto t = topic_for(std::string(rows.text(i, 0)), std::string(rows.text(i, 1)));
+    auto t = names_for(std::string(rows.text(i, 0)), std::string(rows.text(i, 1))).topic;
     if (std::find(out.begin(), out.end(), t) == out.end()) out.push_back(t);
   }
   return out;

@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_set>
 #include <utility>
@@ -104,7 +105,12 @@ class OutboxSource : public sdk::Source {
   int64_t add_pending(const PgResult& rows);
   std::unique_ptr<sdk::RecordBatch> take_pending(size_t limit);
   void remove_batches(const std::vector<int64_t>& ids);
-  const std::string& topic_for(const std::string& schema, const std::string& table);
+  // What a table's events are sent with, kept for the source's life (events point to it).
+  struct TableNames {
+    std::string topic;
+    std::string qualified;  // schema.table, the "table" header
+  };
+  const TableNames& names_for(const std::string& schema, const std::string& table);
   // Runs f, turning PostgreSQL errors into the SDK's: RetryError (and a reconnect on the next
   // call) for lost connections and transient errors, FatalError otherwise.
   template <class F>
@@ -149,13 +155,12 @@ class OutboxSource : public sdk::Source {
     uint64_t position;
     int64_t batch_id;
     bool last_of_batch;
-    const std::string* topic;
+    const TableNames* names;
     std::optional<std::string> key;
     std::string value;
     int64_t timestamp_ms;
     std::string uuid;
-    std::string statement;
-    std::string table;
+    const std::string* statement;  // in statements_
   };
   std::deque<PendingEvent> pending_;
   // Returned but not yet acknowledged, in position order.
@@ -170,7 +175,8 @@ class OutboxSource : public sdk::Source {
   std::unordered_set<int64_t> in_flight_ids_;
 
   std::chrono::steady_clock::time_point next_purge_at_{};
-  std::map<std::pair<std::string, std::string>, std::string> topics_;
+  std::map<std::pair<std::string, std::string>, TableNames> tables_;
+  std::set<std::string, std::less<>> statements_;
 };
 
 }  // namespace pg2kafka::pg_outbox

@@ -38,6 +38,43 @@ TEST(SdkRecordBatch, OwnsItsRecordsMemory) {
   EXPECT_EQ(b.last_position(), 2u);
 }
 
+TEST(SdkRecordBatch, RecordsSharingTopicsAndHeadersKeepTheirOwnValues) {
+  RecordBatch b;
+  std::string topic = "t1", statement = "INSERT";
+  b.add(1, topic, std::nullopt, "v1", 10, "id-1", {{"statement", statement}, {"table", "a"}});
+  statement = "DELETE";  // the batch kept its copy
+  b.add(2, topic, std::nullopt, "v2", 10, "id-2", {{"statement", "INSERT"}, {"table", "b"}});
+  topic = "t2";
+  b.add(3, topic, std::nullopt, "v3", 10, "id-3", {{"statement", statement}});
+  std::vector<RecordBatch::Header> many{{"x", "1"}, {"y", "2"}, {"z", "3"}};
+  b.add(4, "t2", std::nullopt, "v4", 10, "id-4", many);
+  b.add(5, "t2", std::nullopt, "v5", 10, "id-5");
+  RecordBatch moved(std::move(b));
+  const p2k_record* r = moved.records();
+  auto text = [](p2k_slice s) { return std::string(s.data, s.size); };
+  auto header = [&](int i, size_t h) {
+    return text(r[i].headers[h].name) + "=" + text(r[i].headers[h].value);
+  };
+  ASSERT_EQ(moved.size(), 5u);
+  EXPECT_EQ(text(r[0].topic), "t1");
+  EXPECT_EQ(text(r[1].topic), "t1");
+  EXPECT_EQ(text(r[2].topic), "t2");
+  EXPECT_EQ(text(r[3].topic), "t2");
+  ASSERT_EQ(r[0].header_count, 2u);
+  EXPECT_EQ(header(0, 0), "statement=INSERT");
+  EXPECT_EQ(header(0, 1), "table=a");
+  ASSERT_EQ(r[1].header_count, 2u);
+  EXPECT_EQ(header(1, 0), "statement=INSERT");
+  EXPECT_EQ(header(1, 1), "table=b");
+  ASSERT_EQ(r[2].header_count, 1u);
+  EXPECT_EQ(header(2, 0), "statement=DELETE");
+  ASSERT_EQ(r[3].header_count, 3u);
+  EXPECT_EQ(header(3, 2), "z=3");
+  EXPECT_EQ(r[4].header_count, 0u);
+  EXPECT_EQ(r[4].headers, nullptr);
+  EXPECT_EQ(text(r[4].value), "v5");
+}
+
 TEST(SdkGuard, TurnsExceptionsIntoStatusesAndMessages) {
   char err[16];
   EXPECT_EQ(detail::guarded(err, sizeof err, [] { throw RetryError("try again later please"); }),
@@ -57,4 +94,10 @@ TEST(SdkJson, EscapesQuotesBackslashesAndControlCharacters) {
   out.clear();
   append_json_string(out, "");
   EXPECT_EQ(out, "\"\"");
+  out.clear();
+  append_json_string(out, "\"plain run\\");  // escapes at both ends
+  EXPECT_EQ(out, R"("\"plain run\\")");
+  out.clear();
+  append_json_string(out, "no escapes at all");
+  EXPECT_EQ(out, R"("no escapes at all")");
 }

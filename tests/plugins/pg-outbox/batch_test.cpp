@@ -74,7 +74,7 @@ TEST(ExpandBatch, InsertRowsAreSentWhole_KeyedByTheKeyColumnMember) {
       3));
   ASSERT_EQ(events.size(), 3u);
   EXPECT_EQ(events[0].key, "k1");
-  EXPECT_EQ(events[0].data, R"({"id":1,"odd \"key":"k1","n":null})");
+  EXPECT_EQ(events[0].data(), R"({"id":1,"odd \"key":"k1","n":null})");
   EXPECT_EQ(events[0].uuid, kUuid);
   EXPECT_EQ(events[1].key, std::nullopt);
   EXPECT_EQ(events[2].key, "7");
@@ -85,11 +85,11 @@ TEST(ExpandBatch, DeleteElementsAreKeys_SentAsAnObjectOfTheKeyColumn) {
   auto events = expand_batch(row("DELETE", "sku", R"(["a\"b", 12, null])", 3));
   ASSERT_EQ(events.size(), 3u);
   EXPECT_EQ(events[0].key, "a\"b");
-  EXPECT_EQ(events[0].data, R"({"sku":"a\"b"})");
+  EXPECT_EQ(events[0].data(), R"({"sku":"a\"b"})");
   EXPECT_EQ(events[1].key, "12");
-  EXPECT_EQ(events[1].data, R"({"sku":12})");
+  EXPECT_EQ(events[1].data(), R"({"sku":12})");
   EXPECT_EQ(events[2].key, std::nullopt);
-  EXPECT_EQ(events[2].data, R"({"sku":null})");
+  EXPECT_EQ(events[2].data(), R"({"sku":null})");
 }
 
 TEST(ExpandBatch, UpdatesSendChangedColumns_AndSkipRowsThatDidNotChange_KeepingIndexes) {
@@ -97,9 +97,9 @@ TEST(ExpandBatch, UpdatesSendChangedColumns_AndSkipRowsThatDidNotChange_KeepingI
   r.old_data = R"([{"k":"a","v":1}, {"k":"b","v":5}, {"k":"x","v":9}])";
   auto events = expand_batch(r);
   ASSERT_EQ(events.size(), 2u);
-  EXPECT_EQ(events[0].data, R"({"v": 2})");
+  EXPECT_EQ(events[0].data(), R"({"v": 2})");
   EXPECT_EQ(events[1].key, "c");
-  EXPECT_EQ(events[1].data, R"({"k": "c"})");
+  EXPECT_EQ(events[1].data(), R"({"k": "c"})");
   EXPECT_EQ(events[1].index, 2u);
   EXPECT_EQ(events[1].uuid, event_uuid(kUuid, 2));
 }
@@ -110,17 +110,17 @@ TEST(ExpandBatch, RowsQueuedBeforeMigration4_AreSentAsQueued_WithTheirExternalId
   auto events = expand_batch(r);
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].key, "CM01-B");
-  EXPECT_EQ(events[0].data, R"({"sku": "CM01-B"})");
+  EXPECT_EQ(events[0].data(), R"({"sku": "CM01-B"})");
   EXPECT_EQ(events[0].uuid, kUuid);
   // A reduced UPDATE of migration 002 has no old row.
   auto u = row("UPDATE", std::nullopt, R"([{"name": "x"}])", 1);
-  EXPECT_EQ(expand_batch(u)[0].data, R"({"name": "x"})");
+  EXPECT_EQ(expand_batch(u)[0].data(), R"({"name": "x"})");
 }
 
 TEST(ExpandBatch, TruncateHasNoData) {
   auto events = expand_batch(row("TRUNCATE", std::nullopt, std::nullopt, 1));
   ASSERT_EQ(events.size(), 1u);
-  EXPECT_EQ(events[0].data, std::nullopt);
+  EXPECT_EQ(events[0].data(), std::nullopt);
   EXPECT_EQ(events[0].key, std::nullopt);
 }
 

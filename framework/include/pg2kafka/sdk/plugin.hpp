@@ -27,6 +27,7 @@
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -81,7 +82,13 @@ class ConfigError : public Error {
 inline void append_json_string(std::string& out, std::string_view text) {
   static const char kHex[] = "0123456789abcdef";
   out += '"';
-  for (unsigned char c : text) {
+  // Runs of bytes that need no escape are copied at once (most text is one such run).
+  size_t run = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(text.data() + run, i - run);
+    run = i + 1;
     switch (c) {
       case '"':
         out += "\\\"";
@@ -105,15 +112,12 @@ inline void append_json_string(std::string& out, std::string_view text) {
         out += "\\t";
         break;
       default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xf];
-        } else {
-          out += static_cast<char>(c);
-        }
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 0xf];
     }
   }
+  out.append(text.data() + run, text.size() - run);
   out += '"';
 }
 
@@ -240,19 +244,31 @@ class Host {
 
 class RecordBatch {
  public:
-  // Appends a record; the batch keeps its own copies of all strings. Positions must increase.
-  void add(uint64_t position, std::string topic, std::optional<std::string> key, std::string value,
-           int64_t timestamp_ms, std::string id,
-           std::vector<std::pair<std::string, std::string>> headers = {}) {
-    owned_.push_back(Owned{position,
-                           std::move(topic),
-                           std::move(key),
-                           std::move(value),
-                           timestamp_ms,
-                           std::move(id),
-                           std::move(headers),
-                           {}});
-    records_.clear();
+  RecordBatch() = default;
+  // Records point into the batch's own strings: a batch moves (keeping them) but never copies.
+  RecordBatch(const RecordBatch&) = delete;
+  RecordBatch& operator=(const RecordBatch&) = delete;
+  RecordBatch(RecordBatch&&) = default;
+  RecordBatch& operator=(RecordBatch&&) = default;
+
+  struct Header {
+    std::string_view name;
+    std::string_view value;
+  };
+
+  // Appends a record; the batch keeps its own copies of all strings (a topic, header name or
+  // header value equal to the previous record's is stored once). Positions must increase.
+  void add(uint64_t position, std::string_view topic, std::optional<std::string> key,
+           std::string value, int64_t timestamp_ms, std::string id,
+           std::initializer_list<Header> headers = {}) {
+    add_record(position, topic, std::move(key), std::move(value), timestamp_ms, std::move(id),
+               headers.begin(), headers.size());
+  }
+  void add(uint64_t position, std::string_view topic, std::optional<std::string> key,
+           std::string value, int64_t timestamp_ms, std::string id,
+           const std::vector<Header>& headers) {
+    add_record(position, topic, std::move(key), std::move(value), timestamp_ms, std::move(id),
+               headers.data(), headers.size());
   }
 
   size_t size() const { return owned_.size(); }
@@ -268,38 +284,67 @@ class RecordBatch {
  private:
   struct Owned {
     uint64_t position;
-    std::string topic;
+    const std::string* topic;
     std::optional<std::string> key;
     std::string value;
     int64_t timestamp_ms;
     std::string id;
-    std::vector<std::pair<std::string, std::string>> headers;
-    std::vector<p2k_header> c_headers;
+    size_t first_header;  // index into headers_
+    size_t header_count;
   };
 
   static p2k_slice slice(const std::string& s) { return p2k_slice{s.data(), s.size()}; }
 
+  // A stored copy of `text`, shared with the previous record when it holds the same text at
+  // the same place (`previous`: that copy or nullptr).
+  const std::string* keep(std::string_view text, const std::string* previous) {
+    if (previous && *previous == text) return previous;
+    return &strings_.emplace_back(text);
+  }
+
+  void add_record(uint64_t position, std::string_view topic, std::optional<std::string> key,
+                  std::string value, int64_t timestamp_ms, std::string id, const Header* headers,
+                  size_t header_count) {
+    const Owned* prev = owned_.empty() ? nullptr : &owned_.back();
+    const std::string* kept_topic = keep(topic, prev ? prev->topic : nullptr);
+    size_t first = headers_.size();
+    for (size_t i = 0; i < header_count; ++i) {
+      const std::pair<const std::string*, const std::string*>* same =
+          prev && i < prev->header_count ? &headers_[prev->first_header + i] : nullptr;
+      headers_.emplace_back(keep(headers[i].name, same ? same->first : nullptr),
+                            keep(headers[i].value, same ? same->second : nullptr));
+    }
+    owned_.push_back(Owned{position, kept_topic, std::move(key), std::move(value), timestamp_ms,
+                           std::move(id), first, header_count});
+    records_.clear();
+  }
+
   void build() {
     records_.clear();
     records_.reserve(owned_.size());
-    for (auto& o : owned_) {
-      o.c_headers.clear();
-      for (const auto& [n, v] : o.headers) o.c_headers.push_back(p2k_header{slice(n), slice(v)});
+    c_headers_.clear();
+    c_headers_.reserve(headers_.size());  // no reallocation below: records point into it
+    for (const auto& [name, value] : headers_)
+      c_headers_.push_back(p2k_header{slice(*name), slice(*value)});
+    for (const auto& o : owned_) {
       p2k_record r{};
       r.struct_size = sizeof(p2k_record);
       r.position = o.position;
-      r.topic = slice(o.topic);
+      r.topic = slice(*o.topic);
       r.key = o.key ? slice(*o.key) : p2k_slice{nullptr, 0};
       r.value = slice(o.value);
       r.timestamp_ms = o.timestamp_ms;
       r.id = slice(o.id);
-      r.headers = o.c_headers.empty() ? nullptr : o.c_headers.data();
-      r.header_count = o.c_headers.size();
+      r.headers = o.header_count ? c_headers_.data() + o.first_header : nullptr;
+      r.header_count = o.header_count;
       records_.push_back(r);
     }
   }
 
-  std::deque<Owned> owned_;  // deque: stable addresses while growing
+  std::deque<Owned> owned_;
+  std::deque<std::string> strings_;  // topics and headers; deque: stable addresses
+  std::vector<std::pair<const std::string*, const std::string*>> headers_;
+  std::vector<p2k_header> c_headers_;
   std::vector<p2k_record> records_;
 };
 
