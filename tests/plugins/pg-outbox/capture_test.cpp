@@ -437,6 +437,25 @@ TEST(Migrations, SourceRefusesToStart_OnASchemaOlderThanEventBatches) {
   }
 }
 
+TEST(Migrations, SourceRunsOnVersion4_WarningThatAnUpgradeIsAvailable) {
+  // Migration 005 only makes capture cheaper: a schema at version 4 still works.
+  TestDatabase db(/*install_schema=*/false);
+  for (const auto& m : pg2kafka::pg_outbox::migrations())
+    if (m.version <= 4) db.sql().exec(std::string("BEGIN;\n") + m.sql + "\nCOMMIT;");
+  seed_products(db.sql());
+  db.sql().exec("SELECT pg2kafka.setup('products', 'sku')");
+  db.sql().exec("UPDATE products SET name = 'Big Red Coffee Mug' WHERE sku = 'CM01-R'");
+  LogSink logs;
+  auto source = make_source(db.url(), {}, &logs);
+  source->open();
+  EXPECT_NE(logs.all().find("is at version 4, this plugin ships 5: set perform_migrations=true"),
+            std::string::npos)
+      << logs.all();
+  auto events = drain(*source);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[2].data(), json::parse(R"({"name":"Big Red Coffee Mug"})"));
+}
+
 TEST(Topics, NameRule) {
   EXPECT_EQ(topic_name("", "shop", "public", "products"), "pg2kafka.shop.products");
   EXPECT_EQ(topic_name("ns", "shop", "public", "products"), "pg2kafka.ns.shop.products");
