@@ -15,7 +15,10 @@
 //       broker appended it, i.e. what it acknowledged) with the integer field NAME (default `ts`,
 //       microseconds since the epoch) found in the message's JSON value. Prints one JSON object:
 //       {"messages":..,"with_ts":..,"log_append_time":true|false,"p50_ms":..,"p99_ms":..,
-//        "max_ms":..,"min_ms":..,"mean_ms":..}
+//        "max_ms":..,"min_ms":..,"mean_ms":..,"warmup_events":..,"warmup_max_ms":..,
+//        "worst_windows":[{"at_s":..,"peak_ms":..,"n":..},...]}
+//       worst_windows: the three 100 ms windows of the run (by ts, seconds from its first
+//       event) with the largest latencies, to tell one stall from scattered noise.
 //       The broker's time has millisecond resolution, so each latency is within 1 ms.
 #include <librdkafka/rdkafka.h>
 
@@ -244,13 +247,37 @@ int latency(const Args& a) {
   };
   double sum = 0;
   for (double v : lat) sum += v;
+  // Where the tail is: the three 100 ms windows (by ts, after the warm-up) holding the largest
+  // latencies. A tail from one stall shows as adjacent windows; noise as scattered ones.
+  std::map<long long, std::pair<double, size_t>> windows;  // window -> (max latency, events)
+  for (const auto& [ts, l] : samples) {
+    double at_ms = static_cast<double>(ts - first_ts) / 1000.0;
+    if (at_ms < warmup_ms) continue;
+    auto& w = windows[static_cast<long long>(at_ms / 100)];
+    w.first = std::max(w.first, l);
+    ++w.second;
+  }
+  std::vector<std::pair<long long, std::pair<double, size_t>>> worst(windows.begin(),
+                                                                     windows.end());
+  std::sort(worst.begin(), worst.end(),
+            [](const auto& x, const auto& y) { return x.second.first > y.second.first; });
+  std::string worst_json = "[";
+  for (size_t i = 0; i < std::min<size_t>(3, worst.size()); ++i) {
+    char item[128];
+    std::snprintf(item, sizeof item, "%s{\"at_s\":%.1f,\"peak_ms\":%.2f,\"n\":%zu}", i ? "," : "",
+                  static_cast<double>(worst[i].first) / 10.0, worst[i].second.first,
+                  worst[i].second.second);
+    worst_json += item;
+  }
+  worst_json += "]";
   std::printf(
       "{\"messages\":%lld,\"with_ts\":%zu,\"log_append_time\":%s,\"p50_ms\":%.2f,"
       "\"p99_ms\":%.2f,\"max_ms\":%.2f,\"min_ms\":%.2f,\"mean_ms\":%.2f,"
-      "\"warmup_events\":%zu,\"warmup_max_ms\":%.2f}\n",
+      "\"warmup_events\":%zu,\"warmup_max_ms\":%.2f,\"worst_windows\":%s}\n",
       messages, samples.size(), all_log_append ? "true" : "false", pct(0.5), pct(0.99),
       lat.empty() ? 0.0 : lat.back(), lat.empty() ? 0.0 : lat.front(),
-      lat.empty() ? 0.0 : sum / static_cast<double>(lat.size()), warmup_count, warmup_max);
+      lat.empty() ? 0.0 : sum / static_cast<double>(lat.size()), warmup_count, warmup_max,
+      worst_json.c_str());
   return 0;
 }
 
