@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "runtime/deadline.hpp"
 #include "runtime/log.hpp"
 
 namespace pg2kafka::runtime {
@@ -59,9 +60,11 @@ void Pipeline::fail(std::string message) {
 
 void Pipeline::sleep_interruptibly(std::chrono::milliseconds d) {
   auto until = Clock::now() + d;
-  while (Clock::now() < until && !stopping()) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
-    std::this_thread::sleep_for(std::min(left, std::chrono::milliseconds(50)));
+  while (!stopping()) {
+    auto now = Clock::now();
+    if (now >= until) return;
+    // sleep_until: a remainder below a millisecond must sleep too, not spin.
+    std::this_thread::sleep_until(std::min(until, now + std::chrono::milliseconds(50)));
   }
 }
 
@@ -339,8 +342,7 @@ int Pipeline::run() {
     if (awaiting_retry_) until = std::min(until, retry_due_);
     if (!drained_ && next_poll_ > now) until = std::min(until, next_poll_);
     if (ack_outstanding) until = drained_ ? ack_due_ : std::min(until, ack_due_);
-    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(until - now);
-    wait = std::max(wait, std::chrono::milliseconds(0));
+    auto wait = millis_until(until, now);
     if (!pending_.empty())
       sink_.wait(wait);
     else
@@ -358,11 +360,10 @@ int Pipeline::finish(bool clean) {
               " ms for " + std::to_string(pending_.size()) + " records in flight");
   while (!pending_.empty() && Clock::now() < deadline && stop_.load() < 2) {
     if (!failed_) write_due_retries();
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    auto left = millis_until(deadline, Clock::now());
     if (awaiting_retry_ == pending_.size()) {
       if (failed_) break;
-      sleep_interruptibly(std::min(
-          left, std::chrono::duration_cast<std::chrono::milliseconds>(retry_due_ - Clock::now())));
+      sleep_interruptibly(std::min(left, millis_until(retry_due_, Clock::now())));
       continue;
     }
     auto f = sink_.flush(std::min(left, std::chrono::milliseconds(100)));
@@ -373,8 +374,7 @@ int Pipeline::finish(bool clean) {
   acknowledge();
   // An ack that failed transiently is retried until the shutdown deadline.
   while (ack_wanted_ && !mode_.dry_run && !failed_ && ack_due_ < deadline && stop_.load() < 2) {
-    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(ack_due_ - Clock::now());
-    if (wait.count() > 0) std::this_thread::sleep_for(wait);
+    std::this_thread::sleep_until(ack_due_);
     acknowledge();
   }
   size_t unconfirmed = pending_.size();
