@@ -343,11 +343,16 @@ void OutboxSource::prepare_session() {
                  std::to_string(installed) + ", this plugin ships " + std::to_string(latest) +
                  ": set perform_migrations=true to upgrade it");
 
+    // A window's snapshot and, read in that same snapshot, the largest id: every event visible
+    // in the snapshot is at or below it. (One statement: one round trip per window.)
     conn_->prepare("p2k_snapshot",
-                   "SELECT s::text, pg_snapshot_xmin(s)::text FROM pg_current_snapshot() s", {});
+                   "SELECT s::text, pg_snapshot_xmin(s)::text, "
+                   "(SELECT coalesce(max(id), 0) FROM pg2kafka.event_batches) "
+                   "FROM pg_current_snapshot() s",
+                   {});
     // Assigns (and at once commits) one transaction id: a "horizon" for window_start_id.
     conn_->prepare("p2k_xid", "SELECT pg_current_xact_id()::text", {});
-    // Read just after a snapshot was taken: every event visible in it is at or below this.
+    // The largest id now (a horizon's floor).
     conn_->prepare("p2k_max_id", "SELECT coalesce(max(id), 0) FROM pg2kafka.event_batches", {});
     conn_->prepare("p2k_fetch", kFetchSql,
                    {kOidPgSnapshot, kOidPgSnapshot, kOidInt8, kOidInt8, kOidInt8});
@@ -500,7 +505,7 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
         auto snap = conn_->exec_prepared("p2k_snapshot", {});
         cur_snapshot_ = std::string(snap.text(0, 0));
         cur_xmin_ = std::stoull(std::string(snap.text(0, 1)));
-        window_max_id_ = conn_->exec_prepared("p2k_max_id", {}).int64(0, 0);
+        window_max_id_ = snap.int64(0, 2);
         return 0;
       });
       after_id_ = window_start_id();
