@@ -341,7 +341,8 @@ void OutboxSource::prepare_session() {
     if (installed < latest)
       host_.warn("the pg2kafka schema of database \"" + database_ + "\" is at version " +
                  std::to_string(installed) + ", this plugin ships " + std::to_string(latest) +
-                 ": set perform_migrations=true to upgrade it");
+                 ": upgrade it as the schema's owner (perform_migrations=true, or the missing "
+                 "sql/*.sql files with psql --single-transaction; see sql/README.md)");
 
     // A window's snapshot and, read in that same snapshot, the largest id: every event visible
     // in the snapshot is at or below it. (One statement: one round trip per window.)

@@ -448,7 +448,8 @@ TEST(Migrations, SourceRunsOnVersion4_WarningThatAnUpgradeIsAvailable) {
   LogSink logs;
   auto source = make_source(db.url(), {}, &logs);
   source->open();
-  EXPECT_NE(logs.all().find("is at version 4, this plugin ships 5: set perform_migrations=true"),
+  EXPECT_NE(logs.all().find("is at version 4, this plugin ships 5: upgrade it as the schema's "
+                            "owner (perform_migrations=true"),
             std::string::npos)
       << logs.all();
   auto events = drain(*source);
