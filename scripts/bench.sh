@@ -74,7 +74,7 @@ else
   warmup_seconds=2
   wp_reps=5
   pgbench_seconds=15
-  pgbench_reps=3
+  pgbench_reps=5
   snapshot_rows=1000000
   longtx_size=200000
 fi
