@@ -29,7 +29,8 @@ SELECT pg_catalog.pg_advisory_xact_lock(1882352481, 1);  -- 1882352481 = 'p2ka',
 -- out in each function on purpose: a helper function call costs more than the lookup itself.
 --
 -- One batch is written by a single VALUES row when the statement has at most 1000 rows and their
--- pg_column_size sum stays within 1 MB (counted as rows * largest row). Old and new rows of an
+-- pg_column_size sum stays below 1 MB (counted as rows * largest row; UPDATE: the larger of the
+-- old and new rows). Old and new rows of an
 -- UPDATE are paired by position (see migration 002), which json_agg over each transition table
 -- keeps: a plain aggregate over a scan of the tuplestore sees the rows in the order they were
 -- stored, as the row_number() of the batching query does.
@@ -43,7 +44,8 @@ DECLARE
 BEGIN
   IF TG_NARGS > 1 THEN
     SELECT a.attname INTO v_key FROM pg_attribute a
-     WHERE a.attrelid = TG_RELID AND a.attnum = TG_ARGV[1]::smallint AND NOT a.attisdropped;
+     WHERE a.attrelid = TG_RELID AND a.attnum = TG_ARGV[1]::smallint AND a.attnum > 0
+       AND NOT a.attisdropped;
   ELSE
     SELECT a.attname INTO v_key FROM pg_attribute a
      WHERE a.attrelid = TG_RELID AND a.attname = TG_ARGV[0] AND a.attnum > 0
@@ -52,7 +54,7 @@ BEGIN
   SELECT count(*), max(pg_column_size(n.*)) INTO v_rows, v_max FROM pg2kafka_new n;
   IF v_rows = 0 THEN
     RETURN NULL;
-  ELSIF v_rows <= 1000 AND v_rows * v_max <= 1048576 THEN
+  ELSIF v_rows <= 1000 AND v_rows * v_max < 1048576 THEN
     INSERT INTO pg2kafka.event_batches
            (table_schema, table_name, statement, key_column, events, data)
     VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, 'INSERT', v_key, v_rows,
@@ -84,16 +86,22 @@ DECLARE
 BEGIN
   IF TG_NARGS > 1 THEN
     SELECT a.attname INTO v_key FROM pg_attribute a
-     WHERE a.attrelid = TG_RELID AND a.attnum = TG_ARGV[1]::smallint AND NOT a.attisdropped;
+     WHERE a.attrelid = TG_RELID AND a.attnum = TG_ARGV[1]::smallint AND a.attnum > 0
+       AND NOT a.attisdropped;
   ELSE
     SELECT a.attname INTO v_key FROM pg_attribute a
      WHERE a.attrelid = TG_RELID AND a.attname = TG_ARGV[0] AND a.attnum > 0
        AND NOT a.attisdropped;
   END IF;
-  SELECT count(*), max(pg_column_size(n.*)) INTO v_rows, v_max FROM pg2kafka_new n;
+  -- Sized by the larger of the old and new rows: both are kept (an UPDATE that empties a large
+  -- column must not put all the large old values into one batch).
+  SELECT count(*), greatest(max(pg_column_size(n.*)),
+                            (SELECT max(pg_column_size(o.*)) FROM pg2kafka_old o))
+    INTO v_rows, v_max
+    FROM pg2kafka_new n;
   IF v_rows = 0 THEN
     RETURN NULL;
-  ELSIF v_rows <= 1000 AND v_rows * v_max <= 1048576 THEN
+  ELSIF v_rows <= 1000 AND v_rows * v_max < 1048576 THEN
     INSERT INTO pg2kafka.event_batches
            (table_schema, table_name, statement, key_column, events, data, old_data)
     VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, 'UPDATE', v_key, v_rows,
@@ -123,10 +131,12 @@ BEGIN
 END
 $$;
 
--- DELETE events carry only the key. Up to 100 rows it is read as a member of row_to_json (no
--- query text to parse and plan per call); beyond that serialising whole rows costs more than
--- planning, and the key column is read directly with EXECUTE, 10000 keys to a batch. When the
--- key column is gone the whole old rows are kept instead, so that no deletion is lost.
+-- DELETE events carry only the key. Up to 100 rows of a table that keeps nothing out of line
+-- (its TOAST table is empty; checking costs ~10 us) it is read as a member of row_to_json (no
+-- query text to parse and plan per call); beyond that, or when rows may hold large values
+-- (serialising a 9 MB value to read a key took 120 ms), the key column is read directly with
+-- EXECUTE, 10000 keys to a batch.
+-- When the key column is gone the whole old rows are kept instead, so that no deletion is lost.
 CREATE OR REPLACE FUNCTION pg2kafka.capture_delete() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -135,7 +145,8 @@ DECLARE
 BEGIN
   IF TG_NARGS > 1 THEN
     SELECT a.attname INTO v_key FROM pg_attribute a
-     WHERE a.attrelid = TG_RELID AND a.attnum = TG_ARGV[1]::smallint AND NOT a.attisdropped;
+     WHERE a.attrelid = TG_RELID AND a.attnum = TG_ARGV[1]::smallint AND a.attnum > 0
+       AND NOT a.attisdropped;
   ELSE
     SELECT a.attname INTO v_key FROM pg_attribute a
      WHERE a.attrelid = TG_RELID AND a.attname = TG_ARGV[0] AND a.attnum > 0
@@ -153,7 +164,12 @@ BEGIN
               FROM pg2kafka_old o WINDOW w AS (ROWS UNBOUNDED PRECEDING)) c
      GROUP BY (c.rn - 1) / 1000 + c.bytes / 1048576
      ORDER BY (c.rn - 1) / 1000 + c.bytes / 1048576;
-  ELSIF v_rows <= 100 THEN
+  ELSIF v_rows <= 100
+        AND NOT EXISTS (SELECT FROM pg_class c
+                         WHERE c.oid = TG_RELID
+                           AND (c.relkind = 'p'  -- its partitions may hold anything
+                                OR c.reltoastrelid <> 0
+                                   AND pg_relation_size(c.reltoastrelid) > 0)) THEN
     INSERT INTO pg2kafka.event_batches
            (table_schema, table_name, statement, key_column, events, data)
     VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, 'DELETE', v_key, v_rows,

@@ -48,6 +48,7 @@ TEST(SdkRecordBatch, RecordsSharingTopicsAndHeadersKeepTheirOwnValues) {
   b.add(3, topic, std::nullopt, "v3", 10, "id-3", {{"statement", statement}});
   std::vector<RecordBatch::Header> many{{"x", "1"}, {"y", "2"}, {"z", "3"}};
   b.add(4, "t2", std::nullopt, "v4", 10, "id-4", many);
+  ASSERT_EQ(b.records()[3].header_count, 3u);  // built once; adding more rebuilds
   b.add(5, "t2", std::nullopt, "v5", 10, "id-5");
   RecordBatch moved(std::move(b));
   const p2k_record* r = moved.records();

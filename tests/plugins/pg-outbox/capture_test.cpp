@@ -567,6 +567,16 @@ TEST(Capture, LargeStatementsAreCutIntoBoundedBatches_SmallOnesMakeOne_SameEvent
   EXPECT_EQ(batches("UPDATE", "t"), "1000,1000,500,10");
   db.sql().exec("UPDATE big SET k = 'c' || id");
   EXPECT_EQ(batches("UPDATE", "big"), "3,2");
+  // The new rows are small now, the old ones are not: batches are sized by both, so that the
+  // old rows kept for comparison stay within the bound too.
+  db.sql().exec("UPDATE big SET pad = NULL");
+  EXPECT_EQ(batches("UPDATE", "big"), "3,2,3,2");
+  EXPECT_LT(std::stoll(db.sql().value("SELECT max(pg_column_size(old_data)) "
+                                      "FROM pg2kafka.event_batches WHERE table_name = 'big'")),
+            1100000);
+  // A table whose rows may hold large values: its DELETEs read the key column directly.
+  db.sql().exec("DELETE FROM big WHERE id <= 2");
+  EXPECT_EQ(batches("DELETE", "big"), "2");
 
   db.sql().exec("INSERT INTO t SELECT g, 'k' || g, '' FROM generate_series(2511, 12600) g");
   db.sql().exec("DELETE FROM t WHERE id <= 50");
@@ -582,7 +592,8 @@ TEST(Capture, LargeStatementsAreCutIntoBoundedBatches_SmallOnesMakeOne_SameEvent
   ASSERT_EQ(by_kind["INSERT t"].size(), 2510u + 10090u);
   ASSERT_EQ(by_kind["UPDATE t"].size(), 2510u);
   ASSERT_EQ(by_kind["DELETE t"].size(), 12600u);
-  ASSERT_EQ(by_kind["UPDATE big"].size(), 5u);
+  ASSERT_EQ(by_kind["UPDATE big"].size(), 10u);
+  ASSERT_EQ(by_kind["DELETE big"].size(), 2u);
   for (size_t i = 0; i < 2510; ++i) {
     const Event& e = *by_kind["INSERT t"][i];
     EXPECT_EQ(e.key, "k" + std::to_string(i + 1));
@@ -602,7 +613,11 @@ TEST(Capture, LargeStatementsAreCutIntoBoundedBatches_SmallOnesMakeOne_SameEvent
     const Event& e = *by_kind["UPDATE big"][i];
     EXPECT_EQ(e.key, "c" + std::to_string(i + 1));
     EXPECT_EQ(e.data(), json::value(json::object{{"k", *e.key}})) << e.value;
+    const Event& emptied = *by_kind["UPDATE big"][i + 5];
+    EXPECT_EQ(emptied.key, "c" + std::to_string(i + 1));
+    EXPECT_EQ(emptied.data(), json::parse(R"({"pad":null})")) << emptied.value;
   }
+  EXPECT_EQ(by_kind["DELETE big"][1]->data(), json::parse(R"({"k":"c2"})"));
   // Deleted keys are the current ones (n<id> after the UPDATE, k<id> for rows inserted later),
   // each exactly once, whichever way the statement was captured.
   std::set<std::string> deleted;

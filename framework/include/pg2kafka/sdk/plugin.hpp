@@ -251,6 +251,9 @@ class RecordBatch {
   RecordBatch(RecordBatch&&) = default;
   RecordBatch& operator=(RecordBatch&&) = default;
 
+  // A header as add() takes it: views that must stay valid until add() returns (the batch copies
+  // them). Careful with temporaries: a std::vector<Header> built from std::to_string(...) points
+  // to strings that are gone by the time add() runs; keep such strings in variables.
   struct Header {
     std::string_view name;
     std::string_view value;
