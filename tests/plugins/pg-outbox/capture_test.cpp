@@ -393,7 +393,7 @@ TEST(Migrations, InstallIdempotently_AndSafelyFromTwoProcessesAtOnce) {
   for (const auto& e : errors) EXPECT_EQ(e, "");
   EXPECT_EQ(db.sql().value("SELECT string_agg(version::text, ',' ORDER BY version) "
                            "FROM pg2kafka.schema_migrations"),
-            "1,2,3,4,5");
+            "1,2,3,4,5,6");
   // Exactly one of them drains; the others stand by.
   int active = 0;
   for (auto& s : sources) active += s->active();
@@ -405,7 +405,7 @@ TEST(Migrations, InstallIdempotently_AndSafelyFromTwoProcessesAtOnce) {
   again->open();
   db.sql().exec(std::string("BEGIN;\n") + pg2kafka::pg_outbox::migrations().back().sql +
                 "\nCOMMIT;");
-  EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.schema_migrations"), "5");
+  EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.schema_migrations"), "6");
   seed_products(db.sql());
   EXPECT_EQ(db.sql().value("SELECT pg2kafka.setup('products', 'sku')"), "t");
   EXPECT_EQ(drain(*again).size(), 2u);
@@ -438,7 +438,7 @@ TEST(Migrations, SourceRefusesToStart_OnASchemaOlderThanEventBatches) {
 }
 
 TEST(Migrations, SourceRunsOnVersion4_WarningThatAnUpgradeIsAvailable) {
-  // Migration 005 only makes capture cheaper: a schema at version 4 still works.
+  // Migrations 005 and 006 only make capture cheaper: a schema at version 4 still works.
   TestDatabase db(/*install_schema=*/false);
   for (const auto& m : pg2kafka::pg_outbox::migrations())
     if (m.version <= 4) db.sql().exec(std::string("BEGIN;\n") + m.sql + "\nCOMMIT;");
@@ -448,7 +448,7 @@ TEST(Migrations, SourceRunsOnVersion4_WarningThatAnUpgradeIsAvailable) {
   LogSink logs;
   auto source = make_source(db.url(), {}, &logs);
   source->open();
-  EXPECT_NE(logs.all().find("is at version 4, this plugin ships 5: upgrade it as the schema's "
+  EXPECT_NE(logs.all().find("is at version 4, this plugin ships 6: upgrade it as the schema's "
                             "owner (perform_migrations=true"),
             std::string::npos)
       << logs.all();
@@ -492,7 +492,7 @@ TEST(Migrations, EventsQueuedBeforeMigration4_AreDeliveredUnchanged_AndTriggersU
 
   auto source = make_source(db.url(), {{"perform_migrations", "true"}});
   source->open();
-  EXPECT_EQ(db.sql().value("SELECT max(version) FROM pg2kafka.schema_migrations"), "5");
+  EXPECT_EQ(db.sql().value("SELECT max(version) FROM pg2kafka.schema_migrations"), "6");
   // The tracked table's triggers now follow the key column by position.
   EXPECT_EQ(db.sql().value("SELECT string_agg(tgnargs::text, ',' ORDER BY tgname) FROM pg_trigger "
                            "WHERE tgrelid = 'products'::regclass"),
@@ -629,5 +629,57 @@ TEST(Capture, LargeStatementsAreCutIntoBoundedBatches_SmallOnesMakeOne_SameEvent
     deleted.insert(*e->key);
   }
   EXPECT_EQ(deleted.size(), 12600u);
+  EXPECT_EQ(queued_events(db.sql()), "0");
+}
+
+// Migration 006: whether a statement fits in one batch is decided after reading at most 1001
+// rows (DELETE: 101), and large statements are cut by the bytes of JSON their batches hold. Rows
+// read back from the table hold their large values compressed; counted that way, a batch of rows
+// whose values compress well held far more JSON than the bound (20 MB in one batch here).
+TEST(Capture, BatchesAreBoundedByTheJsonTheyHold_EvenWhenStoredValuesCompressWell) {
+  TestDatabase db;
+  db.sql().exec("CREATE TABLE t (id int PRIMARY KEY, k text, pad text)");
+  db.sql().exec("SELECT pg2kafka.setup('t', 'k')");
+  auto batches = [&](const std::string& statement) {
+    return db.sql().value(
+        "SELECT string_agg(events::text, ',' ORDER BY id) "
+        "FROM pg2kafka.event_batches WHERE statement = '" +
+        statement + "'");
+  };
+  // Around the first pass's limit: 1000 rows are one batch, 1001 two.
+  db.sql().exec("INSERT INTO t SELECT g, 'k' || g, '' FROM generate_series(1, 1000) g");
+  db.sql().exec("INSERT INTO t SELECT g, 'k' || g, '' FROM generate_series(1001, 2001) g");
+  EXPECT_EQ(batches("INSERT"), "1000,1000,1");
+  db.sql().exec("DELETE FROM t WHERE id <= 100");
+  db.sql().exec("DELETE FROM t WHERE id > 100");
+  EXPECT_EQ(batches("DELETE"), "100,1901");
+
+  // 1100 rows of 20 kB of JSON each that compress to a few hundred bytes; without the key
+  // column, a DELETE keeps the whole rows.
+  db.sql().exec(
+      "INSERT INTO t SELECT g, 'k' || g, repeat('x', 20000) FROM generate_series(1, 1100) g");
+  EXPECT_LT(std::stoll(db.sql().value("SELECT max(pg_column_size(t.*)) FROM t")), 1000);
+  db.sql().exec("ALTER TABLE t DROP COLUMN k");
+  db.sql().exec("DELETE FROM t");
+  EXPECT_EQ(db.sql().value("SELECT count(*) > 20 FROM pg2kafka.event_batches "
+                           "WHERE statement = 'DELETE' AND key_column IS NULL"),
+            "t");
+  EXPECT_LT(std::stoll(db.sql().value("SELECT max(octet_length(data::text)) "
+                                      "FROM pg2kafka.event_batches")),
+            1048576 + 21000);
+
+  auto source = make_source(db.url());
+  source->open();
+  auto events = drain(*source);
+  ASSERT_EQ(events.size(), 2001u + 2001u + 1100u + 1100u);
+  std::set<int> deleted_whole;
+  for (size_t i = 4002; i < events.size(); ++i) {
+    const Event& e = events[i];
+    if (e.statement() != "DELETE") continue;
+    const auto& row = e.data().as_object();
+    EXPECT_EQ(row.at("pad").as_string().size(), 20000u) << e.value.substr(0, 200);
+    deleted_whole.insert(static_cast<int>(row.at("id").as_int64()));
+  }
+  EXPECT_EQ(deleted_whole.size(), 1100u);
   EXPECT_EQ(queued_events(db.sql()), "0");
 }
