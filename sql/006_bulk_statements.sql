@@ -13,7 +13,7 @@
 --     now bounded by what they actually hold: rows read back from the table (DELETE's old rows)
 --     counted with their values compressed, so a batch of rows with large values that compress
 --     well held far more than 1 MB of JSON (1000 rows of 20 kB: 20 MB in one batch).
--- Measured in one run, medians of 7 (bench/results/20261126T0400Z-bulk-capture-ab.txt): bulk
+-- Measured in one run, medians of 7 (bench/results/20261126T0345Z-bulk-capture-ab.txt): bulk
 -- INSERT of 100k rows 581 -> 556 ms (untracked 312 ms), bulk DELETE 111 -> 104 ms (untracked
 -- 34 ms); one-row statements unchanged.
 --

@@ -37,15 +37,28 @@ constexpr milliseconds kMaxReconnectBackoff{10'000};
 
 // A page of a window: batches in id order, as many as hold `$4` events (at least one). The inner
 // LIMIT bounds the scan; the running sum stops the page once it has enough events.
+// One page of a window: whole batches in id order, up to $4 events (at least one batch) and up to
+// $6 bytes of row data (at least one batch). Sizes are octet_length of the stored JSON, which
+// reads the uncompressed size from the value's header without decompressing it. Batches past the
+// byte budget come back without their data and with `over` set: the page ends before the first
+// of them, and the caller knows it ended early (the window is not done).
 constexpr const char* kFetchSql = R"sql(
 SELECT w.id, w.uuid, w.key_column, w.external_id, w.table_schema, w.table_name, w.statement,
-       w.events, w.data::text, w.old_data::text,
-       (extract(epoch FROM w.created_at) * 1000000)::int8
-  FROM (SELECT b.*, sum(b.events) OVER (ORDER BY b.id ROWS UNBOUNDED PRECEDING) AS upto
+       w.events,
+       CASE WHEN w.bytes_before < $6 THEN w.data::text END,
+       CASE WHEN w.bytes_before < $6 THEN w.old_data::text END,
+       (extract(epoch FROM w.created_at) * 1000000)::int8,
+       w.bytes_before >= $6 AS over
+  FROM (SELECT b.*, sum(b.events) OVER p AS upto,
+               sum(coalesce(octet_length(b.data::text), 0)
+                   + coalesce(octet_length(b.old_data::text), 0)) OVER p
+                 - coalesce(octet_length(b.data::text), 0)
+                 - coalesce(octet_length(b.old_data::text), 0) AS bytes_before
           FROM pg2kafka.event_batches b
          WHERE b.id > $3 AND b.id <= $5
            AND pg_visible_in_snapshot(b.txid, $2)
            AND ($1 IS NULL OR NOT pg_visible_in_snapshot(b.txid, $1))
+        WINDOW p AS (ORDER BY b.id ROWS UNBOUNDED PRECEDING)
          ORDER BY b.id
          LIMIT $4) w
  WHERE w.upto - w.events < $4
@@ -139,6 +152,11 @@ OutboxConfig OutboxConfig::from(const sdk::Options& options) {
     int64_t n = options.integer("batch_size");
     if (n < 1) throw sdk::ConfigError("option 'batch_size' must be at least 1");
     c.batch_size = static_cast<size_t>(n);
+  }
+  if (options.has("batch_bytes")) {
+    uint64_t n = options.size("batch_bytes");
+    if (n < 1) throw sdk::ConfigError("option 'batch_bytes' must be at least 1 byte");
+    c.batch_bytes = static_cast<size_t>(n);
   }
   if (options.has("poll_interval")) c.poll_interval = options.duration("poll_interval");
   if (c.poll_interval.count() < 1) throw sdk::ConfigError("option 'poll_interval' must be > 0");
@@ -356,7 +374,7 @@ void OutboxSource::prepare_session() {
     // The largest id now (a horizon's floor).
     conn_->prepare("p2k_max_id", "SELECT coalesce(max(id), 0) FROM pg2kafka.event_batches", {});
     conn_->prepare("p2k_fetch", kFetchSql,
-                   {kOidPgSnapshot, kOidPgSnapshot, kOidInt8, kOidInt8, kOidInt8});
+                   {kOidPgSnapshot, kOidPgSnapshot, kOidInt8, kOidInt8, kOidInt8, kOidInt8});
     conn_->prepare(
         "p2k_ack",
         config_.acknowledged == OutboxConfig::Acknowledged::kKeep ? kAckKeepSql : kAckDeleteSql,
@@ -496,6 +514,7 @@ int64_t OutboxSource::window_start_id() {
 
 std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
   const std::string limit_text = std::to_string(limit);
+  const std::string bytes_text = std::to_string(config_.batch_bytes);
   while (true) {
     bool fresh = false;
     if (!cur_snapshot_) {
@@ -515,12 +534,13 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
     auto rows = guarded("reading the queue", [&] {
       return conn_->exec_prepared(
           "p2k_fetch", {prev_snapshot_, cur_snapshot_, std::to_string(after_id_), limit_text,
-                        std::to_string(window_max_id_)});
+                        std::to_string(window_max_id_), bytes_text});
     });
-    // Fewer events than asked for means the page did not stop early, so the window is done
-    // (every batch holds at least one event).
-    int64_t events = add_pending(rows);
-    bool window_done = events < static_cast<int64_t>(limit);
+    // Fewer events than asked for, without reaching the byte budget, means the page did not
+    // stop early, so the window is done (every batch holds at least one event).
+    bool cut_by_bytes = false;
+    int64_t events = add_pending(rows, cut_by_bytes);
+    bool window_done = !cut_by_bytes && events < static_cast<int64_t>(limit);
     if (window_done) {
       prev_snapshot_ = std::move(cur_snapshot_);
       prev_xmin_ = cur_xmin_;
@@ -534,10 +554,14 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
   }
 }
 
-int64_t OutboxSource::add_pending(const PgResult& rows) {
+int64_t OutboxSource::add_pending(const PgResult& rows, bool& cut_by_bytes) {
   int64_t events = 0;
   std::vector<int64_t> empty_batches;
   for (int i = 0; i < rows.rows(); ++i) {
+    if (rows.boolean(i, 11)) {
+      cut_by_bytes = true;
+      break;
+    }
     int64_t id = rows.int64(i, 0);
     events += rows.int64(i, 7);
     after_id_ = id;

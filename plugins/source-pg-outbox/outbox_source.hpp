@@ -45,6 +45,7 @@ struct OutboxConfig {
   bool perform_migrations = false;
   std::string topic_namespace;
   size_t batch_size = 1000;
+  size_t batch_bytes = 8u << 20;
   std::chrono::milliseconds poll_interval{1000};
   std::chrono::milliseconds min_poll_interval{5};
   bool notify = true;
@@ -102,7 +103,9 @@ class OutboxSource : public sdk::Source {
   std::unique_ptr<sdk::RecordBatch> fetch(size_t limit);
   // Turns the batch rows of a page into pending events; returns the number of events the rows
   // hold (whether or not they were pending already).
-  int64_t add_pending(const PgResult& rows);
+  // Expands the page's batches into pending_; sets cut_by_bytes when the page ended at the byte
+  // budget. Returns the number of events of the batches read.
+  int64_t add_pending(const PgResult& rows, bool& cut_by_bytes);
   std::unique_ptr<sdk::RecordBatch> take_pending(size_t limit);
   void remove_batches(const std::vector<int64_t>& ids);
   // What a table's events are sent with, kept for the source's life (events point to it).

@@ -32,6 +32,12 @@ constexpr p2k_option kOptions[] = {
            "The most events read from the queue in one query, and so the most records one poll "
            "returns (the host's own batch limit applies too: the smaller wins).",
            0, nullptr, 1, 1000000),
+    option("batch_bytes", P2K_OPT_SIZE, "8MiB",
+           "The most bytes of event data (the queue's JSON, uncompressed) read from the queue in "
+           "one query: a read stops before the queue batch that would take it past this, but "
+           "always reads at least one. With batch_size it bounds the source's memory when rows "
+           "are large (1000 events of 1 MB rows would otherwise be read at once).",
+           0, nullptr, 1024, INT64_C(1) << 30),
     option("poll_interval", P2K_OPT_DURATION, "1s",
            "The longest wait between two looks at an empty queue. For a second after events "
            "were found the source looks every min_poll_interval; then the wait doubles while "

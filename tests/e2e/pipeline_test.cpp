@@ -160,6 +160,18 @@ TEST(Pipeline, KeepsAtMostMaxInFlightRecordsOutstanding) {
   EXPECT_EQ(p.acks(), range(1, 12));
 }
 
+TEST(Pipeline, KeepsAtMostMaxInFlightBytesOutstanding_ButAlwaysLetsOneRecordThrough) {
+  // Records of 1000 bytes against a budget of 1 byte: each passes (nothing else is in flight
+  // then), and none is polled while another is unconfirmed.
+  FaultyPipeline p(R"("count": 12, "value_size": 1000)", R"("async": true)",
+                   R"({"batch_size": 1, "max_in_flight_bytes": 1})");
+  auto r = p.run();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(p.delivered(), range(1, 12));
+  // With one record in flight at a time, every record is acknowledged on its own.
+  EXPECT_EQ(p.acks(), range(1, 12));
+}
+
 TEST(Pipeline, StopsBeforeWriting_WhenSinkCannotPrepareATopic) {
   FaultyPipeline p(R"("count": 5, "topic": "orders")", R"("topic_error": "fatal")");
   auto r = p.run();

@@ -32,7 +32,15 @@ TEST(PipelineConfig, ReadsSectionsAndHostSettings) {
   EXPECT_EQ(c.host().retry_initial_backoff.count(), 1000);
   EXPECT_EQ(c.host().retry_max_backoff.count(), 60000);
   EXPECT_EQ(c.host().max_in_flight, 10000u);
+  EXPECT_EQ(c.host().max_in_flight_bytes, 32u << 20);
   EXPECT_FALSE(c.host().dry_run);
+
+  auto sized = PipelineConfig::parse(
+      R"({"source": {"plugin": "s"}, "sink": {"plugin": "k"},
+          "pipeline": {"max_in_flight_bytes": "4MiB"}})",
+      "p.json", env({}), false, d);
+  ASSERT_TRUE(d.empty()) << d.format();
+  EXPECT_EQ(sized.host().max_in_flight_bytes, 4u << 20);
 }
 
 TEST(PipelineConfig, ReportsAllStructuralErrorsAtOnce) {

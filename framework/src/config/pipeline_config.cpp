@@ -19,6 +19,13 @@ const p2k_option kHostOptions[] = {
            "polling until confirmations arrive. Bounds memory and the records delivered twice "
            "after a crash.",
            0, nullptr, 1, 10'000'000),
+    option("max_in_flight_bytes", P2K_OPT_SIZE, "32MiB",
+           "Most bytes (record keys and values) written to the sink and not yet confirmed. When "
+           "reached, the host stops polling until confirmations arrive; one poll's records may "
+           "go past it, and a poll is always made when nothing is in flight, so a record larger "
+           "than this still passes. Bounds memory when records are large, where max_in_flight "
+           "alone would let 10000 records of 1 MB be held at once.",
+           0, nullptr, 1, INT64_C(1) << 40),
     option("poll_timeout", P2K_OPT_DURATION, "500ms",
            "How long one poll waits for new records when the source is idle. Also bounds how "
            "quickly the host notices a stop signal.",
@@ -108,6 +115,7 @@ void PipelineConfig::read(const EnvLookup& env, bool force_dry_run, Diagnostics&
   };
   host_.batch_size = num("batch_size", host_.batch_size);
   host_.max_in_flight = num("max_in_flight", host_.max_in_flight);
+  host_.max_in_flight_bytes = num("max_in_flight_bytes", host_.max_in_flight_bytes);
   host_.poll_timeout = ms("poll_timeout", host_.poll_timeout);
   host_.retry_initial_backoff = ms("retry.initial_backoff", host_.retry_initial_backoff);
   host_.retry_max_backoff = ms("retry.max_backoff", host_.retry_max_backoff);

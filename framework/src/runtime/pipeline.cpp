@@ -15,6 +15,11 @@ constexpr std::chrono::milliseconds kBusyRepoll{2};
 // How often a running pipeline logs its throughput (when it delivered anything).
 constexpr std::chrono::seconds kProgressInterval{30};
 
+// What a pending record holds in memory, as max_in_flight_bytes counts it.
+size_t record_bytes(const p2k_record& r) {
+  return r.key.size + r.value.size;
+}
+
 std::string record_label(const p2k_record& r) {
   std::string out = "position " + std::to_string(r.position);
   if (r.id.data && r.id.size) out = "event " + std::string(r.id.data, r.id.size) + " (" + out + ")";
@@ -183,6 +188,7 @@ void Pipeline::poll_source() {
       return;
     }
     pending_.emplace(rec.position, Pending{rec, holder, false});
+    pending_bytes_ += record_bytes(rec);
   }
   stats_.polled += batch.count;
   write({batch.records, batch.count});
@@ -227,6 +233,7 @@ void Pipeline::on_outcome(const plugin::Outcome& o) {
   switch (o.status) {
     case P2K_OK:
       tracker_.delivered(o.position);
+      pending_bytes_ -= record_bytes(it->second.record);
       pending_.erase(it);
       ++stats_.delivered;
       sink_backoff_.reset();
@@ -323,7 +330,8 @@ int Pipeline::run() {
 
     auto now = Clock::now();
     bool can_poll = !drained_ && awaiting_retry_ == 0 && now >= next_poll_ &&
-                    pending_.size() < settings_.max_in_flight;
+                    pending_.size() < settings_.max_in_flight &&
+                    (pending_.empty() || pending_bytes_ < settings_.max_in_flight_bytes);
     if (can_poll) {
       bool idle = pending_.empty();
       poll_source();
@@ -379,6 +387,7 @@ int Pipeline::finish(bool clean) {
   }
   size_t unconfirmed = pending_.size();
   pending_.clear();  // releases the source's batches before the source is closed
+  pending_bytes_ = 0;
   sink_.close();
   source_.close();
   std::string summary = std::to_string(stats_.delivered) + " records delivered" +

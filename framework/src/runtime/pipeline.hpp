@@ -73,6 +73,7 @@ class Pipeline {
 
   AckTracker tracker_;
   std::map<uint64_t, Pending> pending_;  // written (or awaiting a retry), outcome not yet OK
+  size_t pending_bytes_ = 0;             // keys and values of pending_
   size_t awaiting_retry_ = 0;
   Clock::time_point retry_due_{};
   Backoff sink_backoff_;

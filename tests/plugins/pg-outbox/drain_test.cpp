@@ -169,6 +169,53 @@ TEST(Drain, ReadsABacklogThroughThePrimaryKey_EvenWhenTheQueueWasAnalyzedEmpty) 
   EXPECT_LE(std::stoll(seq), 2) << "pages were read by sequential scans";
 }
 
+// Large rows: a page ends at batch_bytes of data as well as at batch_size events, counted
+// uncompressed (these rows compress to almost nothing), and always holds at least one batch. A
+// page cut by bytes must not end the window: every event arrives exactly once.
+TEST(Drain, PagesEndAtBatchBytes_CountedUncompressed_AtLeastOneBatchEach) {
+  TestDatabase db;
+  db.sql().exec("CREATE TABLE docs (k text, body text)");
+  db.sql().exec("SELECT pg2kafka.setup('docs', 'k')");
+  for (int i = 1; i <= 10; ++i)  // ten queue batches of one ~100 kB row each
+    db.sql().exec("INSERT INTO docs VALUES ('d" + std::to_string(i) + "', repeat('x', 100000))");
+  db.sql().exec("INSERT INTO docs VALUES ('huge', repeat('y', 300000))");
+  EXPECT_LT(std::stoll(db.sql().value("SELECT max(pg_column_size(data)) "
+                                      "FROM pg2kafka.event_batches")),
+            20000)
+      << "the test needs rows stored compressed";
+  auto source = make_source(db.url(), {{"batch_size", "1000"}, {"batch_bytes", "250000"}});
+  source->open();
+  std::vector<size_t> sizes;
+  std::vector<Event> all;
+  for (int i = 0; i < 20; ++i) {
+    auto batch = source->poll(1000, milliseconds(0));
+    if (!batch || batch->empty()) break;
+    auto events = to_events(*batch);
+    sizes.push_back(events.size());
+    all.insert(all.end(), events.begin(), events.end());
+    source->ack(events.back().position);
+  }
+  // 0, 100k and 200k bytes read before each of the first three: below 250k; the fourth waits.
+  ASSERT_EQ(sizes, (std::vector<size_t>{3, 3, 3, 2})) << "pages of a different size";
+  std::vector<std::string> keys;
+  for (const auto& e : all) keys.push_back(e.key.value_or("?"));
+  EXPECT_EQ(keys, (std::vector<std::string>{"d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9",
+                                            "d10", "huge"}));
+  EXPECT_EQ(all.back().data().as_object().at("body").as_string().size(), 300000u);
+  EXPECT_EQ(queued_events(db.sql()), "0");
+
+  // A batch larger than the budget still comes, alone.
+  source->close();  // releases the drain lock
+  auto tight = make_source(db.url(), {{"batch_bytes", "1024"}});
+  tight->open();
+  db.sql().exec("INSERT INTO docs SELECT 'e' || g, repeat('z', 5000) FROM generate_series(1, 3) g");
+  db.sql().exec("INSERT INTO docs VALUES ('f', 'small')");
+  auto one = tight->poll(1000, milliseconds(0));
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->size(), 3u);  // the statement's batch of three rows
+  EXPECT_EQ(drain(*tight).size(), 1u);
+}
+
 TEST(Drain, PositionsIncrease_AndAckThroughDeletesEveryEarlierEvent) {
   TestDatabase db;
   tracked_table(db.sql());
