@@ -67,6 +67,7 @@ if ((quick)); then
   pgbench_reps=2
   snapshot_rows=200000
   longtx_size=50000
+  large_rows=500
 else
   drain_sizes=(200000 1000000)
   drain_after_size=200000
@@ -77,6 +78,7 @@ else
   pgbench_reps=5
   snapshot_rows=1000000
   longtx_size=200000
+  large_rows=2000
 fi
 live_rates=(1000 5000 20000 0) # 0 = flat out
 wp_rows=100000
@@ -259,8 +261,8 @@ wait_queue_empty() { # TIMEOUT_S
 }
 
 # drain_once NAME N: runs pg2kafka run --once on a backlog of N and records its figures.
-drain_once() { # NAME N LABEL [WORKLOAD]
-  local name=$1 n=$2 label=$3 workload=${4:-drain} target=">= 50000"
+drain_once() { # NAME N LABEL [WORKLOAD [RATE_TARGET]]
+  local name=$1 n=$2 label=$3 workload=${4:-drain} target=${5:->= 50000}
   local out="$state/$name.run.json" rc=0
   "$tools/p2k-bench-run" --out "$out" -- "$bin" run --once >"$state/logs/$name.out" \
     2>"$state/logs/$name.log" || rc=$?
@@ -549,6 +551,26 @@ wl_footprint() {
     "$(max_of "$hwm" "$(json_get "$state/idle.run.json" max_rss_kb) / 1024")" MB "< 100" \
     "VmHWM / ru_maxrss"
   note "RSS while draining the largest backlog: see the drain rows (daemon peak RSS)"
+
+  # Large rows: memory must stay bounded by bytes, not only by the number of events. Rows of
+  # ~190 kB of JSON (a repeated md5: quick to write, stored compressed, counted uncompressed),
+  # one queue batch per 5 rows (1 MB), written by statements of 100 rows.
+  local n=$large_rows from
+  say "footprint: pg2kafka run --once on $n rows of ~190 kB"
+  reset_queue
+  psql_q -c "DROP TABLE IF EXISTS fp_large" \
+    -c "CREATE TABLE fp_large (id bigint PRIMARY KEY, k text, doc text)" \
+    -c "SELECT pg2kafka.setup('fp_large', 'k')" >/dev/null
+  for ((from = 1; from <= n; from += 100)); do
+    psql_q -c "INSERT INTO fp_large SELECT g, 'k' || g, repeat(md5(g::text), 6000)
+                 FROM generate_series($from, $((from + 99 < n ? from + 99 : n))) g"
+  done
+  psql_q -c "DROP TABLE fp_large" -c "ANALYZE pg2kafka.event_batches" -c "CHECKPOINT"
+  record footprint "large-row backlog size" \
+    "$(sql_value "SELECT round(sum(octet_length(data::text)) / 1048576.0)
+                    FROM pg2kafka.event_batches")" MB "-" "$n rows, JSON as queued (uncompressed)"
+  create_topic fp_large
+  drain_once fp_large "$n" "large-row backlog" footprint "-"
 }
 
 wl_long_tx() {

@@ -37,11 +37,12 @@ constexpr milliseconds kMaxReconnectBackoff{10'000};
 
 // A page of a window: batches in id order, as many as hold `$4` events (at least one). The inner
 // LIMIT bounds the scan; the running sum stops the page once it has enough events.
-// One page of a window: whole batches in id order, up to $4 events (at least one batch) and up to
-// $6 bytes of row data (at least one batch). Sizes are octet_length of the stored JSON, which
-// reads the uncompressed size from the value's header without decompressing it. Batches past the
-// byte budget come back without their data and with `over` set: the page ends before the first
-// of them, and the caller knows it ended early (the window is not done).
+// One page of a window: whole batches in id order, up to $4 events and up to $6 bytes of data
+// (each: at least one batch). A batch's size is data_bytes, the uncompressed size its writer
+// recorded (migration 006); for batches queued before, the size as stored, which is all that can
+// be had without decompressing them. Batches past the byte budget come back without their data
+// and with `over` set: the page ends before the first of them, and the caller knows it ended
+// early (the window is not done). %BYTES% is replaced by the size expression.
 constexpr const char* kFetchSql = R"sql(
 SELECT w.id, w.uuid, w.key_column, w.external_id, w.table_schema, w.table_name, w.statement,
        w.events,
@@ -49,11 +50,7 @@ SELECT w.id, w.uuid, w.key_column, w.external_id, w.table_schema, w.table_name, 
        CASE WHEN w.bytes_before < $6 THEN w.old_data::text END,
        (extract(epoch FROM w.created_at) * 1000000)::int8,
        w.bytes_before >= $6 AS over
-  FROM (SELECT b.*, sum(b.events) OVER p AS upto,
-               sum(coalesce(octet_length(b.data::text), 0)
-                   + coalesce(octet_length(b.old_data::text), 0)) OVER p
-                 - coalesce(octet_length(b.data::text), 0)
-                 - coalesce(octet_length(b.old_data::text), 0) AS bytes_before
+  FROM (SELECT b.*, sum(b.events) OVER p AS upto, sum(%BYTES%) OVER p - %BYTES% AS bytes_before
           FROM pg2kafka.event_batches b
          WHERE b.id > $3 AND b.id <= $5
            AND pg_visible_in_snapshot(b.txid, $2)
@@ -63,6 +60,8 @@ SELECT w.id, w.uuid, w.key_column, w.external_id, w.table_schema, w.table_name, 
          LIMIT $4) w
  WHERE w.upto - w.events < $4
  ORDER BY w.id)sql";
+constexpr const char* kStoredBytes =
+    "(coalesce(pg_column_size(b.data), 0) + coalesce(pg_column_size(b.old_data), 0))";
 
 constexpr const char* kAckDeleteSql = "DELETE FROM pg2kafka.event_batches WHERE id = ANY($1)";
 
@@ -373,7 +372,12 @@ void OutboxSource::prepare_session() {
     conn_->prepare("p2k_xid", "SELECT pg_current_xact_id()::text", {});
     // The largest id now (a horizon's floor).
     conn_->prepare("p2k_max_id", "SELECT coalesce(max(id), 0) FROM pg2kafka.event_batches", {});
-    conn_->prepare("p2k_fetch", kFetchSql,
+    std::string bytes = installed >= 6 ? std::string("coalesce(b.data_bytes, ") + kStoredBytes + ")"
+                                       : std::string(kStoredBytes);
+    std::string fetch = kFetchSql;
+    for (auto at = fetch.find("%BYTES%"); at != std::string::npos; at = fetch.find("%BYTES%"))
+      fetch.replace(at, 7, bytes);
+    conn_->prepare("p2k_fetch", fetch,
                    {kOidPgSnapshot, kOidPgSnapshot, kOidInt8, kOidInt8, kOidInt8, kOidInt8});
     conn_->prepare(
         "p2k_ack",
