@@ -45,7 +45,7 @@ struct OutboxConfig {
   bool perform_migrations = false;
   std::string topic_namespace;
   size_t batch_size = 1000;
-  size_t batch_bytes = 8u << 20;
+  size_t batch_bytes = 4u << 20;
   std::chrono::milliseconds poll_interval{1000};
   std::chrono::milliseconds min_poll_interval{5};
   bool notify = true;

@@ -32,7 +32,7 @@ constexpr p2k_option kOptions[] = {
            "The most events read from the queue in one query, and so the most records one poll "
            "returns (the host's own batch limit applies too: the smaller wins).",
            0, nullptr, 1, 1000000),
-    option("batch_bytes", P2K_OPT_SIZE, "8MiB",
+    option("batch_bytes", P2K_OPT_SIZE, "4MiB",
            "The most bytes of event data (the queue's JSON, uncompressed) read from the queue in "
            "one query: a read stops before the queue batch that would take it past this, but "
            "always reads at least one. With batch_size it bounds the source's memory when rows "

@@ -32,7 +32,7 @@ TEST(PipelineConfig, ReadsSectionsAndHostSettings) {
   EXPECT_EQ(c.host().retry_initial_backoff.count(), 1000);
   EXPECT_EQ(c.host().retry_max_backoff.count(), 60000);
   EXPECT_EQ(c.host().max_in_flight, 10000u);
-  EXPECT_EQ(c.host().max_in_flight_bytes, 32u << 20);
+  EXPECT_EQ(c.host().max_in_flight_bytes, 16u << 20);
   EXPECT_FALSE(c.host().dry_run);
 
   auto sized = PipelineConfig::parse(

@@ -19,7 +19,7 @@ const p2k_option kHostOptions[] = {
            "polling until confirmations arrive. Bounds memory and the records delivered twice "
            "after a crash.",
            0, nullptr, 1, 10'000'000),
-    option("max_in_flight_bytes", P2K_OPT_SIZE, "32MiB",
+    option("max_in_flight_bytes", P2K_OPT_SIZE, "16MiB",
            "Most bytes (record keys and values) written to the sink and not yet confirmed. When "
            "reached, the host stops polling until confirmations arrive; one poll's records may "
            "go past it, and a poll is always made when nothing is in flight, so a record larger "

@@ -28,7 +28,7 @@ std::span<const p2k_option> host_options();
 struct HostSettings {
   size_t batch_size = 1000;
   size_t max_in_flight = 10000;
-  size_t max_in_flight_bytes = 32u << 20;
+  size_t max_in_flight_bytes = 16u << 20;
   std::chrono::milliseconds poll_timeout{500};
   std::chrono::milliseconds retry_initial_backoff{100};
   std::chrono::milliseconds retry_max_backoff{30000};

@@ -36,7 +36,7 @@ TEST(PluginSo, DescriptorAndLifecycleThroughTheCEntryPoint) {
       {"perform_migrations", {P2K_OPT_BOOL, "false"}},
       {"topic_namespace", {P2K_OPT_STRING, ""}},
       {"batch_size", {P2K_OPT_INT, "1000"}},
-      {"batch_bytes", {P2K_OPT_SIZE, "8MiB"}},
+      {"batch_bytes", {P2K_OPT_SIZE, "4MiB"}},
       {"poll_interval", {P2K_OPT_DURATION, "1s"}},
       {"notify", {P2K_OPT_BOOL, "true"}},
       {"acknowledged", {P2K_OPT_ENUM, "delete"}},
