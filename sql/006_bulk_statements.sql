@@ -12,8 +12,8 @@
 --     running size sum. It now sums the size of the row's JSON, which it builds anyway (a
 --     subquery fence, OFFSET 0, keeps the planner from building the JSON twice).
 -- Measured in one run, medians of 7 (bench/results/20261126T0345Z-bulk-capture-ab.txt): bulk
--- INSERT of 100k rows 581 -> 556 ms (untracked 312 ms), bulk DELETE 111 -> 104 ms (untracked
--- 34 ms); one-row statements unchanged.
+-- INSERT of 100k rows 558 -> 513 ms (untracked 275 ms), bulk DELETE 104 -> 95 ms (untracked
+-- 32 ms); UPDATE and one-row statements unchanged.
 --
 -- Sizes. Batches were bounded by pg_column_size of the rows, which counts large values as
 -- stored, i.e. compressed when the rows were read back from the table (a snapshot's rows,
