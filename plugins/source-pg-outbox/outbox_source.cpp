@@ -35,14 +35,13 @@ constexpr milliseconds kBusySpell{1'000};
 constexpr int kPurgeBatch = 10'000;
 constexpr milliseconds kMaxReconnectBackoff{10'000};
 
-// A page of a window: batches in id order, as many as hold `$4` events (at least one). The inner
-// LIMIT bounds the scan; the running sum stops the page once it has enough events.
 // One page of a window: whole batches in id order, up to $4 events and up to $6 bytes of data
-// (each: at least one batch). A batch's size is data_bytes, the uncompressed size its writer
-// recorded (migration 006); for batches queued before, the size as stored, which is all that can
-// be had without decompressing them. Batches past the byte budget come back without their data
-// and with `over` set: the page ends before the first of them, and the caller knows it ended
-// early (the window is not done). %BYTES% is replaced by the size expression.
+// (each: at least one batch). The inner LIMIT bounds the scan; running sums end the page. A
+// batch's size is data_bytes, the uncompressed size its writer recorded (migration 006); for
+// batches queued before, the size as stored, which is all that can be had without decompressing
+// them. Batches past the byte budget come back without their data and with `over` set: the page
+// ends before the first of them, and the caller knows it ended early (the window is not done).
+// %BYTES% is replaced by the size expression.
 constexpr const char* kFetchSql = R"sql(
 SELECT w.id, w.uuid, w.key_column, w.external_id, w.table_schema, w.table_name, w.statement,
        w.events,
