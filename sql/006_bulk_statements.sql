@@ -25,16 +25,23 @@
 -- by decompressing it.
 --
 -- Nothing else changes for users: the queue rows have the same layout (plus data_bytes, NULL in
--- rows queued before) and order. Only function bodies are replaced, so existing triggers use the
--- new code at once. Applying this file needs nothing stopped (adding the column takes the queue
--- table's lock for a moment; the table is not rewritten).
+-- rows queued before). Only function bodies are replaced, so existing triggers use the new code
+-- at once. Applying this file needs nothing stopped (adding the column needs the queue table's
+-- lock for a moment, see below; the table is not rewritten).
 
 SELECT pg_catalog.pg_advisory_xact_lock(1882352481, 1);  -- 1882352481 = 'p2ka', 1 = migrations
 
--- The size of a batch's data and old_data as JSON text, uncompressed (pg_column_size of the
--- freshly built values: their length plus a 4-byte header each). Written by the capture
--- functions and setup from this migration on; NULL in rows queued before, and for TRUNCATE.
+-- The size of a batch's data and old_data as JSON text, uncompressed: pg_column_size of the
+-- freshly built JSON, i.e. its length plus a 4-byte header per array (one batch) or per row
+-- (summed over rows). Written by the capture functions and setup from this migration on; NULL in
+-- rows queued before, and for TRUNCATE.
+-- Adding it needs the queue table's ACCESS EXCLUSIVE lock (no rewrite): the ALTER waits for
+-- transactions that wrote to tracked tables, and every tracked write queues behind it meanwhile.
+-- So it waits at most 2 s; then the migration fails and changes nothing. The plugin retries it
+-- (lock_not_available is transient); by hand, run it again.
+SET LOCAL lock_timeout = '2s';
 ALTER TABLE pg2kafka.event_batches ADD COLUMN IF NOT EXISTS data_bytes bigint;
+RESET lock_timeout;
 
 -- The capture functions keep the contract of migrations 004 and 005 (statement-level AFTER
 -- triggers with transition tables named pg2kafka_new / pg2kafka_old, SECURITY DEFINER with a
@@ -45,10 +52,12 @@ ALTER TABLE pg2kafka.event_batches ADD COLUMN IF NOT EXISTS data_bytes bigint;
 -- A statement of at most 1000 rows whose pg_column_size sum stays below 1 MB (counted as rows *
 -- largest row; UPDATE: the larger of the old and new rows) is written by a single row built from
 -- one json_agg per transition table, which is cheap to plan (a query that reads a transition
--- table is planned on every call). Larger INSERT statements (and DELETEs of whole rows) are cut
--- into batches of at most 1000 rows and about 1 MB of JSON (by a running sum of the rows' JSON
--- sizes: a batch holds under 1 MB plus at most one row), queued in the order the rows were
--- stored. UPDATE batches keep 005's sizing (by the largest old or new row as stored).
+-- table is planned on every call); INSERT checks the JSON's size too. Larger INSERT statements
+-- (and DELETEs of whole rows) are cut into batches of at most 1000 rows and about 1 MB of JSON
+-- (by a running sum of the rows' JSON sizes: a batch holds under 1 MB plus at most one row),
+-- queued in the order of their first rows (inside a batch, the rows of one statement have no
+-- order to keep: each row appears once). UPDATE batches keep 005's sizing (by the largest old or
+-- new row as stored).
 
 CREATE OR REPLACE FUNCTION pg2kafka.capture_insert() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -56,6 +65,7 @@ DECLARE
   v_key  text;
   v_rows bigint;
   v_max  bigint;
+  v_done boolean := false;
 BEGIN
   IF TG_NARGS > 1 THEN
     SELECT a.attname INTO v_key FROM pg_attribute a
@@ -71,12 +81,18 @@ BEGIN
     FROM (SELECT pg_column_size(n.*) AS size FROM pg2kafka_new n LIMIT 1001) s;
   IF v_rows = 0 THEN
     RETURN NULL;
-  ELSIF v_rows <= 1000 AND v_rows * v_max < 1048576 THEN
+  END IF;
+  IF v_rows <= 1000 AND v_rows * v_max < 1048576 THEN
+    -- Values copied from another table (INSERT ... SELECT) are still compressed, so the stored
+    -- size can be far below the JSON's: then the rows are cut into batches after all.
     INSERT INTO pg2kafka.event_batches
            (table_schema, table_name, statement, key_column, events, data, data_bytes)
     SELECT TG_TABLE_SCHEMA, TG_TABLE_NAME, 'INSERT', v_key, v_rows, b.j, pg_column_size(b.j)
-      FROM (SELECT json_agg(row_to_json(n.*)) AS j FROM pg2kafka_new n) b;
-  ELSE
+      FROM (SELECT json_agg(row_to_json(n.*)) AS j FROM pg2kafka_new n) b
+     WHERE v_rows = 1 OR pg_column_size(b.j) < 1048576;
+    v_done := FOUND;
+  END IF;
+  IF NOT v_done THEN
     INSERT INTO pg2kafka.event_batches
            (table_schema, table_name, statement, key_column, events, data, data_bytes)
     SELECT TG_TABLE_SCHEMA, TG_TABLE_NAME, 'INSERT', v_key, count(*), json_agg(c.j), sum(c.size)

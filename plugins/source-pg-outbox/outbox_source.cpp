@@ -36,20 +36,21 @@ constexpr int kPurgeBatch = 10'000;
 constexpr milliseconds kMaxReconnectBackoff{10'000};
 
 // One page of a window: whole batches in id order, up to $4 events and up to $6 bytes of data
-// (each: at least one batch). The inner LIMIT bounds the scan; running sums end the page. A
-// batch's size is data_bytes, the uncompressed size its writer recorded (migration 006); for
-// batches queued before, the size as stored, which is all that can be had without decompressing
-// them. Batches past the byte budget come back without their data and with `over` set: the page
-// ends before the first of them, and the caller knows it ended early (the window is not done).
-// %BYTES% is replaced by the size expression.
+// (each: at least one batch, so a batch larger than $6 comes alone). The inner LIMIT bounds the
+// scan; running sums end the page. A batch's size is data_bytes, the uncompressed size its
+// writer recorded (migration 006); for batches queued before, the size as stored, which is all
+// that can be had without decompressing them. Batches past the byte budget come back without
+// their data and with `over` set: the page ends before the first of them, and the caller knows
+// it ended early (the window is not done). %BYTES% is replaced by the size expression.
 constexpr const char* kFetchSql = R"sql(
 SELECT w.id, w.uuid, w.key_column, w.external_id, w.table_schema, w.table_name, w.statement,
        w.events,
-       CASE WHEN w.bytes_before < $6 THEN w.data::text END,
-       CASE WHEN w.bytes_before < $6 THEN w.old_data::text END,
+       CASE WHEN w.within THEN w.data::text END,
+       CASE WHEN w.within THEN w.old_data::text END,
        (extract(epoch FROM w.created_at) * 1000000)::int8,
-       w.bytes_before >= $6 AS over
-  FROM (SELECT b.*, sum(b.events) OVER p AS upto, sum(%BYTES%) OVER p - %BYTES% AS bytes_before
+       NOT w.within AS over
+  FROM (SELECT b.*, sum(b.events) OVER p AS upto,
+               (sum(%BYTES%) OVER p <= $6 OR sum(%BYTES%) OVER p = %BYTES%) AS within
           FROM pg2kafka.event_batches b
          WHERE b.id > $3 AND b.id <= $5
            AND pg_visible_in_snapshot(b.txid, $2)
@@ -153,7 +154,7 @@ OutboxConfig OutboxConfig::from(const sdk::Options& options) {
   }
   if (options.has("batch_bytes")) {
     uint64_t n = options.size("batch_bytes");
-    if (n < 1) throw sdk::ConfigError("option 'batch_bytes' must be at least 1 byte");
+    if (n < 1024) throw sdk::ConfigError("option 'batch_bytes' must be at least 1KiB");
     c.batch_bytes = static_cast<size_t>(n);
   }
   if (options.has("poll_interval")) c.poll_interval = options.duration("poll_interval");
