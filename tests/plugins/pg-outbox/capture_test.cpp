@@ -457,6 +457,40 @@ TEST(Migrations, SourceRunsOnVersion4_WarningThatAnUpgradeIsAvailable) {
   EXPECT_EQ(events[2].data(), json::parse(R"({"name":"Big Red Coffee Mug"})"));
 }
 
+TEST(Migrations, AddingTheSizeColumn_WaitsAtMost2sForTheQueue_ThenFailsCleanlyAndIsRetried) {
+  // Migration 006 adds a column to the queue table. A transaction that wrote to a tracked table
+  // holds a lock on the queue until it ends; the migration must not wait for it for long (every
+  // tracked write would queue behind the ALTER), and must leave nothing half done.
+  TestDatabase db(/*install_schema=*/false);
+  for (const auto& m : pg2kafka::pg_outbox::migrations())
+    if (m.version <= 5) db.sql().exec(std::string("BEGIN;\n") + m.sql + "\nCOMMIT;");
+  seed_products(db.sql());
+  db.sql().exec("SELECT pg2kafka.setup('products', 'sku')");
+  Session writer(db.url());
+  writer.exec("BEGIN");
+  writer.exec("UPDATE products SET name = 'held' WHERE sku = 'CM01-R'");
+  auto source = make_source(db.url(), {{"perform_migrations", "true"}});
+  auto started = std::chrono::steady_clock::now();
+  try {
+    source->open();
+    FAIL() << "the migration did not wait for the queue's lock";
+  } catch (const pg2kafka::sdk::RetryError& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("migration 006_bulk_statements failed"), std::string::npos) << what;
+    EXPECT_NE(what.find("lock timeout"), std::string::npos) << what;
+  }
+  auto waited = std::chrono::steady_clock::now() - started;
+  EXPECT_LT(waited, std::chrono::seconds(10));
+  EXPECT_EQ(db.sql().value("SELECT max(version) FROM pg2kafka.schema_migrations"), "5");
+  writer.exec("COMMIT");
+  auto again = make_source(db.url(), {{"perform_migrations", "true"}});
+  again->open();
+  EXPECT_EQ(db.sql().value("SELECT max(version) FROM pg2kafka.schema_migrations"), "6");
+  auto events = drain(*again);
+  ASSERT_EQ(events.size(), 3u);  // the snapshot and the held transaction's UPDATE
+  EXPECT_EQ(events[2].data(), json::parse(R"({"name":"held"})"));
+}
+
 TEST(Topics, NameRule) {
   EXPECT_EQ(topic_name("", "shop", "public", "products"), "pg2kafka.shop.products");
   EXPECT_EQ(topic_name("ns", "shop", "public", "products"), "pg2kafka.ns.shop.products");
