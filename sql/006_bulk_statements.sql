@@ -57,7 +57,9 @@ RESET lock_timeout;
 -- (by a running sum of the rows' JSON sizes: a batch holds under 1 MB plus at most one row),
 -- queued in the order of their first rows (inside a batch, the rows of one statement have no
 -- order to keep: each row appears once). UPDATE batches keep 005's sizing (by the largest old or
--- new row as stored).
+-- new row as stored). The batching query is written out in capture_insert and capture_delete
+-- alike: transition tables are visible only inside the trigger function itself, so a shared
+-- helper could only be handed the rows as a value built for the purpose, a copy of them all.
 
 CREATE OR REPLACE FUNCTION pg2kafka.capture_insert() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

@@ -101,10 +101,9 @@ class OutboxSource : public sdk::Source {
   void try_become_active();
   void maybe_purge();
   std::unique_ptr<sdk::RecordBatch> fetch(size_t limit);
-  // Turns the batch rows of a page into pending events; returns the number of events the rows
-  // hold (whether or not they were pending already).
-  // Expands the page's batches into pending_; sets cut_by_bytes when the page ended at the byte
-  // budget. Returns the number of events of the batches read.
+  // Turns the batch rows of a page into pending events, up to the first row past the byte budget
+  // (then sets cut_by_bytes); returns the number of events the rows read hold (whether or not
+  // they were pending already).
   int64_t add_pending(const PgResult& rows, bool& cut_by_bytes);
   std::unique_ptr<sdk::RecordBatch> take_pending(size_t limit);
   void remove_batches(const std::vector<int64_t>& ids);
