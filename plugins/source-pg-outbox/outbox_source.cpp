@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "batch.hpp"
-#include "migrations.hpp"
+#include "schema.hpp"
 
 namespace pg2kafka::pg_outbox {
 
@@ -16,8 +16,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-// pg_advisory_lock(kLockClass, kDrainLock) elects the active drainer; kMigrationLock (taken by
-// the migration files themselves) serialises installers. 1882352481 is 'p2ka'.
+// pg_advisory_lock(kLockClass, kDrainLock) elects the active drainer (1882352481 is 'p2ka'; lock
+// 1 of that class serialises installers, see schema.cpp).
 constexpr const char* kLockClass = "1882352481";
 constexpr const char* kDrainLock = "2";
 
@@ -89,19 +89,6 @@ SELECT n.nspname::text, c.relname::text
 UNION
 SELECT DISTINCT table_schema, table_name FROM pg2kafka.event_batches
 ORDER BY 1, 2)sql";
-
-constexpr const char* kBrokenKeysSql = R"sql(
-SELECT format('%I.%I', n.nspname, c.relname), t.key_column
-  FROM pg2kafka.tracked_tables t
-  JOIN pg_class c ON c.oid = t.relid
-  JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
-                    WHERE a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped
-                      AND (a.attnum = t.key_attnum
-                           OR (t.key_attnum IS NULL AND a.attname = t.key_column))))sql";
-
-// The first migration this plugin can drain (it reads pg2kafka.event_batches).
-constexpr int64_t kRequiredSchemaVersion = 4;
 
 std::string sanitize_topic_part(std::string_view name) {
   std::string out(name);
@@ -294,37 +281,8 @@ void OutboxSource::connect() {
 }
 
 void OutboxSource::apply_migrations() {
-  guarded("applying migrations", [&] {
-    conn_->exec("BEGIN");
-    try {
-      conn_->exec(std::string("SELECT pg_advisory_xact_lock(") + kLockClass + ", 1)");
-      std::unordered_set<int64_t> applied;
-      auto exists = conn_->exec("SELECT to_regclass('pg2kafka.schema_migrations') IS NOT NULL");
-      if (exists.boolean(0, 0)) {
-        auto r = conn_->exec("SELECT version FROM pg2kafka.schema_migrations");
-        for (int i = 0; i < r.rows(); ++i) applied.insert(r.int64(i, 0));
-      }
-      for (const Migration& m : migrations()) {
-        if (applied.count(m.version)) continue;
-        try {
-          conn_->exec(m.sql);
-        } catch (const PgError& e) {
-          throw PgError(std::string("migration ") + m.name + " failed: " + e.what(), e.sqlstate(),
-                        e.connection_lost());
-        }
-        host_.info(std::string("applied migration ") + m.name);
-      }
-      conn_->exec("COMMIT");
-    } catch (...) {
-      if (conn_ && !conn_->broken()) {
-        try {
-          conn_->exec("ROLLBACK");
-        } catch (...) {
-        }
-      }
-      throw;
-    }
-  });
+  auto applied = guarded("installing the pg2kafka schema", [&] { return install_schema(*conn_); });
+  for (const std::string& what : applied) host_.info("applied " + what);
 }
 
 void OutboxSource::prepare_session() {
@@ -335,31 +293,10 @@ void OutboxSource::prepare_session() {
     // Every query of this session wants the primary key's order, so rule the other paths out.
     conn_->exec("SET enable_seqscan = off");
     conn_->exec("SET enable_bitmapscan = off");
-    auto r = conn_->exec(
-        "SELECT current_database(), "
-        "to_regclass('pg2kafka.schema_migrations') IS NOT NULL");
-    database_ = std::string(r.text(0, 0));
-    int64_t installed = 0;
-    if (r.boolean(0, 1))
-      installed = conn_->exec("SELECT coalesce(max(version), 0) FROM pg2kafka.schema_migrations")
-                      .int64(0, 0);
-    if (installed == 0)
-      throw sdk::ConfigError("database \"" + database_ + "\" at " + config_.connection.target +
-                             " has no pg2kafka schema: set the option perform_migrations=true, "
-                             "or apply sql/*.sql with psql --single-transaction");
-    if (installed < kRequiredSchemaVersion)
-      throw sdk::ConfigError(
-          "the pg2kafka schema of database \"" + database_ + "\" is at version " +
-          std::to_string(installed) + "; this plugin needs version " +
-          std::to_string(kRequiredSchemaVersion) +
-          " (event batches): set the option perform_migrations=true, or apply the missing "
-          "sql/*.sql files with psql --single-transaction (stop older pg2kafka instances first)");
-    int latest = migrations().empty() ? 0 : migrations().back().version;
-    if (installed < latest)
-      host_.warn("the pg2kafka schema of database \"" + database_ + "\" is at version " +
-                 std::to_string(installed) + ", this plugin ships " + std::to_string(latest) +
-                 ": upgrade it as the schema's owner (perform_migrations=true, or the missing "
-                 "sql/*.sql files with psql --single-transaction; see sql/README.md)");
+    database_ = std::string(conn_->exec("SELECT current_database()").text(0, 0));
+    SchemaVersion installed = installed_schema(*conn_);
+    std::string warning = check_schema(installed, database_, config_.connection.target);
+    if (!warning.empty()) host_.warn(warning);
 
     // A window's snapshot and, read in that same snapshot, the largest id: every event visible
     // in the snapshot is at or below it. (One statement: one round trip per window.)
@@ -372,8 +309,9 @@ void OutboxSource::prepare_session() {
     conn_->prepare("p2k_xid", "SELECT pg_current_xact_id()::text", {});
     // The largest id now (a horizon's floor).
     conn_->prepare("p2k_max_id", "SELECT coalesce(max(id), 0) FROM pg2kafka.event_batches", {});
-    std::string bytes = installed >= 6 ? std::string("coalesce(b.data_bytes, ") + kStoredBytes + ")"
-                                       : std::string(kStoredBytes);
+    std::string bytes = installed.migrations >= 6
+                            ? std::string("coalesce(b.data_bytes, ") + kStoredBytes + ")"
+                            : std::string(kStoredBytes);
     std::string fetch = kFetchSql;
     for (auto at = fetch.find("%BYTES%"); at != std::string::npos; at = fetch.find("%BYTES%"))
       fetch.replace(at, 7, bytes);
@@ -390,13 +328,12 @@ void OutboxSource::prepare_session() {
       conn_->prepare("p2k_purge", kPurgeSql, {kOidInt8, kOidInt8});
     if (config_.notify) conn_->exec("LISTEN pg2kafka");
 
-    auto broken = conn_->exec(kBrokenKeysSql);
-    for (int i = 0; i < broken.rows(); ++i)
-      host_.warn("tracked table " + std::string(broken.text(i, 0)) + " has no column \"" +
-                 std::string(broken.text(i, 1)) +
-                 "\" any more: its events now have a null key (external_id), and its DELETE "
-                 "events carry the whole deleted row. Run pg2kafka.teardown and pg2kafka.setup "
-                 "with the new key column.");
+    // Tracked tables whose capture is not complete and current (sql/functions/40_tracking.sql);
+    // a schema from before the function set is reported by the upgrade warning above.
+    if (installed.functions >= 1) {
+      auto problems = conn_->exec("SELECT message FROM pg2kafka.tracking_problems()");
+      for (int i = 0; i < problems.rows(); ++i) host_.warn(std::string(problems.text(i, 0)));
+    }
     return 0;
   });
 }

@@ -5,11 +5,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <limits>
 #include <random>
 #include <stdexcept>
 #include <thread>
 
-#include "migrations.hpp"
+#include "embedded_sql.hpp"
 #include "test_support.hpp"
 
 namespace p2k_pg_test {
@@ -122,10 +123,29 @@ TestDatabase::TestDatabase(bool install_schema) {
   Session admin(url_for("postgres"));
   admin.exec("CREATE DATABASE " + name_);
   session_ = std::make_unique<Session>(url());
-  if (install_schema) {
-    for (const auto& m : pg2kafka::pg_outbox::migrations())
-      session_->exec(std::string("BEGIN;\n") + m.sql + "\nCOMMIT;");
-  }
+  if (install_schema) install_schema_sql(*session_);
+}
+
+void apply_migrations_up_to(Session& sql, int version) {
+  for (const auto& m : pg2kafka::pg_outbox::migrations())
+    if (m.version <= version) sql.exec(std::string("BEGIN;\n") + m.sql + "\nCOMMIT;");
+}
+
+void apply_function_set(Session& sql) {
+  std::string all = "BEGIN;\n";
+  for (const auto& f : pg2kafka::pg_outbox::function_set().files) all += std::string(f.sql) + "\n";
+  sql.exec(all + "COMMIT;");
+}
+
+void install_schema_sql(Session& sql) {
+  apply_migrations_up_to(sql, std::numeric_limits<int>::max());
+  apply_function_set(sql);
+}
+
+void seed_products(Session& sql) {
+  sql.exec("CREATE TABLE products (id BIGSERIAL, sku TEXT, name TEXT)");
+  sql.exec("INSERT INTO products (sku, name) VALUES ('CM01-R', 'Red Coffee Mug')");
+  sql.exec("INSERT INTO products (sku, name) VALUES ('CM01-B', 'Blue Coffee Mug')");
 }
 
 TestDatabase::~TestDatabase() {

@@ -50,7 +50,7 @@ class Session {
 };
 
 // CREATE DATABASE with a unique name (from the running test's name); DROP ... WITH (FORCE) at the
-// end. Optionally installs the schema by applying the embedded migrations.
+// end. Optionally installs the schema (install_schema_sql).
 class TestDatabase {
  public:
   explicit TestDatabase(bool install_schema = true);
@@ -63,6 +63,15 @@ class TestDatabase {
   std::string name_;
   std::unique_ptr<Session> session_;
 };
+
+// The embedded SQL, each file in a transaction of its own as psql --single-transaction would:
+// the migrations up to `version`; the function set; both (the whole schema).
+void apply_migrations_up_to(Session& sql, int version);
+void apply_function_set(Session& sql);
+void install_schema_sql(Session& sql);
+
+// The seed README's table: products (id bigserial, sku, name) with CM01-R and CM01-B.
+void seed_products(Session& sql);
 
 // Pending events: the sum of pg2kafka.event_batches.events, as text.
 std::string queued_events(Session& sql);

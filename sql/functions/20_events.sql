@@ -1,0 +1,57 @@
+-- Events of a batch, as the pg-outbox plugin sends them, and the per-event views of the queue.
+-- The plugin expands batches in C++ (plugins/source-pg-outbox/batch.cpp) by the same rules; a
+-- test (BatchRules.SqlAndPluginAgree) checks that both give the same ids, keys and data.
+
+-- pg2kafka.event_uuid(batch_uuid, batch_index): the id of the event at batch_index (0-based) of
+-- a batch: the batch's uuid with its last 32 bits XORed with the index (version and variant bits
+-- untouched, so it is still a valid version 4 uuid). Index 0 gives the batch's uuid itself.
+CREATE OR REPLACE FUNCTION pg2kafka.event_uuid(batch_uuid uuid, batch_index integer) RETURNS uuid
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT encode(substr(uuid_send($1), 1, 12)
+                || int4send(('x' || right(replace($1::text, '-', ''), 8))::bit(32)::integer # $2),
+                'hex')::uuid
+$$;
+
+-- pg2kafka.batch_events(...): the events of one batch, as the pg-outbox plugin sends them
+-- (data is the message's `data`: whole row, changed columns, or {key_column: key}). For the
+-- views below; the plugin does the same in C++.
+CREATE OR REPLACE FUNCTION pg2kafka.batch_events(
+    batch_uuid uuid, statement text, key_column text, external_id text, events integer,
+    data json, old_data json)
+RETURNS TABLE (batch_index integer, uuid uuid, external_id text, data jsonb)
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT e.i::integer - 1,
+         pg2kafka.event_uuid($1, e.i::integer - 1),
+         CASE WHEN $3 IS NULL THEN $4
+              WHEN $2 = 'DELETE' THEN e.v #>> '{}'
+              ELSE e.v ->> $3 END,
+         CASE WHEN $2 = 'DELETE' AND $3 IS NOT NULL THEN jsonb_build_object($3, e.v)
+              WHEN o.v IS NOT NULL THEN
+                (SELECT coalesce(jsonb_object_agg(n.key, n.value), '{}')
+                   FROM jsonb_each(e.v) n
+                  WHERE (o.v -> n.key) IS DISTINCT FROM n.value)
+              ELSE e.v END
+    FROM jsonb_array_elements($6::jsonb) WITH ORDINALITY e(v, i)
+    LEFT JOIN jsonb_array_elements($7::jsonb) WITH ORDINALITY o(v, i) ON o.i = e.i
+   WHERE o.v IS NULL OR o.v <> e.v
+  UNION ALL
+  SELECT g - 1, pg2kafka.event_uuid($1, g - 1), $4, NULL
+    FROM generate_series(1, $5) g
+   WHERE $6 IS NULL
+$$;
+
+-- One row per queued event, in queue order (batch_id, batch_index). Expanding JSON costs time on
+-- a large queue: to count pending events, SELECT sum(events) FROM pg2kafka.event_batches.
+CREATE OR REPLACE VIEW pg2kafka.outbound_event_queue AS
+SELECT b.id AS batch_id, e.batch_index, e.uuid, e.external_id, b.table_name, b.statement,
+       e.data, b.created_at, b.table_schema, b.txid
+  FROM pg2kafka.event_batches b,
+       LATERAL pg2kafka.batch_events(b.uuid, b.statement, b.key_column, b.external_id, b.events,
+                                     b.data, b.old_data) e;
+
+CREATE OR REPLACE VIEW pg2kafka.acknowledged_events AS
+SELECT b.id AS batch_id, e.batch_index, e.uuid, e.external_id, b.table_name, b.statement,
+       e.data, b.created_at, b.table_schema, b.txid, b.acked_at
+  FROM pg2kafka.acknowledged_batches b,
+       LATERAL pg2kafka.batch_events(b.uuid, b.statement, b.key_column, b.external_id, b.events,
+                                     b.data, b.old_data) e;

@@ -1,0 +1,235 @@
+-- The capture trigger functions. Called only by the four triggers that pg2kafka.setup creates
+-- (see 40_tracking.sql); each runs a fixed number of queries per statement, never per row.
+--
+-- Contract:
+--   * Statement-level AFTER triggers with transition tables named pg2kafka_new / pg2kafka_old.
+--   * SECURITY DEFINER (the schema owner's rights, so application roles need no privilege on
+--     the queue) with a fixed search_path; every object is schema-qualified and whole rows are
+--     written alias.* (a bare alias could mean a column of that name).
+--   * Trigger arguments (written by pg2kafka.create_triggers): the key column's name, its attnum
+--     and the table's OID when the trigger was created. The key column is followed by its
+--     attnum, so renaming it keeps the keys. A dump restored into another database gives the
+--     table a new OID and may shift attnums (dropped columns are not dumped): when the recorded
+--     OID is not the table's, the column is looked up by its name instead, never by a position
+--     that may now be another column's; the drainer reports such tables at start and
+--     pg2kafka.setup re-attaches them (see sql/README.md, "pg_dump and pg_restore"). Triggers
+--     created by migrations 004-006 pass the name and attnum only, those of 002-003 the name
+--     only; applying this function set upgrades them where the installing role may.
+--   * The key column's current name is NULL once it was dropped: events then have a NULL key
+--     and DELETE keeps the whole old rows, so no deletion is lost.
+--   * pg_notify('pg2kafka') when the setting pg2kafka.notify is on (ALTER DATABASE ... SET
+--     pg2kafka.notify = on): it wakes the drainer at once, at the price of a cluster-wide lock
+--     at commit; the drainer polls anyway.
+--
+-- The key column lookup is written out in each function on purpose: a helper function call costs
+-- more than the lookup itself (+10 us per one-row UPDATE, bench/README.md). The same holds for
+-- the batching query of capture_insert and capture_delete: transition tables are visible only
+-- inside the trigger function itself, so a shared helper could only be handed the rows as a value
+-- built for the purpose, a copy of them all.
+--
+-- Sizes: a statement of at most batch_max_rows() rows whose pg_column_size sum stays below
+-- batch_max_bytes() (counted as rows * largest row; UPDATE: the larger of the old and new rows)
+-- is written as one batch by a single row built from one json_agg per transition table, which is
+-- cheap to plan (a query that reads a transition table is planned on every call). Larger INSERT
+-- statements (and DELETEs of whole rows) are cut into batches by a running sum of the rows' JSON
+-- sizes (a batch holds under batch_max_bytes() plus at most one row), queued in the order of
+-- their first rows; inside a batch the rows of one statement have no order to keep. UPDATE
+-- batches are sized by the largest old or new row as stored. Each batch records the size of its
+-- JSON in data_bytes.
+
+CREATE OR REPLACE FUNCTION pg2kafka.capture_insert() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c_rows  CONSTANT integer := pg2kafka.batch_max_rows();
+  c_bytes CONSTANT integer := pg2kafka.batch_max_bytes();
+  v_key   text;
+  v_rows  bigint;
+  v_max   bigint;
+  v_done  boolean := false;
+BEGIN
+  IF TG_NARGS = 2 OR TG_ARGV[2]::oid = TG_RELID THEN
+    SELECT a.attname INTO v_key FROM pg_attribute a
+     WHERE a.attrelid = TG_RELID AND a.attnum = TG_ARGV[1]::smallint AND a.attnum > 0
+       AND NOT a.attisdropped;
+  ELSE
+    SELECT a.attname INTO v_key FROM pg_attribute a
+     WHERE a.attrelid = TG_RELID AND a.attname = TG_ARGV[0] AND a.attnum > 0
+       AND NOT a.attisdropped;
+  END IF;
+  -- v_rows: the number of rows, or c_rows + 1 for "more than c_rows".
+  SELECT count(*), max(s.size) INTO v_rows, v_max
+    FROM (SELECT pg_column_size(n.*) AS size FROM pg2kafka_new n LIMIT c_rows + 1) s;
+  IF v_rows = 0 THEN
+    RETURN NULL;
+  END IF;
+  IF v_rows <= c_rows AND v_rows * v_max < c_bytes THEN
+    -- Values copied from another table (INSERT ... SELECT) are still compressed, so the stored
+    -- size can be far below the JSON's: then the rows are cut into batches after all.
+    INSERT INTO pg2kafka.event_batches
+           (table_schema, table_name, statement, key_column, events, data, data_bytes)
+    SELECT TG_TABLE_SCHEMA, TG_TABLE_NAME, 'INSERT', v_key, v_rows, b.j, pg_column_size(b.j)
+      FROM (SELECT json_agg(row_to_json(n.*)) AS j FROM pg2kafka_new n) b
+     WHERE v_rows = 1 OR pg_column_size(b.j) < c_bytes;
+    v_done := FOUND;
+  END IF;
+  IF NOT v_done THEN
+    INSERT INTO pg2kafka.event_batches
+           (table_schema, table_name, statement, key_column, events, data, data_bytes)
+    SELECT TG_TABLE_SCHEMA, TG_TABLE_NAME, 'INSERT', v_key, count(*), json_agg(c.j), sum(c.size)
+      FROM (SELECT r.j, r.size, row_number() OVER w AS rn, sum(r.size) OVER w AS bytes
+              FROM (SELECT j, pg_column_size(j) AS size
+                      FROM (SELECT row_to_json(n.*) AS j FROM pg2kafka_new n OFFSET 0) s) r
+            WINDOW w AS (ROWS UNBOUNDED PRECEDING)) c
+     GROUP BY (c.rn - 1) / c_rows + c.bytes / c_bytes
+     ORDER BY (c.rn - 1) / c_rows + c.bytes / c_bytes;
+  END IF;
+  IF current_setting('pg2kafka.notify', true) = 'on' THEN
+    PERFORM pg_notify('pg2kafka', NULL);
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+-- Old and new rows are paired by their position in the transition tables: PostgreSQL appends the
+-- old and the new version of each updated row to the two tables together, and json_agg over a
+-- scan of each keeps that order. The drainer sends the members of each new row that differ from
+-- the old row, and nothing for rows whose JSON did not change.
+CREATE OR REPLACE FUNCTION pg2kafka.capture_update() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c_rows  CONSTANT integer := pg2kafka.batch_max_rows();
+  c_bytes CONSTANT integer := pg2kafka.batch_max_bytes();
+  v_key   text;
+  v_rows  bigint;
+  v_max   bigint;
+  v_per   bigint;
+BEGIN
+  IF TG_NARGS = 2 OR TG_ARGV[2]::oid = TG_RELID THEN
+    SELECT a.attname INTO v_key FROM pg_attribute a
+     WHERE a.attrelid = TG_RELID AND a.attnum = TG_ARGV[1]::smallint AND a.attnum > 0
+       AND NOT a.attisdropped;
+  ELSE
+    SELECT a.attname INTO v_key FROM pg_attribute a
+     WHERE a.attrelid = TG_RELID AND a.attname = TG_ARGV[0] AND a.attnum > 0
+       AND NOT a.attisdropped;
+  END IF;
+  -- Sized by the larger of the old and new rows: both are kept (an UPDATE that empties a large
+  -- column must not put all the large old values into one batch).
+  SELECT count(*), greatest(max(pg_column_size(n.*)),
+                            (SELECT max(pg_column_size(o.*)) FROM pg2kafka_old o))
+    INTO v_rows, v_max
+    FROM pg2kafka_new n;
+  IF v_rows = 0 THEN
+    RETURN NULL;
+  ELSIF v_rows <= c_rows AND v_rows * v_max < c_bytes THEN
+    INSERT INTO pg2kafka.event_batches
+           (table_schema, table_name, statement, key_column, events, data, old_data, data_bytes)
+    SELECT TG_TABLE_SCHEMA, TG_TABLE_NAME, 'UPDATE', v_key, v_rows, n.j, o.j,
+           pg_column_size(n.j) + pg_column_size(o.j)
+      FROM (SELECT json_agg(row_to_json(r.*)) AS j FROM pg2kafka_new r) n,
+           (SELECT json_agg(row_to_json(r.*)) AS j FROM pg2kafka_old r) o;
+  ELSE
+    -- Both sides are cut into batches of the same number of rows and joined batch by batch.
+    v_per := greatest(1, least(c_rows, c_bytes / greatest(v_max, 1)));
+    INSERT INTO pg2kafka.event_batches
+           (table_schema, table_name, statement, key_column, events, data, old_data, data_bytes)
+    SELECT TG_TABLE_SCHEMA, TG_TABLE_NAME, 'UPDATE', v_key, n.events, n.rows, o.rows,
+           n.bytes + o.bytes
+      FROM (SELECT (c.rn - 1) / v_per AS batch, count(*) AS events,
+                   json_agg(c.j ORDER BY c.rn) AS rows, sum(pg_column_size(c.j)) AS bytes
+              FROM (SELECT row_to_json(r.*) AS j, row_number() OVER () AS rn
+                      FROM pg2kafka_new r) c
+             GROUP BY 1) n
+      JOIN (SELECT (c.rn - 1) / v_per AS batch, json_agg(c.j ORDER BY c.rn) AS rows,
+                   sum(pg_column_size(c.j)) AS bytes
+              FROM (SELECT row_to_json(r.*) AS j, row_number() OVER () AS rn
+                      FROM pg2kafka_old r) c
+             GROUP BY 1) o ON o.batch = n.batch
+     ORDER BY n.batch;
+  END IF;
+  IF current_setting('pg2kafka.notify', true) = 'on' THEN
+    PERFORM pg_notify('pg2kafka', NULL);
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+-- DELETE events carry only the key. Up to delete_inline_max_rows() rows of a table that keeps
+-- nothing out of line (its TOAST table is empty) it is read as a member of row_to_json (no query
+-- text to parse and plan per call); beyond that, or when rows may hold large values, the key
+-- column is read directly with EXECUTE, delete_batch_max_keys() keys to a batch. When the key
+-- column is gone the whole old rows are kept instead (batched like capture_insert's rows), so
+-- that no deletion is lost.
+CREATE OR REPLACE FUNCTION pg2kafka.capture_delete() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c_rows   CONSTANT integer := pg2kafka.batch_max_rows();
+  c_bytes  CONSTANT integer := pg2kafka.batch_max_bytes();
+  c_inline CONSTANT integer := pg2kafka.delete_inline_max_rows();
+  v_key    text;
+  v_rows   bigint;
+BEGIN
+  IF TG_NARGS = 2 OR TG_ARGV[2]::oid = TG_RELID THEN
+    SELECT a.attname INTO v_key FROM pg_attribute a
+     WHERE a.attrelid = TG_RELID AND a.attnum = TG_ARGV[1]::smallint AND a.attnum > 0
+       AND NOT a.attisdropped;
+  ELSE
+    SELECT a.attname INTO v_key FROM pg_attribute a
+     WHERE a.attrelid = TG_RELID AND a.attname = TG_ARGV[0] AND a.attnum > 0
+       AND NOT a.attisdropped;
+  END IF;
+  -- v_rows: the number of rows, or c_inline + 1 for "more than c_inline".
+  SELECT count(*) INTO v_rows FROM (SELECT FROM pg2kafka_old o LIMIT c_inline + 1) s;
+  IF v_rows = 0 THEN
+    RETURN NULL;
+  ELSIF v_key IS NULL THEN
+    INSERT INTO pg2kafka.event_batches
+           (table_schema, table_name, statement, events, data, data_bytes)
+    SELECT TG_TABLE_SCHEMA, TG_TABLE_NAME, 'DELETE', count(*), json_agg(c.j), sum(c.size)
+      FROM (SELECT r.j, r.size, row_number() OVER w AS rn, sum(r.size) OVER w AS bytes
+              FROM (SELECT j, pg_column_size(j) AS size
+                      FROM (SELECT row_to_json(o.*) AS j FROM pg2kafka_old o OFFSET 0) s) r
+            WINDOW w AS (ROWS UNBOUNDED PRECEDING)) c
+     GROUP BY (c.rn - 1) / c_rows + c.bytes / c_bytes
+     ORDER BY (c.rn - 1) / c_rows + c.bytes / c_bytes;
+  ELSIF v_rows <= c_inline
+        AND NOT EXISTS (SELECT FROM pg_class c
+                         WHERE c.oid = TG_RELID
+                           AND (c.relkind = 'p'  -- its partitions may hold anything
+                                OR c.reltoastrelid <> 0
+                                   AND pg_relation_size(c.reltoastrelid) > 0)) THEN
+    INSERT INTO pg2kafka.event_batches
+           (table_schema, table_name, statement, key_column, events, data, data_bytes)
+    SELECT TG_TABLE_SCHEMA, TG_TABLE_NAME, 'DELETE', v_key, v_rows, b.j, pg_column_size(b.j)
+      FROM (SELECT json_agg(row_to_json(o.*) -> v_key) AS j FROM pg2kafka_old o) b;
+  ELSE
+    EXECUTE format(
+      'INSERT INTO pg2kafka.event_batches (table_schema, table_name, statement, key_column, '
+      '                                    events, data, data_bytes) '
+      'SELECT $1, $2, ''DELETE'', $3, b.events, b.j, pg_column_size(b.j) '
+      '  FROM (SELECT (c.rn - 1) / $4 AS batch, count(*) AS events, json_agg(c.k) AS j '
+      '          FROM (SELECT o.%I AS k, row_number() OVER () AS rn FROM pg2kafka_old o) c '
+      '         GROUP BY 1) b '
+      ' ORDER BY b.batch', v_key)
+      USING TG_TABLE_SCHEMA, TG_TABLE_NAME, v_key, pg2kafka.delete_batch_max_keys();
+  END IF;
+  IF current_setting('pg2kafka.notify', true) = 'on' THEN
+    PERFORM pg_notify('pg2kafka', NULL);
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+-- TRUNCATE fires no DELETE triggers: one event with a NULL key and NULL data stands for "every
+-- row of the table is gone". Its trigger's arguments are those of the others, unused here.
+CREATE OR REPLACE FUNCTION pg2kafka.capture_truncate() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  INSERT INTO pg2kafka.event_batches (table_schema, table_name, statement, events)
+  VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, 'TRUNCATE', 1);
+  IF current_setting('pg2kafka.notify', true) = 'on' THEN
+    PERFORM pg_notify('pg2kafka', NULL);
+  END IF;
+  RETURN NULL;
+END
+$$;

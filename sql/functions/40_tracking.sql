@@ -1,0 +1,324 @@
+-- Tracking tables: pg2kafka.setup and pg2kafka.teardown, their helpers, and the check that a
+-- tracked table's capture triggers are in place and current. These run with the caller's rights
+-- (no SECURITY DEFINER): setup is called by a table's owner. See sql/README.md for the contract of
+-- each function.
+
+-- The arguments of a trigger, decoded from pg_trigger.tgargs (each is NUL-terminated).
+CREATE OR REPLACE FUNCTION pg2kafka.trigger_arguments(tgargs bytea, tgnargs smallint)
+RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_args text[] := '{}';
+  v_rest bytea := tgargs;
+  v_end  integer;
+BEGIN
+  FOR i IN 1..tgnargs LOOP
+    v_end := position('\x00'::bytea IN v_rest);
+    v_args := v_args || convert_from(substring(v_rest FROM 1 FOR v_end - 1),
+                                     current_setting('server_encoding'));
+    v_rest := substring(v_rest FROM v_end + 1);
+  END LOOP;
+  RETURN v_args;
+END
+$$;
+
+-- Creates (or replaces) the four capture triggers of a table. Their arguments, read by the
+-- capture functions (30_capture.sql): the key column's name, its attnum, and the table's OID,
+-- by which a trigger restored from a dump into another database is recognised.
+-- CREATE OR REPLACE TRIGGER (PostgreSQL 14+) keeps the table's SHARE ROW EXCLUSIVE lock, which
+-- readers pass; on 13 the old triggers are dropped first (ACCESS EXCLUSIVE, briefly).
+CREATE OR REPLACE FUNCTION pg2kafka.create_triggers(table_name regclass, key_column text,
+                                                    key_attnum smallint) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_create text := 'CREATE OR REPLACE TRIGGER';
+  v_args   text := format('%L, %L, %L', key_column, key_attnum, table_name::oid);
+BEGIN
+  IF current_setting('server_version_num')::integer < 140000 THEN
+    v_create := 'CREATE TRIGGER';
+    PERFORM pg2kafka.drop_triggers(table_name);
+  END IF;
+  EXECUTE format('%s pg2kafka_insert AFTER INSERT ON %s '
+                 'REFERENCING NEW TABLE AS pg2kafka_new '
+                 'FOR EACH STATEMENT EXECUTE FUNCTION pg2kafka.capture_insert(%s)',
+                 v_create, table_name, v_args);
+  EXECUTE format('%s pg2kafka_update AFTER UPDATE ON %s '
+                 'REFERENCING OLD TABLE AS pg2kafka_old NEW TABLE AS pg2kafka_new '
+                 'FOR EACH STATEMENT EXECUTE FUNCTION pg2kafka.capture_update(%s)',
+                 v_create, table_name, v_args);
+  EXECUTE format('%s pg2kafka_delete AFTER DELETE ON %s '
+                 'REFERENCING OLD TABLE AS pg2kafka_old '
+                 'FOR EACH STATEMENT EXECUTE FUNCTION pg2kafka.capture_delete(%s)',
+                 v_create, table_name, v_args);
+  EXECUTE format('%s pg2kafka_truncate AFTER TRUNCATE ON %s '
+                 'FOR EACH STATEMENT EXECUTE FUNCTION pg2kafka.capture_truncate(%s)',
+                 v_create, table_name, v_args);
+END
+$$;
+
+-- Drops pg2kafka's four triggers from a table, if present.
+CREATE OR REPLACE FUNCTION pg2kafka.drop_triggers(table_name regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_trigger text;
+BEGIN
+  FOR v_trigger IN
+    SELECT tgname FROM pg_trigger
+     WHERE tgrelid = table_name
+       AND tgname IN ('pg2kafka_insert', 'pg2kafka_update', 'pg2kafka_delete', 'pg2kafka_truncate')
+  LOOP
+    EXECUTE format('DROP TRIGGER %I ON %s', v_trigger, table_name);
+  END LOOP;
+END
+$$;
+
+-- pg2kafka.tracking_problem(table): what keeps a table's capture from being complete and current,
+-- or NULL when nothing does. Judged on its capture triggers, as the capture functions read them:
+--   'no triggers'       none of the four triggers exists (dropped by hand, or the table was
+--                       replaced): nothing is captured;
+--   'triggers missing'  some of them are gone: those statements are not captured;
+--   'outdated'          created by migrations 002-006 (no table OID among the arguments); they
+--                       keep working but cannot recognise a restore from a dump;
+--   'restored'          created for another table OID: the database was restored from a dump,
+--                       so they find the key column by its name at setup, not by position;
+--   'key column gone'   the key column they follow no longer exists: null keys, and DELETE
+--                       events carry the whole old row.
+CREATE OR REPLACE FUNCTION pg2kafka.tracking_problem(table_name regclass) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_triggers integer;
+  v_args     text[];
+BEGIN
+  SELECT count(*) INTO v_triggers FROM pg_trigger g
+   WHERE g.tgrelid = table_name
+     AND g.tgname IN ('pg2kafka_insert', 'pg2kafka_update', 'pg2kafka_delete', 'pg2kafka_truncate');
+  IF v_triggers = 0 THEN
+    RETURN 'no triggers';
+  ELSIF v_triggers < 4 THEN
+    RETURN 'triggers missing';
+  END IF;
+  SELECT pg2kafka.trigger_arguments(g.tgargs, g.tgnargs) INTO v_args FROM pg_trigger g
+   WHERE g.tgrelid = table_name AND g.tgname = 'pg2kafka_insert';
+  IF cardinality(v_args) < 3 THEN
+    RETURN 'outdated';
+  ELSIF v_args[3]::oid <> table_name::oid THEN
+    RETURN 'restored';
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_attribute a
+                  WHERE a.attrelid = table_name AND a.attnum = v_args[2]::smallint
+                    AND a.attnum > 0 AND NOT a.attisdropped) THEN
+    RETURN 'key column gone';
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+-- pg2kafka.tracking_problems(): every tracked table with a problem (see tracking_problem), with
+-- a message that says what it means and how to fix it. The drainer logs these at start.
+CREATE OR REPLACE FUNCTION pg2kafka.tracking_problems()
+RETURNS TABLE (table_name regclass, key_column text, problem text, message text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT p.relid, p.key_column, p.problem,
+         format('tracked table %s: ', p.relid) || CASE p.problem
+           WHEN 'no triggers' THEN
+             'its capture triggers are gone, so none of its changes are captured. Run '
+             || format('SELECT pg2kafka.setup(%L, %L)', p.relid, p.key_column)
+             || ' as its owner (it takes a new snapshot), or pg2kafka.teardown to stop tracking it.'
+           WHEN 'triggers missing' THEN
+             'some of its capture triggers are gone, so those statements are not captured. Run '
+             || format('SELECT pg2kafka.teardown(%L); SELECT pg2kafka.setup(%L, %L)', p.relid,
+                       p.relid, p.key_column)
+             || ' as its owner (setup takes a new snapshot).'
+           WHEN 'outdated' THEN
+             'its capture triggers are from an older pg2kafka (the role that upgraded the schema '
+             || 'could not replace them). They keep working, but a pg_dump restore would confuse '
+             || 'them. Run ' || format('SELECT pg2kafka.setup(%L, %L)', p.relid, p.key_column)
+             || ' as its owner (no new snapshot).'
+           WHEN 'restored' THEN
+             'its capture triggers were restored from a dump, so they find the key column by '
+             || 'the name it had at setup ("' || p.key_column || '"): events have null keys if no '
+             || 'column has that name any more. Run '
+             || format('SELECT pg2kafka.setup(%L, %L)', p.relid, p.key_column)
+             || ' as its owner, naming the key column (no new snapshot).'
+           ELSE
+             'its key column "' || p.key_column || '" no longer exists: its events have a null '
+             || 'key (external_id), and its DELETE events carry the whole deleted row. Run '
+             || 'pg2kafka.teardown and pg2kafka.setup with the new key column.'
+         END
+    FROM (SELECT t.relid, t.key_column, pg2kafka.tracking_problem(t.relid) AS problem
+            FROM pg2kafka.tracked_tables t
+           WHERE EXISTS (SELECT FROM pg_class c WHERE c.oid = t.relid)) p
+   WHERE p.problem IS NOT NULL
+   ORDER BY p.relid::text
+$$;
+
+-- pg2kafka.setup(table, key_column): snapshot the table's current rows as SNAPSHOT events, then
+-- capture every change. Returns true when tracking started, false when the table was already
+-- tracked with this key column (then nothing happens, except that capture triggers created by an
+-- older pg2kafka or restored from a dump are re-attached: see below). Runs with the caller's
+-- rights: call it as the table's owner.
+CREATE OR REPLACE FUNCTION pg2kafka.setup(table_name regclass, key_column text) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  c_rows    CONSTANT integer := pg2kafka.batch_max_rows();
+  c_bytes   CONSTANT integer := pg2kafka.batch_max_bytes();
+  v_schema  text;
+  v_table   text;
+  v_kind    "char";
+  v_attnum  smallint;
+  v_tracked text;
+  v_problem text;
+BEGIN
+  IF table_name IS NULL OR key_column IS NULL THEN
+    RAISE EXCEPTION 'pg2kafka.setup: table and key column must not be NULL'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- A snapshot taken by a REPEATABLE READ or SERIALIZABLE transaction may predate writes that
+  -- commit before the lock below: those would be neither in the snapshot nor captured.
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'pg2kafka.setup must run in a READ COMMITTED transaction (this one is %)',
+      upper(current_setting('transaction_isolation'))
+      USING ERRCODE = 'invalid_transaction_state';
+  END IF;
+
+  -- SHARE ROW EXCLUSIVE: waits for running writers to commit and blocks new writers until this
+  -- transaction ends; readers (ACCESS SHARE) are never blocked. It is the lock CREATE TRIGGER
+  -- takes anyway, and it conflicts with itself, so two setups of one table run one after the
+  -- other. Every write committed before the lock is in the snapshot below (a READ COMMITTED
+  -- statement sees it); every later write fires the triggers: nothing is lost or doubled.
+  EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', table_name);
+
+  SELECT n.nspname, c.relname, c.relkind INTO v_schema, v_table, v_kind
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.oid = table_name;
+  IF v_kind NOT IN ('r', 'p') THEN
+    RAISE EXCEPTION 'pg2kafka.setup: % is not a table', table_name
+      USING ERRCODE = 'wrong_object_type';
+  END IF;
+  SELECT a.attnum INTO v_attnum FROM pg_attribute a
+   WHERE a.attrelid = table_name AND a.attname = key_column AND a.attnum > 0
+     AND NOT a.attisdropped;
+  IF v_attnum IS NULL THEN
+    RAISE EXCEPTION 'pg2kafka.setup: table % has no column "%"', table_name, key_column
+      USING ERRCODE = 'undefined_column',
+            HINT = 'The key column is given by its exact name, without quotes.';
+  END IF;
+
+  SELECT t.key_column INTO v_tracked FROM pg2kafka.tracked_tables t WHERE t.relid = table_name;
+  IF FOUND THEN
+    v_problem := pg2kafka.tracking_problem(table_name);
+    -- Capture never stopped: re-attach the triggers to the key column, without a snapshot.
+    -- Restored triggers followed the key column by its name at setup, which the caller now
+    -- names again (it may have been renamed before the dump).
+    IF v_problem = 'restored' OR v_problem = 'outdated' AND v_tracked = key_column THEN
+      PERFORM pg2kafka.create_triggers(table_name, key_column, v_attnum);
+      UPDATE pg2kafka.tracked_tables t
+         SET key_column = key_column, key_attnum = v_attnum, table_schema = v_schema,
+             table_name = v_table
+       WHERE t.relid = table_name;
+      RAISE NOTICE 'pg2kafka.setup: re-attached the capture triggers of % (% triggers) to key '
+                   'column "%"', table_name, v_problem, key_column;
+      RETURN false;
+    END IF;
+    IF v_problem IS DISTINCT FROM 'no triggers' AND v_problem IS DISTINCT FROM 'triggers missing' THEN
+      IF v_tracked = key_column THEN
+        RETURN false;
+      END IF;
+      RAISE EXCEPTION 'pg2kafka.setup: % is already tracked with key column "%"', table_name,
+        v_tracked
+        USING ERRCODE = 'duplicate_object',
+              HINT = 'Call pg2kafka.teardown first to change the key column.';
+    END IF;
+  END IF;
+
+  -- Not tracked, or a registry row whose triggers are gone (dropped by hand, or the table was
+  -- dropped and its OID reused): start over, with a snapshot.
+  DELETE FROM pg2kafka.tracked_tables t WHERE t.relid = table_name;
+  PERFORM pg2kafka.drop_triggers(table_name);
+  PERFORM pg2kafka.create_triggers(table_name, key_column, v_attnum);
+
+  -- The snapshot: batches cut by the size of the rows' JSON (rows read from the table hold large
+  -- values compressed, so their stored size says little about the JSON they make).
+  EXECUTE format(
+    'INSERT INTO pg2kafka.event_batches '
+    '       (table_schema, table_name, statement, key_column, events, data, data_bytes) '
+    'SELECT $1, $2, ''SNAPSHOT'', $3, count(*), json_agg(c.j), sum(c.size) '
+    '  FROM (SELECT r.j, r.size, row_number() OVER w AS rn, sum(r.size) OVER w AS bytes '
+    '          FROM (SELECT j, pg_column_size(j) AS size '
+    '                  FROM (SELECT row_to_json(t.*) AS j FROM %s t OFFSET 0) s) r '
+    '        WINDOW w AS (ROWS UNBOUNDED PRECEDING)) c '
+    ' GROUP BY (c.rn - 1) / $4 + c.bytes / $5 '
+    ' ORDER BY (c.rn - 1) / $4 + c.bytes / $5', table_name)
+    USING v_schema, v_table, key_column, c_rows, c_bytes;
+
+  INSERT INTO pg2kafka.tracked_tables (relid, table_schema, table_name, key_column, key_attnum)
+  VALUES (table_name, v_schema, v_table, key_column, v_attnum);
+  RETURN true;
+END
+$$;
+
+-- The same, taking the table's name as text, parsed like an SQL name with the caller's
+-- search_path: 'products', 'shop.products', '"Mixed Case"'. Anything else is an error.
+CREATE OR REPLACE FUNCTION pg2kafka.setup(table_name text, key_column text) RETURNS boolean
+LANGUAGE sql AS $$ SELECT pg2kafka.setup($1::pg_catalog.regclass, $2) $$;
+
+-- pg2kafka.teardown(table): stop tracking. Returns true when the table was tracked. Events
+-- already queued stay queued and are still delivered.
+CREATE OR REPLACE FUNCTION pg2kafka.teardown(table_name regclass) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  v_was_tracked boolean;
+BEGIN
+  IF table_name IS NULL THEN
+    RAISE EXCEPTION 'pg2kafka.teardown: table must not be NULL'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  v_was_tracked := EXISTS (SELECT 1 FROM pg_trigger
+                            WHERE tgrelid = table_name AND tgname LIKE 'pg2kafka\_%');
+  PERFORM pg2kafka.drop_triggers(table_name);
+  DELETE FROM pg2kafka.tracked_tables t WHERE t.relid = table_name;
+  RETURN v_was_tracked OR FOUND;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pg2kafka.teardown(table_name text) RETURNS boolean
+LANGUAGE sql AS $$ SELECT pg2kafka.teardown($1::pg_catalog.regclass) $$;
+
+-- Tables tracked before this function set get triggers in its form, where the installing role
+-- may (it must own the table, or be a superuser) and the table's lock is free within 200 ms (the
+-- upgrade blocks the table's writers while it waits); elsewhere the old triggers stay, keep
+-- working, and the drainer reports them ('outdated') until setup is run again as the owner.
+DO $$
+DECLARE
+  t         record;
+  v_attnum  smallint;
+  v_key     name;
+  v_timeout text := current_setting('lock_timeout');
+BEGIN
+  PERFORM set_config('lock_timeout', '200ms', true);
+  FOR t IN SELECT p.table_name, p.key_column, g.tgnargs,
+                  pg2kafka.trigger_arguments(g.tgargs, g.tgnargs) AS args
+             FROM pg2kafka.tracking_problems() p
+             JOIN pg_trigger g ON g.tgrelid = p.table_name AND g.tgname = 'pg2kafka_insert'
+            WHERE p.problem = 'outdated' LOOP
+    -- Triggers of 004-006 follow the key column by attnum, those of 002-003 by name.
+    SELECT a.attnum, a.attname INTO v_attnum, v_key FROM pg_attribute a
+     WHERE a.attrelid = t.table_name AND a.attnum > 0 AND NOT a.attisdropped
+       AND CASE WHEN t.tgnargs >= 2 THEN a.attnum = t.args[2]::smallint
+                ELSE a.attname = t.args[1] END;
+    CONTINUE WHEN v_attnum IS NULL;  -- the key column is gone: nothing to follow
+    BEGIN
+      PERFORM pg2kafka.create_triggers(t.table_name, v_key, v_attnum);
+    EXCEPTION WHEN insufficient_privilege OR lock_not_available THEN
+      RAISE WARNING 'pg2kafka: could not upgrade the capture triggers of %: %', t.table_name,
+        SQLERRM
+        USING HINT = format('They keep working. To upgrade them, run SELECT pg2kafka.setup(%L, '
+                            '%L) as the table''s owner (no new snapshot).', t.table_name,
+                            t.key_column);
+    END;
+  END LOOP;
+  PERFORM set_config('lock_timeout', v_timeout, true);
+END
+$$;
