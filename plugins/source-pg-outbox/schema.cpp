@@ -20,8 +20,9 @@ bool newer(const SchemaVersion& a, const SchemaVersion& b) {
 }
 
 std::string too_new_message(const SchemaVersion& installed, const std::string& database) {
-  return "the pg2kafka schema of database \"" + database + "\" is newer than this pg2kafka: it is at " +
-         describe(installed) + ", this build knows up to " + describe(shipped_schema()) +
+  return "the pg2kafka schema of database \"" + database +
+         "\" is newer than this pg2kafka: it is at " + describe(installed) +
+         ", this build knows up to " + describe(shipped_schema()) +
          ". A newer pg2kafka installed it: run that release (or a newer one) here too; this one "
          "could misread the queue, and never puts older SQL back";
 }
@@ -104,11 +105,10 @@ std::string check_schema(const SchemaVersion& installed, const std::string& data
     throw sdk::ConfigError("database \"" + database + "\" at " + target +
                            " has no pg2kafka schema: " + fix);
   if (installed.migrations < kOldestDrainableMigration)
-    throw sdk::ConfigError("the pg2kafka schema of database \"" + database + "\" is at " +
-                           describe(installed) + "; this plugin needs migration " +
-                           std::to_string(kOldestDrainableMigration) +
-                           " (event batches) or later: " + fix +
-                           " (stop older pg2kafka instances first)");
+    throw sdk::ConfigError(
+        "the pg2kafka schema of database \"" + database + "\" is at " + describe(installed) +
+        "; this plugin needs migration " + std::to_string(kOldestDrainableMigration) +
+        " (event batches) or later: " + fix + " (stop older pg2kafka instances first)");
   if (newer(installed, shipped_schema()))
     throw sdk::ConfigError(too_new_message(installed, database));
   if (newer(shipped_schema(), installed))

@@ -14,7 +14,10 @@ $$;
 
 -- pg2kafka.batch_events(...): the events of one batch, as the pg-outbox plugin sends them
 -- (data is the message's `data`: whole row, changed columns, or {key_column: key}). For the
--- views below; the plugin does the same in C++.
+-- views below. Keys and changed values are taken from the JSON text as stored (json, not jsonb),
+-- as the plugin does: a key is the member's text (1e+20 stays 1e+20, [1,2] stays [1,2]), and a
+-- value changed when its text did (1.0 to 1.00 is a change). The data column is jsonb, for
+-- querying; the message holds the text as built.
 CREATE OR REPLACE FUNCTION pg2kafka.batch_events(
     batch_uuid uuid, statement text, key_column text, external_id text, events integer,
     data json, old_data json)
@@ -28,12 +31,12 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
          CASE WHEN $2 = 'DELETE' AND $3 IS NOT NULL THEN jsonb_build_object($3, e.v)
               WHEN o.v IS NOT NULL THEN
                 (SELECT coalesce(jsonb_object_agg(n.key, n.value), '{}')
-                   FROM jsonb_each(e.v) n
-                  WHERE (o.v -> n.key) IS DISTINCT FROM n.value)
-              ELSE e.v END
-    FROM jsonb_array_elements($6::jsonb) WITH ORDINALITY e(v, i)
-    LEFT JOIN jsonb_array_elements($7::jsonb) WITH ORDINALITY o(v, i) ON o.i = e.i
-   WHERE o.v IS NULL OR o.v <> e.v
+                   FROM json_each(e.v) n
+                  WHERE (o.v -> n.key)::text IS DISTINCT FROM n.value::text)
+              ELSE e.v::jsonb END
+    FROM json_array_elements($6) WITH ORDINALITY e(v, i)
+    LEFT JOIN json_array_elements($7) WITH ORDINALITY o(v, i) ON o.i = e.i
+   WHERE o.v IS NULL OR o.v::text <> e.v::text
   UNION ALL
   SELECT g - 1, pg2kafka.event_uuid($1, g - 1), $4, NULL
     FROM generate_series(1, $5) g

@@ -3,7 +3,9 @@
 // pg_restore of a tracked database.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <thread>
 
@@ -30,8 +32,9 @@ p2k_test::CommandResult psql_install(const std::string& url) {
 }
 
 std::string versions(Session& sql) {
-  return sql.value("SELECT (SELECT max(version) FROM pg2kafka.schema_migrations) || ',' || "
-                   "coalesce((SELECT max(version) FROM pg2kafka.schema_functions), 0)");
+  return sql.value(
+      "SELECT (SELECT max(version) FROM pg2kafka.schema_migrations) || ',' || "
+      "coalesce((SELECT max(version) FROM pg2kafka.schema_functions), 0)");
 }
 
 std::string shipped_versions() {
@@ -41,10 +44,11 @@ std::string shipped_versions() {
 
 // The arguments of a table's capture triggers, one line per trigger in name order.
 std::string trigger_args(Session& sql, const std::string& table) {
-  return sql.value("SELECT string_agg(tgname || '(' || array_to_string("
-                   "pg2kafka.trigger_arguments(tgargs, tgnargs), ',') || ')', ' ' ORDER BY "
-                   "tgname) FROM pg_trigger WHERE tgrelid = '" +
-                   table + "'::regclass AND tgname LIKE 'pg2kafka%'");
+  return sql.value(
+      "SELECT string_agg(tgname || '(' || array_to_string("
+      "pg2kafka.trigger_arguments(tgargs, tgnargs), ',') || ')', ' ' ORDER BY "
+      "tgname) FROM pg_trigger WHERE tgrelid = '" +
+      table + "'::regclass AND tgname LIKE 'pg2kafka%'");
 }
 
 std::string config_error(pg2kafka::pg_outbox::OutboxSource& source) {
@@ -257,8 +261,9 @@ TEST(Migrations, UpgradeFrom006WithEventsQueued_LosesNothing_NewFunctionsLive_Tr
   EXPECT_EQ(trigger_args(db.sql(), "products"),
             "pg2kafka_delete(sku,2," + oid + ") pg2kafka_insert(sku,2," + oid +
                 ") pg2kafka_truncate(sku,2," + oid + ") pg2kafka_update(sku,2," + oid + ")");
-  EXPECT_EQ(trigger_args(db.sql(), "busy"),
-            "pg2kafka_delete(id,1) pg2kafka_insert(id,1) pg2kafka_truncate() pg2kafka_update(id,1)");
+  EXPECT_EQ(
+      trigger_args(db.sql(), "busy"),
+      "pg2kafka_delete(id,1) pg2kafka_insert(id,1) pg2kafka_truncate() pg2kafka_update(id,1)");
   EXPECT_NE(logs.all().find("tracked table public.busy: its capture triggers are from an older "
                             "pg2kafka"),
             std::string::npos)
@@ -281,10 +286,9 @@ TEST(Migrations, UpgradeFrom006WithEventsQueued_LosesNothing_NewFunctionsLive_Tr
   // setup, as the table's owner, re-attaches the old triggers without a new snapshot.
   EXPECT_EQ(db.sql().value("SELECT pg2kafka.setup('busy', 'id')"), "f");
   std::string busy = db.sql().value("SELECT 'busy'::regclass::oid");
-  EXPECT_EQ(trigger_args(db.sql(), "busy"), "pg2kafka_delete(id,1," + busy +
-                                                ") pg2kafka_insert(id,1," + busy +
-                                                ") pg2kafka_truncate(id,1," + busy +
-                                                ") pg2kafka_update(id,1," + busy + ")");
+  EXPECT_EQ(trigger_args(db.sql(), "busy"),
+            "pg2kafka_delete(id,1," + busy + ") pg2kafka_insert(id,1," + busy +
+                ") pg2kafka_truncate(id,1," + busy + ") pg2kafka_update(id,1," + busy + ")");
   EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.tracking_problems()"), "0");
   EXPECT_EQ(queued_events(db.sql()), "0");
 }
@@ -294,8 +298,9 @@ TEST(FunctionSet, AppliedOnlyWhenNewer_NeverReplacedByAnOlderOne) {
   const int64_t shipped = shipped_schema().functions;
   // A body that differs from the shipped one, to see whether the set is applied again.
   auto mark = [&] {
-    db.sql().exec("CREATE OR REPLACE FUNCTION pg2kafka.batch_max_rows() RETURNS integer "
-                  "LANGUAGE sql IMMUTABLE AS $$ SELECT 7 $$");
+    db.sql().exec(
+        "CREATE OR REPLACE FUNCTION pg2kafka.batch_max_rows() RETURNS integer "
+        "LANGUAGE sql IMMUTABLE AS $$ SELECT 7 $$");
   };
   auto limit = [&] { return db.sql().value("SELECT pg2kafka.batch_max_rows()"); };
 
@@ -319,18 +324,18 @@ TEST(FunctionSet, AppliedOnlyWhenNewer_NeverReplacedByAnOlderOne) {
   for (const char* migrate : {"true", "false"}) {
     auto source = make_source(db.url(), {{"perform_migrations", migrate}});
     std::string what = config_error(*source);
-    EXPECT_NE(what.find("is newer than this pg2kafka: it is at migration 7, function set " +
-                        std::to_string(shipped + 1) +
-                        ", this build knows up to migration 7, function set " +
-                        std::to_string(shipped)),
-              std::string::npos)
+    EXPECT_NE(
+        what.find("is newer than this pg2kafka: it is at migration 7, function set " +
+                  std::to_string(shipped + 1) +
+                  ", this build knows up to migration 7, function set " + std::to_string(shipped)),
+        std::string::npos)
         << migrate << ": " << what;
     EXPECT_NE(what.find("run that release (or a newer one)"), std::string::npos) << what;
     EXPECT_EQ(limit(), "7") << migrate;
   }
   // Nor does the function set applied by hand.
-  std::string err = db.sql().try_exec(std::string("BEGIN;\n") +
-                                      pg2kafka::pg_outbox::function_set().files[0].sql);
+  std::string err =
+      db.sql().try_exec(std::string("BEGIN;\n") + pg2kafka::pg_outbox::function_set().files[0].sql);
   db.sql().exec("ROLLBACK");
   EXPECT_NE(err.find("the database has function set version " + std::to_string(shipped + 1) +
                      ", newer than this one (" + std::to_string(shipped) + ")"),
@@ -339,8 +344,7 @@ TEST(FunctionSet, AppliedOnlyWhenNewer_NeverReplacedByAnOlderOne) {
   EXPECT_EQ(limit(), "7");
 
   // A newer migration is refused the same way.
-  db.sql().exec("DELETE FROM pg2kafka.schema_functions WHERE version > " +
-                std::to_string(shipped));
+  db.sql().exec("DELETE FROM pg2kafka.schema_functions WHERE version > " + std::to_string(shipped));
   db.sql().exec("INSERT INTO pg2kafka.schema_migrations (version, name) VALUES (8, 'future')");
   auto source = make_source(db.url(), {{"perform_migrations", "true"}});
   std::string what = config_error(*source);
@@ -489,4 +493,34 @@ TEST(DumpRestore, TrackedTableWithDroppedColumns_KeepsItsKeys_IsReported_AndReat
   EXPECT_EQ(events[0].key, "S1");
   EXPECT_EQ(events[1].key, "R3");
   EXPECT_EQ(events[1].data(), json::parse(R"({"reference":"R3"})"));
+}
+
+TEST(FunctionSet, ChangingAFunctionRaisesTheVersion) {
+  // Databases and binaries in the field compare function sets by version only, so two different
+  // sets must never share one. The checksum (FNV-1a, 64 bits, over each file's name and text) of
+  // every released version is recorded here: when sql/functions/ changes, raise this_version in
+  // sql/functions/00_version.sql and add the new version's checksum below.
+  const std::map<int, std::string> released = {
+      {1, "79b460431f4f0183"},
+  };
+  uint64_t hash = 1469598103934665603ull;
+  auto add = [&](std::string_view text) {
+    for (unsigned char c : text) {
+      hash ^= c;
+      hash *= 1099511628211ull;
+    }
+  };
+  for (const auto& f : pg2kafka::pg_outbox::function_set().files) {
+    add(f.name);
+    add(f.sql);
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
+  int version = pg2kafka::pg_outbox::function_set().version;
+  auto it = released.find(version);
+  ASSERT_NE(it, released.end()) << "function set " << version << " has no checksum here: add {"
+                                << version << ", \"" << hex << "\"}";
+  EXPECT_EQ(it->second, hex) << "sql/functions/ changed but function set " << version
+                             << " did not: raise this_version in sql/functions/00_version.sql "
+                                "and add its checksum here";
 }
