@@ -287,16 +287,30 @@ void OutboxSource::apply_migrations() {
 
 void OutboxSource::prepare_session() {
   guarded("preparing the session", [&] {
+    database_ = std::string(conn_->exec("SELECT current_database()").text(0, 0));
+    SchemaVersion installed = installed_schema(*conn_);
+    std::string warning = check_schema(installed, database_, config_.connection.target);
+    if (!warning.empty()) host_.warn(warning);
+    // A transaction id at or above this cluster's counter was never assigned here: the batch
+    // was restored from another cluster's dump, and no snapshot would show it (sql/README.md,
+    // "pg_dump and pg_restore"). Checked before the settings below, as a plain scan.
+    auto foreign = conn_->exec(
+        "SELECT count(*) FROM pg2kafka.event_batches "
+        "WHERE txid >= pg_snapshot_xmax(pg_current_snapshot())");
+    if (foreign.int64(0, 0) > 0)
+      throw sdk::ConfigError(
+          std::to_string(foreign.int64(0, 0)) + " queued batches of database \"" + database_ +
+          "\" carry transaction ids of another PostgreSQL cluster (it was restored from a "
+          "dump): they would not be delivered before newer events. With no pg2kafka running, "
+          "run SELECT pg2kafka.adopt_restored_events() as the schema's owner" +
+          (installed.functions < 1 ? " (after upgrading the schema: sql/install.sql)" : "") +
+          ", then start again");
     // The queue is usually near empty when autovacuum analyzes it; planned from those
     // statistics, a read of a sudden backlog becomes a sequential scan and sort of the whole
     // table on every page (measured: the drain fell ever further behind a 68k events/s writer).
     // Every query of this session wants the primary key's order, so rule the other paths out.
     conn_->exec("SET enable_seqscan = off");
     conn_->exec("SET enable_bitmapscan = off");
-    database_ = std::string(conn_->exec("SELECT current_database()").text(0, 0));
-    SchemaVersion installed = installed_schema(*conn_);
-    std::string warning = check_schema(installed, database_, config_.connection.target);
-    if (!warning.empty()) host_.warn(warning);
 
     // A window's snapshot and, read in that same snapshot, the largest id: every event visible
     // in the snapshot is at or below it. (One statement: one round trip per window.)

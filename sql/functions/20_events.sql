@@ -58,3 +58,25 @@ SELECT b.id AS batch_id, e.batch_index, e.uuid, e.external_id, b.table_name, b.s
   FROM pg2kafka.acknowledged_batches b,
        LATERAL pg2kafka.batch_events(b.uuid, b.statement, b.key_column, b.external_id, b.events,
                                      b.data, b.old_data) e;
+
+-- pg2kafka.adopt_restored_events(): makes events restored from a dump of another PostgreSQL
+-- cluster deliverable, and returns how many batches it changed. Such a batch carries a
+-- transaction id (txid) of the other cluster; where that is above this cluster's counter, no
+-- snapshot shows it as committed, so the drainer would not deliver it before this cluster's
+-- counter passes it (and then after newer events of the same keys). The drainer refuses to start
+-- while such batches are queued. This gives them the id of the calling transaction: they become
+-- visible when it commits, keeping their queue order (ids), uuids and contents. Run it as a role
+-- that may UPDATE pg2kafka.event_batches (the schema's owner), while no pg2kafka drains the
+-- database (the drainer reads each window from the position it reached; a restarted one reads
+-- the queue from its head).
+CREATE OR REPLACE FUNCTION pg2kafka.adopt_restored_events() RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_next xid8 := pg_snapshot_xmax(pg_current_snapshot());
+  v_rows bigint;
+BEGIN
+  UPDATE pg2kafka.event_batches b SET txid = pg_current_xact_id() WHERE b.txid >= v_next;
+  GET DIAGNOSTICS v_rows = ROW_COUNT;
+  RETURN v_rows;
+END
+$$;

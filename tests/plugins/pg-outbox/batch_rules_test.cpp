@@ -19,9 +19,9 @@ std::string dollar_quoted(const std::string& text) {
 
 TEST(BatchRules, EventUuidIsTheSameInSqlAndCpp) {
   TestDatabase db;
-  for (const char* uuid : {"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
-                           "00000000-0000-4000-8000-000000000000",
-                           "ffffffff-ffff-4fff-bfff-ffffffffffff"}) {
+  for (const char* uuid :
+       {"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "00000000-0000-4000-8000-000000000000",
+        "ffffffff-ffff-4fff-bfff-ffffffffffff"}) {
     for (uint32_t index : {0u, 1u, 2u, 255u, 256u, 65535u, 65536u, 1000000u, 2147483647u}) {
       EXPECT_EQ(db.sql().value(std::string("SELECT pg2kafka.event_uuid('") + uuid + "', " +
                                std::to_string(index) + ")"),
@@ -44,12 +44,14 @@ TEST(BatchRules, SqlViewAndPluginGiveTheSameEvents_ForEveryShapeOfBatch) {
       "(2, E'line\\nbreak \\u00e9 \\u2603', 0, 'NaN', 'null', false, '{}', NULL),"
       "(3, NULL, -0.0001, -1.5e-7, '\"str\"', NULL, NULL, '')");
   db.sql().exec("SELECT pg2kafka.setup('r', 'k')");
-  db.sql().exec("INSERT INTO r VALUES (4, 'four', 4, 4, '[4]', true, '{4}', 'x'), "
-                "(5, 'five', 5, 5, '{}', false, '{5}', 'y')");
+  db.sql().exec(
+      "INSERT INTO r VALUES (4, 'four', 4, 4, '[4]', true, '{4}', 'x'), "
+      "(5, 'five', 5, 5, '{}', false, '{5}', 'y')");
   // Row 3 changes only the scale of n (-0.0001 to -0.00010): a change, as PostgreSQL prints it.
-  db.sql().exec("UPDATE r SET t = CASE id WHEN 1 THEN 'changed' ELSE t END, "
-                "k = CASE id WHEN 2 THEN 'rekeyed' ELSE k END, "
-                "n = CASE id WHEN 3 THEN -0.00010 ELSE n END WHERE id IN (1, 2, 3, 4)");
+  db.sql().exec(
+      "UPDATE r SET t = CASE id WHEN 1 THEN 'changed' ELSE t END, "
+      "k = CASE id WHEN 2 THEN 'rekeyed' ELSE k END, "
+      "n = CASE id WHEN 3 THEN -0.00010 ELSE n END WHERE id IN (1, 2, 3, 4)");
   db.sql().exec("DELETE FROM r WHERE id IN (3, 5)");
   db.sql().exec("TRUNCATE r");
   // Keys that are not strings: numbers (as printed, exponent included), objects, arrays.
@@ -60,8 +62,9 @@ TEST(BatchRules, SqlViewAndPluginGiveTheSameEvents_ForEveryShapeOfBatch) {
   }
   db.sql().exec("INSERT INTO key_float8 VALUES (1, 1e20, 'a'), (2, -2.5e-8, 'b'), (3, 7, 'c')");
   db.sql().exec("INSERT INTO key_numeric VALUES (1, 1.50, 'a'), (2, 100, 'b')");
-  db.sql().exec("INSERT INTO key_jsonb VALUES (1, '{\"b\": 1, \"a\": [true, null]}', 'a'), "
-                "(2, '\"s\"', 'b'), (3, '12.0', 'c')");
+  db.sql().exec(
+      "INSERT INTO key_jsonb VALUES (1, '{\"b\": 1, \"a\": [true, null]}', 'a'), "
+      "(2, '\"s\"', 'b'), (3, '12.0', 'c')");
   db.sql().exec("INSERT INTO key_arr VALUES (1, '{1,2,3}', 'a')");
   for (const char* table : {"key_float8", "key_numeric", "key_jsonb", "key_arr"}) {
     db.sql().exec(std::string("UPDATE ") + table + " SET v = v || '!'");
@@ -101,8 +104,8 @@ TEST(BatchRules, SqlViewAndPluginGiveTheSameEvents_ForEveryShapeOfBatch) {
     // Compared as jsonb: the view's data column is jsonb, the message holds the text as built.
     std::string data = boost::json::serialize(e.data());
     if (row[2])
-      EXPECT_EQ(db.sql().value("SELECT " + dollar_quoted(data) + "::jsonb = " +
-                               dollar_quoted(*row[2]) + "::jsonb"),
+      EXPECT_EQ(db.sql().value("SELECT " + dollar_quoted(data) +
+                               "::jsonb = " + dollar_quoted(*row[2]) + "::jsonb"),
                 "t")
           << data << " vs " << *row[2];
     else
