@@ -10,6 +10,10 @@
 -- that pg2kafka.schema_migrations does not list, in order, then every file of sql/functions/ in
 -- order, all in one transaction.
 
+-- Query results (the files' lock calls) are of no interest; errors, warnings and notices still
+-- go to standard error.
+\o /dev/null
+
 SELECT pg_catalog.pg_advisory_xact_lock(1882352481, 1);  -- 1882352481 = 'p2ka', 1 = migrations
 
 -- A schema newer than this script knows is left alone.
@@ -77,3 +81,4 @@ SELECT :p2k_version < 7 AS p2k_apply \gset
 \ir functions/20_events.sql
 \ir functions/30_capture.sql
 \ir functions/40_tracking.sql
+\o

@@ -20,10 +20,12 @@ constexpr p2k_option kOptions[] = {
            P2K_OPT_REQUIRED),
     option("perform_migrations", P2K_OPT_BOOL, "false",
            "Install or upgrade the pg2kafka schema (queue table, triggers, pg2kafka.setup and "
-           "pg2kafka.teardown) when the source opens. Migrations are versioned, recorded in "
-           "pg2kafka.schema_migrations and applied in one transaction under an advisory lock, "
-           "so several processes may start at once. When false, the schema must already exist "
-           "(apply sql/*.sql yourself) or the source refuses to start."),
+           "pg2kafka.teardown) when the source opens: the migrations the database lacks, then "
+           "the function set when it is newer than the installed one, in one transaction under "
+           "an advisory lock, so several processes may start at once. When false, the schema "
+           "must already exist (psql --single-transaction -v ON_ERROR_STOP=1 -f "
+           "sql/install.sql) or the source refuses to start. Either way the source refuses a "
+           "schema newer than it knows (see sql/README.md)."),
     option("topic_namespace", P2K_OPT_STRING, "",
            "Optional namespace inserted into every topic name: empty gives "
            "pg2kafka.<database>.<table>, `ns` gives pg2kafka.ns.<database>.<table>. Letters, "
