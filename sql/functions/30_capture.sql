@@ -1,14 +1,21 @@
--- The capture trigger functions. Called only by the four triggers that pg2kafka.setup creates
--- (see 40_tracking.sql); each runs a fixed number of queries per statement, never per row.
+-- The capture trigger functions. Called only by the triggers that pg2kafka.setup creates (see
+-- 40_tracking.sql): on a plain table four statement-level triggers, each running a fixed number
+-- of queries per statement, never per row; on a partitioned table a row-level trigger, which
+-- PostgreSQL clones to every partition, present and future (capture_row), and TRUNCATE triggers.
 --
 -- Contract:
---   * Statement-level AFTER triggers with transition tables named pg2kafka_new / pg2kafka_old.
---   * SECURITY DEFINER (the schema owner's rights, so application roles need no privilege on
---     the queue) with a fixed search_path; every object is schema-qualified and whole rows are
---     written alias.* (a bare alias could mean a column of that name).
+--   * Rights: the capture functions run with the rights of the role whose statement fired them,
+--     like any trigger of the table (no SECURITY DEFINER): serialising a row (row_to_json) may
+--     run user code, a cast to json of a user-defined type, which must never run with other
+--     rights. That role queues the events itself; row-level security on the queue (migration
+--     008) lets it queue events only for tables on which it holds the matching privilege, and
+--     only in the columns that describe events. A fixed search_path keeps the caller's from
+--     changing what they call; every object is schema-qualified and whole rows are written
+--     alias.* (a bare alias could mean a column of that name).
+--   * Statement-level triggers have transition tables named pg2kafka_new / pg2kafka_old.
 --   * Trigger arguments (written by pg2kafka.create_triggers): the key column's name, its attnum
---     and the table's OID when the trigger was created. The key column is followed by its
---     attnum, so renaming it keeps the keys. A dump restored into another database gives the
+--     and the tracked table's OID when the trigger was created. The key column is followed by
+--     its attnum, so renaming it keeps the keys. A dump restored into another database gives the
 --     table a new OID and may shift attnums (dropped columns are not dumped): when the recorded
 --     OID is not the table's, the column is looked up by its name instead, never by a position
 --     that may now be another column's; the drainer reports such tables at start and
@@ -38,7 +45,7 @@
 -- JSON in data_bytes.
 
 CREATE OR REPLACE FUNCTION pg2kafka.capture_insert() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   c_rows  CONSTANT integer := pg2kafka.batch_max_rows();
   c_bytes CONSTANT integer := pg2kafka.batch_max_bytes();
@@ -95,7 +102,7 @@ $$;
 -- scan of each keeps that order. The drainer sends the members of each new row that differ from
 -- the old row, and nothing for rows whose JSON did not change.
 CREATE OR REPLACE FUNCTION pg2kafka.capture_update() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   c_rows  CONSTANT integer := pg2kafka.batch_max_rows();
   c_bytes CONSTANT integer := pg2kafka.batch_max_bytes();
@@ -161,7 +168,7 @@ $$;
 -- column is gone the whole old rows are kept instead (batched like capture_insert's rows), so
 -- that no deletion is lost.
 CREATE OR REPLACE FUNCTION pg2kafka.capture_delete() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   c_rows   CONSTANT integer := pg2kafka.batch_max_rows();
   c_bytes  CONSTANT integer := pg2kafka.batch_max_bytes();
@@ -221,12 +228,106 @@ END
 $$;
 
 -- TRUNCATE fires no DELETE triggers: one event with a NULL key and NULL data stands for "every
--- row of the table is gone". Its trigger's arguments are those of the others, unused here.
+-- row of the table is gone". Its trigger's arguments are those of the others; on a partition of a
+-- tracked partitioned table the event names the tracked table (see tracked_partition_root).
 CREATE OR REPLACE FUNCTION pg2kafka.capture_truncate() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_schema name := TG_TABLE_SCHEMA;
+  v_table  name := TG_TABLE_NAME;
+  v_root   record;
 BEGIN
+  IF TG_NARGS > 2 AND TG_ARGV[2]::oid <> TG_RELID
+     AND EXISTS (SELECT FROM pg_inherits i WHERE i.inhrelid = TG_RELID) THEN
+    SELECT r.table_schema, r.table_name INTO v_root
+      FROM pg2kafka.tracked_partition_root(TG_RELID, TG_ARGV[2]::oid) r;
+    IF FOUND THEN
+      v_schema := v_root.table_schema;
+      v_table := v_root.table_name;
+    END IF;
+  END IF;
   INSERT INTO pg2kafka.event_batches (table_schema, table_name, statement, events)
-  VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, 'TRUNCATE', 1);
+  VALUES (v_schema, v_table, 'TRUNCATE', 1);
+  IF current_setting('pg2kafka.notify', true) = 'on' THEN
+    PERFORM pg_notify('pg2kafka', NULL);
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+-- pg2kafka.tracked_partition_root(partition, recorded): the tracked partitioned table that a
+-- partition's capture trigger works for: the ancestor whose OID the trigger recorded or, in a
+-- database restored from a dump (other OIDs), the nearest ancestor holding the original
+-- pg2kafka_row trigger (the partitions hold its clones). Also returns the key column's current
+-- name, found as the capture functions find it (by attnum, or by name after a restore).
+CREATE OR REPLACE FUNCTION pg2kafka.tracked_partition_root(partition oid, recorded oid,
+                                                           key_name text DEFAULT NULL,
+                                                           key_attnum smallint DEFAULT NULL)
+RETURNS TABLE (relid oid, table_schema name, table_name name, key_column name)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT c.oid, n.nspname, c.relname,
+         (SELECT a.attname FROM pg_attribute a
+           WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+             AND CASE WHEN c.oid = $2 THEN a.attnum = $4 ELSE a.attname = $3 END)
+    FROM pg_partition_ancestors($1) WITH ORDINALITY p(relid, depth)
+    JOIN pg_class c ON c.oid = p.relid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.oid = $2
+      OR NOT EXISTS (SELECT FROM pg_partition_ancestors($1) q WHERE q.relid = $2)
+         AND EXISTS (SELECT FROM pg_trigger g
+                      WHERE g.tgrelid = c.oid AND g.tgname = 'pg2kafka_row' AND g.tgparentid = 0)
+   ORDER BY p.depth
+   LIMIT 1
+$$;
+
+-- Row-level capture, for partitioned tables: PostgreSQL clones a row-level trigger of a
+-- partitioned table to each of its partitions, present, created later or attached later (and
+-- removes it on DETACH), so writes made straight to a partition are captured as well as those
+-- made through the partitioned table; statement-level triggers are not cloned. Events name the
+-- tracked (partitioned) table and its key column. One queue row per changed row: bulk statements
+-- on partitioned tables cost more than on plain ones (sql/README.md). An UPDATE that moves a row
+-- to another partition fires DELETE on the old and INSERT on the new partition: a consumer sees
+-- the key's row deleted, then inserted whole.
+CREATE OR REPLACE FUNCTION pg2kafka.capture_row() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_schema name;
+  v_table  name;
+  v_key    name;
+  v_new    json;
+  v_old    json;
+BEGIN
+  SELECT r.table_schema, r.table_name, r.key_column INTO v_schema, v_table, v_key
+    FROM pg2kafka.tracked_partition_root(TG_RELID, TG_ARGV[2]::oid, TG_ARGV[0],
+                                         TG_ARGV[1]::smallint) r;
+  IF TG_OP = 'INSERT' THEN
+    v_new := json_build_array(row_to_json(NEW.*));
+    INSERT INTO pg2kafka.event_batches
+           (table_schema, table_name, statement, key_column, events, data, data_bytes)
+    VALUES (v_schema, v_table, 'INSERT', v_key, 1, v_new, pg_column_size(v_new));
+  ELSIF TG_OP = 'UPDATE' THEN
+    v_new := json_build_array(row_to_json(NEW.*));
+    v_old := json_build_array(row_to_json(OLD.*));
+    -- Compared as text: comparing the rows themselves would call the columns' equality
+    -- operators, user code for user-defined types.
+    IF v_new::text = v_old::text THEN
+      RETURN NULL;
+    END IF;
+    INSERT INTO pg2kafka.event_batches
+           (table_schema, table_name, statement, key_column, events, data, old_data, data_bytes)
+    VALUES (v_schema, v_table, 'UPDATE', v_key, 1, v_new, v_old,
+            pg_column_size(v_new) + pg_column_size(v_old));
+  ELSIF v_key IS NULL THEN
+    v_old := json_build_array(row_to_json(OLD.*));
+    INSERT INTO pg2kafka.event_batches
+           (table_schema, table_name, statement, events, data, data_bytes)
+    VALUES (v_schema, v_table, 'DELETE', 1, v_old, pg_column_size(v_old));
+  ELSE
+    v_old := json_build_array(row_to_json(OLD.*) -> v_key);
+    INSERT INTO pg2kafka.event_batches
+           (table_schema, table_name, statement, key_column, events, data, data_bytes)
+    VALUES (v_schema, v_table, 'DELETE', v_key, 1, v_old, pg_column_size(v_old));
+  END IF;
   IF current_setting('pg2kafka.notify', true) = 'on' THEN
     PERFORM pg_notify('pg2kafka', NULL);
   END IF;

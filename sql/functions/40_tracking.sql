@@ -22,87 +22,158 @@ BEGIN
 END
 $$;
 
--- Creates (or replaces) the four capture triggers of a table. Their arguments, read by the
--- capture functions (30_capture.sql): the key column's name, its attnum, and the table's OID,
--- by which a trigger restored from a dump into another database is recognised.
+-- Creates (or replaces) the capture triggers of a table, enabled ALWAYS: they fire whatever
+-- session_replication_role says (pg_restore, logical replication's apply and some migration tools
+-- set it to replica, which silences ordinary triggers), since a change that is not captured is
+-- lost. A plain table gets four statement-level triggers (pg2kafka_insert, _update, _delete,
+-- _truncate); a partitioned table a row-level trigger pg2kafka_row, which PostgreSQL clones to
+-- every partition, present and future, plus pg2kafka_truncate on itself and on each of its
+-- partitions (TRUNCATE triggers are not cloned). Their arguments, read by the capture functions
+-- (30_capture.sql): the key column's name, its attnum, and the table's OID, by which a trigger
+-- restored from a dump into another database is recognised.
 -- CREATE OR REPLACE TRIGGER (PostgreSQL 14+) keeps the table's SHARE ROW EXCLUSIVE lock, which
--- readers pass; on 13 the old triggers are dropped first (ACCESS EXCLUSIVE, briefly).
+-- readers pass; on 13 the old triggers are dropped first (ACCESS EXCLUSIVE, briefly). Needs the
+-- rights to alter the table and its partitions (their owner).
 CREATE OR REPLACE FUNCTION pg2kafka.create_triggers(table_name regclass, key_column text,
                                                     key_attnum smallint) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  v_create text := 'CREATE OR REPLACE TRIGGER';
-  v_args   text := format('%L, %L, %L', key_column, key_attnum, table_name::oid);
+  v_create  text := 'CREATE OR REPLACE TRIGGER';
+  v_args    text := format('%L, %L, %L', key_column, key_attnum, table_name::oid);
+  v_trigger text;
+  v_part    regclass;
 BEGIN
   IF current_setting('server_version_num')::integer < 140000 THEN
     v_create := 'CREATE TRIGGER';
     PERFORM pg2kafka.drop_triggers(table_name);
   END IF;
-  EXECUTE format('%s pg2kafka_insert AFTER INSERT ON %s '
-                 'REFERENCING NEW TABLE AS pg2kafka_new '
-                 'FOR EACH STATEMENT EXECUTE FUNCTION pg2kafka.capture_insert(%s)',
-                 v_create, table_name, v_args);
-  EXECUTE format('%s pg2kafka_update AFTER UPDATE ON %s '
-                 'REFERENCING OLD TABLE AS pg2kafka_old NEW TABLE AS pg2kafka_new '
-                 'FOR EACH STATEMENT EXECUTE FUNCTION pg2kafka.capture_update(%s)',
-                 v_create, table_name, v_args);
-  EXECUTE format('%s pg2kafka_delete AFTER DELETE ON %s '
-                 'REFERENCING OLD TABLE AS pg2kafka_old '
-                 'FOR EACH STATEMENT EXECUTE FUNCTION pg2kafka.capture_delete(%s)',
-                 v_create, table_name, v_args);
-  EXECUTE format('%s pg2kafka_truncate AFTER TRUNCATE ON %s '
-                 'FOR EACH STATEMENT EXECUTE FUNCTION pg2kafka.capture_truncate(%s)',
-                 v_create, table_name, v_args);
+  IF (SELECT c.relkind FROM pg_class c WHERE c.oid = table_name) = 'p' THEN
+    -- Statement-level triggers of an older pg2kafka make way for the row-level one.
+    FOR v_trigger IN
+      SELECT tgname FROM pg_trigger
+       WHERE tgrelid = table_name
+         AND tgname IN ('pg2kafka_insert', 'pg2kafka_update', 'pg2kafka_delete')
+    LOOP
+      EXECUTE format('DROP TRIGGER %I ON %s', v_trigger, table_name);
+    END LOOP;
+    EXECUTE format('%s pg2kafka_row AFTER INSERT OR UPDATE OR DELETE ON %s '
+                   'FOR EACH ROW EXECUTE FUNCTION pg2kafka.capture_row(%s)',
+                   v_create, table_name, v_args);
+    FOR v_part IN SELECT p.relid FROM pg_partition_tree(table_name) p LOOP
+      EXECUTE format('%s pg2kafka_truncate AFTER TRUNCATE ON %s '
+                     'FOR EACH STATEMENT EXECUTE FUNCTION pg2kafka.capture_truncate(%s)',
+                     v_create, v_part, v_args);
+      -- Each clone too: PostgreSQL before 15 does not pass ENABLE ALWAYS on to them.
+      EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pg2kafka_row, '
+                     'ENABLE ALWAYS TRIGGER pg2kafka_truncate', v_part);
+    END LOOP;
+  ELSE
+    EXECUTE format('%s pg2kafka_insert AFTER INSERT ON %s '
+                   'REFERENCING NEW TABLE AS pg2kafka_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION pg2kafka.capture_insert(%s)',
+                   v_create, table_name, v_args);
+    EXECUTE format('%s pg2kafka_update AFTER UPDATE ON %s '
+                   'REFERENCING OLD TABLE AS pg2kafka_old NEW TABLE AS pg2kafka_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION pg2kafka.capture_update(%s)',
+                   v_create, table_name, v_args);
+    EXECUTE format('%s pg2kafka_delete AFTER DELETE ON %s '
+                   'REFERENCING OLD TABLE AS pg2kafka_old '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION pg2kafka.capture_delete(%s)',
+                   v_create, table_name, v_args);
+    EXECUTE format('%s pg2kafka_truncate AFTER TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION pg2kafka.capture_truncate(%s)',
+                   v_create, table_name, v_args);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pg2kafka_insert, '
+                   'ENABLE ALWAYS TRIGGER pg2kafka_update, ENABLE ALWAYS TRIGGER pg2kafka_delete, '
+                   'ENABLE ALWAYS TRIGGER pg2kafka_truncate', table_name);
+  END IF;
 END
 $$;
 
--- Drops pg2kafka's four triggers from a table, if present.
+-- Drops pg2kafka's triggers from a table and, for a partitioned table, from its partitions.
 CREATE OR REPLACE FUNCTION pg2kafka.drop_triggers(table_name regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  v_trigger text;
+  v_trigger record;
 BEGIN
   FOR v_trigger IN
-    SELECT tgname FROM pg_trigger
-     WHERE tgrelid = table_name
-       AND tgname IN ('pg2kafka_insert', 'pg2kafka_update', 'pg2kafka_delete', 'pg2kafka_truncate')
+    SELECT g.tgname, g.tgrelid::regclass AS rel FROM pg_trigger g
+     WHERE (g.tgrelid = table_name
+            OR g.tgrelid IN (SELECT p.relid FROM pg_partition_tree(table_name) p))
+       AND g.tgparentid = 0
+       AND g.tgname IN ('pg2kafka_insert', 'pg2kafka_update', 'pg2kafka_delete',
+                        'pg2kafka_truncate', 'pg2kafka_row')
   LOOP
-    EXECUTE format('DROP TRIGGER %I ON %s', v_trigger, table_name);
+    EXECUTE format('DROP TRIGGER %I ON %s', v_trigger.tgname, v_trigger.rel);
   END LOOP;
 END
 $$;
 
 -- pg2kafka.tracking_problem(table): what keeps a table's capture from being complete and current,
 -- or NULL when nothing does. Judged on its capture triggers, as the capture functions read them:
---   'no triggers'       none of the four triggers exists (dropped by hand, or the table was
+--   'no triggers'       none of its triggers exists (dropped by hand, or the table was
 --                       replaced): nothing is captured;
 --   'triggers missing'  some of them are gone: those statements are not captured;
---   'outdated'          created by migrations 002-006 (no table OID among the arguments); they
---                       keep working but cannot recognise a restore from a dump;
+--   'disabled'          some are disabled (ALTER TABLE ... DISABLE TRIGGER, or ENABLE REPLICA
+--                       TRIGGER): the changes they would capture are lost;
+--   'outdated'          in an older form: created before function set 1 (no table OID among the
+--                       arguments) or 2 (statement-level triggers on a partitioned table, which
+--                       miss writes made straight to a partition), or not enabled ALWAYS (they
+--                       miss changes made with session_replication_role = replica);
 --   'restored'          created for another table OID: the database was restored from a dump,
 --                       so they find the key column by its name at setup, not by position;
+--   'partition without truncate trigger'
+--                       a partition created or attached after setup: a TRUNCATE of that
+--                       partition alone is not captured (its other writes are);
 --   'key column gone'   the key column they follow no longer exists: null keys, and DELETE
 --                       events carry the whole old row.
 CREATE OR REPLACE FUNCTION pg2kafka.tracking_problem(table_name regclass) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  v_triggers integer;
-  v_args     text[];
+  v_partitioned boolean;
+  v_expected    text[];
+  v_present     integer;
+  v_args        text[];
 BEGIN
-  SELECT count(*) INTO v_triggers FROM pg_trigger g
-   WHERE g.tgrelid = table_name
-     AND g.tgname IN ('pg2kafka_insert', 'pg2kafka_update', 'pg2kafka_delete', 'pg2kafka_truncate');
-  IF v_triggers = 0 THEN
+  v_partitioned := (SELECT c.relkind FROM pg_class c WHERE c.oid = table_name) = 'p';
+  v_expected := CASE WHEN v_partitioned THEN ARRAY['pg2kafka_row', 'pg2kafka_truncate']
+                     ELSE ARRAY['pg2kafka_insert', 'pg2kafka_update', 'pg2kafka_delete',
+                                'pg2kafka_truncate'] END;
+  SELECT count(*) INTO v_present FROM pg_trigger g
+   WHERE g.tgrelid = table_name AND g.tgname = ANY (v_expected);
+  IF v_partitioned AND v_present < 2
+     AND EXISTS (SELECT FROM pg_trigger g
+                  WHERE g.tgrelid = table_name AND g.tgname = 'pg2kafka_insert') THEN
+    RETURN 'outdated';
+  ELSIF v_present = 0 THEN
     RETURN 'no triggers';
-  ELSIF v_triggers < 4 THEN
+  ELSIF v_present < cardinality(v_expected) THEN
     RETURN 'triggers missing';
   END IF;
+  -- The table's triggers and, for a partitioned table, the clones on its partitions.
+  IF EXISTS (SELECT FROM pg_trigger g
+              WHERE (g.tgrelid = table_name
+                     OR v_partitioned AND g.tgname = 'pg2kafka_row'
+                        AND g.tgrelid IN (SELECT p.relid FROM pg_partition_tree(table_name) p))
+                AND g.tgname = ANY (v_expected) AND g.tgenabled IN ('D', 'R')) THEN
+    RETURN 'disabled';
+  END IF;
   SELECT pg2kafka.trigger_arguments(g.tgargs, g.tgnargs) INTO v_args FROM pg_trigger g
-   WHERE g.tgrelid = table_name AND g.tgname = 'pg2kafka_insert';
-  IF cardinality(v_args) < 3 THEN
+   WHERE g.tgrelid = table_name AND g.tgname = v_expected[1];
+  IF cardinality(v_args) < 3
+     OR EXISTS (SELECT FROM pg_trigger g
+                 WHERE g.tgrelid = table_name AND g.tgname = ANY (v_expected)
+                   AND g.tgenabled <> 'A') THEN
     RETURN 'outdated';
   ELSIF v_args[3]::oid <> table_name::oid THEN
     RETURN 'restored';
+  END IF;
+  IF v_partitioned
+     AND EXISTS (SELECT FROM pg_partition_tree(table_name) p
+                  WHERE NOT EXISTS (SELECT FROM pg_trigger g
+                                     WHERE g.tgrelid = p.relid
+                                       AND g.tgname = 'pg2kafka_truncate')) THEN
+    RETURN 'partition without truncate trigger';
   END IF;
   IF NOT EXISTS (SELECT FROM pg_attribute a
                   WHERE a.attrelid = table_name AND a.attnum = v_args[2]::smallint
@@ -129,10 +200,22 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
              || format('SELECT pg2kafka.teardown(%L); SELECT pg2kafka.setup(%L, %L)', p.relid,
                        p.relid, p.key_column)
              || ' as its owner (setup takes a new snapshot).'
+           WHEN 'disabled' THEN
+             'some of its capture triggers are disabled (ALTER TABLE ... DISABLE TRIGGER), so the '
+             || 'changes they would capture are lost. Run '
+             || format('SELECT pg2kafka.setup(%L, %L)', p.relid, p.key_column)
+             || ' as its owner: it enables them again and takes a new snapshot.'
            WHEN 'outdated' THEN
-             'its capture triggers are from an older pg2kafka (the role that upgraded the schema '
-             || 'could not replace them). They keep working, but a pg_dump restore would confuse '
-             || 'them. Run ' || format('SELECT pg2kafka.setup(%L, %L)', p.relid, p.key_column)
+             'its capture triggers are in an older form (from an older pg2kafka that the role '
+             || 'upgrading the schema could not replace, or altered by hand): they may miss '
+             || 'changes made with session_replication_role = replica, writes made straight to '
+             || 'a partition, or be confused by a pg_dump restore. Run '
+             || format('SELECT pg2kafka.setup(%L, %L)', p.relid, p.key_column)
+             || ' as its owner (no new snapshot).'
+           WHEN 'partition without truncate trigger' THEN
+             'a partition created or attached after setup has no TRUNCATE trigger: a TRUNCATE '
+             || 'of that partition alone would not be captured (its other writes are). Run '
+             || format('SELECT pg2kafka.setup(%L, %L)', p.relid, p.key_column)
              || ' as its owner (no new snapshot).'
            WHEN 'restored' THEN
              'its capture triggers were restored from a dump, so they find the key column by '
@@ -211,7 +294,9 @@ BEGIN
     -- Capture never stopped: re-attach the triggers to the key column, without a snapshot.
     -- Restored triggers followed the key column by its name at setup, which the caller now
     -- names again (it may have been renamed before the dump).
-    IF v_problem = 'restored' OR v_problem = 'outdated' AND v_tracked = key_column THEN
+    IF v_problem = 'restored'
+       OR v_problem IN ('outdated', 'partition without truncate trigger')
+          AND v_tracked = key_column THEN
       PERFORM pg2kafka.create_triggers(table_name, key_column, v_attnum);
       UPDATE pg2kafka.tracked_tables t
          SET key_column = key_column, key_attnum = v_attnum, table_schema = v_schema,
@@ -221,7 +306,8 @@ BEGIN
                    'column "%"', table_name, v_problem, key_column;
       RETURN false;
     END IF;
-    IF v_problem IS DISTINCT FROM 'no triggers' AND v_problem IS DISTINCT FROM 'triggers missing' THEN
+    -- Missing or disabled triggers have lost changes: those start over, with a new snapshot.
+    IF v_problem IS NULL OR v_problem = 'key column gone' THEN
       IF v_tracked = key_column THEN
         RETURN false;
       END IF;
@@ -232,7 +318,7 @@ BEGIN
     END IF;
   END IF;
 
-  -- Not tracked, or a registry row whose triggers are gone (dropped by hand, or the table was
+  -- Not tracked, or a registry row whose triggers are gone or disabled (by hand, or the table was
   -- dropped and its OID reused): start over, with a snapshot.
   DELETE FROM pg2kafka.tracked_tables t WHERE t.relid = table_name;
   PERFORM pg2kafka.drop_triggers(table_name);
@@ -301,7 +387,8 @@ BEGIN
   FOR t IN SELECT p.table_name, p.key_column, g.tgnargs,
                   pg2kafka.trigger_arguments(g.tgargs, g.tgnargs) AS args
              FROM pg2kafka.tracking_problems() p
-             JOIN pg_trigger g ON g.tgrelid = p.table_name AND g.tgname = 'pg2kafka_insert'
+             JOIN pg_trigger g ON g.tgrelid = p.table_name
+                              AND g.tgname IN ('pg2kafka_insert', 'pg2kafka_row')
             WHERE p.problem = 'outdated' LOOP
     -- Triggers of 004-006 follow the key column by attnum, those of 002-003 by name.
     SELECT a.attnum, a.attname INTO v_attnum, v_key FROM pg_attribute a
