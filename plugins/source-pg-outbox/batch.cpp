@@ -27,7 +27,7 @@ std::string event_uuid(std::string_view batch_uuid, uint32_t index) {
   return out;
 }
 
-std::vector<BatchEvent> expand_batch(const BatchRow& batch) {
+std::vector<BatchEvent> expand_batch(const BatchRow& batch, std::string* mismatch) {
   std::vector<BatchEvent> out;
   auto external_id = [&]() -> std::optional<std::string> {
     if (batch.external_id) return std::string(*batch.external_id);
@@ -44,14 +44,16 @@ std::vector<BatchEvent> expand_batch(const BatchRow& batch) {
 
   std::vector<std::string_view> rows, old_rows;
   if (!split_array(*batch.data, rows)) throw std::invalid_argument("its data is not a JSON array");
-  if (static_cast<int64_t>(rows.size()) != batch.events)
-    throw std::invalid_argument("it counts " + std::to_string(batch.events) +
-                                " events but its data holds " + std::to_string(rows.size()));
   if (batch.old_data && !split_array(*batch.old_data, old_rows))
     throw std::invalid_argument("its old_data is not a JSON array");
-  if (batch.old_data && old_rows.size() != rows.size())
-    throw std::invalid_argument("its data holds " + std::to_string(rows.size()) +
-                                " rows but its old_data " + std::to_string(old_rows.size()));
+  if (mismatch) {
+    if (static_cast<int64_t>(rows.size()) != batch.events)
+      *mismatch = "it counts " + std::to_string(batch.events) + " events but its data holds " +
+                  std::to_string(rows.size());
+    else if (batch.old_data && old_rows.size() != rows.size())
+      *mismatch = "its data holds " + std::to_string(rows.size()) + " rows but its old_data " +
+                  std::to_string(old_rows.size());
+  }
 
   const bool is_delete = batch.statement == "DELETE";
   std::string quoted_key;
@@ -79,7 +81,7 @@ std::vector<BatchEvent> expand_batch(const BatchRow& batch) {
       }
     }
     if (!e.built_data) {
-      if (!old_rows.empty() && old_rows[i] != "null") {
+      if (i < old_rows.size() && old_rows[i] != "null") {
         e.built_data = changed_columns(row, old_rows[i]);
         if (*e.built_data == "{}") continue;  // nothing changed: no message
       } else if (row != "null") {

@@ -1,4 +1,4 @@
-// One row of pg2kafka.event_batches (sql/004_event_batches.sql) and the events it stands for.
+// One row of pg2kafka.event_batches (sql/README.md) and the events it stands for.
 #pragma once
 
 #include <cstdint>
@@ -42,8 +42,13 @@ struct BatchEvent {
 //    the data as it is, the key is `external_id`.
 //  - UPDATE with old rows: data is the changed columns; rows with none changed give no event.
 //  - data NULL (TRUNCATE): `events` events with null data and key `external_id`.
-// Throws std::invalid_argument when the arrays do not match that shape.
-std::vector<BatchEvent> expand_batch(const BatchRow& batch);
+// Every element of `data` is an event, whatever `events` says: a row that disagrees with itself
+// (only a row inserted by hand can: the queue's CHECK constraint cannot count a large array
+// cheaply) loses nothing. Then `mismatch`, when given, describes the disagreement; an UPDATE row
+// without its old row is sent whole, and old rows without a new row are ignored.
+// Throws std::invalid_argument when data or old_data is not a JSON array (the queue's CHECK
+// constraint refuses such rows since migration 008).
+std::vector<BatchEvent> expand_batch(const BatchRow& batch, std::string* mismatch = nullptr);
 
 // The uuid of the event at `index` of a batch: the batch's uuid with its last 32 bits XORed with
 // the index (pg2kafka.event_uuid). Throws std::invalid_argument for a malformed uuid.

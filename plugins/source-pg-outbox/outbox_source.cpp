@@ -534,8 +534,9 @@ int64_t OutboxSource::add_pending(const PgResult& rows, bool& cut_by_bytes) {
     if (!rows.is_null(i, 9)) row.old_data = rows.text(i, 9);
     int64_t created_us = rows.int64(i, 10);
     std::vector<BatchEvent> batch_events;
+    std::string mismatch;
     try {
-      batch_events = expand_batch(row);
+      batch_events = expand_batch(row, &mismatch);
     } catch (const std::invalid_argument& e) {
       // Only a hand-made row can look like this; stop rather than skip it.
       throw sdk::FatalError("pg2kafka.event_batches row " + std::to_string(id) +
@@ -543,6 +544,11 @@ int64_t OutboxSource::add_pending(const PgResult& rows, bool& cut_by_bytes) {
                             ". Fix or delete that row (it was not written by pg2kafka's "
                             "triggers) and start again.");
     }
+    if (!mismatch.empty())
+      host_.warn("pg2kafka.event_batches row " + std::to_string(id) + " disagrees with itself (" +
+                 mismatch +
+                 "); sending every event its data holds. Only a row queued by hand "
+                 "can look like this.");
     if (batch_events.empty()) {
       // Only UPDATEs that changed nothing: there is nothing to send.
       empty_batches.push_back(id);

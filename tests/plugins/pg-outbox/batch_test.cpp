@@ -124,10 +124,32 @@ TEST(ExpandBatch, TruncateHasNoData) {
   EXPECT_EQ(events[0].key, std::nullopt);
 }
 
-TEST(ExpandBatch, RefusesRowsThatDoNotMatchTheirShape) {
+TEST(ExpandBatch, RefusesDataThatIsNoArray) {
   EXPECT_THROW(expand_batch(row("INSERT", "k", R"({"k":1})", 1)), std::invalid_argument);
-  EXPECT_THROW(expand_batch(row("INSERT", "k", R"([{"k":1}])", 2)), std::invalid_argument);
-  auto r = row("UPDATE", "k", R"([{"k":1}, {"k":2}])", 2);
-  r.old_data = R"([{"k":1}])";
+  auto r = row("UPDATE", "k", R"([{"k":1}])", 1);
+  r.old_data = R"({"k":1})";
   EXPECT_THROW(expand_batch(r), std::invalid_argument);
+}
+
+TEST(ExpandBatch, SendsEveryElement_WhenARowDisagreesWithItself_AndSaysHow) {
+  std::string mismatch;
+  auto events = expand_batch(row("INSERT", "k", R"([{"k":1},{"k":2}])", 1), &mismatch);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].key, "2");
+  EXPECT_EQ(mismatch, "it counts 1 events but its data holds 2");
+
+  // An UPDATE row without its old row is sent whole; an old row without a new one is ignored.
+  mismatch.clear();
+  auto r = row("UPDATE", "k", R"([{"k":1,"v":1}, {"k":2,"v":2}])", 2);
+  r.old_data = R"([{"k":1,"v":0}])";
+  events = expand_batch(r, &mismatch);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].data(), R"({"v": 1})");
+  EXPECT_EQ(events[1].data(), R"({"k":2,"v":2})");
+  EXPECT_EQ(mismatch, "its data holds 2 rows but its old_data 1");
+  r.old_data = R"([{"k":1,"v":0}, {"k":2,"v":2}, {"k":3}])";
+  mismatch.clear();
+  events = expand_batch(r, &mismatch);
+  ASSERT_EQ(events.size(), 1u);  // row 2 did not change
+  EXPECT_EQ(mismatch, "its data holds 2 rows but its old_data 3");
 }
