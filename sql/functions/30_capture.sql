@@ -228,8 +228,10 @@ END
 $$;
 
 -- TRUNCATE fires no DELETE triggers: one event with a NULL key and NULL data stands for "every
--- row of the table is gone". Its trigger's arguments are those of the others; on a partition of a
--- tracked partitioned table the event names the tracked table (see tracked_partition_root).
+-- row of the table is gone". Its trigger's arguments are those of the others. On a partition of a
+-- tracked partitioned table the event names the tracked table (see tracked_partition_root); a
+-- partition detached since keeps its TRUNCATE trigger (nothing runs on DETACH) but is no longer
+-- tracked, so it queues nothing.
 CREATE OR REPLACE FUNCTION pg2kafka.capture_truncate() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -237,13 +239,16 @@ DECLARE
   v_table  name := TG_TABLE_NAME;
   v_root   record;
 BEGIN
-  IF TG_NARGS > 2 AND TG_ARGV[2]::oid <> TG_RELID
-     AND EXISTS (SELECT FROM pg_inherits i WHERE i.inhrelid = TG_RELID) THEN
-    SELECT r.table_schema, r.table_name INTO v_root
-      FROM pg2kafka.tracked_partition_root(TG_RELID, TG_ARGV[2]::oid) r;
-    IF FOUND THEN
-      v_schema := v_root.table_schema;
-      v_table := v_root.table_name;
+  IF TG_NARGS > 2 AND TG_ARGV[2]::oid <> TG_RELID THEN
+    IF EXISTS (SELECT FROM pg_inherits i WHERE i.inhrelid = TG_RELID) THEN
+      SELECT r.table_schema, r.table_name INTO v_root
+        FROM pg2kafka.tracked_partition_root(TG_RELID, TG_ARGV[2]::oid) r;
+      IF FOUND THEN
+        v_schema := v_root.table_schema;
+        v_table := v_root.table_name;
+      END IF;
+    ELSIF NOT EXISTS (SELECT FROM pg2kafka.tracked_tables t WHERE t.relid = TG_RELID) THEN
+      RETURN NULL;  -- a detached partition (a tracked table restored from a dump is tracked)
     END IF;
   END IF;
   INSERT INTO pg2kafka.event_batches (table_schema, table_name, statement, events)

@@ -1,0 +1,25 @@
+-- Who may call what (sql/README.md, "Security model"). Granted explicitly, so that a database
+-- whose default privileges withhold EXECUTE from PUBLIC still captures every write. None of these
+-- functions runs with rights other than its caller's.
+
+-- Called, directly or through the capture triggers, by every role that writes to a tracked
+-- table (the limits and the partition lookup), by table owners (setup, teardown and their
+-- helpers), and by the drainer (tracking_problems at start).
+GRANT EXECUTE ON FUNCTION
+  pg2kafka.batch_max_rows(), pg2kafka.batch_max_bytes(), pg2kafka.delete_batch_max_keys(),
+  pg2kafka.delete_inline_max_rows(),
+  pg2kafka.event_uuid(uuid, integer),
+  pg2kafka.batch_events(uuid, text, text, text, integer, json, json),
+  pg2kafka.capture_insert(), pg2kafka.capture_update(), pg2kafka.capture_delete(),
+  pg2kafka.capture_truncate(), pg2kafka.capture_row(),
+  pg2kafka.tracked_partition_root(oid, oid, text, smallint),
+  pg2kafka.trigger_arguments(bytea, smallint),
+  pg2kafka.create_triggers(regclass, text, smallint), pg2kafka.drop_triggers(regclass),
+  pg2kafka.tracking_problem(regclass), pg2kafka.tracking_problems(),
+  pg2kafka.setup(regclass, text), pg2kafka.setup(text, text),
+  pg2kafka.teardown(regclass), pg2kafka.teardown(text)
+  TO PUBLIC;
+
+-- The schema owner's repair after a restore (it needs UPDATE on the queue, which no one else
+-- holds; withheld anyway so that its existence promises nothing to others).
+REVOKE EXECUTE ON FUNCTION pg2kafka.adopt_restored_events() FROM PUBLIC;
