@@ -2,6 +2,7 @@
 # A/B of the one-row write path between two versions of sql/, in one run on one PostgreSQL.
 #
 #   bench/ab_write_path.sh [--ref REF] [--seconds S] [--rounds N] [--clients "2 4"] [--fsync on|off]
+#                          [--as superuser|writer]
 #
 # A is the sql/ of git revision REF (default: HEAD), B the working tree's. Each is installed into
 # a database of its own (sql/install.sql, or for revisions before it, the numbered files in
@@ -12,6 +13,9 @@
 # CHECKPOINT taken before each run. Prints the median tps of each and the ratios A/plain, B/plain
 # and B/A. A benchmark, not a test: it never fails on speed. --fsync off (commits not flushed)
 # compares CPU cost only: far less noisy on a shared machine, where flush times vary by 2-3x.
+# --as writer runs pgbench as a role that holds only the privileges an application has on its
+# tables (a superuser bypasses row-level security, so its figures leave out what the privilege
+# model costs every other role).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -21,6 +25,7 @@ seconds=8
 rounds=5
 clients="2"
 fsync=on
+as=superuser
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --ref) ref=$2; shift 2 ;;
@@ -28,7 +33,8 @@ while [[ $# -gt 0 ]]; do
     --rounds) rounds=$2; shift 2 ;;
     --clients) clients=$2; shift 2 ;;
     --fsync) fsync=$2; shift 2 ;;
-    *) echo "usage: $0 [--ref REF] [--seconds S] [--rounds N] [--clients \"2 4\"] [--fsync on|off]" >&2; exit 2 ;;
+    --as) as=$2; shift 2 ;;
+    *) echo "usage: $0 [--ref REF] [--seconds S] [--rounds N] [--clients \"2 4\"] [--fsync on|off] [--as superuser|writer]" >&2; exit 2 ;;
   esac
 done
 
@@ -74,6 +80,15 @@ install_sql "$repo" ab_b >/dev/null
 psql_q "$server/ab_a" -c "$(table_sql t)" -c "SELECT pg2kafka.setup('t', 'sku')" >/dev/null
 psql_q "$server/ab_b" -c "$(table_sql t)" -c "SELECT pg2kafka.setup('t', 'sku')" >/dev/null
 psql_q "$server/ab_b" -c "$(table_sql plain)" >/dev/null
+pgbench_user=postgres
+if [[ $as == writer ]]; then
+  pgbench_user=p2k_ab_writer
+  psql_q "$server/postgres" -c "CREATE ROLE $pgbench_user LOGIN"
+  for db in ab_a ab_b; do
+    psql_q "$server/$db" -c "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO $pgbench_user" \
+      -c "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO $pgbench_user"
+  done
+fi
 
 cat >"$state/insert.sql" <<'EOF'
 \set r random(1, 1000000000)
@@ -97,12 +112,12 @@ run() {
   psql_q "$server/$db" -c "VACUUM ANALYZE $tbl" -c "TRUNCATE pg2kafka.event_batches" \
     -c "CHECKPOINT"
   PGOPTIONS="-c synchronous_commit=$fsync" "$pg_bin/pgbench" -n -c "$3" -j "$3" \
-    -T "$seconds" -D "tbl=$tbl" -D "ins='${tbl}_ins'" -D "del='${tbl}_del'" -f "$state/$2.sql" "$server/$db" 2>"$state/pgbench.err" |
+    -T "$seconds" -D "tbl=$tbl" -D "ins='${tbl}_ins'" -D "del='${tbl}_del'" -f "$state/$2.sql" "${server/postgres@/$pgbench_user@}/$db" 2>"$state/pgbench.err" |
     sed -n 's/^tps = \([0-9.]*\).*without initial.*/\1/p'
 }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
-echo "A = sql/ of $(git rev-parse --short "$ref"), B = working tree; PostgreSQL $(psql_q -t -A "$server/postgres" -c 'SHOW server_version'), fsync $fsync"
+echo "A = sql/ of $(git rev-parse --short "$ref"), B = working tree; PostgreSQL $(psql_q -t -A "$server/postgres" -c 'SHOW server_version'), fsync $fsync, statements as $as"
 echo "$rounds rounds of $seconds s, tables interleaved (order rotated each round)"
 printf '%-8s %-8s %10s %10s %10s %8s %8s %8s\n' kind clients "A tps" "B tps" "plain tps" A/plain B/plain B/A
 for c in $clients; do

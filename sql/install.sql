@@ -86,5 +86,6 @@ SELECT :p2k_version < 8 AS p2k_apply \gset
 \ir functions/20_events.sql
 \ir functions/30_capture.sql
 \ir functions/40_tracking.sql
+\ir functions/50_queue_access.sql
 \ir functions/90_grants.sql
 \o

@@ -293,13 +293,16 @@ void OutboxSource::prepare_session() {
     if (!warning.empty()) host_.warn(warning);
     // A transaction id at or above this cluster's counter was never assigned here: the batch
     // was restored from another cluster's dump, and no snapshot would show it (sql/README.md,
-    // "pg_dump and pg_restore"). Checked before the settings below, as a plain scan.
+    // "pg_dump and pg_restore"). Restored batches are the oldest queued ones, and all of a
+    // dump's transaction ids lie close together: the oldest 1000 tell, read through the
+    // primary key, whatever the backlog.
     auto foreign = conn_->exec(
-        "SELECT count(*) FROM pg2kafka.event_batches "
-        "WHERE txid >= pg_snapshot_xmax(pg_current_snapshot())");
+        "SELECT count(*) FROM (SELECT txid FROM pg2kafka.event_batches ORDER BY id LIMIT 1000) b "
+        "WHERE b.txid >= pg_snapshot_xmax(pg_current_snapshot())");
     if (foreign.int64(0, 0) > 0)
       throw sdk::ConfigError(
-          std::to_string(foreign.int64(0, 0)) + " queued batches of database \"" + database_ +
+          std::to_string(foreign.int64(0, 0)) + " of the oldest queued batches of database \"" +
+          database_ +
           "\" carry transaction ids of another PostgreSQL cluster (it was restored from a "
           "dump): they would not be delivered before newer events. With no pg2kafka running, "
           "run SELECT pg2kafka.adopt_restored_events() as the schema's owner" +

@@ -3,7 +3,7 @@
 -- functions runs with rights other than its caller's.
 
 -- Called, directly or through the capture triggers, by every role that writes to a tracked
--- table (the limits and the partition lookup), by table owners (setup, teardown and their
+-- table (the limits, the partition lookup, may_queue by the queue's policy), by table owners (setup, teardown and their
 -- helpers), and by the drainer (tracking_problems at start).
 GRANT EXECUTE ON FUNCTION
   pg2kafka.batch_max_rows(), pg2kafka.batch_max_bytes(), pg2kafka.delete_batch_max_keys(),
@@ -17,7 +17,8 @@ GRANT EXECUTE ON FUNCTION
   pg2kafka.create_triggers(regclass, text, smallint), pg2kafka.drop_triggers(regclass),
   pg2kafka.tracking_problem(regclass), pg2kafka.tracking_problems(),
   pg2kafka.setup(regclass, text), pg2kafka.setup(text, text),
-  pg2kafka.teardown(regclass), pg2kafka.teardown(text)
+  pg2kafka.teardown(regclass), pg2kafka.teardown(text),
+  pg2kafka.may_queue(text, text, text, integer, json, json)
   TO PUBLIC;
 
 -- The schema owner's repair after a restore (it needs UPDATE on the queue, which no one else

@@ -46,7 +46,7 @@ TEST(Partitions, WritesToEveryPartition_PresentFutureAndAttached_AreCapturedUnde
   db.sql().exec("INSERT INTO m1 VALUES (3, 'd', 'straight to m1')");
   db.sql().exec("UPDATE m2b SET v = 'updated in m2b' WHERE k = 'b'");
   db.sql().exec("INSERT INTO m2a VALUES (120, 'e', 'sub-partition')");
-  db.sql().exec("UPDATE m SET v = v WHERE k = 'e'");   // changes nothing: no event
+  db.sql().exec("UPDATE m SET v = v WHERE k = 'e'");     // changes nothing: no event
   db.sql().exec("UPDATE m SET id = 130 WHERE k = 'a'");  // moves m1 -> m2a
   db.sql().exec("DELETE FROM m2a WHERE k = 'e'");
   db.sql().exec("TRUNCATE m1");
@@ -59,21 +59,20 @@ TEST(Partitions, WritesToEveryPartition_PresentFutureAndAttached_AreCapturedUnde
 
   auto source = make_source(db.url());
   source->open();
-  EXPECT_EQ(describe(drain(*source)),
-            (std::vector<std::string>{
-                R"(m SNAPSHOT a {"id":1,"k":"a","v":"x"})",
-                R"(m SNAPSHOT b {"id":160,"k":"b","v":"y"})",
-                R"(m INSERT c {"id":2,"k":"c","v":"through the parent"})",
-                R"(m INSERT d {"id":3,"k":"d","v":"straight to m1"})",
-                R"(m UPDATE b {"v":"updated in m2b"})",
-                R"(m INSERT e {"id":120,"k":"e","v":"sub-partition"})",
-                R"(m DELETE a {"k":"a"})",
-                R"(m INSERT a {"id":130,"k":"a","v":"x"})",
-                R"(m DELETE e {"k":"e"})",
-                "m TRUNCATE null null",
-                R"(m INSERT f {"id":201,"k":"f","v":"created later"})",
-                R"(m INSERT g {"id":301,"k":"g","v":"attached later"})",
-            }));
+  EXPECT_EQ(describe(drain(*source)), (std::vector<std::string>{
+                                          R"(m SNAPSHOT a {"id":1,"k":"a","v":"x"})",
+                                          R"(m SNAPSHOT b {"id":160,"k":"b","v":"y"})",
+                                          R"(m INSERT c {"id":2,"k":"c","v":"through the parent"})",
+                                          R"(m INSERT d {"id":3,"k":"d","v":"straight to m1"})",
+                                          R"(m UPDATE b {"v":"updated in m2b"})",
+                                          R"(m INSERT e {"id":120,"k":"e","v":"sub-partition"})",
+                                          R"(m DELETE a {"k":"a"})",
+                                          R"(m INSERT a {"id":130,"k":"a","v":"x"})",
+                                          R"(m DELETE e {"k":"e"})",
+                                          "m TRUNCATE null null",
+                                          R"(m INSERT f {"id":201,"k":"f","v":"created later"})",
+                                          R"(m INSERT g {"id":301,"k":"g","v":"attached later"})",
+                                      }));
 
   // TRUNCATE triggers are not cloned: the partitions added later are reported, and setup covers
   // them (no new snapshot).
@@ -105,9 +104,10 @@ TEST(Partitions, ATableTrackedByAnOlderPg2kafka_IsUpgradedToRowCapture) {
   auto source = make_source(db.url(), {{"perform_migrations", "true"}});
   source->open();
   EXPECT_EQ(problems(db.sql()), "");
-  EXPECT_EQ(db.sql().value("SELECT string_agg(tgname || ' ' || tgenabled::text, ', ' ORDER BY tgname) "
-                           "FROM pg_trigger WHERE tgrelid = 'm1'::regclass"),
-            "pg2kafka_row A, pg2kafka_truncate A");
+  EXPECT_EQ(
+      db.sql().value("SELECT string_agg(tgname || ' ' || tgenabled::text, ', ' ORDER BY tgname) "
+                     "FROM pg_trigger WHERE tgrelid = 'm1'::regclass"),
+      "pg2kafka_row A, pg2kafka_truncate A");
   db.sql().exec("INSERT INTO m1 VALUES (2, 'b')");
   EXPECT_EQ(describe(drain(*source)), (std::vector<std::string>{
                                           R"(m INSERT a {"id":1,"k":"a"})",

@@ -126,6 +126,28 @@ TestDatabase::TestDatabase(bool install_schema) {
   if (install_schema) install_schema_sql(*session_);
 }
 
+TestRole::TestRole(const TestDatabase& db, const std::string& purpose) : db_(db) {
+  std::random_device rd;
+  name_ = "p2k_" + purpose + "_" + std::to_string(rd() % 1000000);
+  Session admin(db.url());
+  admin.exec("CREATE ROLE " + name_ + " LOGIN");
+}
+
+TestRole::~TestRole() {
+  try {
+    Session admin(db_.url());
+    admin.try_exec("DROP OWNED BY " + name_ + " CASCADE");
+    Session server(url_for("postgres"));
+    server.try_exec("DROP ROLE IF EXISTS " + name_);
+  } catch (...) {
+  }
+}
+
+std::string TestRole::url() const {
+  std::string base = server_url();  // postgresql://postgres@host:port
+  return "postgresql://" + name_ + base.substr(base.find('@')) + "/" + db_.name();
+}
+
 void apply_migrations_up_to(Session& sql, int version) {
   for (const auto& m : pg2kafka::pg_outbox::migrations())
     if (m.version <= version) sql.exec(std::string("BEGIN;\n") + m.sql + "\nCOMMIT;");

@@ -64,6 +64,22 @@ class TestDatabase {
   std::unique_ptr<Session> session_;
 };
 
+// A LOGIN role of the test cluster with no grant of its own (roles are cluster-wide: the name is
+// unique per run), dropped with everything it owns at the end.
+class TestRole {
+ public:
+  TestRole(const TestDatabase& db, const std::string& purpose);
+  ~TestRole();
+  TestRole(const TestRole&) = delete;
+  TestRole& operator=(const TestRole&) = delete;
+  const std::string& name() const { return name_; }
+  std::string url() const;  // the test database, as this role
+
+ private:
+  const TestDatabase& db_;
+  std::string name_;
+};
+
 // The embedded SQL, each file in a transaction of its own as psql --single-transaction would:
 // the migrations up to `version`; the function set; both (the whole schema).
 void apply_migrations_up_to(Session& sql, int version);

@@ -13,46 +13,16 @@ namespace json = boost::json;
 
 namespace {
 
-// A LOGIN role of the test cluster (roles are cluster-wide: the name is unique per test run),
-// dropped with everything it owns at the end.
-class TestRole {
- public:
-  TestRole(const TestDatabase& db, const std::string& purpose) : db_(db) {
-    std::random_device rd;
-    name_ = "p2k_" + purpose + "_" + std::to_string(rd() % 1000000);
-    Session admin(db.url());
-    admin.exec("CREATE ROLE " + name_ + " LOGIN");
-  }
-  ~TestRole() {
-    try {
-      Session admin(db_.url());
-      admin.try_exec("DROP OWNED BY " + name_ + " CASCADE");
-      Session server(url_for("postgres"));
-      server.try_exec("DROP ROLE IF EXISTS " + name_);
-    } catch (...) {
-    }
-  }
-  const std::string& name() const { return name_; }
-  // The test database, as this role.
-  std::string url() const {
-    std::string base = server_url();  // postgresql://postgres@host:port
-    return "postgresql://" + name_ + base.substr(base.find('@')) + "/" + db_.name();
-  }
-
- private:
-  const TestDatabase& db_;
-  std::string name_;
-};
-
 bool is_superuser(Session& sql, const TestRole& role) {
   return sql.value("SELECT rolsuper FROM pg_roles WHERE rolname = '" + role.name() + "'") == "t";
 }
 
 // Has `role` gained membership in any role it did not have (e.g. the installer's)?
 std::string memberships(Session& sql, const TestRole& role) {
-  return sql.value("SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member "
-                   "WHERE r.rolname = '" +
-                   role.name() + "'");
+  return sql.value(
+      "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member "
+      "WHERE r.rolname = '" +
+      role.name() + "'");
 }
 
 std::vector<std::string> describe(const std::vector<Event>& events) {
@@ -177,8 +147,7 @@ TEST(Security, ADrainerCannotEscalate_ByCallingCaptureFunctionsFromItsOwnTrigger
   // What it queued is about its own temporary table, serialised with its own rights.
   EXPECT_EQ(db.sql().value("SELECT (data -> 0 ->> 's') FROM pg2kafka.event_batches"),
             drainer.name());
-  EXPECT_EQ(db.sql().value("SELECT table_schema LIKE 'pg_temp%' FROM pg2kafka.event_batches"),
-            "t");
+  EXPECT_EQ(db.sql().value("SELECT table_schema LIKE 'pg_temp%' FROM pg2kafka.event_batches"), "t");
 }
 
 TEST(Security, EachRoleWithItsDocumentedGrants_DoesItsJob_AndCannotForgeAlterOrRemoveEvents) {
@@ -223,10 +192,11 @@ TEST(Security, EachRoleWithItsDocumentedGrants_DoesItsJob_AndCannotForgeAlterOrR
   // queue's own; altering, reading or removing queued events.
   auto forge = [](Session& s, const std::string& table, const std::string& statement,
                   const std::string& extra_columns = "", const std::string& extra_values = "") {
-    return s.try_exec("INSERT INTO pg2kafka.event_batches (table_schema, table_name, statement, "
-                      "key_column, events, data" +
-                      extra_columns + ") VALUES (" + table + ", '" + statement +
-                      "', 'k', 1, '[\"x\"]'" + extra_values + ")");
+    return s.try_exec(
+        "INSERT INTO pg2kafka.event_batches (table_schema, table_name, statement, "
+        "key_column, events, data" +
+        extra_columns + ") VALUES (" + table + ", '" + statement + "', 'k', 1, '[\"x\"]'" +
+        extra_values + ")");
   };
   for (const char* statement : {"INSERT", "UPDATE", "DELETE", "TRUNCATE", "SNAPSHOT"})
     EXPECT_NE(forge(as_writer, "'public', 'theirs'", statement).find("row-level security"),
