@@ -2,7 +2,7 @@
 # A/B of the one-row write path between two versions of sql/, in one run on one PostgreSQL.
 #
 #   bench/ab_write_path.sh [--ref REF] [--seconds S] [--rounds N] [--clients "2 4"] [--fsync on|off]
-#                          [--as superuser|writer]
+#                          [--as superuser|writer] [--trigger-time]
 #
 # A is the sql/ of git revision REF (default: HEAD), B the working tree's. Each is installed into
 # a database of its own (sql/install.sql, or for revisions before it, the numbered files in
@@ -16,6 +16,11 @@
 # --as writer runs pgbench as a role that holds only the privileges an application has on its
 # tables (a superuser bypasses row-level security, so its figures leave out what the privilege
 # model costs every other role).
+# --trigger-time also measures the time spent in the capture functions per statement, which flush
+# times do not blur: in each database, one session runs 5000 one-row INSERTs each followed by a
+# one-row UPDATE, in one DO block, with track_functions = pl; pg_stat_user_functions gives the
+# mean time per call of capture_insert and capture_update (their total time, nested calls such
+# as pg2kafka.may_queue included). Alternating A and B, `rounds` times; medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -26,6 +31,7 @@ rounds=5
 clients="2"
 fsync=on
 as=superuser
+trigger_time=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --ref) ref=$2; shift 2 ;;
@@ -34,6 +40,7 @@ while [[ $# -gt 0 ]]; do
     --clients) clients=$2; shift 2 ;;
     --fsync) fsync=$2; shift 2 ;;
     --as) as=$2; shift 2 ;;
+    --trigger-time) trigger_time=1; shift ;;
     *) echo "usage: $0 [--ref REF] [--seconds S] [--rounds N] [--clients \"2 4\"] [--fsync on|off] [--as superuser|writer]" >&2; exit 2 ;;
   esac
 done
@@ -139,4 +146,40 @@ for c in $clients; do
       printf "%-8s %-8s %10.0f %10.0f %10.0f %8.3f %8.3f %8.3f\n", k, c, a, b, p, a / p, b / p, b / a }'
     echo "  runs: A ${all[a]}| B ${all[b]}| plain ${all[plain]}"
   done
+done
+
+((trigger_time)) || exit 0
+echo
+echo "time per call of the capture functions (us, median of $rounds; 5000 one-row statements each)"
+# trigger_time DATABASE -> "insert_us update_us"
+trigger_time() {
+  psql_q "$server/$1" -c "TRUNCATE pg2kafka.event_batches" -c "SELECT pg_stat_reset()" >/dev/null
+  psql_q "${server/postgres@/$pgbench_user@}/$1" -c "DO \$\$
+    BEGIN FOR i IN 1..5000 LOOP
+      INSERT INTO t (id, sku, name, price, qty, note) VALUES (nextval('t_ins'), 'S' || i, 'n', 1, 1, 'x');
+      UPDATE t SET qty = qty + 1 WHERE id = currval('t_ins');
+    END LOOP; END \$\$" >/dev/null
+  psql_q "$server/$1" -c "SELECT pg_stat_force_next_flush()" >/dev/null
+  sleep 1
+  psql_q -t -A -F ' ' "$server/$1" -c "SELECT
+      (SELECT round((total_time / calls * 1000)::numeric, 1) FROM pg_stat_user_functions
+        WHERE schemaname = 'pg2kafka' AND funcname = 'capture_insert'),
+      (SELECT round((total_time / calls * 1000)::numeric, 1) FROM pg_stat_user_functions
+        WHERE schemaname = 'pg2kafka' AND funcname = 'capture_update')"
+}
+psql_q "$server/postgres" -c "ALTER ROLE $pgbench_user SET track_functions = 'pl'"
+declare -A tt=([a.insert]="" [a.update]="" [b.insert]="" [b.update]="")
+for ((r = 0; r < rounds; r++)); do
+  for who in a b; do
+    db=ab_$who
+    read -r ins upd <<<"$(trigger_time "$db")"
+    tt[$who.insert]+="$ins "
+    tt[$who.update]+="$upd "
+  done
+done
+for kind in insert update; do
+  a=$(median <<<"${tt[a.$kind]}")
+  b=$(median <<<"${tt[b.$kind]}")
+  awk -v k="$kind" -v a="$a" -v b="$b" 'BEGIN { printf "%-8s A %7.1f us   B %7.1f us   B-A %+6.1f us\n", k, a, b, b - a }'
+  echo "  runs: A ${tt[a.$kind]}| B ${tt[b.$kind]}"
 done

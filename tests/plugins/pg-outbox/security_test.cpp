@@ -248,3 +248,37 @@ TEST(Security, EachRoleWithItsDocumentedGrants_DoesItsJob_AndCannotForgeAlterOrR
                               }));
   EXPECT_EQ(queued_events(db.sql()), "0");
 }
+
+TEST(Security, QueueAccessCannotBeRedirectedBySearchPath) {
+  // pg2kafka.may_queue runs as the role it judges, without SET search_path (it runs for every
+  // queued row): every name in it is qualified. A role that puts look-alikes of what it calls
+  // first in its search_path must still be refused.
+  TestDatabase db;
+  TestRole attacker(db, "attacker");
+  db.sql().exec("CREATE TABLE theirs (id int PRIMARY KEY, v text)");
+  db.sql().exec("SELECT pg2kafka.setup('theirs', 'id')");
+  db.sql().exec("CREATE SCHEMA evil AUTHORIZATION " + attacker.name());
+  Session as_attacker(attacker.url());
+  as_attacker.exec(R"sql(
+    CREATE FUNCTION evil.yes(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+    CREATE OPERATOR evil.= (FUNCTION = evil.yes, LEFTARG = text, RIGHTARG = text);
+    CREATE OPERATOR evil.<> (FUNCTION = evil.yes, LEFTARG = text, RIGHTARG = text);
+    CREATE FUNCTION evil.has_any_column_privilege(oid, text) RETURNS boolean LANGUAGE sql
+      AS 'SELECT true';
+    CREATE FUNCTION evil.has_table_privilege(oid, text) RETURNS boolean LANGUAGE sql
+      AS 'SELECT true';
+    CREATE FUNCTION evil.pg_has_role(oid, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+    CREATE FUNCTION evil.json_typeof(json) RETURNS text LANGUAGE sql AS 'SELECT ''array''';
+    CREATE TYPE evil.oid AS ENUM ('x');
+    SET search_path = evil, pg_catalog;
+  )sql");
+  for (const char* statement : {"INSERT", "UPDATE", "DELETE", "TRUNCATE", "SNAPSHOT"}) {
+    std::string err = as_attacker.try_exec(
+        std::string("INSERT INTO pg2kafka.event_batches (table_schema, table_name, statement, "
+                    "key_column, events, data) VALUES ('public', 'theirs', '") +
+        statement + "', 'id', 1, " + (std::string(statement) == "TRUNCATE" ? "NULL" : "'[1]'") +
+        ")");
+    EXPECT_NE(err.find("row-level security"), std::string::npos) << statement << ": " << err;
+  }
+  EXPECT_EQ(queued_events(db.sql()), "0");
+}
