@@ -2,7 +2,7 @@
 # A/B of the one-row write path between two versions of sql/, in one run on one PostgreSQL.
 #
 #   bench/ab_write_path.sh [--ref REF] [--seconds S] [--rounds N] [--clients "2 4"] [--fsync on|off]
-#                          [--as superuser|writer] [--trigger-time]
+#                          [--as superuser|writer] [--trigger-time [--no-pgbench]]
 #
 # A is the sql/ of git revision REF (default: HEAD), B the working tree's. Each is installed into
 # a database of its own (sql/install.sql, or for revisions before it, the numbered files in
@@ -32,6 +32,7 @@ clients="2"
 fsync=on
 as=superuser
 trigger_time=0
+pgbench=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --ref) ref=$2; shift 2 ;;
@@ -41,6 +42,7 @@ while [[ $# -gt 0 ]]; do
     --fsync) fsync=$2; shift 2 ;;
     --as) as=$2; shift 2 ;;
     --trigger-time) trigger_time=1; shift ;;
+    --no-pgbench) pgbench=0; shift ;;
     *) echo "usage: $0 [--ref REF] [--seconds S] [--rounds N] [--clients \"2 4\"] [--fsync on|off] [--as superuser|writer]" >&2; exit 2 ;;
   esac
 done
@@ -127,6 +129,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR
 echo "A = sql/ of $(git rev-parse --short "$ref"), B = working tree; PostgreSQL $(psql_q -t -A "$server/postgres" -c 'SHOW server_version'), fsync $fsync, statements as $as"
 echo "$rounds rounds of $seconds s, tables interleaved (order rotated each round)"
 printf '%-8s %-8s %10s %10s %10s %8s %8s %8s\n' kind clients "A tps" "B tps" "plain tps" A/plain B/plain B/A
+((pgbench)) || clients=""
 for c in $clients; do
   for kind in insert update delete; do
     declare -A all=([a]="" [b]="" [plain]="")
@@ -155,9 +158,11 @@ echo "time per call of the capture functions (us, median of $rounds; 5000 one-ro
 trigger_time() {
   psql_q "$server/$1" -c "TRUNCATE pg2kafka.event_batches" -c "SELECT pg_stat_reset()" >/dev/null
   psql_q "${server/postgres@/$pgbench_user@}/$1" -c "DO \$\$
+    DECLARE v bigint;
     BEGIN FOR i IN 1..5000 LOOP
-      INSERT INTO t (id, sku, name, price, qty, note) VALUES (nextval('t_ins'), 'S' || i, 'n', 1, 1, 'x');
-      UPDATE t SET qty = qty + 1 WHERE id = currval('t_ins');
+      v := nextval('t_ins');
+      INSERT INTO t (id, sku, name, price, qty, note) VALUES (v, 'S' || i, 'n', 1, 1, 'x');
+      UPDATE t SET qty = qty + 1 WHERE id = v;
     END LOOP; END \$\$" >/dev/null
   psql_q "$server/$1" -c "SELECT pg_stat_force_next_flush()" >/dev/null
   sleep 1
