@@ -59,11 +59,16 @@ TEST(Abi, RefusesLibraryWithoutEntrySymbol) {
 }
 
 TEST(Abi, RefusesOtherMajorVersion_NamingBothVersions) {
-  expect_refused("wrong-major", "built for plugin ABI 2.0, but this pg2kafka speaks ABI 1.0");
+  expect_refused("wrong-major", "built for plugin ABI 2.0, but this pg2kafka speaks ABI 1." +
+                                    std::to_string(P2K_ABI_MINOR));
 }
 
 TEST(Abi, RefusesNewerMinorVersion) {
-  expect_refused("newer-minor", "built for plugin ABI 1.1, newer than this pg2kafka's ABI 1.0");
+  std::string host = "1." + std::to_string(P2K_ABI_MINOR);
+  std::string plugin = "1." + std::to_string(P2K_ABI_MINOR + 1);
+  expect_refused("newer-minor", "it needs plugin ABI " + plugin +
+                                    ", newer than this pg2kafka's ABI " + host +
+                                    ": upgrade pg2kafka");
 }
 
 TEST(Abi, RefusesShortDescriptor) {

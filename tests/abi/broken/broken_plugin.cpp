@@ -31,17 +31,9 @@ void destroy(void*) {}
 p2k_sink_ops ops = {
     sizeof(p2k_sink_ops), create, open, nullptr, write, nullptr, flush, close, destroy};
 
-p2k_plugin descriptor = {sizeof(p2k_plugin),
-                         P2K_ABI_MAJOR,
-                         P2K_ABI_MINOR,
-                         P2K_KIND_SINK,
-                         "broken",
-                         "1.0.0",
-                         "A broken plugin.",
-                         nullptr,
-                         0,
-                         nullptr,
-                         &ops};
+// A plain C plugin that uses nothing newer than ABI 1.0 answers 1.0 to every host.
+p2k_plugin descriptor = {sizeof(p2k_plugin), P2K_ABI_MAJOR, 0, P2K_KIND_SINK, "broken", "1.0.0",
+                         "A broken plugin.", nullptr,       0, nullptr,       &ops};
 
 }  // namespace
 
