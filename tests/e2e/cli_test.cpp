@@ -99,6 +99,32 @@ TEST(Cli, ReportsEveryConfigurationErrorAtOnce) {
   expect_in(r.err, "pipeline.batch_sise: unknown option 'batch_sise': did you mean 'batch_size'?");
 }
 
+// A plugin's own option errors (sdk::ConfigError naming the option) point at the file and line
+// where the user set that option, like the host's.
+TEST(Cli, PointsAtTheLine_OfAnOptionThePluginRejects) {
+  auto r = check(R"({
+  "source": {"plugin": "test-sequence", "options": {
+    "count": 3,
+    "keys": 0}},
+  "sink": {"plugin": "stdout"}
+})");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  expect_in(r.err, "pipeline.json:4:5: source.options.keys: must be at least 1");
+
+  auto two = check(R"({
+  "source": {"plugin": "test-sequence", "options": {"two_config_errors": true}},
+  "sink": {"plugin": "stdout"}
+})");
+  EXPECT_EQ(two.exit_code, 2) << two.err;
+  expect_in(two.err, "configuration errors:");
+  // An option left at its default points at the plugin's options.
+  expect_in(two.err,
+            "pipeline.json:2:41: source.options.topic: is not a topic this source may use");
+  expect_in(two.err,
+            "pipeline.json:2:41: source.options: plugin 'test-sequence': the options do not work "
+            "together");
+}
+
 TEST(Cli, CheckPrintsResolvedOptions_WithSecretsHidden) {
   auto r = check(R"({"source": {"plugin": "test-sequence"},
     "sink": {"plugin": "test-faulty", "options": {"output_file": "/tmp/x", "secret_token": "hunter2",

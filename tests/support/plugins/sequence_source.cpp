@@ -25,7 +25,11 @@ class SequenceSource : public sdk::Source {
         value_size_(o.integer("value_size")),
         fatal_poll_at_(o.integer("fatal_poll_at")) {
     if (o.boolean("throw_in_create")) throw std::runtime_error("test-sequence was told to throw");
-    if (keys_ < 1) throw sdk::ConfigError("keys must be at least 1");
+    if (keys_ < 1) throw sdk::ConfigError("keys", "must be at least 1");
+    if (o.boolean("two_config_errors"))
+      throw sdk::ConfigError(
+          sdk::ConfigError::Problems{{"topic", "is not a topic this source may use"},
+                                     {"", "the options do not work together"}});
   }
 
   void open() override {
@@ -106,6 +110,8 @@ const p2k_option kOptions[] = {
     option("open_error", P2K_OPT_ENUM, "none", "How open fails.", 0, kOpenErrors),
     option("value_size", P2K_OPT_INT, "0", "Bytes of padding added to each value."),
     option("throw_in_create", P2K_OPT_BOOL, "false", "Throw from the constructor."),
+    option("two_config_errors", P2K_OPT_BOOL, "false",
+           "Refuse the options with two problems, one about no single option."),
     option("required_text", P2K_OPT_STRING, nullptr, "An optional option, for tests."),
 };
 
