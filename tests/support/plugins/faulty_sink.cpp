@@ -80,14 +80,16 @@ class FaultyCore {
     cv_.notify_all();
   }
 
-  // Reports everything queued (reversed when asked), on the calling thread.
-  void drain() {
+  // Reports everything queued (reversed when asked), on the calling thread; false when nothing
+  // was queued.
+  bool drain() {
     std::deque<Report> reports;
     {
       std::lock_guard lock(mutex_);
       reports.swap(queue_);
     }
     send(reports);
+    return !reports.empty();
   }
 
   // The async sink's worker: reports each batch of queued outcomes after report_delay.
@@ -145,11 +147,15 @@ class FaultyCore {
 
 class FaultySink : public sdk::Sink {
  public:
-  FaultySink(sdk::Host host, const sdk::Options& o) : core_(host, o) {}
+  FaultySink(sdk::Host host, const sdk::Options& o)
+      : core_(host, o), poll_returns_at_once_(o.boolean("poll_returns_at_once")) {}
   void prepare_topic(std::string_view topic) override { core_.prepare_topic(topic); }
   void write(std::span<const p2k_record> records) override { core_.write(records); }
-  // Nothing to wait for: every outcome is known once write returned.
-  void poll(milliseconds) override { core_.drain(); }
+  // Every outcome is known once write returned: report what is queued, else wait as asked (a
+  // poll that returned at once with nothing to do would make the host spin).
+  void poll(milliseconds timeout) override {
+    if (!core_.drain() && !poll_returns_at_once_) std::this_thread::sleep_for(timeout);
+  }
   bool flush(milliseconds) override {
     core_.drain();
     return true;
@@ -157,6 +163,7 @@ class FaultySink : public sdk::Sink {
 
  private:
   FaultyCore core_;
+  bool poll_returns_at_once_;  // the bug the conformance suite must catch
 };
 #define FAULTY_NAME "test-faulty"
 #define FAULTY_SUMMARY "Records deliveries in a file, with injectable failures (tests only)."
@@ -203,6 +210,8 @@ const p2k_option kOptions[] = {
     option("report_delay", P2K_OPT_DURATION, "2ms",
            "test-faulty-async: how long the worker waits before it reports a batch."),
     option("report_twice_position", P2K_OPT_INT, "0", "Position reported twice (a sink bug)."),
+    option("poll_returns_at_once", P2K_OPT_BOOL, "false",
+           "test-faulty: poll returns at once even with nothing to report (a sink bug)."),
     option("topic_error", P2K_OPT_ENUM, "none", "How prepare_topic fails.", 0, kTopicErrors),
     option("secret_token", P2K_OPT_SECRET, nullptr, "A secret of ABI 1.0's kind (the type)."),
     option("secret_tokens", P2K_OPT_LIST, nullptr, "A secret list.", P2K_OPT_IS_SECRET),
