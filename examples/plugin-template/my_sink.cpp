@@ -45,12 +45,11 @@ class MySink : public sdk::Sink {
   std::string endpoint_;
   int64_t workers_;
   // Last member, so that its threads stop before the members send() uses go away.
-  sdk::AsyncDelivery delivery_{
-      host_,
-      [this](std::span<const sdk::OwnedRecord> batch) {
-        for (const auto& r : batch) send(r);
-      },
-      static_cast<size_t>(workers_), 1};
+  sdk::AsyncDelivery delivery_{host_,
+                               [this](std::span<const sdk::OwnedRecord> batch) {
+                                 for (const auto& r : batch) send(r);
+                               },
+                               static_cast<size_t>(workers_), 1};
 };
 
 const p2k_option kOptions[] = {

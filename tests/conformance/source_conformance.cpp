@@ -69,7 +69,8 @@ class SourceConformance : public ::testing::Test {
     std::vector<std::string> topics;
     auto t = source->list_topics(topics);
     EXPECT_TRUE(t.ok()) << "list_topics failed: " << t.message;
-    for (const auto& topic : topics) EXPECT_FALSE(topic.empty()) << "list_topics gave an empty name";
+    for (const auto& topic : topics)
+      EXPECT_FALSE(topic.empty()) << "list_topics gave an empty name";
     return source;
   }
 
