@@ -133,6 +133,8 @@ TEST(Abi, TurnsExceptionFromRawCreateIntoError) {
 
 TEST(Abi, SdkTurnsExceptionFromConstructorIntoStatus) {
   auto p = load_plugin_file(broken("sdk-throwing"));
+  EXPECT_EQ(p->descriptor().option_count, 0u) << "P2K_SINK_PLUGIN without an option table";
+  EXPECT_EQ(p->descriptor().options, nullptr);
   pg2kafka::config::ResolvedOptions none;
   try {
     SinkInstance sink(p, none);

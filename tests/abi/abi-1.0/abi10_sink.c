@@ -48,8 +48,8 @@ static p2k_status open_sink(void* instance, char* err, size_t err_size) {
   return P2K_OK;
 }
 
-static p2k_status write_records(void* instance, const p2k_record* records, size_t count,
-                                char* err, size_t err_size) {
+static p2k_status write_records(void* instance, const p2k_record* records, size_t count, char* err,
+                                size_t err_size) {
   abi10_sink* s = instance;
   size_t i;
   FILE* f = fopen(s->path, "a");
@@ -71,25 +71,36 @@ static p2k_status flush_sink(void* instance, int timeout_ms, char* err, size_t e
   return P2K_OK;
 }
 
-static void close_sink(void* instance) { (void)instance; }
-static void destroy(void* instance) { free(instance); }
+static void close_sink(void* instance) {
+  (void)instance;
+}
+static void destroy(void* instance) {
+  free(instance);
+}
 
-static const p2k_sink_ops ops = {sizeof(p2k_sink_ops), create, open_sink, NULL,   write_records,
-                                 NULL,                 flush_sink, close_sink, destroy};
+static const p2k_sink_ops ops = {
+    sizeof(p2k_sink_ops), create,     open_sink, NULL, write_records, NULL,
+    flush_sink,           close_sink, destroy};
 
 static const p2k_option options[] = {
     {sizeof(p2k_option), "output_file", P2K_OPT_STRING, P2K_OPT_REQUIRED, NULL,
      "File that receives one line per delivery.", NULL, 0, 0},
-    {sizeof(p2k_option), "api_token", P2K_OPT_SECRET, 0, NULL, "A secret of the 1.0 kind.", NULL,
-     0, 0},
+    {sizeof(p2k_option), "api_token", P2K_OPT_SECRET, 0, NULL, "A secret of the 1.0 kind.", NULL, 0,
+     0},
     {sizeof(p2k_option), "extra.", P2K_OPT_PREFIX, 0, NULL,
      "Passthrough keys; secret by the 1.0 word rule when they look like passwords.", NULL, 0, 0},
 };
 
-static const p2k_plugin descriptor = {sizeof(p2k_plugin), P2K_ABI_MAJOR, P2K_ABI_MINOR,
-                                      P2K_KIND_SINK,      "abi10",       "1.0.0",
+static const p2k_plugin descriptor = {sizeof(p2k_plugin),
+                                      P2K_ABI_MAJOR,
+                                      P2K_ABI_MINOR,
+                                      P2K_KIND_SINK,
+                                      "abi10",
+                                      "1.0.0",
                                       "A sink built against ABI 1.0.",
-                                      options,            3,             NULL,
+                                      options,
+                                      3,
+                                      NULL,
                                       &ops};
 
 P2K_EXPORT const p2k_plugin* p2k_plugin_entry_v1(uint32_t host_major, uint32_t host_minor) {

@@ -31,8 +31,7 @@ static void host_report(void* ctx, uint64_t position, p2k_status status, const c
     ++reports_ok;
   else
     ++reports_other;
-  printf("report %llu %d %s\n", (unsigned long long)position, (int)status,
-         message ? message : "");
+  printf("report %llu %d %s\n", (unsigned long long)position, (int)status, message ? message : "");
 }
 
 /* pg2kafka 0.1.0's validate_descriptor, the parts about versions and sizes. */
@@ -85,8 +84,8 @@ static int run_sink(const p2k_sink_ops* ops, void* instance, char* err, size_t e
   p2k_record records[3];
   size_t i;
   if (ops->open(instance, err, err_size) != P2K_OK) return printf("open failed: %s\n", err), 4;
-  if (ops->prepare_topic && ops->prepare_topic(instance, (p2k_slice){topic, sizeof topic - 1}, err,
-                                               err_size) != P2K_OK)
+  if (ops->prepare_topic &&
+      ops->prepare_topic(instance, (p2k_slice){topic, sizeof topic - 1}, err, err_size) != P2K_OK)
     return printf("prepare_topic failed: %s\n", err), 4;
   memset(records, 0, sizeof records);
   for (i = 0; i < 3; ++i) {

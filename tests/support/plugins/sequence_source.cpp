@@ -41,7 +41,8 @@ class SequenceSource : public sdk::Source {
       throw sdk::RetryError("test-sequence: simulated unreachable service");
     if (open_error_ == "fatal")
       throw sdk::FatalError("test-sequence: simulated fatal open failure");
-    if (open_error_ == "config") throw sdk::ConfigError("test-sequence: simulated bad option");
+    if (open_error_ == "config")
+      throw sdk::ConfigError("open_error", "test-sequence: simulated bad option");
     if (!state_file_.empty()) {
       std::ifstream in(state_file_);
       uint64_t acked = 0;

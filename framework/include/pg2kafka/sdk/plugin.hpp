@@ -839,11 +839,11 @@ class AsyncDelivery {
       threads.swap(threads_);
     }
     work_.notify_all();
-    for (auto& t : threads) t.join();
     for (const auto& r : left)
       host_.report(r.position, P2K_RETRY,
                    "event " + r.id + " was not delivered: the sink closed before it was sent");
     in_flight_.done(left.size());
+    for (auto& t : threads) t.join();
   }
 
  private:
