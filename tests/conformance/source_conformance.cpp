@@ -10,6 +10,8 @@
 #include <set>
 #include <thread>
 
+#include <pg2kafka/sdk/plugin.hpp>
+
 #include "conformance_common.hpp"
 #include "plugin/plugin_instance.hpp"
 
@@ -115,7 +117,7 @@ class SourceConformance : public ::testing::Test {
             << "position " << rec.position << " has no topic";
         EXPECT_NE(rec.value.data, nullptr) << "position " << rec.position << " has no value";
         EXPECT_TRUE(rec.header_count == 0 || rec.headers) << "position " << rec.position;
-        std::string id = rec.id.data ? std::string(rec.id.data, rec.id.size) : "";
+        std::string id(pg2kafka::sdk::view(rec.id));
         EXPECT_FALSE(id.empty()) << "position " << rec.position
                                  << " has no event id (consumers de-duplicate on it)";
         out.push_back(Seen{rec.position, id});

@@ -1,5 +1,7 @@
 #include "runtime/delivery_window.hpp"
 
+#include <pg2kafka/sdk/plugin.hpp>
+
 #include <algorithm>
 #include <set>
 #include <string>
@@ -11,11 +13,11 @@ namespace {
 // What the per-key order is about: the topic and the key (a null key is a key of its own, so
 // null-keyed records keep their order too, as a destination without partitions would show them).
 std::string order_key(const p2k_record& r) {
-  std::string k(r.topic.data, r.topic.size);
+  std::string k(sdk::view(r.topic));
   k += '\0';
   if (r.key.data) {
     k += '1';
-    k.append(r.key.data, r.key.size);
+    k += sdk::view(r.key);
   } else {
     k += '0';
   }

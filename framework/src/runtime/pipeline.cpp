@@ -1,5 +1,7 @@
 #include "runtime/pipeline.hpp"
 
+#include <pg2kafka/sdk/plugin.hpp>
+
 #include <algorithm>
 #include <thread>
 
@@ -17,7 +19,7 @@ constexpr std::chrono::seconds kProgressInterval{30};
 
 std::string record_label(const p2k_record& r) {
   std::string out = "position " + std::to_string(r.position);
-  if (r.id.data && r.id.size) out = "event " + std::string(r.id.data, r.id.size) + " (" + out + ")";
+  if (r.id.size) out = "event " + std::string(sdk::view(r.id)) + " (" + out + ")";
   return out;
 }
 
@@ -123,7 +125,7 @@ bool Pipeline::open_with_retry() {
 bool Pipeline::prepare_topics(const p2k_record* records, size_t count) {
   std::string_view last;
   for (size_t i = 0; i < count; ++i) {
-    std::string_view topic(records[i].topic.data, records[i].topic.size);
+    std::string_view topic = sdk::view(records[i].topic);
     if (topic == last || prepared_topics_.count(topic)) {
       last = topic;
       continue;
