@@ -1,5 +1,8 @@
 #include "plugin/plugin_instance.hpp"
 
+#include <algorithm>
+#include <limits>
+
 #include "config/diagnostics.hpp"
 #include "runtime/log.hpp"
 
@@ -14,6 +17,11 @@ void host_log(void* ctx, p2k_log_level level, const char* message) {
 void host_report(void* ctx, uint64_t position, p2k_status status, const char* message) {
   auto* c = static_cast<HostContext*>(ctx);
   if (c->outcomes) c->outcomes->push(Outcome{position, status, message ? message : ""});
+}
+
+// A timeout as the C operations take it: whole milliseconds, never negative (plugin.h).
+int timeout_ms(std::chrono::milliseconds t) {
+  return static_cast<int>(std::clamp<int64_t>(t.count(), 0, std::numeric_limits<int>::max()));
 }
 
 void host_option_error(void* ctx, const char* key, const char* message) {
@@ -161,7 +169,7 @@ CallResult SourceInstance::poll(size_t max_records, std::chrono::milliseconds ti
                                 p2k_batch& batch) {
   batch = p2k_batch{sizeof(p2k_batch), nullptr, 0, nullptr};
   auto r = call("poll", [&] {
-    return ops().poll(instance_, max_records, static_cast<int>(timeout.count()), &batch, error_,
+    return ops().poll(instance_, max_records, timeout_ms(timeout), &batch, error_,
                       sizeof error_);
   });
   if (r.ok() && batch.count > 0 && !batch.records) {
@@ -245,7 +253,7 @@ CallResult SinkInstance::write(const p2k_record* records, size_t count) {
 void SinkInstance::wait(std::chrono::milliseconds timeout) {
   if (ops().poll) {
     call("poll", [&] {
-      ops().poll(instance_, static_cast<int>(timeout.count()));
+      ops().poll(instance_, timeout_ms(timeout));
       return P2K_OK;
     });
   } else {
@@ -255,7 +263,7 @@ void SinkInstance::wait(std::chrono::milliseconds timeout) {
 
 CallResult SinkInstance::flush(std::chrono::milliseconds timeout) {
   return call("flush", [&] {
-    return ops().flush(instance_, static_cast<int>(timeout.count()), error_, sizeof error_);
+    return ops().flush(instance_, timeout_ms(timeout), error_, sizeof error_);
   });
 }
 

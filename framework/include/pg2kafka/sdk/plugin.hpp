@@ -1137,6 +1137,8 @@ inline std::span<const p2k_option> option_span(std::span<const p2k_option> optio
 // at namespace scope. The entry point answers each host with the newest ABI minor both know, but
 // at least Class::kAbiMinorNeeded (and what the option table needs).
 #define P2K_SOURCE_PLUGIN(Class, name, version, summary, ...)                                    \
+  static_assert(Class::kAbiMinorNeeded <= P2K_ABI_MINOR,                                         \
+                "kAbiMinorNeeded is newer than the plugin.h this plugin is built against");      \
   extern "C" P2K_EXPORT const p2k_plugin* p2k_plugin_entry_v1(uint32_t host_major,               \
                                                               uint32_t host_minor) {             \
     return ::pg2kafka::sdk::detail::descriptor<Class>(                                           \
@@ -1147,6 +1149,8 @@ inline std::span<const p2k_option> option_span(std::span<const p2k_option> optio
 
 // Defines the plugin's entry point for a Sink subclass; as P2K_SOURCE_PLUGIN.
 #define P2K_SINK_PLUGIN(Class, name, version, summary, ...)                                    \
+  static_assert(Class::kAbiMinorNeeded <= P2K_ABI_MINOR,                                       \
+                "kAbiMinorNeeded is newer than the plugin.h this plugin is built against");    \
   extern "C" P2K_EXPORT const p2k_plugin* p2k_plugin_entry_v1(uint32_t host_major,             \
                                                               uint32_t host_minor) {           \
     return ::pg2kafka::sdk::detail::descriptor<Class>(                                         \
