@@ -169,8 +169,7 @@ CallResult SourceInstance::poll(size_t max_records, std::chrono::milliseconds ti
                                 p2k_batch& batch) {
   batch = p2k_batch{sizeof(p2k_batch), nullptr, 0, nullptr};
   auto r = call("poll", [&] {
-    return ops().poll(instance_, max_records, timeout_ms(timeout), &batch, error_,
-                      sizeof error_);
+    return ops().poll(instance_, max_records, timeout_ms(timeout), &batch, error_, sizeof error_);
   });
   if (r.ok() && batch.count > 0 && !batch.records) {
     r.status = P2K_FATAL;
@@ -262,9 +261,8 @@ void SinkInstance::wait(std::chrono::milliseconds timeout) {
 }
 
 CallResult SinkInstance::flush(std::chrono::milliseconds timeout) {
-  return call("flush", [&] {
-    return ops().flush(instance_, timeout_ms(timeout), error_, sizeof error_);
-  });
+  return call("flush",
+              [&] { return ops().flush(instance_, timeout_ms(timeout), error_, sizeof error_); });
 }
 
 void SinkInstance::close() {
