@@ -1,11 +1,16 @@
 // An example third-party sink: appends every record to a file as one JSON line.
 //
 // It shows the whole plugin contract in one page:
-//   - the option table (types, defaults, required flags, descriptions),
-//   - a constructor that validates options and does no I/O,
+//   - the option table (types, defaults, required flags, descriptions): the one place where the
+//     options and their defaults are declared,
+//   - a constructor that validates options, does no I/O and starts no thread,
 //   - open() for I/O that can fail (RetryError: the host retries; ConfigError: exit code 2),
-//   - write() that reports each record through Host::report only once it is really stored,
+//   - asynchronous delivery, the usual case for a sink: write() only queues the records and
+//     returns; a thread of the sink's own appends them (sdk::AsyncDelivery) and reports each
+//     record only once it is really stored, so the host never waits for the disk,
 //   - flush() as a barrier.
+// It has no poll(): it reports from its own thread, and the host waits for those reports without
+// spinning. It leaves the per-key order after a failure to the host (plugin ABI 1.1).
 // It uses only <pg2kafka/sdk/plugin.hpp>: no other library is needed to write a plugin.
 #include <pg2kafka/sdk/plugin.hpp>
 
@@ -23,60 +28,77 @@ class FileSink : public sdk::Sink {
  public:
   FileSink(sdk::Host host, const sdk::Options& options)
       : host_(host), path_(options.string("path")), fsync_(options.boolean("fsync")) {
-    if (path_.empty()) throw sdk::ConfigError("path must not be empty");
-  }
-
-  ~FileSink() override {
-    if (file_) std::fclose(file_);
+    if (path_.empty()) throw sdk::ConfigError("path", "must not be empty");
   }
 
   void open() override {
-    file_ = std::fopen(path_.c_str(), "a");
     if (!file_) {
-      int e = errno;
-      // A missing directory or a permission problem will not fix itself: a configuration error.
-      if (e == ENOENT || e == EACCES || e == EISDIR)
-        throw sdk::ConfigError("cannot open '" + path_ + "' for appending: " + std::strerror(e));
-      throw sdk::RetryError("cannot open '" + path_ + "' yet: " + std::strerror(e));
+      file_.reset(std::fopen(path_.c_str(), "a"));
+      if (!file_) {
+        int e = errno;
+        // A missing directory or a permission problem will not fix itself: a configuration error.
+        if (e == ENOENT || e == EACCES || e == EISDIR)
+          throw sdk::ConfigError("path",
+                                 "cannot open '" + path_ + "' for appending: " + std::strerror(e));
+        throw sdk::RetryError("cannot open '" + path_ + "' yet: " + std::strerror(e));
+      }
     }
+    delivery_.start();
     host_.info("appending records to " + path_);
   }
 
-  void write(std::span<const p2k_record> records) override {
-    buffer_.clear();
-    for (const auto& r : records) {
-      buffer_ += "{\"topic\":";
-      sdk::append_json_string(buffer_, {r.topic.data, r.topic.size});
-      buffer_ += ",\"key\":";
-      if (r.key.data)
-        sdk::append_json_string(buffer_, {r.key.data, r.key.size});
-      else
-        buffer_ += "null";
-      buffer_ += ",\"id\":";
-      sdk::append_json_string(buffer_, {r.id.data ? r.id.data : "", r.id.size});
-      buffer_ += ",\"value\":";
-      sdk::append_json_string(buffer_, {r.value.data ? r.value.data : "", r.value.size});
-      buffer_ += "}\n";
-    }
-    if (std::fwrite(buffer_.data(), 1, buffer_.size(), file_) != buffer_.size() ||
-        std::fflush(file_) != 0 || (fsync_ && ::fsync(fileno(file_)) != 0)) {
-      // Throwing makes the host fail (and later retry) the whole call; report nothing ourselves.
-      // A partial line may be left behind: consumers of this example must tolerate duplicates.
-      throw sdk::RetryError("cannot append to '" + path_ + "': " + std::strerror(errno));
-    }
-    // Only now is every record stored: report them.
-    for (const auto& r : records) host_.report(r.position, P2K_OK);
-  }
+  // Copies the records into the delivery queue and returns at once.
+  void write(std::span<const p2k_record> records) override { delivery_.enqueue(records); }
 
-  // write() reports before it returns, so there is never anything left to wait for.
-  bool flush(std::chrono::milliseconds) override { return true; }
+  bool flush(std::chrono::milliseconds timeout) override { return delivery_.flush(timeout); }
+
+  // Lets the batch being appended finish; what is still queued is reported RETRY (the host
+  // delivers it again on its next run).
+  void close() override { delivery_.stop(); }
 
  private:
+  // Runs on the delivery thread, with up to 1000 records at a time. Returning reports every
+  // record of the batch OK; throwing reports every one with the exception's status.
+  void append(std::span<const sdk::OwnedRecord> batch) {
+    std::string& out = buffer_;
+    out.clear();
+    for (const auto& r : batch) {
+      out += "{\"topic\":";
+      sdk::append_json_string(out, r.topic);
+      out += ",\"key\":";
+      if (r.key)
+        sdk::append_json_string(out, *r.key);
+      else
+        out += "null";
+      out += ",\"id\":";
+      sdk::append_json_string(out, r.id);
+      out += ",\"value\":";
+      sdk::append_json_string(out, r.value);
+      out += "}\n";
+    }
+    FILE* f = file_.get();
+    if (std::fwrite(out.data(), 1, out.size(), f) != out.size() || std::fflush(f) != 0 ||
+        (fsync_ && ::fsync(fileno(f)) != 0)) {
+      int e = errno;
+      std::clearerr(f);
+      // A full disk may be freed: transient. A partial line may be left behind; consumers of
+      // this example must tolerate it, as they tolerate duplicates.
+      throw sdk::RetryError("cannot append to '" + path_ + "': " + std::strerror(e));
+    }
+  }
+
+  struct CloseFile {
+    void operator()(FILE* f) const { std::fclose(f); }
+  };
+
   sdk::Host host_;
   std::string path_;
   bool fsync_;
-  FILE* file_ = nullptr;
-  std::string buffer_;
+  std::unique_ptr<FILE, CloseFile> file_;
+  std::string buffer_;  // used by the delivery thread only
+  // Last member: destroyed first, so its thread is joined before the file is closed.
+  sdk::AsyncDelivery delivery_{
+      host_, [this](std::span<const sdk::OwnedRecord> batch) { append(batch); }, 1, 1000};
 };
 
 const p2k_option kOptions[] = {
@@ -91,5 +113,5 @@ const p2k_option kOptions[] = {
 
 }  // namespace
 
-P2K_SINK_PLUGIN(FileSink, "file", "1.0.0", "Appends records to a file, one JSON line each.",
+P2K_SINK_PLUGIN(FileSink, "file", "1.1.0", "Appends records to a file, one JSON line each.",
                 kOptions)

@@ -8,6 +8,8 @@
 namespace pg2kafka::kafka {
 namespace {
 
+using sdk::view;
+
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
@@ -115,10 +117,6 @@ size_t record_bytes(const p2k_record& r) {
   for (size_t i = 0; i < r.header_count; ++i)
     total += r.headers[i].name.size + r.headers[i].value.size;
   return total;
-}
-
-std::string_view view(p2k_slice s) {
-  return s.data ? std::string_view(s.data, s.size) : "";
 }
 
 }  // namespace
@@ -291,7 +289,7 @@ uint32_t KafkaSink::acquire_slot(uint64_t position) {
     index = static_cast<uint32_t>(slots_.size());
     slots_.emplace_back();
   }
-  slots_[index] = Slot{position, next_seq_++, true};
+  slots_[index] = Slot{position, true};
   return index;
 }
 
@@ -310,8 +308,6 @@ void KafkaSink::write(std::span<const p2k_record> records) {
   for (size_t i = 0; i < records.size(); ++i) {
     const p2k_record& r = records[i];
     Topic& t = cached_topic(view(r.topic));  // checked by the loop above
-    if (!awaiting_rewrite_.empty() && awaiting_rewrite_.erase(r.position) && in_flight_ > 0)
-      rewrites_.push_back(Rewrite{r.position, next_seq_});
 
     rd_kafka_headers_t* headers = rd_kafka_headers_new(r.header_count + 1);
     for (size_t h = 0; h < r.header_count; ++h) {
@@ -346,7 +342,6 @@ void KafkaSink::write(std::span<const p2k_record> records) {
     }
     rd_kafka_headers_destroy(headers);  // not taken by librdkafka on failure
     release_slot(slot);
-    --next_seq_;
 
     std::string id(view(r.id));
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -384,26 +379,15 @@ void KafkaSink::failed_before_send(std::span<const p2k_record> records, size_t i
                                    p2k_status status, const std::string& message) {
   // Nothing of the call was accepted yet: fail the call, the host fails every record of it.
   if (index == 0) {
-    if (status == P2K_RETRY) {
-      for (const auto& r : records) awaiting_rewrite_.insert(r.position);
-      throw sdk::RetryError(message);
-    }
+    if (status == P2K_RETRY) throw sdk::RetryError(message);
     throw sdk::FatalError(message);
   }
-  // Part of the call is on its way: report the rest ourselves, in order.
+  // Part of the call is on its way: report the rest ourselves (the host keeps the order).
   host_.report(records[index].position, status, message);
-  if (status == P2K_RETRY) awaiting_rewrite_.insert(records[index].position);
-  for (size_t i = index + 1; i < records.size(); ++i) {
-    awaiting_rewrite_.insert(records[i].position);
+  for (size_t i = index + 1; i < records.size(); ++i)
     host_.report(records[i].position, P2K_RETRY,
-                 "not sent: an earlier record of the same write could not be enqueued");
-  }
-}
-
-bool KafkaSink::poisoned(uint64_t position, uint64_t seq) const {
-  if (!awaiting_rewrite_.empty() && *awaiting_rewrite_.begin() < position) return true;
-  return std::any_of(rewrites_.begin(), rewrites_.end(),
-                     [&](const Rewrite& w) { return w.position < position && seq < w.seq; });
+                 "event " + std::string(view(records[i].id)) +
+                     " was not sent: an earlier record of the same write could not be enqueued");
 }
 
 void KafkaSink::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
@@ -417,14 +401,7 @@ void KafkaSink::delivered(const rd_kafka_message_t& m) {
   --in_flight_;
 
   if (!m.err) {
-    if (poisoned(slot.position, slot.seq)) {
-      awaiting_rewrite_.insert(slot.position);
-      host_.report(slot.position, P2K_RETRY,
-                   "stored by Kafka, but an earlier record failed: written again after it to "
-                   "keep the per-key order (consumers see a duplicate)");
-    } else {
-      host_.report(slot.position, P2K_OK);
-    }
+    host_.report(slot.position, P2K_OK);
   } else {
     std::string id(header_value(m, kEventIdHeader));
     std::string topic_name = m.rkt ? rd_kafka_topic_name(m.rkt) : "?";
@@ -451,10 +428,8 @@ void KafkaSink::delivered(const rd_kafka_message_t& m) {
     } else {
       message = "Kafka refused event " + id + " for topic '" + topic_name + "': " + err_text(m.err);
     }
-    if (status == P2K_RETRY) awaiting_rewrite_.insert(slot.position);
     host_.report(slot.position, status, message);
   }
-  if (in_flight_ == 0) rewrites_.clear();
 }
 
 std::string KafkaSink::too_large_message(const rd_kafka_message_t& m, std::string_view id) {

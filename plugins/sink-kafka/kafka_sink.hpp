@@ -4,10 +4,9 @@
 //   - write() enqueues copies of the records (RD_KAFKA_MSG_F_COPY) and returns; each record is
 //     reported exactly once, from its delivery report: OK when the broker has persisted it
 //     (acks=all by default), RETRY for a transient failure, FATAL for one that no retry can fix.
-//   - A record reported RETRY poisons the records written after it and before it is written
-//     again: their later successes are reported RETRY too, so the host rewrites them in order and
-//     the per-key order survives a failure (at the price of duplicates, which consumers drop by
-//     the "pg2kafka.id" header).
+//   - Outcomes are reported as they happen; the host keeps the per-key order after a RETRY (ABI
+//     1.1: it writes later records of the key again behind the failed one, and consumers drop the
+//     duplicates by the "pg2kafka.id" header).
 //   - flush() is a barrier: it returns true only when every record written so far is reported.
 //   - close() (and the destructor) purge what is still queued and report it RETRY.
 //
@@ -21,7 +20,6 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -69,13 +67,7 @@ class KafkaSink final : public sdk::Sink {
   // One in-flight message; its index is the message's opaque.
   struct Slot {
     uint64_t position = 0;
-    uint64_t seq = 0;  // production order, for the poisoning rule
     bool in_use = false;
-  };
-  // A failed record written again while messages produced before that rewrite were in flight.
-  struct Rewrite {
-    uint64_t position;
-    uint64_t seq;  // the rewrite's own production sequence number
   };
   struct StringHash {
     using is_transparent = void;
@@ -90,7 +82,6 @@ class KafkaSink final : public sdk::Sink {
   Topic& check_topic(const std::string& name);
   Topic& cached_topic(std::string_view name);
   void delivered(const rd_kafka_message_t& message);
-  bool poisoned(uint64_t position, uint64_t seq) const;
   void failed_before_send(std::span<const p2k_record> records, size_t index, p2k_status status,
                           const std::string& message);
   std::string too_large_message(const rd_kafka_message_t& message, std::string_view id);
@@ -111,11 +102,6 @@ class KafkaSink final : public sdk::Sink {
   std::vector<Slot> slots_;
   std::vector<uint32_t> free_slots_;
   size_t in_flight_ = 0;
-  uint64_t next_seq_ = 0;
-
-  // Positions reported RETRY and not written again yet; see the header comment.
-  std::set<uint64_t> awaiting_rewrite_;
-  std::vector<Rewrite> rewrites_;
 
   std::optional<std::string> fatal_;  // set once librdkafka raised a fatal error
   rd_kafka_resp_err_t last_error_ = RD_KAFKA_RESP_ERR_NO_ERROR;

@@ -10,6 +10,122 @@
 namespace pg2kafka::kafka {
 namespace {
 
+using sdk::option;
+
+constexpr const char* kAcks[] = {"all", "1", nullptr};
+constexpr const char* kCompression[] = {"none", "gzip", "snappy", "lz4", "zstd", nullptr};
+constexpr const char* kPartitioners[] = {"murmur2_random", "murmur2", "consistent_random",
+                                         "consistent",     "random",  "fnv1a",
+                                         "fnv1a_random",   nullptr};
+
+constexpr p2k_option kOptions[] = {
+    option("bootstrap_servers", P2K_OPT_LIST, nullptr,
+           "The Kafka brokers to connect to first, as host:port elements (a list, or one "
+           "comma-separated string). The URL form of the original pg2kafka, kafka://host:port, is "
+           "accepted too: the scheme is ignored. Security (TLS, SASL) is set through rdkafka.* "
+           "options, e.g. rdkafka.security.protocol=SASL_SSL.",
+           P2K_OPT_REQUIRED),
+    option("acks", P2K_OPT_ENUM, "all",
+           "How many replicas must store a message before the broker confirms it: 'all' (every "
+           "in-sync replica; required by enable_idempotence) or '1' (the leader only: a broker "
+           "crash right after the confirmation can lose the message). A record is reported "
+           "delivered only after this confirmation. acks=0 is not offered: without any "
+           "confirmation pg2kafka could not know that a record was stored.",
+           0, kAcks),
+    option("enable_idempotence", P2K_OPT_BOOL, "true",
+           "Use Kafka's idempotent producer: the broker drops the duplicates that internal "
+           "retries would otherwise create, and messages of a partition stay in order across "
+           "retries. Needs acks=all (and, on brokers before Kafka 3.0, the IDEMPOTENT_WRITE "
+           "permission). Turn off only for brokers that do not support it."),
+    option("compression", P2K_OPT_ENUM, "lz4",
+           "How message batches are compressed on the wire and on the broker's disk: none, gzip, "
+           "snappy, lz4 or zstd. lz4 compresses JSON envelopes about as well as snappy (the "
+           "original's choice) at lower CPU cost per message; consumers decompress any of them "
+           "transparently.",
+           0, kCompression),
+    option("linger", P2K_OPT_DURATION, "1ms",
+           "How long the producer waits for more messages before it sends a batch (librdkafka "
+           "linger.ms). Longer values make fewer, larger requests; shorter values lower latency. "
+           "The host writes records in batches, so batches form under load even with a short "
+           "linger; the default keeps commit-to-Kafka latency low for scattered writes.",
+           0, nullptr, 0, 900000),
+    option("batch_size", P2K_OPT_SIZE, "1MB",
+           "The largest batch of messages sent to one partition in one request, in bytes "
+           "(librdkafka batch.size). Keep it below the topics' max.message.bytes: the broker "
+           "refuses a larger batch as a whole.",
+           0, nullptr, 1, 2147483647),
+    option("batch_num_messages", P2K_OPT_INT, "10000",
+           "The largest number of messages in one batch (librdkafka batch.num.messages).", 0,
+           nullptr, 1, 1000000),
+    option("message_timeout", P2K_OPT_DURATION, "5m",
+           "How long the producer keeps retrying a message (broker unreachable, leader "
+           "elections) before it gives up and reports it for a retry by the pipeline "
+           "(librdkafka message.timeout.ms). Nothing is lost when it runs out: the record is "
+           "written again after a backoff.",
+           0, nullptr, 1, 2147483647),
+    option("request_timeout", P2K_OPT_DURATION, "10s",
+           "How long opening the sink and checking or creating a topic wait for the cluster's "
+           "answer, and how long a write waits for room in a full local queue, before giving up "
+           "for now (the pipeline retries after a backoff).",
+           0, nullptr, 100, 300000),
+    option("partitioner", P2K_OPT_ENUM, "murmur2_random",
+           "How a message's key chooses its partition. murmur2_random (the default) hashes keys "
+           "like the Java producer's default partitioner, so the same key lands on the same "
+           "partition as with Java producers; messages with a null key are spread randomly. The "
+           "others are librdkafka's: murmur2, consistent_random, consistent, random, fnv1a and "
+           "fnv1a_random.",
+           0, kPartitioners),
+    option("create_topics", P2K_OPT_BOOL, "false",
+           "Create a missing topic (with topic_partitions and topic_replication_factor) through "
+           "Kafka's admin API instead of stopping with an error. Needs the CREATE permission. "
+           "Off by default: production topics are usually created deliberately, with their "
+           "partition count, retention and replication chosen for them."),
+    option("topic_partitions", P2K_OPT_INT, "-1",
+           "The number of partitions of a topic created by create_topics; -1 takes the broker's "
+           "num.partitions.",
+           0, nullptr, -1, 100000),
+    option("topic_replication_factor", P2K_OPT_INT, "-1",
+           "The replication factor of a topic created by create_topics; -1 takes the broker's "
+           "default.replication.factor.",
+           0, nullptr, -1, 32767),
+    option("client_id", P2K_OPT_STRING, "pg2kafka",
+           "The client id the producer sends to the brokers (shown in their logs and quotas)."),
+    option("rdkafka.", P2K_OPT_PREFIX, nullptr,
+           "Any other librdkafka producer property, e.g. rdkafka.security.protocol=SASL_SSL, "
+           "rdkafka.sasl.mechanism=SCRAM-SHA-512, rdkafka.sasl.username, rdkafka.sasl.password, "
+           "rdkafka.ssl.ca.location. The properties that hold secrets are declared below and "
+           "never printed. Refused: keys that load code (plugin.library.paths, "
+           "ssl.engine.location) or run commands (sasl.kerberos.kinit.cmd), keys that would "
+           "break the delivery guarantee (delivery.report.only.error, transactional.id) and "
+           "keys that a named option above sets. socket.nagle.disable defaults to true."),
+    // The librdkafka properties that hold secrets (those its CONFIGURATION.md calls sensitive),
+    // declared one by one so that the host never prints them: secret by declaration.
+    option("rdkafka.sasl.password", P2K_OPT_STRING, nullptr,
+           "librdkafka sasl.password: the SASL password for the PLAIN and SCRAM mechanisms. "
+           "Secret: never printed.",
+           P2K_OPT_IS_SECRET),
+    option("rdkafka.sasl.oauthbearer.client.secret", P2K_OPT_STRING, nullptr,
+           "librdkafka sasl.oauthbearer.client.secret: the OAuth client secret for "
+           "sasl.oauthbearer.method=oidc. Secret: never printed.",
+           P2K_OPT_IS_SECRET),
+    option("rdkafka.sasl.oauthbearer.config", P2K_OPT_STRING, nullptr,
+           "librdkafka sasl.oauthbearer.config: the configuration of the built-in unsecured JWT "
+           "handler, which may hold credentials. Secret: never printed.",
+           P2K_OPT_IS_SECRET),
+    option("rdkafka.ssl.key.password", P2K_OPT_STRING, nullptr,
+           "librdkafka ssl.key.password: the passphrase of the client's private key "
+           "(ssl.key.location or ssl.key.pem). Secret: never printed.",
+           P2K_OPT_IS_SECRET),
+    option("rdkafka.ssl.key.pem", P2K_OPT_STRING, nullptr,
+           "librdkafka ssl.key.pem: the client's private key itself, in PEM format. Secret: never "
+           "printed.",
+           P2K_OPT_IS_SECRET),
+    option("rdkafka.ssl.keystore.password", P2K_OPT_STRING, nullptr,
+           "librdkafka ssl.keystore.password: the password of the client's PKCS#12 keystore "
+           "(ssl.keystore.location). Secret: never printed.",
+           P2K_OPT_IS_SECRET),
+};
+
 std::string lower(std::string_view s) {
   std::string out(s);
   std::transform(out.begin(), out.end(), out.begin(),
@@ -69,12 +185,19 @@ std::string SinkConfig::bootstrap_list() const {
   return join(bootstrap_servers, ",");
 }
 
+std::span<const p2k_option> sink_options() {
+  return kOptions;
+}
+
 bool is_secret_property(std::string_view name) {
-  std::string n = lower(name);
-  for (std::string_view word : {"password", "secret", "token", "key", "credential", "jaas"}) {
-    if (n.find(word) != std::string::npos) return true;
+  for (const auto& o : kOptions) {
+    std::string_view n(o.name);
+    if ((o.flags & P2K_OPT_IS_SECRET) && n.size() == kPassthroughPrefix.size() + name.size() &&
+        n.substr(0, kPassthroughPrefix.size()) == kPassthroughPrefix &&
+        n.substr(kPassthroughPrefix.size()) == name)
+      return true;
   }
-  return n == "sasl.oauthbearer.config";
+  return false;
 }
 
 std::string refused_passthrough_reason(std::string_view name) {
@@ -124,79 +247,56 @@ std::string normalize_bootstrap_server(std::string_view text, std::string& error
 
 SinkConfig parse_config(const sdk::Options& options) {
   SinkConfig c;
-  std::vector<std::string> errors;
-  auto integer = [&](std::string_view key, int64_t& out) {
-    if (!options.has(key)) return;
-    try {
-      out = options.integer(key);
-    } catch (const sdk::Error& e) {
-      errors.push_back(e.what());
-    }
-  };
-  auto text = [&](std::string_view key, std::string& out) {
-    if (auto v = options.find(key)) out = *v;
-  };
-  auto boolean = [&](std::string_view key, bool& out) {
-    if (options.has(key)) out = options.boolean(key);
+  sdk::ConfigError::Problems problems;
+  auto problem = [&](std::string option, std::string message) {
+    problems.push_back({std::move(option), std::move(message)});
   };
 
   for (const auto& item : options.list("bootstrap_servers")) {
     std::string error;
     std::string server = normalize_bootstrap_server(item, error);
     if (!error.empty())
-      errors.push_back("option 'bootstrap_servers': " + error);
+      problem("bootstrap_servers", error);
     else
       c.bootstrap_servers.push_back(std::move(server));
   }
-  if (c.bootstrap_servers.empty() && !options.has("bootstrap_servers"))
-    errors.push_back(
-        "option 'bootstrap_servers' is required: give the Kafka brokers as host:port,host:port");
-  else if (c.bootstrap_servers.empty() && errors.empty())
-    errors.push_back("option 'bootstrap_servers' is empty: give at least one host:port");
+  if (c.bootstrap_servers.empty() && problems.empty())
+    problem("bootstrap_servers", "is empty: give at least one host:port");
 
-  text("acks", c.acks);
-  boolean("enable_idempotence", c.enable_idempotence);
-  text("compression", c.compression);
-  integer("linger", c.linger_ms);
-  integer("batch_size", c.batch_size);
-  integer("batch_num_messages", c.batch_num_messages);
-  integer("message_timeout", c.message_timeout_ms);
-  integer("request_timeout", c.request_timeout_ms);
-  text("partitioner", c.partitioner);
-  boolean("create_topics", c.create_topics);
-  integer("topic_partitions", c.topic_partitions);
-  integer("topic_replication_factor", c.topic_replication_factor);
-  text("client_id", c.client_id);
+  // Every value has a default in the table and was range-checked by the host: read them as they
+  // are. What the table cannot say is checked below.
+  c.acks = options.string("acks");
+  c.enable_idempotence = options.boolean("enable_idempotence");
+  c.compression = options.string("compression");
+  c.linger_ms = options.integer("linger");
+  c.batch_size = options.integer("batch_size");
+  c.batch_num_messages = options.integer("batch_num_messages");
+  c.message_timeout_ms = options.integer("message_timeout");
+  c.request_timeout_ms = options.integer("request_timeout");
+  c.partitioner = options.string("partitioner");
+  c.create_topics = options.boolean("create_topics");
+  c.topic_partitions = options.integer("topic_partitions");
+  c.topic_replication_factor = options.integer("topic_replication_factor");
+  c.client_id = options.string("client_id");
 
-  if (c.acks != "all" && c.acks != "1")
-    errors.push_back("option 'acks' must be 'all' or '1', not '" + c.acks + "'");
   if (c.enable_idempotence && c.acks != "all")
-    errors.push_back("option 'acks' is '" + c.acks +
-                     "' but enable_idempotence is true, which needs acks=all: set acks to 'all' "
-                     "(recommended) or enable_idempotence to false");
-  if (c.topic_partitions == 0 || c.topic_partitions < -1)
-    errors.push_back("option 'topic_partitions' must be -1 (the broker's default) or at least 1");
-  if (c.topic_replication_factor == 0 || c.topic_replication_factor < -1)
-    errors.push_back(
-        "option 'topic_replication_factor' must be -1 (the broker's default) or at least 1");
-  if (c.message_timeout_ms <= 0)
-    errors.push_back(
-        "option 'message_timeout' must be positive: an unbounded timeout would hide a dead "
-        "cluster forever");
-  if (c.linger_ms < 0) errors.push_back("option 'linger' must not be negative");
-  if (c.batch_size <= 0) errors.push_back("option 'batch_size' must be positive");
-  if (c.batch_num_messages <= 0) errors.push_back("option 'batch_num_messages' must be positive");
-  if (c.request_timeout_ms <= 0) errors.push_back("option 'request_timeout' must be positive");
+    problem("acks", "is '" + c.acks +
+                        "' but enable_idempotence is true, which needs acks=all: set acks to 'all' "
+                        "(recommended) or enable_idempotence to false");
+  if (c.topic_partitions == 0)
+    problem("topic_partitions", "must be -1 (the broker's default) or at least 1");
+  if (c.topic_replication_factor == 0)
+    problem("topic_replication_factor", "must be -1 (the broker's default) or at least 1");
 
   c.passthrough = options.with_prefix(kPassthroughPrefix);
   for (const auto& [name, value] : c.passthrough) {
     if (auto why = refused_passthrough_reason(name); !why.empty())
-      errors.push_back("option 'rdkafka." + name + "' is not allowed: " + why);
+      problem(std::string(kPassthroughPrefix) + name, "is not allowed: " + why);
   }
 
   // Let librdkafka judge every property now (names, values, ranges), so that a typo is a
   // configuration error at `pg2kafka check` time rather than at open.
-  if (errors.empty()) {
+  if (problems.empty()) {
     std::unique_ptr<rd_kafka_conf_t, decltype(&rd_kafka_conf_destroy)> conf(rd_kafka_conf_new(),
                                                                             &rd_kafka_conf_destroy);
     char errstr[512];
@@ -205,23 +305,17 @@ SinkConfig parse_config(const sdk::Options& options) {
           RD_KAFKA_CONF_OK)
         continue;
       bool passthrough = c.passthrough.count(name) != 0;
-      std::string where =
-          passthrough ? "option 'rdkafka." + name + "'" : "librdkafka property '" + name + "'";
       // librdkafka quotes the value in its message; a secret's value must not reach the user.
-      if (is_secret_property(name))
-        errors.push_back(where + " has a value librdkafka does not accept");
+      std::string why = is_secret_property(name) ? "librdkafka does not accept its value"
+                                                 : std::string("librdkafka: ") + errstr;
+      if (passthrough)
+        problem(std::string(kPassthroughPrefix) + name, why);
       else
-        errors.push_back(where + ": " + errstr);
+        problem({}, "librdkafka property '" + name + "': " + why);
     }
   }
 
-  if (!errors.empty()) {
-    std::string message = errors.size() == 1
-                              ? errors.front()
-                              : std::to_string(errors.size()) +
-                                    " problems in the kafka sink's options: " + join(errors, "; ");
-    throw sdk::ConfigError(message);
-  }
+  if (!problems.empty()) throw sdk::ConfigError(std::move(problems));
   return c;
 }
 

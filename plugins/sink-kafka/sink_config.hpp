@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -18,23 +19,27 @@ inline constexpr std::string_view kEventIdHeader = "pg2kafka.id";
 // Passthrough options start with this prefix, followed by a librdkafka property name.
 inline constexpr std::string_view kPassthroughPrefix = "rdkafka.";
 
-// Defaults live here and in the option table (plugin.cpp), in the user-facing form there; a test
-// checks that both agree.
+// The kafka sink's option table: names, types, defaults, bounds and documentation. The one place
+// where the defaults live (SinkConfig has none: parse_config reads every value from the options,
+// to which the host applied these defaults).
+std::span<const p2k_option> sink_options();
+
+// The settings, typed (see sink_options() for what each means).
 struct SinkConfig {
   std::vector<std::string> bootstrap_servers;  // "host:port", scheme stripped
-  std::string acks = "all";                    // "all" or "1"
-  bool enable_idempotence = true;
-  std::string compression = "lz4";
-  int64_t linger_ms = 1;
-  int64_t batch_size = 1000000;
-  int64_t batch_num_messages = 10000;
-  int64_t message_timeout_ms = 300000;
-  int64_t request_timeout_ms = 10000;
-  std::string partitioner = "murmur2_random";
+  std::string acks;                            // "all" or "1"
+  bool enable_idempotence = false;
+  std::string compression;
+  int64_t linger_ms = 0;
+  int64_t batch_size = 0;
+  int64_t batch_num_messages = 0;
+  int64_t message_timeout_ms = 0;
+  int64_t request_timeout_ms = 0;
+  std::string partitioner;
   bool create_topics = false;
-  int64_t topic_partitions = -1;          // -1: the broker's num.partitions
-  int64_t topic_replication_factor = -1;  // -1: the broker's default.replication.factor
-  std::string client_id = "pg2kafka";
+  int64_t topic_partitions = 0;          // -1: the broker's num.partitions
+  int64_t topic_replication_factor = 0;  // -1: the broker's default.replication.factor
+  std::string client_id;
   // librdkafka properties given as "rdkafka.<name>", without the prefix.
   std::map<std::string, std::string> passthrough;
 
@@ -42,10 +47,10 @@ struct SinkConfig {
   std::string bootstrap_list() const;
 };
 
-// Builds the configuration from the option values the host passes to create(). Options that are
-// absent take the defaults above. Throws sdk::ConfigError naming every problem at once: a missing
-// or malformed bootstrap server, a contradiction (acks=1 with idempotence), a refused or
-// unknown passthrough key. No I/O.
+// Builds the configuration from the option values the host passes to create() (validated against
+// sink_options(), defaults applied). Throws sdk::ConfigError naming every problem at once, each
+// with its option: a malformed bootstrap server, a contradiction (acks=1 with idempotence), a
+// refused or unknown passthrough key. No I/O.
 SinkConfig parse_config(const sdk::Options& options);
 
 // Normalises one bootstrap server: strips a "kafka://" (or "kafka+ssl://", "plaintext://",
@@ -58,7 +63,8 @@ std::string normalize_bootstrap_server(std::string_view text, std::string& error
 std::vector<std::pair<std::string, std::string>> producer_properties(const SinkConfig& config);
 
 // True when a librdkafka property holds a secret whose value must never be logged or shown
-// (sasl.password, ssl.key.password, sasl.oauthbearer.client.secret, ...).
+// (sasl.password, ssl.key.password, sasl.oauthbearer.client.secret, ...): exactly the passthrough
+// keys that sink_options() declares secret.
 bool is_secret_property(std::string_view name);
 
 // Why a passthrough property is refused (empty when it is accepted): it loads code, it would

@@ -1,29 +1,13 @@
 #include "stdout_sink.hpp"
 
-#include <boost/json.hpp>
-
 #include <cerrno>
 #include <cstring>
 
 namespace pg2kafka::plugins {
 namespace {
 
-void append_json_string(std::string& out, std::string_view s) {
-  out += boost::json::serialize(boost::json::string_view(s.data(), s.size()));
-}
-
-// Embeds the value as JSON when it is JSON (the usual case: pg-outbox's envelope), else as a
-// JSON string, so that every line stays valid JSON whatever the payload.
-void append_value(std::string& out, std::string_view value) {
-  boost::system::error_code ec;
-  boost::json::parse_options strict;
-  auto parsed = boost::json::parse(boost::json::string_view(value.data(), value.size()), ec,
-                                   boost::json::storage_ptr(), strict);
-  if (!ec)
-    out += boost::json::serialize(parsed);
-  else
-    append_json_string(out, value);
-}
+using sdk::append_json_string;
+using sdk::view;
 
 }  // namespace
 
@@ -33,20 +17,21 @@ StdoutSink::StdoutSink(sdk::Host host, const sdk::Options& options)
       stream_(options.string("stream") == "stderr" ? stderr : stdout) {}
 
 void StdoutSink::format(const p2k_record& r, bool value_only, std::string& out) {
-  std::string_view value(r.value.data, r.value.size);
+  // The value is embedded as JSON when it is JSON (the usual case: pg-outbox's envelope), else as
+  // a JSON string, so that every line stays valid JSON whatever the payload.
   if (value_only) {
-    append_value(out, value);
+    sdk::append_json_or_string(out, view(r.value));
     return;
   }
   out += "{\"topic\":";
-  append_json_string(out, std::string_view(r.topic.data, r.topic.size));
+  append_json_string(out, view(r.topic));
   out += ",\"key\":";
   if (r.key.data)
-    append_json_string(out, std::string_view(r.key.data, r.key.size));
+    append_json_string(out, view(r.key));
   else
     out += "null";
   out += ",\"value\":";
-  append_value(out, value);
+  sdk::append_json_or_string(out, view(r.value));
   out += "}";
 }
 

@@ -10,6 +10,10 @@ namespace pg2kafka::plugins {
 
 class StdoutSink : public sdk::Sink {
  public:
+  // It reports every record OK from write() or fails the whole call: it never reports RETRY for a
+  // single record, so it relies on nothing newer than ABI 1.0 and loads into every 1.x host.
+  static constexpr uint32_t kAbiMinorNeeded = 0;
+
   StdoutSink(sdk::Host host, const sdk::Options& options);
   void write(std::span<const p2k_record> records) override;
   bool flush(std::chrono::milliseconds timeout) override;

@@ -1,5 +1,6 @@
 // The host refuses every malformed plugin with a message naming the file, the defect and the
 // fix, and never crashes.
+#include <dlfcn.h>
 #include <sys/stat.h>
 
 #include <gtest/gtest.h>
@@ -59,11 +60,16 @@ TEST(Abi, RefusesLibraryWithoutEntrySymbol) {
 }
 
 TEST(Abi, RefusesOtherMajorVersion_NamingBothVersions) {
-  expect_refused("wrong-major", "built for plugin ABI 2.0, but this pg2kafka speaks ABI 1.0");
+  expect_refused("wrong-major", "built for plugin ABI 2.0, but this pg2kafka speaks ABI 1." +
+                                    std::to_string(P2K_ABI_MINOR));
 }
 
 TEST(Abi, RefusesNewerMinorVersion) {
-  expect_refused("newer-minor", "built for plugin ABI 1.1, newer than this pg2kafka's ABI 1.0");
+  std::string host = "1." + std::to_string(P2K_ABI_MINOR);
+  std::string plugin = "1." + std::to_string(P2K_ABI_MINOR + 1);
+  expect_refused("newer-minor", "it needs plugin ABI " + plugin +
+                                    ", newer than this pg2kafka's ABI " + host +
+                                    ": upgrade pg2kafka");
 }
 
 TEST(Abi, RefusesShortDescriptor) {
@@ -127,6 +133,8 @@ TEST(Abi, TurnsExceptionFromRawCreateIntoError) {
 
 TEST(Abi, SdkTurnsExceptionFromConstructorIntoStatus) {
   auto p = load_plugin_file(broken("sdk-throwing"));
+  EXPECT_EQ(p->descriptor().option_count, 0u) << "P2K_SINK_PLUGIN without an option table";
+  EXPECT_EQ(p->descriptor().options, nullptr);
   pg2kafka::config::ResolvedOptions none;
   try {
     SinkInstance sink(p, none);
@@ -158,4 +166,148 @@ TEST(Abi, BinaryExitsWithPluginErrorCode_ForThrowingCreate) {
                                    p2k_test::ctest_env("P2K_TEST_PLUGIN_DIR")});
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("create exploded"), std::string::npos) << r.err;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Growing the ABI (plugin.h, "Versioning")
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+std::string plugin_path(const std::string& dir_env, const std::string& file) {
+  return p2k_test::ctest_env(dir_env.c_str()) + "/" + file;
+}
+
+const p2k_plugin* entry_answer(const std::string& path, uint32_t major, uint32_t minor) {
+  // Loaded once per path for the life of the test binary (never unloaded: descriptors stay valid).
+  void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!lib) return nullptr;
+  auto entry = reinterpret_cast<p2k_plugin_entry_fn>(dlsym(lib, P2K_PLUGIN_ENTRY_SYMBOL));
+  return entry ? entry(major, minor) : nullptr;
+}
+
+p2k_test::CommandResult old_host(const std::string& plugin, std::vector<std::string> options = {}) {
+  std::vector<std::string> argv{OLD_HOST, plugin};
+  argv.insert(argv.end(), options.begin(), options.end());
+  return p2k_test::run(argv);
+}
+
+// test-sequence's options as a host passes them (every default applied), with `keys` given.
+std::vector<std::string> sequence_options(const std::string& keys) {
+  return {"count=3",
+          "keys=" + keys,
+          "topic=t",
+          "poll_retries=0",
+          "ack_retries=0",
+          "fatal_poll_at=0",
+          "open_error=none",
+          "value_size=0",
+          "throw_in_create=false",
+          "two_config_errors=false"};
+}
+
+}  // namespace
+
+// A plugin built against the ABI 1.0 header (frozen in tests/abi/abi-1.0), in plain C, loads into
+// today's host, runs, and keeps the 1.0 rules: its passthrough keys that look like passwords are
+// hidden by the 1.0 word rule, although 1.1 plugins must declare their secrets.
+TEST(AbiGrowth, APluginOfAnOlderMinor_LoadsAndRunsInANewerHost) {
+  std::string path = std::string(ABI10_PLUGIN_DIR) + "/pg2kafka-sink-abi10.so";
+  auto p = load_plugin_file(path);
+  EXPECT_EQ(p->abi_minor(), 0u);
+  EXPECT_EQ(p->descriptor().struct_size, P2K_PLUGIN_SIZE_1_0);
+
+  p2k_test::TempDir dir;
+  std::string out = (dir.path() / "delivered.log").string();
+  auto config = dir.write("p.json", R"({"source": {"plugin": "test-sequence",
+      "options": {"count": 7}},
+    "sink": {"plugin": ")" + path + R"(", "options": {"output_file": ")" +
+                                        out +
+                                        R"(", "api_token": "t0k3n",
+      "extra": {"sasl.password": "hunter2", "linger": "5"}}}})");
+  auto plugins = p2k_test::ctest_env("P2K_TEST_PLUGIN_DIR");
+  auto check = p2k_test::run_pg2kafka({"check", "--config", config, "--plugin-dir", plugins});
+  ASSERT_EQ(check.exit_code, 0) << check.err;
+  EXPECT_NE(check.out.find("api_token = ***"), std::string::npos) << check.out;
+  EXPECT_NE(check.out.find("extra.sasl.password = ***"), std::string::npos) << check.out;
+  EXPECT_NE(check.out.find("extra.linger = 5"), std::string::npos) << check.out;
+  EXPECT_EQ(check.out.find("hunter2"), std::string::npos) << check.out;
+  auto run = p2k_test::run_pg2kafka({"run", "--once", "--config", config, "--plugin-dir", plugins});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(p2k_test::lines(p2k_test::read_file(out)).size(), 7u);
+}
+
+// The entry function answers each host with the newest minor both know, never less than what the
+// plugin needs (rule 4).
+TEST(AbiGrowth, TheSdkAnswersWithTheNewestMinorBothKnow_ButNotLessThanItNeeds) {
+  // stdout needs nothing newer than 1.0.
+  auto stdout_path = plugin_path("P2K_PLUGIN_DIR", "pg2kafka-sink-stdout.so");
+  EXPECT_EQ(entry_answer(stdout_path, 1, 0)->abi_minor, 0u);
+  EXPECT_EQ(entry_answer(stdout_path, 1, P2K_ABI_MINOR)->abi_minor, uint32_t{P2K_ABI_MINOR});
+  EXPECT_EQ(entry_answer(stdout_path, 1, P2K_ABI_MINOR + 5)->abi_minor, uint32_t{P2K_ABI_MINOR})
+      << "a newer host gets the newest minor the plugin knows";
+  EXPECT_EQ(entry_answer(stdout_path, 2, 0)->abi_major, 1u)
+      << "another major gets an answer it can refuse by name";
+  // test-faulty relies on the host's ordering rule (1.1) and declares secrets with the flag.
+  auto faulty = plugin_path("P2K_TEST_PLUGIN_DIR", "pg2kafka-sink-test-faulty.so");
+  EXPECT_EQ(entry_answer(faulty, 1, 0)->abi_minor, 1u);
+  // test-sequence, a source, needs nothing newer.
+  auto sequence = plugin_path("P2K_TEST_PLUGIN_DIR", "pg2kafka-source-test-sequence.so");
+  EXPECT_EQ(entry_answer(sequence, 1, 0)->abi_minor, 0u);
+}
+
+// A plugin rebuilt against today's header and SDK that needs nothing newer still loads into a
+// host of ABI 1.0 and works with its 1.0 p2k_host (which has no option_error).
+TEST(AbiGrowth, ANewPluginNeedingNothingNew_LoadsAndRunsInAnOlderHost) {
+  auto sink = old_host(plugin_path("P2K_PLUGIN_DIR", "pg2kafka-sink-stdout.so"),
+                       {"format=envelope", "stream=stdout"});
+  ASSERT_EQ(sink.exit_code, 0) << sink.out << sink.err;
+  EXPECT_NE(sink.out.find("loaded stdout, answering ABI 1.0"), std::string::npos) << sink.out;
+  EXPECT_NE(sink.out.find(R"({"topic":"old.host","key":"k","value":{"old":true}})"),
+            std::string::npos)
+      << sink.out;
+  EXPECT_NE(sink.out.find("sink reported 3 OK, 0 other"), std::string::npos) << sink.out;
+
+  auto source = old_host(plugin_path("P2K_TEST_PLUGIN_DIR", "pg2kafka-source-test-sequence.so"),
+                         sequence_options("2"));
+  ASSERT_EQ(source.exit_code, 0) << source.out << source.err;
+  EXPECT_NE(source.out.find("source returned 3 records"), std::string::npos) << source.out;
+}
+
+// In a 1.0 host an SDK ConfigError still names its option, in the error text.
+TEST(AbiGrowth, OptionErrorsFallBackToTheErrorText_InAnOlderHost) {
+  auto r = old_host(plugin_path("P2K_TEST_PLUGIN_DIR", "pg2kafka-source-test-sequence.so"),
+                    sequence_options("0"));
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("create refused the options: option 'keys': must be at least 1"),
+            std::string::npos)
+      << r.out;
+}
+
+// A plugin that needs more than the host has answers with what it needs, and the older host
+// refuses it with a message naming both versions, as pg2kafka 0.1.0 words it.
+TEST(AbiGrowth, ANewPluginNeedingMore_IsRefusedByAnOlderHost_NamingBothVersions) {
+  auto r = old_host(plugin_path("P2K_TEST_PLUGIN_DIR", "pg2kafka-sink-test-faulty.so"));
+  EXPECT_EQ(r.exit_code, 3) << r.out;
+  EXPECT_NE(r.out.find("built for plugin ABI 1.1, newer than this pg2kafka's ABI 1.0"),
+            std::string::npos)
+      << r.out;
+}
+
+TEST(AbiGrowth, RefusesAFlagThatTheAnsweredMinorDoesNotDefine) {
+  expect_refused("secret-flag-at-1-0",
+                 "option 'token' sets flag 0x2, which plugin ABI 1.0 (the version it answered "
+                 "with) does not define");
+}
+
+// The SDK gives the host a poll operation only for a sink class that overrides poll: a sink that
+// reports from its own threads has none, so the host waits for it without spinning.
+TEST(AbiGrowth, TheSdkInstallsPollOnlyForSinksThatOverrideIt) {
+  auto poll_of = [](const std::string& path) {
+    return load_plugin_file(path)->descriptor().sink->poll;
+  };
+  EXPECT_EQ(poll_of(plugin_path("P2K_TEST_PLUGIN_DIR", "pg2kafka-sink-test-faulty-async.so")),
+            nullptr);
+  EXPECT_EQ(poll_of(plugin_path("P2K_PLUGIN_DIR", "pg2kafka-sink-stdout.so")), nullptr);
+  EXPECT_NE(poll_of(plugin_path("P2K_TEST_PLUGIN_DIR", "pg2kafka-sink-test-faulty.so")), nullptr);
 }

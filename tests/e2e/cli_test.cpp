@@ -1,4 +1,6 @@
 // The command line: exit codes, help, and a clear message for every kind of bad input.
+#include <pg2kafka/plugin.h>
+
 #include <boost/json.hpp>
 
 #include "e2e_helpers.hpp"
@@ -26,7 +28,7 @@ void expect_in(const std::string& haystack, const std::string& needle) {
 TEST(Cli, PrintsVersionAndHelp) {
   auto v = p2k_test::run_pg2kafka({"--version"});
   EXPECT_EQ(v.exit_code, 0);
-  expect_in(v.out, "pg2kafka 0.1.0 (plugin ABI 1.0)");
+  expect_in(v.out, "pg2kafka 0.1.0 (plugin ABI 1." + std::to_string(P2K_ABI_MINOR) + ")");
   auto h = p2k_test::run_pg2kafka({"--help"});
   EXPECT_EQ(h.exit_code, 0);
   expect_in(h.out, "Exit codes:");
@@ -97,18 +99,71 @@ TEST(Cli, ReportsEveryConfigurationErrorAtOnce) {
   expect_in(r.err, "pipeline.batch_sise: unknown option 'batch_sise': did you mean 'batch_size'?");
 }
 
+// A plugin's own option errors (sdk::ConfigError naming the option) point at the file and line
+// where the user set that option, like the host's.
+TEST(Cli, PointsAtTheLine_OfAnOptionThePluginRejects) {
+  auto r = check(R"({
+  "source": {"plugin": "test-sequence", "options": {
+    "count": 3,
+    "keys": 0}},
+  "sink": {"plugin": "stdout"}
+})");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  expect_in(r.err, "pipeline.json:4:5: source.options.keys: must be at least 1");
+
+  auto two = check(R"({
+  "source": {"plugin": "test-sequence", "options": {"two_config_errors": true}},
+  "sink": {"plugin": "stdout"}
+})");
+  EXPECT_EQ(two.exit_code, 2) << two.err;
+  expect_in(two.err, "configuration errors:");
+  // An option left at its default points at the plugin's options.
+  expect_in(two.err,
+            "pipeline.json:2:41: source.options.topic: is not a topic this source may use");
+  expect_in(two.err,
+            "pipeline.json:2:41: source.options: plugin 'test-sequence': the options do not work "
+            "together");
+}
+
 TEST(Cli, CheckPrintsResolvedOptions_WithSecretsHidden) {
   auto r = check(R"({"source": {"plugin": "test-sequence"},
     "sink": {"plugin": "test-faulty", "options": {"output_file": "/tmp/x", "secret_token": "hunter2",
-             "extra": {"sasl.password": "swordfish", "linger": 5}}}})");
+             "extra": {"sasl.password": "swordfish", "linger": 5, "api_key": "not-declared"}}}})");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   expect_in(r.out, "configuration OK");
   expect_in(r.out, "secret_token = ***");
   expect_in(r.out, "extra.sasl.password = ***");
   expect_in(r.out, "extra.linger = 5");
+  // Since ABI 1.1 a key is secret by declaration, never by a word in its name.
+  expect_in(r.out, "extra.api_key = not-declared");
   expect_in(r.out, "count = 10  (default)");
   EXPECT_EQ(r.out.find("hunter2"), std::string::npos);
   EXPECT_EQ(r.out.find("swordfish"), std::string::npos);
+}
+
+// P2K_OPT_IS_SECRET (ABI 1.1) works on every type: a list, and a map of passthrough keys (here
+// HTTP headers), are never printed, not even in an error.
+TEST(Cli, HidesSecretListsAndMaps) {
+  auto r = check(R"({"source": {"plugin": "test-sequence"},
+    "sink": {"plugin": "test-faulty", "options": {"output_file": "/tmp/x",
+             "secret_tokens": ["t0k3n-1", "t0k3n-2"],
+             "headers": {"Authorization": "Bearer s3cr3t", "X-Api-Key": "k3y"}}}})");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  expect_in(r.out, "secret_tokens = ***");
+  expect_in(r.out, "headers.Authorization = ***");
+  expect_in(r.out, "headers.X-Api-Key = ***");
+  for (const char* secret : {"t0k3n", "s3cr3t", "k3y"})
+    EXPECT_EQ(r.out.find(secret), std::string::npos) << secret << " printed:\n" << r.out;
+  auto bad = check(R"({"source": {"plugin": "test-sequence"},
+    "sink": {"plugin": "test-faulty", "options": {"output_file": "/tmp/x",
+             "secret_tokens": ["a,b-s3cr3t"]}}})");
+  EXPECT_EQ(bad.exit_code, 2);
+  expect_in(bad.err, "sink.options.secret_tokens: a list element contains a comma");
+  EXPECT_EQ(bad.err.find("s3cr3t"), std::string::npos) << bad.err;
+  auto describe = p2k_test::run_pg2kafka({"plugins", "describe", "test-faulty"},
+                                         {{"PG2KAFKA_PLUGIN_PATH", plugin_dir()}});
+  expect_in(describe.out, "secret_tokens  (list, secret, unset)");
+  expect_in(describe.out, "headers.*  (prefix, secret, passthrough)");
 }
 
 TEST(Cli, CheckCreatesButNeverOpensPlugins) {
@@ -129,7 +184,8 @@ TEST(Cli, ListsPlugins_FromPluginPathEnvironment) {
 TEST(Cli, DescribesPluginAsTextJsonAndMarkdown) {
   auto text = p2k_test::run_pg2kafka({"plugins", "describe", "stdout"});
   ASSERT_EQ(text.exit_code, 0) << text.err;
-  expect_in(text.out, "stdout 0.1.0 (sink, ABI 1.0)");
+  // The stdout sink needs nothing newer than ABI 1.0; it answers with the newest both know.
+  expect_in(text.out, "stdout 0.1.0 (sink, ABI 1." + std::to_string(P2K_ABI_MINOR) + ")");
   expect_in(text.out, "format  (enum(envelope|value), \"envelope\")");
 
   auto json = p2k_test::run_pg2kafka({"plugins", "describe", "test-faulty", "--format", "json"},

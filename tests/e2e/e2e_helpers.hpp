@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <map>
 #include <set>
 #include <string>
@@ -12,22 +14,25 @@
 
 namespace p2k_e2e {
 
-// A pipeline from test-sequence to test-faulty; both log into one file ("deliver N key value"
-// and "ack N" lines, in the order they happened).
+inline const char* const kDefaultPipeline =
+    R"({"retry.initial_backoff": "10ms", "retry.max_backoff": "50ms"})";
+
+// A pipeline from test-sequence to test-faulty (or test-faulty-async); both log into one file
+// ("deliver N key value" and "ack N" lines, in the order they happened).
 struct FaultyPipeline {
   p2k_test::TempDir dir;
   std::string log = (dir.path() / "events.log").string();
   std::string config;
 
   FaultyPipeline(const std::string& source_options, const std::string& sink_options,
-                 const std::string& pipeline = R"({"retry.initial_backoff": "10ms",
-                                                    "retry.max_backoff": "50ms"})") {
+                 const std::string& pipeline = kDefaultPipeline,
+                 const std::string& sink_plugin = "test-faulty") {
     config = dir.write("pipeline.json", R"({
       "source": {"plugin": "test-sequence", "options": {"ack_log": ")" +
                                             log + "\"" +
                                             (source_options.empty() ? "" : ", " + source_options) +
                                             R"(}},
-      "sink": {"plugin": "test-faulty", "options": {"output_file": ")" +
+      "sink": {"plugin": ")" + sink_plugin + R"(", "options": {"output_file": ")" +
                                             log + "\"" +
                                             (sink_options.empty() ? "" : ", " + sink_options) +
                                             R"(}},
@@ -49,6 +54,35 @@ struct FaultyPipeline {
     for (const auto& l : lines())
       if (l.rfind("deliver ", 0) == 0) out.push_back(std::stoull(l.substr(8)));
     return out;
+  }
+
+  // Per key, the positions delivered, in delivery order.
+  std::map<std::string, std::vector<uint64_t>> delivered_by_key() const {
+    std::map<std::string, std::vector<uint64_t>> out;
+    for (const auto& l : lines()) {
+      if (l.rfind("deliver ", 0) != 0) continue;
+      size_t space = l.find(' ', 8);
+      size_t end = l.find(' ', space + 1);
+      out[l.substr(space + 1, end - space - 1)].push_back(std::stoull(l.substr(8)));
+    }
+    return out;
+  }
+
+  // Every position of [1, count] delivered, and per key the last delivery of each record in
+  // position order: the order a consumer keeps after dropping duplicates (by event id, keeping
+  // the last copy), as the per-key ordering rule promises.
+  void expect_complete_and_ordered_per_key(uint64_t count) const {
+    std::set<uint64_t> all;
+    for (const auto& [key, positions] : delivered_by_key()) {
+      std::vector<uint64_t> last;
+      std::set<uint64_t> seen;
+      for (auto it = positions.rbegin(); it != positions.rend(); ++it)
+        if (seen.insert(*it).second) last.insert(last.begin(), *it);
+      EXPECT_TRUE(std::is_sorted(last.begin(), last.end())) << "key " << key << " out of order";
+      all.insert(seen.begin(), seen.end());
+    }
+    EXPECT_EQ(all.size(), count);
+    EXPECT_EQ(all.empty() ? 0 : *all.rbegin(), count);
   }
 
   std::vector<uint64_t> acks() const {

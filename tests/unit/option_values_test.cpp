@@ -80,8 +80,47 @@ TEST(OptionValues, PassesPrefixedKeysThrough_AndFlattensNestedObjects) {
   ASSERT_TRUE(r.diagnostics.empty()) << r.diagnostics.format();
   EXPECT_EQ(r.values.get("rdkafka.linger.ms"), "5");
   EXPECT_EQ(r.values.get("rdkafka.acks"), "all");
-  EXPECT_TRUE(r.values.find("rdkafka.sasl.password")->secret);
+  EXPECT_EQ(r.values.get("rdkafka.sasl.password"), "hunter2");
   EXPECT_FALSE(r.values.find("rdkafka.linger.ms")->secret);
+}
+
+// ABI 1.1: secrets are declared, never guessed from a key's name.
+TEST(OptionValues, SecretsAreDeclared_AnyTypeAndSinglePassthroughKeys) {
+  const p2k_option table[] = {
+      option("brokers", P2K_OPT_LIST, nullptr, "Brokers.", P2K_OPT_IS_SECRET),
+      option("headers.", P2K_OPT_PREFIX, nullptr, "A secret map.", P2K_OPT_IS_SECRET),
+      option("rdkafka.sasl.password", P2K_OPT_STRING, nullptr, "Declared.", P2K_OPT_IS_SECRET),
+      option("rdkafka.", P2K_OPT_PREFIX, nullptr, "Passthrough."),
+      option("rdkafka.linger.ms", P2K_OPT_INT, "5", "Typed passthrough key."),
+  };
+  auto doc = JsonDocument::parse(R"({"brokers": ["a:1"], "headers": {"Authorization": "Bearer x"},
+      "rdkafka": {"sasl.password": "hunter2", "api.token": "t0k3n", "linger.ms": "nope"}})",
+                                 "t.json");
+  Diagnostics d;
+  auto v = resolve_options(table, &doc.root(), {"sink", "options"}, &doc, no_env(), d);
+  ASSERT_EQ(d.size(), 1u) << d.format();
+  EXPECT_NE(d.format().find("sink.options.rdkafka.linger.ms: expected a whole number"),
+            std::string::npos)
+      << "an exact name under a prefix wins over the prefix: " << d.format();
+  EXPECT_TRUE(v.find("brokers")->secret);
+  EXPECT_TRUE(v.find("headers.Authorization")->secret);
+  EXPECT_TRUE(v.find("rdkafka.sasl.password")->secret);
+  EXPECT_FALSE(v.find("rdkafka.api.token")->secret) << "not declared: no word list since 1.1";
+  // A table of ABI 1.0 keeps the 1.0 rule for passthrough keys.
+  Diagnostics d0;
+  auto v0 = resolve_options(table, &doc.root(), {"sink", "options"}, &doc, no_env(), d0, 0);
+  EXPECT_TRUE(v0.find("rdkafka.api.token")->secret);
+}
+
+TEST(OptionValues, LocatesEachValue_ForPluginErrorsAboutOptions) {
+  auto doc = JsonDocument::parse("{\"sink\": {\"options\": {\n  \"batch_size\": 5}}}", "p.json");
+  Diagnostics d;
+  auto v = resolve_options(kTable, &doc.root().as_object().at("sink").as_object().at("options"),
+                           {"sink", "options"}, &doc, no_env(), d);
+  EXPECT_EQ(v.diagnostic("batch_size", "too small").format(),
+            "p.json:2:3: sink.options.batch_size: too small");
+  EXPECT_EQ(v.diagnostic("notify", "no").format(), "p.json:1:11: sink.options.notify: no")
+      << "a default points at the options object";
 }
 
 TEST(OptionValues, NeverPrintsSecretValue_InErrors) {

@@ -7,28 +7,60 @@
  * error buffers, (pointer, length) slices, memory freed by whoever allocated it. No C++ types and
  * no exceptions cross it, so a plugin built with another compiler or library version still loads.
  *
- * Versioning
- * ----------
- * P2K_ABI_MAJOR changes only when something is removed or changes meaning; the host refuses a
- * plugin of another major. P2K_ABI_MINOR grows when something is appended; the host refuses a
- * plugin built against a newer minor than its own (the plugin might rely on what the host lacks),
- * and accepts older minors. Every struct starts with its own size (`struct_size`) and only grows at
- * its end within a major version: a reader checks `struct_size` before it touches a field that a
- * later minor added.
+ * Versioning and how the interface grows
+ * --------------------------------------
+ * The interface has a version MAJOR.MINOR (P2K_ABI_MAJOR, P2K_ABI_MINOR below).
+ *
+ *  1. MAJOR changes only when something is removed or changes meaning. A host and a plugin of
+ *     different majors never work together: the host refuses the plugin, naming both versions.
+ *  2. Everything else is an addition and raises MINOR by one: a field at the end of a struct, an
+ *     operation at the end of an operations table, a function at the end of p2k_host, a flag bit,
+ *     an enumeration value, or a host behaviour that plugins may rely on. Nothing is ever inserted
+ *     in the middle, reordered or resized. The history at the end of this comment lists what each
+ *     minor added; every addition in this header is marked "Since 1.N".
+ *  3. Every struct that can grow starts with `struct_size`, the size its writer knows. A reader
+ *     reads a field only when `struct_size` covers it (P2K_HAS_FIELD below): a newer reader sees
+ *     an older, shorter struct and does without the newer fields; an older reader ignores what
+ *     lies beyond the fields it knows.
+ *  4. The host passes its version to the entry function; the plugin answers with the descriptor of
+ *     one minor, in `p2k_plugin.abi_minor`: the newest minor that both know, i.e. the smaller of
+ *     the host's minor and the minor the plugin was built against, but never less than the oldest
+ *     minor the plugin needs. So a plugin rebuilt against a newer header still loads into an older
+ *     host as long as it needs nothing newer; one that does need more answers with the minor it
+ *     needs, and the older host refuses it with a message naming both versions. (The C++ SDK does
+ *     all of this; a plugin declares the oldest minor it needs, see sdk/plugin.hpp.)
+ *  5. The answered minor is a promise both ways. The plugin fills every field and honours every
+ *     rule that minors up to the answered one define; it sets no flag bit and returns no
+ *     enumeration value that a later minor added (the host refuses a descriptor that does). The
+ *     host honours the rules of the answered minor and calls nothing that a later minor added.
+ *  6. The host refuses a plugin whose answered minor is newer than its own: the plugin might rely
+ *     on something the host lacks. It accepts every older minor: every plugin built since 1.0
+ *     keeps loading into every later 1.x host.
+ *
+ * Minor history:
+ *   1.0  The initial interface.
+ *   1.1  P2K_OPT_IS_SECRET: any option can be secret (a list, a map of passthrough keys), and
+ *        passthrough keys are secret only by declaration; P2K_OPT_SECRET is kept as a type for 1.0
+ *        plugins. p2k_host.option_error: a plugin names the option a configuration problem is
+ *        about, so the host can point at where the user set it. The host keeps the per-key order
+ *        after a RETRY (see p2k_host.report): a sink answering 1.1 only reports outcomes.
  *
  * Threading
  * ---------
- * The host calls every operation of one plugin instance from a single thread (the pipeline thread),
- * never concurrently. The only exception is the other direction: `p2k_host.report` (a sink's
- * delivery outcome) and `p2k_host.log` may be called by the plugin from any thread, including
- * threads the plugin created, at any time between `create` and the return of `destroy`.
+ * The host calls the operations of one plugin instance one at a time, never concurrently, from
+ * its pipeline thread (which may differ from the thread that called `create`). The only calls in
+ * the other direction that may come from any thread are `p2k_host.report` (a sink's delivery
+ * outcome) and `p2k_host.log`: the plugin may call them from threads it created, at any time
+ * between the start of `create` and the return of `destroy`.
  *
  * Errors
  * ------
- * Operations that can fail take `char *err, size_t err_size`: a host-owned buffer into which the
- * plugin writes a NUL-terminated, human-readable message (truncated to fit) when it returns
- * anything other than P2K_OK. A good message names the problem and the fix, and never contains a
- * secret.
+ * Operations that can fail take `char *err, size_t err_size`: a buffer owned by the host, never
+ * NULL, at least 256 bytes (err_size counts the terminating NUL). When an operation returns
+ * anything but P2K_OK, the plugin writes a NUL-terminated, human-readable message into it,
+ * truncated to fit; the host reads it only then. A good message names the problem and the fix,
+ * and never contains a secret. P2K_INVALID_CONFIG means something only from `create` and `open`:
+ * from any other operation the host treats it as P2K_FATAL.
  *
  * Build plugins with -fvisibility=hidden so that the entry function is their only exported symbol.
  * See docs/plugin-authoring.md for a walk-through and include/pg2kafka/sdk/ for the C++ SDK.
@@ -44,7 +76,7 @@ extern "C" {
 #endif
 
 #define P2K_ABI_MAJOR 1
-#define P2K_ABI_MINOR 0
+#define P2K_ABI_MINOR 1
 
 /* The name of the one symbol a plugin exports. */
 #define P2K_PLUGIN_ENTRY_SYMBOL "p2k_plugin_entry_v1"
@@ -54,6 +86,14 @@ extern "C" {
 #else
 #define P2K_EXPORT __attribute__((visibility("default")))
 #endif
+
+/* The size of `type` up to and including `field`: what a writer that knows `field` puts in
+ * struct_size at least. */
+#define P2K_SIZE_THROUGH(type, field) (offsetof(type, field) + sizeof(((type*)0)->field))
+/* Whether the struct `*ptr` of type `type` is long enough to hold `field` (rule 3 above), e.g.
+ * P2K_HAS_FIELD(host, p2k_host, option_error) before calling host->option_error. */
+#define P2K_HAS_FIELD(ptr, type, field) \
+  ((ptr) != NULL && (ptr)->struct_size >= P2K_SIZE_THROUGH(type, field))
 
 /* ------------------------------------------------------------------------------------------ */
 /* Status codes                                                                                */
@@ -83,7 +123,8 @@ typedef enum p2k_log_level {
 } p2k_log_level;
 
 /* A byte range that is not necessarily NUL-terminated. `data == NULL` means "absent" (for a
- * record's key: a null key), which is different from an empty slice (`data != NULL, size == 0`). */
+ * record's key: a null key), which is different from an empty slice (`data != NULL, size == 0`).
+ * An absent slice always has size 0. */
 typedef struct p2k_slice {
   const char* data;
   size_t size;
@@ -107,12 +148,17 @@ typedef struct p2k_slice {
  *   ENUM      one of `choices`; passed as is.
  *   LIST      a JSON array of strings, or one comma-separated string. Normalised to the elements
  *             joined with ","; an element may not contain a comma.
- *   SECRET    like STRING, but never printed: the host shows "***" in logs, `check` and `describe`.
- *   PREFIX    not one option but a family: `name` ends with "." (e.g. "rdkafka.") and every key
- *             that starts with it is accepted and passed through with its full key and its value
- *             as text. The plugin validates these itself. A passthrough key whose name contains
- *             "password", "secret", "token" or "key" (as in "ssl.key.password") is treated as a
- *             secret.
+ *   SECRET    The 1.0 way to declare a secret string; the same as STRING with P2K_OPT_IS_SECRET.
+ *   PREFIX    not one option but a map: `name` ends with "." (e.g. "rdkafka.") and every key that
+ *             starts with it is accepted and passed through with its full key and its value as
+ *             text ({"rdkafka": {"linger.ms": 5}} is the key "rdkafka.linger.ms"). The plugin
+ *             validates these itself. An option of the table whose exact name starts with the
+ *             prefix (say "rdkafka.sasl.password") takes precedence over the prefix for that key:
+ *             that is how one passthrough key is declared secret (P2K_OPT_IS_SECRET), or typed.
+ *             With P2K_OPT_IS_SECRET on the PREFIX option itself, every key under it is secret.
+ *             For plugins that answer ABI 1.0 only, the host also treats a passthrough key as
+ *             secret when its name contains "password", "secret", "token", "key", "credential"
+ *             or "jaas" (the 1.0 rule); from 1.1 on, secrets are declared, never guessed.
  */
 typedef enum p2k_option_type {
   P2K_OPT_STRING = 1,
@@ -126,8 +172,13 @@ typedef enum p2k_option_type {
   P2K_OPT_PREFIX = 9
 } p2k_option_type;
 
-/* Option flags (bit set). */
-#define P2K_OPT_REQUIRED 0x1u /* the user must give a value; `default_value` must be NULL */
+/* Option flags (bit set). The host refuses a flag bit that the plugin's answered minor does not
+ * define. */
+/* The user must give a value; `default_value` must be NULL. */
+#define P2K_OPT_REQUIRED 0x1u
+/* Since 1.1. The value is a secret: the host never prints it (it shows "***" in logs, errors,
+ * `check` and `describe`). Allowed on every type: a secret list, a secret map (PREFIX). */
+#define P2K_OPT_IS_SECRET 0x2u
 
 typedef struct p2k_option {
   size_t struct_size; /* sizeof(p2k_option) */
@@ -136,15 +187,17 @@ typedef struct p2k_option {
   p2k_option_type type;
   uint32_t flags; /* P2K_OPT_* flags */
   /* Default in the user-facing text form ("1s", "1000", "true"), or NULL for none. An optional
-   * option without a default is simply absent from the values passed to `create`. */
+   * option without a default is simply absent from the values passed to `create`. The host
+   * validates it like a user's value: this table is the one place where defaults live, so a
+   * plugin reads every option that has a default without a fallback of its own. */
   const char* default_value;
   /* User documentation: full sentences, with units and consequences. Shown by
    * `pg2kafka plugins describe` and used to generate the plugin's README. */
   const char* description;
   /* ENUM only: NULL-terminated list of accepted values. NULL otherwise. */
   const char* const* choices;
-  /* INT, DURATION (milliseconds) and SIZE (bytes): inclusive bounds, enforced only when
-   * min_value < max_value. */
+  /* INT, DURATION (milliseconds) and SIZE (bytes): inclusive bounds, enforced by the host only
+   * when min_value < max_value (a plugin need not check them again). */
   int64_t min_value;
   int64_t max_value;
 } p2k_option;
@@ -169,8 +222,8 @@ typedef struct p2k_header {
 /*
  * One event on its way from a source to a sink. Sources allocate records (and everything they
  * point to) and keep them valid until the host releases the batch that contains them (see
- * p2k_source_ops.release); a sink may therefore read a record until it has reported its outcome,
- * but must copy anything it needs afterwards.
+ * p2k_source_ops.release); a sink may read a record from `write` until it has reported its
+ * outcome, and must copy anything it needs afterwards.
  */
 typedef struct p2k_record {
   size_t struct_size; /* sizeof(p2k_record) */
@@ -179,7 +232,7 @@ typedef struct p2k_record {
   uint64_t position;
   p2k_slice topic;      /* destination topic (or stream, file...): never absent */
   p2k_slice key;        /* partitioning key; data == NULL for a null key */
-  p2k_slice value;      /* the message body */
+  p2k_slice value;      /* the message body (never absent; may be empty) */
   int64_t timestamp_ms; /* event time in milliseconds since the Unix epoch; 0 when unknown */
   /* A stable id for this event (for pg-outbox: the queue row's uuid), the same every time the
    * event is delivered again: consumers de-duplicate on it. Used in logs and error messages. */
@@ -193,28 +246,48 @@ typedef struct p2k_record {
 /* ------------------------------------------------------------------------------------------ */
 
 /*
- * Passed to `create`; valid until `destroy` returns. One per plugin instance.
+ * Passed to `create`; valid until `destroy` returns. One per plugin instance. The host fills
+ * every field its own minor defines; a plugin checks P2K_HAS_FIELD (or abi_minor) before it uses
+ * a field that a later minor than 1.0 added.
  */
 typedef struct p2k_host {
   size_t struct_size; /* sizeof(p2k_host) as the host knows it */
   uint32_t abi_major; /* the host's ABI version */
   uint32_t abi_minor;
   void* ctx; /* pass back as the first argument of the functions below */
-  /* Write a log line (no trailing newline needed). Thread-safe. Never log secrets. */
+  /* Write a log line (no trailing newline needed; the host copies it). Thread-safe. Never log
+   * secrets. */
   void (*log)(void* ctx, p2k_log_level level, const char* message);
   /*
    * Sinks only (NULL for sources): report the outcome of one written record, exactly once per
-   * write of that record. Thread-safe; may be called from inside `write`, `poll`, `flush` or from a
-   * thread of the sink's own. `position` is the record's position; `status` is P2K_OK only once
-   * the destination has durably accepted the record (never on mere enqueueing), P2K_RETRY for a
-   * transient failure (the host writes the record again later) or P2K_FATAL (the pipeline
-   * stops). `message` explains a failure (NULL allowed for P2K_OK); the host copies it.
+   * write of that record. Thread-safe; may be called from inside `write`, `poll` or `flush`, or
+   * from a thread of the sink's own. `position` is the record's position; `status` is P2K_OK only
+   * once the destination has durably accepted the record (never on mere enqueueing), P2K_RETRY
+   * for a transient failure (the host writes the record again later) or P2K_FATAL (the pipeline
+   * stops). `message` explains a failure and should name the record (its id); NULL is allowed for
+   * P2K_OK. The host copies it.
    *
-   * Ordering: the host writes records in source order and writes failed records again in that
-   * same order. A sink that reports RETRY for a record must not report OK for a later record with
-   * the same key that was written before that retry, or the per-key order would break.
+   * Ordering. The host writes records in source order and keeps the per-key order after a
+   * failure itself (since 1.1): it writes a record reported RETRY again only once every other
+   * record written before has been reported, and writes again with it, in order, every later
+   * record of the same topic and key that was reported OK meanwhile (a RETRY turns later
+   * successes written before the rewrite into RETRY). A sink therefore only reports each
+   * record's outcome as it happened, in any order; it must accept a position written again
+   * after it reported it (RETRY or OK). A sink that answers ABI 1.0 promised to apply that rule
+   * itself, which stays harmless.
    */
   void (*report)(void* ctx, uint64_t position, p2k_status status, const char* message);
+  /*
+   * Since 1.1. During `create` and `open` only (on the thread calling them): report one problem
+   * with the configuration. `key` is the option it is about, as the plugin received it ("acks",
+   * "rdkafka.linger.ms") or as its table names it, or NULL for a problem of no single option;
+   * `message` says what is wrong and how to fix it, without the option's name (the host adds it)
+   * and without a secret value. The host copies both. Call it once per problem, then return
+   * P2K_INVALID_CONFIG: the host then shows every problem reported this way as a configuration
+   * error at the place where the user set that option (file:line:column) and ignores `err`.
+   * Problems reported by an operation that then returns anything else are discarded.
+   */
+  void (*option_error)(void* ctx, const char* key, const char* message);
 } p2k_host;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -235,70 +308,121 @@ typedef void (*p2k_topic_fn)(void* ctx, p2k_slice topic);
 
 /*
  * Source lifecycle: create → open → (poll | ack | release)* → close → destroy.
- * `destroy` is called for every successful `create`, even when `open` failed.
+ * `open` may be called again after it returned P2K_RETRY; `close` is called only after an `open`
+ * that returned P2K_OK; `destroy` is called once for every successful `create`, also when `open`
+ * failed. `create` and `destroy` may run without anything in between (`pg2kafka check`).
  */
 typedef struct p2k_source_ops {
   size_t struct_size; /* sizeof(p2k_source_ops) */
-  /* Build an instance from validated options. Do no I/O here (`pg2kafka check` calls create
-   * without open). On success store the instance in *out and return P2K_OK. */
+  /*
+   * Build an instance from validated options (`options[0..option_count)`, valid during the call
+   * only). Do no I/O here and start no threads: `pg2kafka check` calls create without open.
+   * On P2K_OK store a non-NULL instance in *out; on failure leave *out alone and free what was
+   * allocated. P2K_INVALID_CONFIG: the options do not work together (see p2k_host.option_error);
+   * P2K_FATAL: anything else. The host never calls create again for the same instance.
+   */
   p2k_status (*create)(const p2k_host* host, const p2k_option_value* options, size_t option_count,
                        void** out, char* err, size_t err_size);
-  /* Connect and prepare. P2K_RETRY: the host calls open again after a backoff. */
+  /* Connect and prepare. P2K_RETRY: the host calls open again after a backoff (bounded by its
+   * open_timeout). P2K_INVALID_CONFIG: wrong credentials, a missing database: exit code 2.
+   * P2K_FATAL: exit code 4. After a failed open the host calls destroy, never close. */
   p2k_status (*open)(void* instance, char* err, size_t err_size);
   /*
-   * Return up to `max_records` records that were not returned before and not acknowledged,
-   * waiting at most `timeout_ms` for the first one. An empty batch (count == 0) means "nothing
-   * pending right now"; the host's --once mode stops on it. Records returned but never acked
-   * (the process died) must be returned again by a future instance: that is the at-least-once
-   * guarantee. Fill `out->records`, `out->count` and `out->handle`.
+   * Return up to `max_records` records that were not returned before and not acknowledged.
+   *   max_records  always >= 1 (a source given 0 returns an empty batch).
+   *   timeout_ms   0: return at once with what is ready; > 0: wait at most this long for the
+   *                first record (returning earlier, also empty, is allowed). Never negative (a
+   *                source given a negative value treats it as 0).
+   * The host sets *out to {sizeof(p2k_batch), NULL, 0, NULL} before the call.
+   *   P2K_OK       fill out->records, out->count (<= max_records) and out->handle. count == 0
+   *                means "nothing pending right now" (the host's --once mode stops on it); the
+   *                host then ignores records and handle and never releases them.
+   *   P2K_RETRY    the host ignores *out (so leave nothing in it that needs releasing) and polls
+   *                again after a backoff; nothing is lost: unreturned records stay pending.
+   *   P2K_FATAL    the pipeline stops (exit code 4); *out is ignored.
+   * Records returned but never acked (the process died, or close came first) must be returned
+   * again by a future instance: that is the at-least-once guarantee.
    */
   p2k_status (*poll)(void* instance, size_t max_records, int timeout_ms, p2k_batch* out, char* err,
                      size_t err_size);
   /* Every record with position <= `through` was delivered: forget it for good (delete, mark).
-   * Called in order, with strictly increasing `through`. P2K_RETRY: the host calls again with
-   * the same or a larger value after a backoff. */
+   * `through` is a position poll returned; calls come with strictly increasing values. P2K_RETRY:
+   * the host calls again with the same or a larger value after a backoff. P2K_FATAL: the
+   * pipeline stops. A source may acknowledge lazily, but what it acknowledged must never come
+   * back. */
   p2k_status (*ack)(void* instance, uint64_t through, char* err, size_t err_size);
-  /* The host no longer reads the records of this batch. Called once per non-empty batch. */
+  /* The host no longer reads the records of this batch. Called exactly once per non-empty
+   * batch, in any order relative to `ack` (a batch may be released before or after its records
+   * are acknowledged), and always before `close`. Cannot fail. */
   void (*release)(void* instance, void* handle);
   /* Optional (NULL allowed): report every topic the source currently produces to, so that a
-   * sink can check them at start. Called after open. */
+   * sink can check them at start. Called once after a successful open, before the first poll;
+   * `fn` is called synchronously, and its `topic` slice needs to live only during that call. */
   p2k_status (*list_topics)(void* instance, p2k_topic_fn fn, void* fn_ctx, char* err,
                             size_t err_size);
-  /* Disconnect. Records returned but not acked stay pending at the origin. */
+  /* Disconnect. Called once, after a successful open, after every batch was released. Records
+   * returned but not acked stay pending at the origin, to be returned by a future instance.
+   * Should not block for long. Cannot fail. */
   void (*close)(void* instance);
+  /* Free the instance. Called once for every successful create, last. Cannot fail. */
   void (*destroy)(void* instance);
 } p2k_source_ops;
 
 /*
  * Sink lifecycle: create → open → (prepare_topic | write | poll | flush)* → close → destroy.
- * `destroy` is called for every successful `create`, even when `open` failed.
+ * `open` may be called again after it returned P2K_RETRY; `close` is called only after an `open`
+ * that returned P2K_OK; `destroy` is called once for every successful `create`, also when `open`
+ * failed.
  */
 typedef struct p2k_sink_ops {
   size_t struct_size; /* sizeof(p2k_sink_ops) */
-  /* As for sources: validate, allocate, no I/O. */
+  /* As for sources: validate, allocate, no I/O, no threads. `host->report` is set. */
   p2k_status (*create)(const p2k_host* host, const p2k_option_value* options, size_t option_count,
                        void** out, char* err, size_t err_size);
+  /* As for sources. Threads that deliver and report may be started here. */
   p2k_status (*open)(void* instance, char* err, size_t err_size);
   /* Optional (NULL allowed): make sure a topic can be written (exists, or create it). Called for
-   * each topic the source lists at start. P2K_FATAL or P2K_INVALID_CONFIG stop the pipeline
-   * before anything is written. */
+   * each topic the source lists at start and before the first write to any other topic.
+   * P2K_RETRY: the host tries again later, writing nothing to that topic meanwhile. P2K_FATAL or
+   * P2K_INVALID_CONFIG stop the pipeline before anything is written to it. */
   p2k_status (*prepare_topic)(void* instance, p2k_slice topic, char* err, size_t err_size);
   /*
-   * Start delivering `count` records. Every record passed in must later be reported exactly once
-   * through p2k_host.report (possibly before write returns). The records stay readable until
-   * reported. A non-OK return means the whole call failed and nothing was accepted: the host then
-   * treats every record of the call as failed with that status, so the sink must not report any
-   * of them itself.
+   * Start delivering `count` (>= 1) records, given in strictly increasing position order (not
+   * necessarily consecutive). Every record passed in must later be reported exactly once through
+   * p2k_host.report (possibly before write returns). The records stay readable until reported. A
+   * position may come again in a later write, after it was reported (see p2k_host.report).
+   * A non-OK return means the whole call failed and nothing was accepted: the host then treats
+   * every record of the call as failed with that status (RETRY: written again later; FATAL: the
+   * pipeline stops), so the sink must never report any of them itself.
    */
   p2k_status (*write)(void* instance, const p2k_record* records, size_t count, char* err,
                       size_t err_size);
-  /* Optional (NULL allowed): give the sink the pipeline thread for up to `timeout_ms` to serve
-   * delivery reports. The host calls it whenever it waits for outcomes. */
+  /*
+   * Optional (NULL allowed): give the sink the pipeline thread for up to `timeout_ms` (>= 0) to
+   * serve delivery reports, for sinks whose client library reports only when called (librdkafka's
+   * rd_kafka_poll). The host calls it whenever it waits for outcomes. It must block until it has
+   * served a report or the timeout ran out: a poll that returns at once with nothing to do makes
+   * the host spin. A sink that reports from threads of its own (or from inside write) leaves poll
+   * NULL: the host then waits for reports without using the CPU. Either way, a sink must report
+   * without flush being called: the host calls flush only when it shuts down.
+   */
   void (*poll)(void* instance, int timeout_ms);
-  /* Barrier: return P2K_OK only when every record written so far has been reported. P2K_RETRY
-   * when `timeout_ms` ran out first. */
+  /* Barrier: return P2K_OK only when every record written so far has been reported (reports may
+   * be made from inside flush); nothing more is reported until the next write. `timeout_ms` >= 0;
+   * 0 checks without waiting. P2K_RETRY: the time ran out first (reports may still come later).
+   * P2K_FATAL: the sink can no longer deliver. */
   p2k_status (*flush)(void* instance, int timeout_ms, char* err, size_t err_size);
+  /*
+   * Stop delivering. Called once, after a successful open, when the host shuts down (after it
+   * flushed what it could). Records not reported yet are undelivered as far as the host is
+   * concerned, whatever happens to them: they are not acknowledged, and a later run delivers
+   * them again. The sink may still report them (any status) until destroy returns, or drop them
+   * silently; it must not keep delivering them in the background after destroy. Should not
+   * block for long. Cannot fail.
+   */
   void (*close)(void* instance);
+  /* Free the instance; stop and join every thread the sink started. Called once for every
+   * successful create, last; no host function may be called after it returned. */
   void (*destroy)(void* instance);
 } p2k_sink_ops;
 
@@ -309,23 +433,40 @@ typedef struct p2k_sink_ops {
 typedef struct p2k_plugin {
   size_t struct_size; /* sizeof(p2k_plugin) */
   uint32_t abi_major; /* P2K_ABI_MAJOR the plugin was built against */
-  uint32_t abi_minor; /* P2K_ABI_MINOR the plugin was built against */
+  /* The minor this descriptor answers with (see "Versioning" above): at most the host's minor
+   * for the host to accept it, at least the oldest minor the plugin needs. A plugin that ignores
+   * the host's version answers the P2K_ABI_MINOR it was built against. */
+  uint32_t abi_minor;
   p2k_kind kind;
-  const char* name;    /* lower-hyphenated, e.g. "pg-outbox"; must match the file name */
-  const char* version; /* the plugin's own version, e.g. "1.2.0" */
-  const char* summary; /* one line */
-  const p2k_option* options;
+  const char* name;          /* lower-hyphenated, e.g. "pg-outbox"; must match the file name */
+  const char* version;       /* the plugin's own version, e.g. "1.2.0" */
+  const char* summary;       /* one line */
+  const p2k_option* options; /* may be NULL when option_count == 0 */
   size_t option_count;
   const p2k_source_ops* source; /* kind == P2K_KIND_SOURCE, else NULL */
   const p2k_sink_ops* sink;     /* kind == P2K_KIND_SINK, else NULL */
 } p2k_plugin;
 
 /*
- * The entry point. The host calls it once after loading the library, passing its own ABI
- * version; the plugin returns its static descriptor (which must outlive the library's load), or
- * NULL if it cannot work with that host. Must not do I/O or start threads.
+ * The entry point. The host calls it after loading the library, passing its own ABI version; the
+ * plugin returns a descriptor that stays valid while the library is loaded, answering with the
+ * minor chosen as "Versioning" rule 4 says. For a host of another major, return the descriptor
+ * anyway (the host then refuses it, naming both versions) or NULL (the host refuses it too, less
+ * precisely). Must not do I/O or start threads; may be called more than once, and then returns
+ * the same answer for the same arguments.
  */
 typedef const p2k_plugin* (*p2k_plugin_entry_fn)(uint32_t host_abi_major, uint32_t host_abi_minor);
+
+/*
+ * The smallest struct sizes of each minor (what a writer of that minor puts in struct_size at
+ * least): the host refuses a shorter struct. A struct not listed under a minor did not grow.
+ */
+#define P2K_PLUGIN_SIZE_1_0 P2K_SIZE_THROUGH(p2k_plugin, sink)
+#define P2K_OPTION_SIZE_1_0 P2K_SIZE_THROUGH(p2k_option, max_value)
+#define P2K_SOURCE_OPS_SIZE_1_0 P2K_SIZE_THROUGH(p2k_source_ops, destroy)
+#define P2K_SINK_OPS_SIZE_1_0 P2K_SIZE_THROUGH(p2k_sink_ops, destroy)
+#define P2K_HOST_SIZE_1_0 P2K_SIZE_THROUGH(p2k_host, report)
+#define P2K_HOST_SIZE_1_1 P2K_SIZE_THROUGH(p2k_host, option_error)
 
 /*
  * Plugin files are named "pg2kafka-<kind>-<name>.so", e.g. "pg2kafka-sink-stdout.so", and found

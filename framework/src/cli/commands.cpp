@@ -166,16 +166,17 @@ std::optional<int> prepare(const std::string& config_arg, bool dry_run, const Co
   out.sink_plugin =
       cfg.host().dry_run ? load(P2K_KIND_SINK, {}, "stdout") : load(P2K_KIND_SINK, cfg.sink(), "");
   if (out.source_plugin)
-    out.source_options =
-        config::resolve_options(out.source_plugin->options(), cfg.source().options,
-                                {"source", "options"}, &cfg.document(), env, diagnostics);
+    out.source_options = config::resolve_options(out.source_plugin->options(), cfg.source().options,
+                                                 {"source", "options"}, &cfg.document(), env,
+                                                 diagnostics, out.source_plugin->abi_minor());
   if (out.sink_plugin && !cfg.host().dry_run)
     out.sink_options =
         config::resolve_options(out.sink_plugin->options(), cfg.sink().options, {"sink", "options"},
-                                &cfg.document(), env, diagnostics);
+                                &cfg.document(), env, diagnostics, out.sink_plugin->abi_minor());
   else if (out.sink_plugin)
-    out.sink_options = config::resolve_options(out.sink_plugin->options(), nullptr, {"sink"},
-                                               nullptr, env, diagnostics);
+    out.sink_options =
+        config::resolve_options(out.sink_plugin->options(), nullptr, {"sink"}, nullptr, env,
+                                diagnostics, out.sink_plugin->abi_minor());
   if (!diagnostics.empty()) print_config_error(config::ConfigError(diagnostics));
   for (const auto& e : plugin_errors) std::cerr << "pg2kafka: " << e << "\n";
   if (!plugin_errors.empty()) return kExitPlugin;

@@ -118,6 +118,22 @@ std::string ResolvedOptions::get(const std::string& key, const std::string& fall
   return v ? v->value : fallback;
 }
 
+void ResolvedOptions::set_origin(std::string file, Path base, Location base_location) {
+  file_ = std::move(file);
+  base_ = std::move(base);
+  base_location_ = base_location;
+}
+
+Diagnostic ResolvedOptions::diagnostic(const std::string& key, std::string message) const {
+  Path path = base_;
+  if (!key.empty()) {
+    const ResolvedOption* o = find(key);
+    if (o && !o->path.empty()) return Diagnostic{file_, o->path, o->location, std::move(message)};
+    path.push_back(key);
+  }
+  return Diagnostic{file_, path, base_location_, std::move(message)};
+}
+
 std::vector<p2k_option_value> ResolvedOptions::c_values() const {
   std::vector<p2k_option_value> out;
   out.reserve(values_.size());
@@ -125,11 +141,20 @@ std::vector<p2k_option_value> ResolvedOptions::c_values() const {
   return out;
 }
 
-bool looks_secret(const std::string& key) {
+bool looks_secret_by_name(const std::string& key) {
   std::string k = lower(key);
   for (const char* word : {"password", "secret", "token", "key", "credential", "jaas"})
     if (k.find(word) != std::string::npos) return true;
   return false;
+}
+
+bool declared_secret(const p2k_option& o) {
+  return (o.flags & P2K_OPT_IS_SECRET) || o.type == P2K_OPT_SECRET;
+}
+
+bool is_secret(const p2k_option& o, const std::string& key, uint32_t abi_minor) {
+  if (declared_secret(o)) return true;
+  return o.type == P2K_OPT_PREFIX && abi_minor == 0 && looks_secret_by_name(key);
 }
 
 const char* type_name(p2k_option_type type) {
@@ -149,7 +174,7 @@ const char* type_name(p2k_option_type type) {
     case P2K_OPT_LIST:
       return "list";
     case P2K_OPT_SECRET:
-      return "secret";
+      return "string";
     case P2K_OPT_PREFIX:
       return "prefix";
   }
@@ -178,7 +203,7 @@ std::optional<int64_t> parse_size_bytes(const std::string& text) {
 
 std::optional<std::string> normalize_value(const p2k_option& o, const boost::json::value& v,
                                            const EnvLookup& env, std::string& error) {
-  const bool secret = o.type == P2K_OPT_SECRET;
+  const bool secret = declared_secret(o);
   auto text = scalar_text(v, env, error);
   if (!text && !(o.type == P2K_OPT_LIST && v.is_array())) return std::nullopt;
   auto shown = [&](const std::string& t) {
@@ -249,7 +274,8 @@ std::optional<std::string> normalize_value(const p2k_option& o, const boost::jso
           auto item = scalar_text(e, env, error);
           if (!item) return std::nullopt;
           if (item->find(',') != std::string::npos) {
-            error = "list element '" + *item + "' contains a comma, which this list cannot hold";
+            error = (secret ? std::string("a list element") : "list element '" + *item + "'") +
+                    " contains a comma, which this list cannot hold";
             return std::nullopt;
           }
           items.push_back(trim(*item));
@@ -303,7 +329,7 @@ void flatten(const boost::json::object& obj, const std::string& prefix, const Pa
 
 ResolvedOptions resolve_options(std::span<const p2k_option> table, const boost::json::value* given,
                                 const Path& base, const JsonDocument* doc, const EnvLookup& env,
-                                Diagnostics& diagnostics) {
+                                Diagnostics& diagnostics, uint32_t abi_minor) {
   auto report = [&](const Path& path, std::string message) {
     if (doc)
       diagnostics.add(doc->diagnostic(path, std::move(message)));
@@ -311,6 +337,17 @@ ResolvedOptions resolve_options(std::span<const p2k_option> table, const boost::
       diagnostics.add(Diagnostic{{}, path, {}, std::move(message)});
   };
   ResolvedOptions out;
+  if (doc) {
+    // Absent options point at their section, or the nearest enclosing thing the user wrote.
+    Path where = base;
+    Location at = doc->locate(where);
+    while (at.line == 0 && !where.empty()) {
+      where.pop_back();
+      at = doc->locate(where);
+    }
+    out.set_origin(doc->file(), base, at);
+  } else
+    out.set_origin({}, base, {});
   std::vector<FlatEntry> entries;
   if (given && !given->is_null()) {
     if (!given->is_object()) {
@@ -326,17 +363,25 @@ ResolvedOptions resolve_options(std::span<const p2k_option> table, const boost::
 
   std::vector<bool> seen(table.size(), false);
   for (const auto& e : entries) {
+    // An option of that exact name first (it may sit under a prefix: "rdkafka.sasl.password"
+    // declared secret), else the longest matching prefix.
     const p2k_option* match = nullptr;
     size_t index = 0;
     for (size_t i = 0; i < table.size(); ++i) {
       const auto& o = table[i];
-      bool hit = o.type == P2K_OPT_PREFIX
-                     ? e.key.size() > std::strlen(o.name) && e.key.rfind(o.name, 0) == 0
-                     : e.key == o.name;
-      if (hit) {
+      if (o.type != P2K_OPT_PREFIX && e.key == o.name) {
         match = &o;
         index = i;
         break;
+      }
+    }
+    for (size_t i = 0; i < table.size() && !(match && match->type != P2K_OPT_PREFIX); ++i) {
+      const auto& o = table[i];
+      size_t len = std::strlen(o.name);
+      if (o.type == P2K_OPT_PREFIX && e.key.size() > len && e.key.compare(0, len, o.name) == 0 &&
+          (!match || len > std::strlen(match->name))) {
+        match = &o;
+        index = i;
       }
     }
     if (!match) {
@@ -358,9 +403,9 @@ ResolvedOptions resolve_options(std::span<const p2k_option> table, const boost::
       report(e.path, error + " (" + type_name(match->type) + " option)");
       continue;
     }
-    bool secret =
-        match->type == P2K_OPT_SECRET || (match->type == P2K_OPT_PREFIX && looks_secret(e.key));
-    out.add(ResolvedOption{e.key, *value, secret, false});
+    Location where = doc ? doc->locate(e.path) : Location{};
+    out.add(
+        ResolvedOption{e.key, *value, is_secret(*match, e.key, abi_minor), false, e.path, where});
   }
 
   for (size_t i = 0; i < table.size(); ++i) {
@@ -380,7 +425,7 @@ ResolvedOptions resolve_options(std::span<const p2k_option> table, const boost::
       report(p, "the plugin's default '" + std::string(o.default_value) + "' is invalid: " + error);
       continue;
     }
-    out.add(ResolvedOption{o.name, *value, o.type == P2K_OPT_SECRET, true});
+    out.add(ResolvedOption{o.name, *value, declared_secret(o), true, {}, {}});
   }
   return out;
 }

@@ -105,24 +105,22 @@ void PipelineConfig::read(const EnvLookup& env, bool force_dry_run, Diagnostics&
 
   const boost::json::value* pipeline = obj.if_contains("pipeline");
   host_values_ = resolve_options(kHostOptions, pipeline, {"pipeline"}, &doc, env, diagnostics);
-  auto ms = [&](const char* key, std::chrono::milliseconds fallback) {
+  // No fallbacks: the table's defaults are applied, so a value is absent only when invalid.
+  auto num = [&](const char* key) -> int64_t {
     auto v = host_values_.find(key);
-    return v ? std::chrono::milliseconds(std::stoll(v->value)) : fallback;
+    return v ? std::stoll(v->value) : 0;
   };
-  auto num = [&](const char* key, size_t fallback) {
-    auto v = host_values_.find(key);
-    return v ? static_cast<size_t>(std::stoull(v->value)) : fallback;
-  };
-  host_.batch_size = num("batch_size", host_.batch_size);
-  host_.max_in_flight = num("max_in_flight", host_.max_in_flight);
-  host_.max_in_flight_bytes = num("max_in_flight_bytes", host_.max_in_flight_bytes);
-  host_.poll_timeout = ms("poll_timeout", host_.poll_timeout);
-  host_.retry_initial_backoff = ms("retry.initial_backoff", host_.retry_initial_backoff);
-  host_.retry_max_backoff = ms("retry.max_backoff", host_.retry_max_backoff);
-  host_.shutdown_timeout = ms("shutdown_timeout", host_.shutdown_timeout);
-  host_.open_timeout = ms("open_timeout", host_.open_timeout);
+  auto ms = [&](const char* key) { return std::chrono::milliseconds(num(key)); };
+  host_.batch_size = static_cast<size_t>(num("batch_size"));
+  host_.max_in_flight = static_cast<size_t>(num("max_in_flight"));
+  host_.max_in_flight_bytes = static_cast<size_t>(num("max_in_flight_bytes"));
+  host_.poll_timeout = ms("poll_timeout");
+  host_.retry_initial_backoff = ms("retry.initial_backoff");
+  host_.retry_max_backoff = ms("retry.max_backoff");
+  host_.shutdown_timeout = ms("shutdown_timeout");
+  host_.open_timeout = ms("open_timeout");
   host_.dry_run = force_dry_run || host_values_.get("dry_run") == "true";
-  host_.log_level = host_values_.get("log_level", "info");
+  host_.log_level = host_values_.get("log_level");
   if (host_.retry_max_backoff < host_.retry_initial_backoff)
     diagnostics.add(
         doc.diagnostic({"pipeline", "retry.max_backoff"},

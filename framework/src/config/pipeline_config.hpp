@@ -25,17 +25,20 @@ namespace pg2kafka::config {
 // The host's own option table (the "pipeline" section); documented by `pg2kafka --help`.
 std::span<const p2k_option> host_options();
 
+// The "pipeline" section, typed. Every value comes from the option table (host_options()), which
+// holds the defaults: a setting is zero here only while its value was invalid (and the
+// configuration is refused).
 struct HostSettings {
-  size_t batch_size = 1000;
-  size_t max_in_flight = 10000;
-  size_t max_in_flight_bytes = 16u << 20;
-  std::chrono::milliseconds poll_timeout{500};
-  std::chrono::milliseconds retry_initial_backoff{100};
-  std::chrono::milliseconds retry_max_backoff{30000};
-  std::chrono::milliseconds shutdown_timeout{30000};
-  std::chrono::milliseconds open_timeout{60000};
+  size_t batch_size = 0;
+  size_t max_in_flight = 0;
+  size_t max_in_flight_bytes = 0;
+  std::chrono::milliseconds poll_timeout{0};
+  std::chrono::milliseconds retry_initial_backoff{0};
+  std::chrono::milliseconds retry_max_backoff{0};
+  std::chrono::milliseconds shutdown_timeout{0};
+  std::chrono::milliseconds open_timeout{0};
   bool dry_run = false;
-  std::string log_level = "info";
+  std::string log_level;
 };
 
 struct PluginSection {

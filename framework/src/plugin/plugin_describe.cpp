@@ -17,15 +17,16 @@ std::string choices(const p2k_option& o) {
 }
 
 std::string type_label(const p2k_option& o) {
-  if (o.type == P2K_OPT_ENUM) return "enum(" + choices(o) + ")";
-  return config::type_name(o.type);
+  std::string label =
+      o.type == P2K_OPT_ENUM ? "enum(" + choices(o) + ")" : config::type_name(o.type);
+  return config::declared_secret(o) ? label + ", secret" : label;
 }
 
 std::string default_label(const p2k_option& o) {
   if (o.flags & P2K_OPT_REQUIRED) return "required";
   if (o.type == P2K_OPT_PREFIX) return "passthrough";
   if (!o.default_value) return "unset";
-  if (o.type == P2K_OPT_SECRET) return "***";
+  if (config::declared_secret(o)) return "***";
   return std::string("\"") + o.default_value + "\"";
 }
 
@@ -42,8 +43,9 @@ boost::json::array options_json(std::span<const p2k_option> options) {
     j["name"] = o.name;
     j["type"] = config::type_name(o.type);
     j["required"] = (o.flags & P2K_OPT_REQUIRED) != 0;
+    j["secret"] = config::declared_secret(o);
     if (o.default_value)
-      j["default"] = o.type == P2K_OPT_SECRET ? "***" : o.default_value;
+      j["default"] = config::declared_secret(o) ? "***" : o.default_value;
     else
       j["default"] = nullptr;
     if (o.type == P2K_OPT_ENUM) {

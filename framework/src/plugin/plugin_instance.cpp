@@ -1,15 +1,13 @@
 #include "plugin/plugin_instance.hpp"
 
+#include <algorithm>
+#include <limits>
+
 #include "config/diagnostics.hpp"
 #include "runtime/log.hpp"
 
 namespace pg2kafka::plugin {
 namespace {
-
-struct HostContext {
-  std::string name;
-  OutcomeQueue* outcomes;
-};
 
 void host_log(void* ctx, p2k_log_level level, const char* message) {
   auto* c = static_cast<HostContext*>(ctx);
@@ -21,7 +19,23 @@ void host_report(void* ctx, uint64_t position, p2k_status status, const char* me
   if (c->outcomes) c->outcomes->push(Outcome{position, status, message ? message : ""});
 }
 
+// A timeout as the C operations take it: whole milliseconds, never negative (plugin.h).
+int timeout_ms(std::chrono::milliseconds t) {
+  return static_cast<int>(std::clamp<int64_t>(t.count(), 0, std::numeric_limits<int>::max()));
+}
+
+void host_option_error(void* ctx, const char* key, const char* message) {
+  auto* c = static_cast<HostContext*>(ctx);
+  std::lock_guard lock(c->mutex);
+  c->problems.emplace_back(key ? key : "", message ? message : "no reason given");
+}
+
 }  // namespace
+
+std::vector<std::pair<std::string, std::string>> HostContext::take_problems() {
+  std::lock_guard lock(mutex);
+  return std::exchange(problems, {});
+}
 
 void OutcomeQueue::push(Outcome o) {
   {
@@ -41,12 +55,29 @@ void OutcomeQueue::wait(std::chrono::milliseconds timeout) {
   cv_.wait_for(lock, timeout, [&] { return !items_.empty(); });
 }
 
-InstanceBase::InstanceBase(PluginHandle plugin)
-    : plugin_(std::move(plugin)), name_(plugin_->name()) {}
+InstanceBase::InstanceBase(PluginHandle plugin, const config::ResolvedOptions& options,
+                           OutcomeQueue* outcomes)
+    : plugin_(std::move(plugin)),
+      name_(plugin_->name()),
+      options_(options),
+      context_(std::make_unique<HostContext>()) {
+  context_->name = name_;
+  context_->outcomes = outcomes;
+  host_.struct_size = sizeof(p2k_host);
+  host_.abi_major = P2K_ABI_MAJOR;
+  host_.abi_minor = P2K_ABI_MINOR;
+  host_.ctx = context_.get();
+  host_.log = &host_log;
+  host_.report = outcomes ? &host_report : nullptr;
+  host_.option_error = &host_option_error;
+}
+
+InstanceBase::~InstanceBase() = default;
 
 template <class F>
 CallResult InstanceBase::call(const char* operation, F&& f) {
   error_[0] = '\0';
+  context_->take_problems();
   CallResult r;
   try {
     r.status = f();
@@ -60,6 +91,7 @@ CallResult InstanceBase::call(const char* operation, F&& f) {
     r.message = "plugin '" + name_ + "' let an exception escape from " + operation;
     return r;
   }
+  auto problems = context_->take_problems();
   if (r.status != P2K_OK) {
     error_[sizeof error_ - 1] = '\0';
     r.message = error_[0] ? error_ : std::string(operation) + " failed without a message";
@@ -70,56 +102,52 @@ CallResult InstanceBase::call(const char* operation, F&& f) {
       r.status = P2K_FATAL;
     }
   }
+  if (r.status == P2K_INVALID_CONFIG && !problems.empty()) {
+    r.message.clear();
+    for (const auto& [key, message] : problems)
+      r.message += (r.message.empty() ? "" : "; ") + options_.diagnostic(key, message).format();
+  }
   return r;
 }
 
-namespace {
-
 template <class Ops>
-void* create_instance(const Ops& ops, p2k_host& host, HostContext* ctx,
-                      const config::ResolvedOptions& options, char* err, size_t err_size,
-                      const std::string& name) {
-  host.struct_size = sizeof(p2k_host);
-  host.abi_major = P2K_ABI_MAJOR;
-  host.abi_minor = P2K_ABI_MINOR;
-  host.ctx = ctx;
-  host.log = &host_log;
-  host.report = ctx->outcomes ? &host_report : nullptr;
-  auto values = options.c_values();
+void InstanceBase::create(const Ops& ops) {
+  auto values = options_.c_values();
+  error_[0] = '\0';
+  context_->take_problems();
   void* instance = nullptr;
   p2k_status status;
   try {
-    status = ops.create(&host, values.data(), values.size(), &instance, err, err_size);
+    status = ops.create(&host_, values.data(), values.size(), &instance, error_, sizeof error_);
   } catch (const std::exception& e) {
-    throw PluginError("plugin '" + name + "' let an exception escape from create: " + e.what());
+    throw PluginError("plugin '" + name_ + "' let an exception escape from create: " + e.what());
   } catch (...) {
-    throw PluginError("plugin '" + name + "' let an exception escape from create");
+    throw PluginError("plugin '" + name_ + "' let an exception escape from create");
   }
-  if (status == P2K_OK && instance) return instance;
-  err[err_size - 1] = '\0';
-  std::string message = err[0] ? err : "create failed without a message";
+  auto problems = context_->take_problems();
+  if (status == P2K_OK && instance) {
+    instance_ = instance;
+    return;
+  }
+  error_[sizeof error_ - 1] = '\0';
+  std::string message = error_[0] ? error_ : "create failed without a message";
   if (status == P2K_INVALID_CONFIG) {
     config::Diagnostics d;
-    d.add(config::Diagnostic{{}, {}, {}, "plugin '" + name + "' rejected its options: " + message});
+    for (const auto& [key, text] : problems)
+      d.add(options_.diagnostic(key, key.empty() ? "plugin '" + name_ + "': " + text : text));
+    if (problems.empty())
+      d.add(options_.diagnostic({}, "plugin '" + name_ + "' rejected its options: " + message));
     throw config::ConfigError(std::move(d));
   }
   if (status == P2K_OK) message = "create returned no instance";
-  throw PluginError("plugin '" + name + "' could not be created: " + message);
+  throw PluginError("plugin '" + name_ + "' could not be created: " + message);
 }
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 
 SourceInstance::SourceInstance(PluginHandle plugin, const config::ResolvedOptions& options)
-    : InstanceBase(std::move(plugin)) {
-  auto* ctx = new HostContext{name_, nullptr};
-  try {
-    instance_ = create_instance(ops(), host_, ctx, options, error_, sizeof error_, name_);
-  } catch (...) {
-    delete ctx;
-    throw;
-  }
+    : InstanceBase(std::move(plugin), options, nullptr) {
+  create(ops());
 }
 
 SourceInstance::~SourceInstance() {
@@ -129,7 +157,6 @@ SourceInstance::~SourceInstance() {
   } catch (...) {
     log::error("plugin '" + name_ + "' let an exception escape from destroy");
   }
-  delete static_cast<HostContext*>(host_.ctx);
 }
 
 CallResult SourceInstance::open() {
@@ -142,8 +169,7 @@ CallResult SourceInstance::poll(size_t max_records, std::chrono::milliseconds ti
                                 p2k_batch& batch) {
   batch = p2k_batch{sizeof(p2k_batch), nullptr, 0, nullptr};
   auto r = call("poll", [&] {
-    return ops().poll(instance_, max_records, static_cast<int>(timeout.count()), &batch, error_,
-                      sizeof error_);
+    return ops().poll(instance_, max_records, timeout_ms(timeout), &batch, error_, sizeof error_);
   });
   if (r.ok() && batch.count > 0 && !batch.records) {
     r.status = P2K_FATAL;
@@ -191,14 +217,8 @@ void SourceInstance::close() {
 // ---------------------------------------------------------------------------------------------
 
 SinkInstance::SinkInstance(PluginHandle plugin, const config::ResolvedOptions& options)
-    : InstanceBase(std::move(plugin)) {
-  auto* ctx = new HostContext{name_, &outcomes_};
-  try {
-    instance_ = create_instance(ops(), host_, ctx, options, error_, sizeof error_, name_);
-  } catch (...) {
-    delete ctx;
-    throw;
-  }
+    : InstanceBase(std::move(plugin), options, &outcomes_) {
+  create(ops());
 }
 
 SinkInstance::~SinkInstance() {
@@ -208,7 +228,6 @@ SinkInstance::~SinkInstance() {
   } catch (...) {
     log::error("plugin '" + name_ + "' let an exception escape from destroy");
   }
-  delete static_cast<HostContext*>(host_.ctx);
 }
 
 CallResult SinkInstance::open() {
@@ -233,7 +252,7 @@ CallResult SinkInstance::write(const p2k_record* records, size_t count) {
 void SinkInstance::wait(std::chrono::milliseconds timeout) {
   if (ops().poll) {
     call("poll", [&] {
-      ops().poll(instance_, static_cast<int>(timeout.count()));
+      ops().poll(instance_, timeout_ms(timeout));
       return P2K_OK;
     });
   } else {
@@ -242,9 +261,8 @@ void SinkInstance::wait(std::chrono::milliseconds timeout) {
 }
 
 CallResult SinkInstance::flush(std::chrono::milliseconds timeout) {
-  return call("flush", [&] {
-    return ops().flush(instance_, static_cast<int>(timeout.count()), error_, sizeof error_);
-  });
+  return call("flush",
+              [&] { return ops().flush(instance_, timeout_ms(timeout), error_, sizeof error_); });
 }
 
 void SinkInstance::close() {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -42,6 +43,16 @@ class OutcomeQueue {
   std::vector<Outcome> items_;
 };
 
+// What the host hands a plugin instance as p2k_host.ctx: who it is, where its reports go, and
+// the configuration problems it names through p2k_host.option_error.
+struct HostContext {
+  std::string name;
+  OutcomeQueue* outcomes;  // null for sources
+  std::mutex mutex;
+  std::vector<std::pair<std::string, std::string>> problems;  // (option or "", message)
+  std::vector<std::pair<std::string, std::string>> take_problems();
+};
+
 // Common to sources and sinks: the host struct handed to the plugin and the create/destroy pair.
 class InstanceBase {
  public:
@@ -51,13 +62,21 @@ class InstanceBase {
   const std::string& name() const { return name_; }
 
  protected:
-  explicit InstanceBase(PluginHandle plugin);
+  InstanceBase(PluginHandle plugin, const config::ResolvedOptions& options, OutcomeQueue* outcomes);
+  ~InstanceBase();
+  // Calls the plugin's create; throws config::ConfigError (P2K_INVALID_CONFIG, with every problem
+  // the plugin named, located in the pipeline file) or PluginError.
+  template <class Ops>
+  void create(const Ops& ops);
   // Calls `f` (a plugin operation), turning a C++ exception that escaped the plugin into FATAL.
+  // For P2K_INVALID_CONFIG the message lists the problems the plugin named, located.
   template <class F>
   CallResult call(const char* operation, F&& f);
 
   PluginHandle plugin_;
   std::string name_;
+  config::ResolvedOptions options_;  // as passed to create: locates the plugin's option errors
+  std::unique_ptr<HostContext> context_;
   p2k_host host_{};
   void* instance_ = nullptr;
   char error_[1024] = {0};

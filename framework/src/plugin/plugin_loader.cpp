@@ -9,16 +9,22 @@
 
 #include <cstddef>
 #include <cstring>
+#include <iterator>
 #include <regex>
+#include <set>
 
 namespace pg2kafka::plugin {
 namespace {
 
 // The sizes of the structs as ABI 1.0 defined them: a plugin may not send anything shorter.
-constexpr size_t kPluginV1Size = offsetof(p2k_plugin, sink) + sizeof(void*);
-constexpr size_t kSourceOpsV1Size = offsetof(p2k_source_ops, destroy) + sizeof(void*);
-constexpr size_t kSinkOpsV1Size = offsetof(p2k_sink_ops, destroy) + sizeof(void*);
-constexpr size_t kOptionV1Size = offsetof(p2k_option, max_value) + sizeof(int64_t);
+constexpr size_t kPluginV1Size = P2K_PLUGIN_SIZE_1_0;
+constexpr size_t kSourceOpsV1Size = P2K_SOURCE_OPS_SIZE_1_0;
+constexpr size_t kSinkOpsV1Size = P2K_SINK_OPS_SIZE_1_0;
+constexpr size_t kOptionV1Size = P2K_OPTION_SIZE_1_0;
+
+// The option flags each minor defines (index: minor).
+constexpr uint32_t kOptionFlags[] = {P2K_OPT_REQUIRED, P2K_OPT_REQUIRED | P2K_OPT_IS_SECRET};
+static_assert(std::size(kOptionFlags) == P2K_ABI_MINOR + 1, "a flag table entry per minor");
 
 std::string version_text(uint32_t major, uint32_t minor) {
   return std::to_string(major) + "." + std::to_string(minor);
@@ -34,6 +40,8 @@ bool valid_name(const char* name) {
 std::string check_options(const p2k_plugin* d) {
   if (d->option_count > 0 && !d->options) return "its option table pointer is NULL";
   static const std::regex key_re("^[a-z0-9_]+(\\.[a-z0-9_]+)*\\.?$");
+  const uint32_t known_flags = kOptionFlags[std::min<uint32_t>(d->abi_minor, P2K_ABI_MINOR)];
+  std::set<std::string> names;
   for (size_t i = 0; i < d->option_count; ++i) {
     const p2k_option& o = d->options[i];
     std::string where = "option #" + std::to_string(i + 1);
@@ -43,12 +51,21 @@ std::string check_options(const p2k_plugin* d) {
     if (!o.name || !std::regex_match(o.name, key_re))
       return where + " has an invalid name (expected dotted lower_snake, e.g. \"poll_interval\")";
     where = "option '" + std::string(o.name) + "'";
+    if (!names.insert(o.name).second) return where + " is declared twice";
     if (o.type < P2K_OPT_STRING || o.type > P2K_OPT_PREFIX)
       return where + " has an unknown type " + std::to_string(static_cast<int>(o.type));
     if (o.type == P2K_OPT_PREFIX && o.name[std::strlen(o.name) - 1] != '.')
       return where + " is a prefix option, so its name must end with '.'";
     if (o.type == P2K_OPT_ENUM && (!o.choices || !o.choices[0]))
       return where + " is an enum without choices";
+    if (uint32_t unknown = o.flags & ~known_flags) {
+      char hex[16];
+      std::snprintf(hex, sizeof hex, "0x%x", unknown);
+      return where + " sets flag " + hex + ", which plugin ABI " +
+             version_text(d->abi_major, d->abi_minor) +
+             " (the version it answered with) does not define: it must answer with the minor "
+             "that added the flag (see plugin.h, \"Versioning\")";
+    }
     if ((o.flags & P2K_OPT_REQUIRED) && o.default_value)
       return where + " is required and has a default; it can only be one of the two";
     if (!o.description || !*o.description) return where + " has no description";
@@ -103,8 +120,9 @@ std::string validate_descriptor(const p2k_plugin* d) {
            std::to_string(P2K_ABI_MAJOR) + ".x's plugin.h, or use a pg2kafka for ABI " +
            std::to_string(d->abi_major) + ".x";
   if (d->abi_minor > P2K_ABI_MINOR)
-    return "it was built for plugin ABI " + plugin_abi + ", newer than this pg2kafka's ABI " +
-           kHostAbi + ": upgrade pg2kafka, or rebuild the plugin against ABI " + kHostAbi;
+    return "it needs plugin ABI " + plugin_abi + ", newer than this pg2kafka's ABI " + kHostAbi +
+           ": upgrade pg2kafka (a plugin that needs nothing newer answers an older host with "
+           "its older version, see plugin.h \"Versioning\")";
   if (!valid_name(d->name))
     return "its name is missing or not lower-hyphenated (e.g. \"pg-outbox\")";
   if (!d->version || !*d->version) return "it has no version";

@@ -31,6 +31,8 @@ class LoadedPlugin {
   const std::string& path() const { return path_; }
   std::string name() const { return descriptor_->name; }
   p2k_kind kind() const { return descriptor_->kind; }
+  // The ABI minor the plugin answered with: the rules of that minor apply to it.
+  uint32_t abi_minor() const { return descriptor_->abi_minor; }
   std::span<const p2k_option> options() const {
     return {descriptor_->options, descriptor_->option_count};
   }

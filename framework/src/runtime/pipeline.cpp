@@ -1,5 +1,7 @@
 #include "runtime/pipeline.hpp"
 
+#include <pg2kafka/sdk/plugin.hpp>
+
 #include <algorithm>
 #include <thread>
 
@@ -15,14 +17,9 @@ constexpr std::chrono::milliseconds kBusyRepoll{2};
 // How often a running pipeline logs its throughput (when it delivered anything).
 constexpr std::chrono::seconds kProgressInterval{30};
 
-// What a pending record holds in memory, as max_in_flight_bytes counts it.
-size_t record_bytes(const p2k_record& r) {
-  return r.key.size + r.value.size;
-}
-
 std::string record_label(const p2k_record& r) {
   std::string out = "position " + std::to_string(r.position);
-  if (r.id.data && r.id.size) out = "event " + std::string(r.id.data, r.id.size) + " (" + out + ")";
+  if (r.id.size) out = "event " + std::string(sdk::view(r.id)) + " (" + out + ")";
   return out;
 }
 
@@ -52,7 +49,7 @@ Pipeline::Pipeline(plugin::SourceInstance& source, plugin::SinkInstance& sink,
       ack_backoff_(settings.retry_initial_backoff, settings.retry_max_backoff) {}
 
 Pipeline::~Pipeline() {
-  pending_.clear();
+  window_.clear();
 }
 
 void Pipeline::fail(std::string message) {
@@ -128,7 +125,7 @@ bool Pipeline::open_with_retry() {
 bool Pipeline::prepare_topics(const p2k_record* records, size_t count) {
   std::string_view last;
   for (size_t i = 0; i < count; ++i) {
-    std::string_view topic(records[i].topic.data, records[i].topic.size);
+    std::string_view topic = sdk::view(records[i].topic);
     if (topic == last || prepared_topics_.count(topic)) {
       last = topic;
       continue;
@@ -152,10 +149,11 @@ bool Pipeline::prepare_topics(const p2k_record* records, size_t count) {
 }
 
 void Pipeline::poll_source() {
-  size_t room = settings_.max_in_flight - std::min(settings_.max_in_flight, pending_.size());
+  size_t unconfirmed = window_.unconfirmed();
+  size_t room = settings_.max_in_flight - std::min(settings_.max_in_flight, unconfirmed);
   size_t max = std::min(settings_.batch_size, room);
   if (max == 0) return;
-  bool idle = pending_.empty();
+  bool idle = unconfirmed == 0;
   auto timeout = (mode_.once || !idle) ? std::chrono::milliseconds(0) : settings_.poll_timeout;
   p2k_batch batch{};
   auto r = source_.poll(max, timeout, batch);
@@ -181,32 +179,34 @@ void Pipeline::poll_source() {
   auto holder = std::make_shared<Batch>(source_, batch.handle);
   for (size_t i = 0; i < batch.count; ++i) {
     const p2k_record& rec = batch.records[i];
-    if (!tracker_.add(rec.position)) {
+    if (!window_.add(rec, holder)) {
       fail("source '" + source_.name() + "' returned position " + std::to_string(rec.position) +
-           " after " + std::to_string(tracker_.last_added().value_or(0)) +
+           " after " + std::to_string(window_.last_added().value_or(0)) +
            ": positions must strictly increase (a bug in the plugin)");
       return;
     }
-    pending_.emplace(rec.position, Pending{rec, holder, false});
-    pending_bytes_ += record_bytes(rec);
   }
   stats_.polled += batch.count;
   write({batch.records, batch.count});
 }
 
-// Writes the given pending records (in position order) in one call.
+// A transient failure: the records marked awaiting a retry are written again after a backoff,
+// one backoff per round of retries.
+void Pipeline::retry_later(const std::string& what, const std::string& why) {
+  if (retry_scheduled_) return;
+  auto wait = sink_backoff_.next();
+  retry_due_ = Clock::now() + wait;
+  retry_scheduled_ = true;
+  log::warn("sink '" + sink_.name() + "' " + what + ": " + why + " (retrying in " +
+            std::to_string(wait.count()) + " ms)");
+}
+
+// Writes the given records (in position order, each already in the window) in one call.
 void Pipeline::write(std::span<const p2k_record> records) {
   auto mark_retry = [&](const std::string& why) {
-    auto wait = sink_backoff_.next();
-    log::warn("sink '" + sink_.name() + "' could not take " + std::to_string(records.size()) +
-              " records: " + why + " (retrying in " + std::to_string(wait.count()) + " ms)");
-    for (const auto& r : records) {
-      auto& pending = pending_.at(r.position);
-      if (!pending.awaiting_retry) ++awaiting_retry_;
-      pending.awaiting_retry = true;
-    }
+    for (const auto& r : records) window_.failed(r.position);
     stats_.retried += records.size();
-    retry_due_ = Clock::now() + wait;
+    retry_later("could not take " + std::to_string(records.size()) + " records", why);
   };
   if (!prepare_topics(records.data(), records.size())) {
     if (!failed_) mark_retry("a topic is not writable yet");
@@ -223,8 +223,8 @@ void Pipeline::write(std::span<const p2k_record> records) {
 }
 
 void Pipeline::on_outcome(const plugin::Outcome& o) {
-  auto it = pending_.find(o.position);
-  if (it == pending_.end() || it->second.awaiting_retry) {
+  const p2k_record* record = window_.awaiting(o.position);
+  if (!record) {
     fail("sink '" + sink_.name() + "' reported position " + std::to_string(o.position) +
          ", which is not awaiting an outcome (reported twice, or never written): a bug in the "
          "sink plugin");
@@ -232,57 +232,50 @@ void Pipeline::on_outcome(const plugin::Outcome& o) {
   }
   switch (o.status) {
     case P2K_OK:
-      tracker_.delivered(o.position);
-      pending_bytes_ -= record_bytes(it->second.record);
-      pending_.erase(it);
-      ++stats_.delivered;
+      window_.delivered(o.position);
       sink_backoff_.reset();
       return;
     case P2K_RETRY: {
-      if (awaiting_retry_ == 0) {
-        auto wait = sink_backoff_.next();
-        retry_due_ = Clock::now() + wait;
-        log::warn("sink '" + sink_.name() + "' could not deliver " +
-                  record_label(it->second.record) + " for now: " + o.message + " (retrying in " +
-                  std::to_string(wait.count()) + " ms)");
-      }
-      it->second.awaiting_retry = true;
-      ++awaiting_retry_;
+      std::string label = record_label(*record);
+      window_.failed(o.position);
       ++stats_.retried;
+      retry_later("could not deliver " + label + " for now", o.message);
       return;
     }
     default:
-      fail("sink '" + sink_.name() + "' failed permanently on " + record_label(it->second.record) +
-           ": " + (o.message.empty() ? "no reason given" : o.message) +
+      fail("sink '" + sink_.name() + "' failed permanently on " + record_label(*record) + ": " +
+           (o.message.empty() ? "no reason given" : o.message) +
            ". Nothing from this record on is acknowledged: it stays in the source.");
   }
 }
 
 void Pipeline::handle_outcomes() {
   for (const auto& o : sink_.outcomes().take()) {
-    if (failed_ && o.status != P2K_OK) continue;
-    if (failed_ && !pending_.count(o.position)) continue;
+    if (failed_ && (o.status != P2K_OK || !window_.awaiting(o.position))) continue;
     on_outcome(o);
   }
 }
 
+bool Pipeline::retry_due() const {
+  return window_.awaiting_retry() > 0 && window_.awaiting_outcome() == 0 &&
+         Clock::now() >= retry_due_;
+}
+
 void Pipeline::write_due_retries() {
-  if (awaiting_retry_ == 0 || Clock::now() < retry_due_) return;
-  // Rewrite only once nothing else is in flight, so that the retried records go out in their
-  // original order relative to everything written before them.
-  if (pending_.size() != awaiting_retry_) return;
-  std::vector<p2k_record> records;
-  for (auto& [p, pending] : pending_) {
-    if (!pending.awaiting_retry) continue;
-    pending.awaiting_retry = false;
-    records.push_back(pending.record);
-  }
-  awaiting_retry_ = 0;
+  if (!retry_due()) return;
+  // The window hands them out only once nothing else awaits an outcome, so that the retried
+  // records go out after everything written before them, and adds the later records of their
+  // keys that were delivered meanwhile (the per-key ordering rule, see delivery_window.hpp).
+  auto records = window_.take_rewrites();
+  if (records.empty()) return;
+  retry_scheduled_ = false;
   write(records);
 }
 
 void Pipeline::acknowledge() {
-  if (auto through = tracker_.take_ackable()) ack_wanted_ = through;
+  size_t confirmed = 0;
+  if (auto through = window_.take_ackable(&confirmed)) ack_wanted_ = through;
+  stats_.delivered += confirmed;
   if (mode_.dry_run || !ack_wanted_ || Clock::now() < ack_due_) return;
   auto r = source_.ack(*ack_wanted_);
   if (r.ok()) {
@@ -316,7 +309,7 @@ int Pipeline::run() {
         log::info(std::to_string(stats_.delivered - reported_delivered) +
                   " records delivered in the last " + std::to_string(seconds) + " s (" +
                   std::to_string((stats_.delivered - reported_delivered) / seconds) + "/s), " +
-                  std::to_string(pending_.size()) + " in flight");
+                  std::to_string(window_.unconfirmed()) + " in flight");
         reported_delivered = stats_.delivered;
       }
       next_report = Clock::now() + kProgressInterval;
@@ -326,14 +319,16 @@ int Pipeline::run() {
     if (!failed_) acknowledge();
     if (failed_) break;
     bool ack_outstanding = !mode_.dry_run && ack_wanted_.has_value();
-    if (drained_ && pending_.empty() && !ack_outstanding) break;  // --once is done
+    size_t unconfirmed = window_.unconfirmed();
+    if (drained_ && unconfirmed == 0 && !ack_outstanding) break;  // --once is done
 
     auto now = Clock::now();
-    bool can_poll = !drained_ && awaiting_retry_ == 0 && now >= next_poll_ &&
-                    pending_.size() < settings_.max_in_flight &&
-                    (pending_.empty() || pending_bytes_ < settings_.max_in_flight_bytes);
+    bool can_poll =
+        !drained_ && window_.awaiting_retry() == 0 && now >= next_poll_ &&
+        unconfirmed < settings_.max_in_flight &&
+        (unconfirmed == 0 || window_.unconfirmed_bytes() < settings_.max_in_flight_bytes);
     if (can_poll) {
-      bool idle = pending_.empty();
+      bool idle = unconfirmed == 0;
       poll_source();
       if (failed_) break;
       if (!last_poll_empty_) {
@@ -345,13 +340,17 @@ int Pipeline::run() {
       if (idle && !mode_.once) next_poll_ = std::max(next_poll_, now + settings_.poll_timeout);
       if (idle) continue;
     }
-    // Wait for whatever comes first: an outcome, a due retry, the next poll, an ack retry.
-    auto until = drained_ ? now : now + settings_.poll_timeout;
-    if (awaiting_retry_) until = std::min(until, retry_due_);
+    // Wait for whatever comes first: an outcome (the wait returns as soon as one arrives), a
+    // retry that became writable, the next poll, an ack retry. A retry that is due but waits
+    // for outstanding outcomes is not a reason to wake up: those outcomes are.
+    auto until = now + settings_.poll_timeout;
+    if (window_.awaiting_retry() > 0 && window_.awaiting_outcome() == 0)
+      until = std::min(until, retry_due_);
     if (!drained_ && next_poll_ > now) until = std::min(until, next_poll_);
-    if (ack_outstanding) until = drained_ ? ack_due_ : std::min(until, ack_due_);
+    if (ack_outstanding)
+      until = drained_ && unconfirmed == 0 ? ack_due_ : std::min(until, ack_due_);
     auto wait = millis_until(until, now);
-    if (!pending_.empty())
+    if (window_.unconfirmed() > 0)
       sink_.wait(wait);
     else
       sleep_interruptibly(wait);
@@ -359,19 +358,29 @@ int Pipeline::run() {
   return finish(!failed_);
 }
 
+void Pipeline::sleep_unless_abandoned(Clock::time_point until) {
+  // After a stop request sleep_interruptibly returns at once; a shutdown still waits (for a
+  // retry, for an ack), unless a second request abandons it.
+  while (stop_.load() < 2) {
+    auto now = Clock::now();
+    if (now >= until) return;
+    std::this_thread::sleep_until(std::min(until, now + std::chrono::milliseconds(50)));
+  }
+}
+
 int Pipeline::finish(bool clean) {
   // Stop polling; give the sink a bounded time to confirm what is in flight (retrying what it
   // asks to retry), then acknowledge what was confirmed.
   auto deadline = Clock::now() + settings_.shutdown_timeout;
-  if (stopping() && !pending_.empty())
+  if (stopping() && window_.unconfirmed() > 0)
     log::info("stopping: waiting up to " + std::to_string(settings_.shutdown_timeout.count()) +
-              " ms for " + std::to_string(pending_.size()) + " records in flight");
-  while (!pending_.empty() && Clock::now() < deadline && stop_.load() < 2) {
+              " ms for " + std::to_string(window_.unconfirmed()) + " records in flight");
+  while (window_.unconfirmed() > 0 && Clock::now() < deadline && stop_.load() < 2) {
     if (!failed_) write_due_retries();
     auto left = millis_until(deadline, Clock::now());
-    if (awaiting_retry_ == pending_.size()) {
+    if (window_.awaiting_outcome() == 0) {
       if (failed_) break;
-      sleep_interruptibly(std::min(left, millis_until(retry_due_, Clock::now())));
+      sleep_unless_abandoned(std::min(deadline, retry_due_));
       continue;
     }
     auto f = sink_.flush(std::min(left, std::chrono::milliseconds(100)));
@@ -385,9 +394,8 @@ int Pipeline::finish(bool clean) {
     std::this_thread::sleep_until(ack_due_);
     acknowledge();
   }
-  size_t unconfirmed = pending_.size();
-  pending_.clear();  // releases the source's batches before the source is closed
-  pending_bytes_ = 0;
+  size_t unconfirmed = window_.unconfirmed();
+  window_.clear();  // releases the source's batches before the source is closed
   sink_.close();
   source_.close();
   std::string summary = std::to_string(stats_.delivered) + " records delivered" +

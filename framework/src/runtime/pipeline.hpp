@@ -5,7 +5,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <set>
 #include <span>
@@ -13,8 +12,8 @@
 
 #include "config/pipeline_config.hpp"
 #include "plugin/plugin_instance.hpp"
-#include "runtime/ack_tracker.hpp"
 #include "runtime/backoff.hpp"
+#include "runtime/delivery_window.hpp"
 
 namespace pg2kafka::runtime {
 
@@ -45,11 +44,6 @@ class Pipeline {
 
  private:
   struct Batch;
-  struct Pending {
-    p2k_record record;  // shallow copy; the data lives in the source's batch
-    std::shared_ptr<Batch> batch;
-    bool awaiting_retry = false;
-  };
   using Clock = std::chrono::steady_clock;
 
   bool open_with_retry();
@@ -58,11 +52,14 @@ class Pipeline {
   void write(std::span<const p2k_record> records);
   void handle_outcomes();
   void on_outcome(const plugin::Outcome& outcome);
+  void retry_later(const std::string& what, const std::string& why);
   void write_due_retries();
+  bool retry_due() const;
   void acknowledge();
   void fail(std::string message);
   bool stopping() const { return stop_.load() > 0; }
   void sleep_interruptibly(std::chrono::milliseconds d);
+  void sleep_unless_abandoned(Clock::time_point until);
   int finish(bool clean);
 
   plugin::SourceInstance& source_;
@@ -71,11 +68,9 @@ class Pipeline {
   RunMode mode_;
   const std::atomic<int>& stop_;
 
-  AckTracker tracker_;
-  std::map<uint64_t, Pending> pending_;  // written (or awaiting a retry), outcome not yet OK
-  size_t pending_bytes_ = 0;             // keys and values of pending_
-  size_t awaiting_retry_ = 0;
+  DeliveryWindow window_;  // written and not yet acknowledged, in source order
   Clock::time_point retry_due_{};
+  bool retry_scheduled_ = false;  // retry_due_ is set for the records awaiting a retry
   Backoff sink_backoff_;
   Backoff source_backoff_;
   Backoff ack_backoff_;

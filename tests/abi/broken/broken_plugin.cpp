@@ -31,17 +31,12 @@ void destroy(void*) {}
 p2k_sink_ops ops = {
     sizeof(p2k_sink_ops), create, open, nullptr, write, nullptr, flush, close, destroy};
 
-p2k_plugin descriptor = {sizeof(p2k_plugin),
-                         P2K_ABI_MAJOR,
-                         P2K_ABI_MINOR,
-                         P2K_KIND_SINK,
-                         "broken",
-                         "1.0.0",
-                         "A broken plugin.",
-                         nullptr,
-                         0,
-                         nullptr,
-                         &ops};
+const p2k_option secret_option[] = {{sizeof(p2k_option), "token", P2K_OPT_STRING, P2K_OPT_IS_SECRET,
+                                     nullptr, "A token.", nullptr, 0, 0}};
+
+// A plain C plugin that uses nothing newer than ABI 1.0 answers 1.0 to every host.
+p2k_plugin descriptor = {sizeof(p2k_plugin), P2K_ABI_MAJOR, 0, P2K_KIND_SINK, "broken", "1.0.0",
+                         "A broken plugin.", nullptr,       0, nullptr,       &ops};
 
 }  // namespace
 
@@ -62,6 +57,11 @@ extern "C" P2K_EXPORT const p2k_plugin* p2k_plugin_entry_v1(uint32_t, uint32_t) 
   throw std::runtime_error("entry exploded");
 #elif defined(BROKEN_BAD_NAME)
   descriptor.name = "Bad Name";
+#elif defined(BROKEN_SECRET_FLAG_AT_1_0)
+  // P2K_OPT_IS_SECRET came with 1.1: a descriptor answering 1.0 may not use it (a 1.0 host would
+  // ignore the flag and print the secret).
+  descriptor.options = secret_option;
+  descriptor.option_count = 1;
 #endif
   return &descriptor;
 }

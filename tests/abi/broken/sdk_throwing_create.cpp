@@ -10,9 +10,7 @@ class Throwing : public pg2kafka::sdk::Sink {
   void write(std::span<const p2k_record>) override {}
   bool flush(std::chrono::milliseconds) override { return true; }
 };
-const p2k_option kOptions[] = {
-    pg2kafka::sdk::option("unused", P2K_OPT_STRING, "", "Unused."),
-};
 }  // namespace
 
-P2K_SINK_PLUGIN(Throwing, "sdk-throwing", "1.0.0", "Throws from create.", kOptions)
+// No option table: a plugin without options leaves the argument out.
+P2K_SINK_PLUGIN(Throwing, "sdk-throwing", "1.0.0", "Throws from create.")

@@ -45,7 +45,8 @@ TEST(KafkaSinkConfig, BootstrapServers_MalformedOrMissing_IsConfigError) {
             std::string::npos);
   EXPECT_NE(config_error({{"bootstrap_servers", "kafka://h:notaport"}}).find("invalid port"),
             std::string::npos);
-  EXPECT_NE(config_error({}).find("bootstrap_servers' is required"), std::string::npos);
+  EXPECT_NE(config_error({}).find("required option 'bootstrap_servers' is missing"),
+            std::string::npos);
 }
 
 TEST(KafkaSinkConfig, Defaults_AreSafeAndFast) {
@@ -74,7 +75,7 @@ TEST(KafkaSinkConfig, Passthrough_KeysThatLoadCodeOrBreakDelivery_AreRefused) {
         "rdkafka.delivery.report.only.error", "rdkafka.transactional.id", "rdkafka.acks",
         "rdkafka.enable.idempotence", "rdkafka.some.interceptor.thing"}) {
     auto e = config_error({{"bootstrap_servers", "h:1"}, {key, "x"}});
-    EXPECT_NE(e.find(std::string("'") + key + "' is not allowed"), std::string::npos)
+    EXPECT_NE(e.find(std::string("option '") + key + "': is not allowed"), std::string::npos)
         << key << ": " << e;
   }
 }
@@ -180,39 +181,75 @@ TEST_F(KafkaPluginSo, Descriptor_IsAKafkaSinkWithDocumentedOptions) {
   }
 }
 
-// The option table's defaults (user-facing text) and the sink's built-in ones must agree.
-TEST_F(KafkaPluginSo, OptionDefaults_AgreeWithTheSinkDefaults) {
-  pg2kafka::kafka::SinkConfig d;
-  auto def = [&](const char* name) { return std::string(find(name)->default_value); };
-  EXPECT_EQ(def("acks"), d.acks);
-  EXPECT_EQ(def("enable_idempotence"), d.enable_idempotence ? "true" : "false");
-  EXPECT_EQ(def("compression"), d.compression);
-  EXPECT_EQ(def("linger"), std::to_string(d.linger_ms) + "ms");
-  EXPECT_EQ(def("batch_size"), "1MB");
-  EXPECT_EQ(d.batch_size, 1000000);
-  EXPECT_EQ(def("batch_num_messages"), std::to_string(d.batch_num_messages));
-  EXPECT_EQ(def("message_timeout"), "5m");
-  EXPECT_EQ(d.message_timeout_ms, 300000);
-  EXPECT_EQ(def("request_timeout"), "10s");
-  EXPECT_EQ(d.request_timeout_ms, 10000);
-  EXPECT_EQ(def("partitioner"), d.partitioner);
-  EXPECT_EQ(def("create_topics"), d.create_topics ? "true" : "false");
-  EXPECT_EQ(def("topic_partitions"), std::to_string(d.topic_partitions));
-  EXPECT_EQ(def("topic_replication_factor"), std::to_string(d.topic_replication_factor));
-  EXPECT_EQ(def("client_id"), d.client_id);
+// Secrets by declaration: every librdkafka property that holds a secret is an option of its own,
+// flagged P2K_OPT_IS_SECRET, so the host never prints it; the sink hides the same keys in its own
+// errors (is_secret_property reads the same table).
+TEST_F(KafkaPluginSo, DeclaresEveryLibrdkafkaSecret) {
+  for (const char* name :
+       {"sasl.password", "sasl.oauthbearer.client.secret", "sasl.oauthbearer.config",
+        "ssl.key.password", "ssl.key.pem", "ssl.keystore.password"}) {
+    const p2k_option* o = find(std::string("rdkafka.") + name);
+    ASSERT_NE(o, nullptr) << name;
+    EXPECT_TRUE(o->flags & P2K_OPT_IS_SECRET) << name;
+    EXPECT_TRUE(pg2kafka::kafka::is_secret_property(name)) << name;
+  }
+  EXPECT_FALSE(pg2kafka::kafka::is_secret_property("sasl.username"));
+  EXPECT_EQ(plugin_->abi_minor, 1u) << "the secret flag needs ABI 1.1";
 }
 
-TEST_F(KafkaPluginSo, Create_WithContradictoryOptions_IsInvalidConfig) {
-  p2k_test::kafka::FakeHost host;
-  p2k_option_value values[] = {{"bootstrap_servers", "127.0.0.1:9092"},
-                               {"acks", "1"},
-                               {"rdkafka.plugin.library.paths", "/tmp/evil.so"}};
+TEST_F(KafkaPluginSo, Create_WithContradictoryOptions_IsInvalidConfig_NamingEachOption) {
+  auto values = p2k_test::kafka::resolved({{"bootstrap_servers", "127.0.0.1:9092"},
+                                           {"acks", "1"},
+                                           {"rdkafka.plugin.library.paths", "/tmp/evil.so"}});
+  auto raw = values.c_values();
+  // A host of ABI 1.1 takes the problems one by one, with their options.
+  struct Problems {
+    std::vector<std::pair<std::string, std::string>> items;
+  } problems;
+  p2k_host host{};
+  host.struct_size = sizeof host;
+  host.abi_major = P2K_ABI_MAJOR;
+  host.abi_minor = P2K_ABI_MINOR;
+  host.ctx = &problems;
+  host.report = [](void*, uint64_t, p2k_status, const char*) {};
+  host.option_error = [](void* ctx, const char* key, const char* message) {
+    static_cast<Problems*>(ctx)->items.emplace_back(key ? key : "", message);
+  };
   void* instance = nullptr;
   char err[1024] = "";
-  EXPECT_EQ(plugin_->sink->create(host.raw(), values, 3, &instance, err, sizeof err),
+  EXPECT_EQ(plugin_->sink->create(&host, raw.data(), raw.size(), &instance, err, sizeof err),
             P2K_INVALID_CONFIG);
   EXPECT_EQ(instance, nullptr);
   EXPECT_NE(std::string(err).find("plugin.library.paths"), std::string::npos) << err;
+  ASSERT_EQ(problems.items.size(), 2u) << err;
+  EXPECT_EQ(problems.items[0].first, "acks");
+  EXPECT_NE(problems.items[0].second.find("enable_idempotence"), std::string::npos);
+  EXPECT_EQ(problems.items[1].first, "rdkafka.plugin.library.paths");
+}
+
+// Through the binary: each problem is shown where the user wrote the option (issue 12).
+TEST(KafkaSinkCheck, PointsAtTheOptionsLine_ForEachProblemTheSinkFinds) {
+  p2k_test::TempDir dir;
+  auto config = dir.write("pipeline.json", R"({
+  "source": {"plugin": "test-sequence"},
+  "sink": {"plugin": "kafka", "options": {
+    "bootstrap_servers": "127.0.0.1:9092",
+    "acks": "1",
+    "rdkafka": {"plugin.library.paths": "/tmp/evil.so", "sasl.password": "hunter2"}
+  }}
+})");
+  auto r = p2k_test::run_pg2kafka(
+      {"check", "--config", config, "--plugin-dir", p2k_test::ctest_env("P2K_TEST_PLUGIN_DIR")});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("pipeline.json:5:5: sink.options.acks: is '1' but enable_idempotence is "
+                       "true"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("pipeline.json:6:17: sink.options.rdkafka.plugin.library.paths: is not "
+                       "allowed: it loads shared libraries"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("hunter2"), std::string::npos) << r.err;
 }
 
 }  // namespace

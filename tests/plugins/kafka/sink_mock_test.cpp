@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "kafka_sink.hpp"
+#include "runtime/delivery_window.hpp"
 #include "sink_test_util.hpp"
 
 namespace {
@@ -62,25 +63,20 @@ std::string lower(std::string s) {
   return s;
 }
 
-// Plays the pipeline host: checks that every write of a record is reported exactly once, and
-// writes RETRY records again, in position order, once nothing else is in flight (after a short
-// backoff), until every record is reported OK or `timeout` passes.
+// Plays the pipeline host with the host's own delivery window (runtime/delivery_window.hpp):
+// checks that every write of a record is reported exactly once, and writes RETRY records again
+// once nothing else awaits an outcome (after a short backoff), with the later records of their
+// keys that were delivered meanwhile (the per-key ordering rule, which the sink leaves to the
+// host), until every record is acknowledged or `timeout` passes.
 class MiniHost {
  public:
   MiniHost(KafkaSink& sink, FakeHost& host, Records& records)
       : sink_(sink), host_(host), records_(records) {}
 
   void write(const std::vector<uint64_t>& positions) {
-    for (auto p : positions) ++outstanding_[p];
     auto view = records_.view_positions(positions);
-    try {
-      sink_.write(view);
-    } catch (const pg2kafka::sdk::RetryError&) {
-      for (auto p : positions) {
-        --outstanding_[p];
-        retry_.insert(p);
-      }
-    }
+    for (const auto& r : view) window_.add(r, nullptr);
+    write_view(view);
   }
 
   void write_range(uint64_t first, uint64_t last) {
@@ -93,40 +89,47 @@ class MiniHost {
   void run_for(milliseconds duration) { run(Clock::now() + duration, false); }
   bool run_until_all_ok(milliseconds timeout) { return run(Clock::now() + timeout, true); }
 
-  const std::set<uint64_t>& ok() const { return ok_; }
+  size_t acknowledged() const { return acknowledged_; }
   size_t rewrites() const { return rewrites_; }
-  std::vector<Report> retries_seen() const { return retry_reports_; }
 
  private:
+  void write_view(const std::vector<p2k_record>& view) {
+    try {
+      sink_.write(view);
+    } catch (const pg2kafka::sdk::RetryError&) {
+      for (const auto& r : view) window_.failed(r.position);
+    }
+  }
+
   bool run(Clock::time_point deadline, bool until_all_ok) {
     while (Clock::now() < deadline) {
       sink_.poll(milliseconds(20));
       for (const auto& r : host_.take_reports()) {
-        EXPECT_GT(outstanding_[r.position], 0) << "position " << r.position << " reported twice";
-        --outstanding_[r.position];
         if (r.status == P2K_OK) {
-          EXPECT_TRUE(ok_.insert(r.position).second) << "position " << r.position << " OK twice";
+          EXPECT_TRUE(window_.delivered(r.position))
+              << "position " << r.position << " reported twice";
         } else if (r.status == P2K_RETRY) {
-          retry_.insert(r.position);
-          retry_reports_.push_back(r);
+          EXPECT_TRUE(window_.failed(r.position)) << "position " << r.position << " reported twice";
         } else {
           ADD_FAILURE() << "unexpected FATAL for " << r.position << ": " << r.message;
           return false;
         }
       }
-      if (!retry_.empty() && sink_.in_flight() == 0 && Clock::now() >= next_retry_) {
+      size_t count = 0;
+      window_.take_ackable(&count);
+      acknowledged_ += count;
+      if (window_.awaiting_retry() > 0 && window_.awaiting_outcome() == 0 &&
+          Clock::now() >= next_retry_) {
         if (retry_wait_started_) {
-          std::vector<uint64_t> positions(retry_.begin(), retry_.end());
-          retry_.clear();
-          ++rewrites_;
           retry_wait_started_ = false;
-          write(positions);
+          ++rewrites_;
+          write_view(window_.take_rewrites());
         } else {
           retry_wait_started_ = true;
           next_retry_ = Clock::now() + milliseconds(200);
         }
       }
-      if (until_all_ok && ok_.size() == records_.size()) return true;
+      if (until_all_ok && acknowledged_ == records_.size()) return true;
     }
     return !until_all_ok;
   }
@@ -134,9 +137,8 @@ class MiniHost {
   KafkaSink& sink_;
   FakeHost& host_;
   Records& records_;
-  std::map<uint64_t, int> outstanding_;
-  std::set<uint64_t> ok_, retry_;
-  std::vector<Report> retry_reports_;
+  pg2kafka::runtime::DeliveryWindow window_;
+  size_t acknowledged_ = 0;
   size_t rewrites_ = 0;
   bool retry_wait_started_ = false;
   Clock::time_point next_retry_{};
@@ -198,7 +200,7 @@ TEST(KafkaSinkMock, BrokerDownThenUp_EveryRecordDeliveredInOrderPerKey) {
   mini.run_for(milliseconds(2500));
   rd_kafka_mock_broker_set_up(cluster.get(), 1);
   ASSERT_TRUE(mini.run_until_all_ok(seconds(60)))
-      << mini.ok().size() << " of " << records.size() << " delivered";
+      << mini.acknowledged() << " of " << records.size() << " delivered";
   EXPECT_GT(mini.rewrites(), 0u) << "the outage should have made the sink report RETRY";
   ASSERT_TRUE(sink->flush(seconds(10)));
 
@@ -323,19 +325,14 @@ TEST(KafkaSinkMock, BrokerRefusesRecordAsTooLarge_IsFatalNamingTheEvent) {
       << reports[0].message;
 }
 
-// The ordering rule of plugin.h: a record written after one that was reported RETRY, and before
-// that one is written again, must not be reported OK, even when Kafka stored it.
-TEST(KafkaSinkMock, RecordAfterAFailedOne_IsReportedRetryUntilTheFailedOneIsWrittenAgain) {
-  MockCluster cluster(2);
-  const std::string topic = "p2k-mock-poison";
-  cluster.create_topic(topic, 2);
-  rd_kafka_mock_partition_set_leader(cluster.get(), topic.c_str(), 0, 1);
-  rd_kafka_mock_partition_set_leader(cluster.get(), topic.c_str(), 1, 2);
-  std::string key0, key1;  // keys of partitions 0 and 1
-  for (int i = 0; key0.empty() || key1.empty(); ++i) {
-    std::string k = "key-" + std::to_string(i);
-    (java_partition(k, 2) == 0 ? key0 : key1) = k;
-  }
+// Since ABI 1.1 the sink reports each outcome as it happened and the host keeps the per-key order:
+// A fails (its partition's leader is down until the message times out), B of the same key is
+// written before A is written again and stored once the leader is back. The sink reports B OK
+// (it no longer turns it into RETRY); the host, seeing A's RETRY, writes A and B again in order.
+TEST(KafkaSinkMock, RecordAfterAFailedOne_IsReportedAsItHappened_AndTheHostWritesItAgainBehind) {
+  MockCluster cluster(1);
+  const std::string topic = "p2k-mock-order";
+  cluster.create_topic(topic, 1);
   FakeHost host;
   auto sink = make_sink(host, cluster.bootstraps(),
                         {{"message_timeout", "1000"},
@@ -344,35 +341,30 @@ TEST(KafkaSinkMock, RecordAfterAFailedOne_IsReportedRetryUntilTheFailedOneIsWrit
   sink->open();
   sink->prepare_topic(topic);
   Records records;
-  records.add({1, topic, key0, "A", 0, "id-A", {}});
-  records.add({2, topic, key1, "B", 0, "id-B", {}});
-
-  rd_kafka_mock_broker_set_down(cluster.get(), 1);  // partition 0's leader
-  auto a = records.view(0, 1);
-  sink->write(a);
-  ASSERT_TRUE(wait_for_reports(*sink, host, 1, seconds(20)));
-  ASSERT_EQ(host.reports()[0].status, P2K_RETRY) << host.reports()[0].message;
-
-  auto b = records.view(1, 2);  // written before A is written again
-  sink->write(b);
-  ASSERT_TRUE(wait_for_reports(*sink, host, 2, seconds(20)));
-  auto reports = host.take_reports();
-  EXPECT_EQ(reports[1].position, 2u);
-  EXPECT_EQ(reports[1].status, P2K_RETRY) << "B must wait for A";
-  EXPECT_NE(reports[1].message.find("earlier record failed"), std::string::npos)
-      << reports[1].message;
-
-  // The host writes both again, in order (and again, until the producer has reconnected):
-  // both are delivered, A once, and B's last copy comes after A.
-  rd_kafka_mock_broker_set_up(cluster.get(), 1);
+  records.add({1, topic, "key", "A", 0, "id-A", {}});
+  records.add({2, topic, "key", "B", 0, "id-B", {}});
   MiniHost mini(*sink, host, records);
-  mini.write_range(1, 2);
+
+  rd_kafka_mock_broker_set_down(cluster.get(), 1);
+  mini.write_range(1, 1);
+  ASSERT_TRUE(wait_for_reports(*sink, host, 1, seconds(20)));
+  auto a = host.reports();
+  ASSERT_EQ(a[0].status, P2K_RETRY) << a[0].message;
+  EXPECT_NE(a[0].message.find("id-A"), std::string::npos) << "names the event: " << a[0].message;
+
+  rd_kafka_mock_broker_set_up(cluster.get(), 1);
+  mini.write_range(2, 2);  // written before A is written again
+  ASSERT_TRUE(wait_for_reports(*sink, host, 2, seconds(20)));
+  auto reports = host.reports();
+  EXPECT_EQ(reports[1].position, 2u);
+  EXPECT_EQ(reports[1].status, P2K_OK) << "the sink reports what happened: " << reports[1].message;
+
   ASSERT_TRUE(mini.run_until_all_ok(seconds(30)));
-  auto p0 = read_topic(cluster.bootstraps(), topic, 1);
+  auto stored = read_topic(cluster.bootstraps(), topic, 3);
   std::vector<std::string> values;
-  for (const auto& m : p0) values.push_back(*m.value);
-  EXPECT_EQ(std::count(values.begin(), values.end(), "A"), 1);
-  EXPECT_GE(std::count(values.begin(), values.end(), "B"), 2) << "B was stored, then again";
+  for (const auto& m : stored) values.push_back(*m.value);
+  EXPECT_EQ(values, (std::vector<std::string>{"B", "A", "B"}))
+      << "B was stored before A, then again behind it";
 }
 
 }  // namespace

@@ -13,15 +13,32 @@
 #include <string>
 #include <vector>
 
+#include <boost/json.hpp>
+
+#include "config/option_values.hpp"
 #include "kafka_sink.hpp"
 #include "kafka_test_util.hpp"
 
 namespace p2k_test::kafka {
 
-// Options as the host passes them (normalised values); unset options take the sink's defaults.
+// Options as the host passes them: validated against the sink's option table by the host's own
+// code, defaults applied. A value the host refuses throws sdk::ConfigError with its diagnostics.
+inline pg2kafka::config::ResolvedOptions resolved(
+    const std::map<std::string, std::string>& values) {
+  boost::json::object given;
+  for (const auto& [k, v] : values) given[k] = v;
+  boost::json::value json(std::move(given));
+  pg2kafka::config::Diagnostics diagnostics;
+  auto resolved = pg2kafka::config::resolve_options(
+      pg2kafka::kafka::sink_options(), &json, {"options"}, nullptr,
+      [](const std::string&) { return std::optional<std::string>(); }, diagnostics);
+  if (!diagnostics.empty()) throw pg2kafka::sdk::ConfigError(diagnostics.format());
+  return resolved;
+}
+
 inline pg2kafka::sdk::Options options(const std::map<std::string, std::string>& values) {
-  std::vector<p2k_option_value> raw;
-  for (const auto& [k, v] : values) raw.push_back(p2k_option_value{k.c_str(), v.c_str()});
+  auto r = resolved(values);
+  auto raw = r.c_values();
   return pg2kafka::sdk::Options(raw.data(), raw.size());
 }
 

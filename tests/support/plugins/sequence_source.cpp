@@ -25,7 +25,11 @@ class SequenceSource : public sdk::Source {
         value_size_(o.integer("value_size")),
         fatal_poll_at_(o.integer("fatal_poll_at")) {
     if (o.boolean("throw_in_create")) throw std::runtime_error("test-sequence was told to throw");
-    if (keys_ < 1) throw sdk::ConfigError("keys must be at least 1");
+    if (keys_ < 1) throw sdk::ConfigError("keys", "must be at least 1");
+    if (o.boolean("two_config_errors"))
+      throw sdk::ConfigError(
+          sdk::ConfigError::Problems{{"topic", "is not a topic this source may use"},
+                                     {"", "the options do not work together"}});
   }
 
   void open() override {
@@ -37,7 +41,8 @@ class SequenceSource : public sdk::Source {
       throw sdk::RetryError("test-sequence: simulated unreachable service");
     if (open_error_ == "fatal")
       throw sdk::FatalError("test-sequence: simulated fatal open failure");
-    if (open_error_ == "config") throw sdk::ConfigError("test-sequence: simulated bad option");
+    if (open_error_ == "config")
+      throw sdk::ConfigError("open_error", "test-sequence: simulated bad option");
     if (!state_file_.empty()) {
       std::ifstream in(state_file_);
       uint64_t acked = 0;
@@ -106,6 +111,8 @@ const p2k_option kOptions[] = {
     option("open_error", P2K_OPT_ENUM, "none", "How open fails.", 0, kOpenErrors),
     option("value_size", P2K_OPT_INT, "0", "Bytes of padding added to each value."),
     option("throw_in_create", P2K_OPT_BOOL, "false", "Throw from the constructor."),
+    option("two_config_errors", P2K_OPT_BOOL, "false",
+           "Refuse the options with two problems, one about no single option."),
     option("required_text", P2K_OPT_STRING, nullptr, "An optional option, for tests."),
 };
 

@@ -1,0 +1,113 @@
+#include "runtime/delivery_window.hpp"
+
+#include <pg2kafka/sdk/plugin.hpp>
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <string_view>
+
+namespace pg2kafka::runtime {
+namespace {
+
+// What the per-key order is about: the topic and the key (a null key is a key of its own, so
+// null-keyed records keep their order too, as a destination without partitions would show them).
+std::string order_key(const p2k_record& r) {
+  std::string k(sdk::view(r.topic));
+  k += '\0';
+  if (r.key.data) {
+    k += '1';
+    k += sdk::view(r.key);
+  } else {
+    k += '0';
+  }
+  return k;
+}
+
+}  // namespace
+
+bool DeliveryWindow::add(const p2k_record& record, std::shared_ptr<void> holder) {
+  if (last_added_ && record.position <= *last_added_) return false;
+  entries_.push_back(Entry{record, std::move(holder), State::kWritten});
+  last_added_ = record.position;
+  ++written_;
+  unconfirmed_bytes_ += bytes(record);
+  return true;
+}
+
+DeliveryWindow::Entry* DeliveryWindow::find(uint64_t position) {
+  auto it = std::lower_bound(entries_.begin(), entries_.end(), position,
+                             [](const Entry& e, uint64_t p) { return e.record.position < p; });
+  return it == entries_.end() || it->record.position != position ? nullptr : &*it;
+}
+
+const DeliveryWindow::Entry* DeliveryWindow::find(uint64_t position) const {
+  return const_cast<DeliveryWindow*>(this)->find(position);
+}
+
+const p2k_record* DeliveryWindow::awaiting(uint64_t position) const {
+  const Entry* e = find(position);
+  return e && e->state == State::kWritten ? &e->record : nullptr;
+}
+
+bool DeliveryWindow::delivered(uint64_t position) {
+  Entry* e = find(position);
+  if (!e || e->state != State::kWritten) return false;
+  e->state = State::kDelivered;
+  --written_;
+  unconfirmed_bytes_ -= bytes(e->record);
+  return true;
+}
+
+bool DeliveryWindow::failed(uint64_t position) {
+  Entry* e = find(position);
+  if (!e || e->state != State::kWritten) return false;
+  e->state = State::kAwaitingRetry;
+  --written_;
+  ++retry_;
+  return true;
+}
+
+std::vector<p2k_record> DeliveryWindow::take_rewrites() {
+  std::vector<p2k_record> out;
+  if (retry_ == 0 || written_ > 0) return out;
+  std::set<std::string, std::less<>> failed_keys;
+  for (auto& e : entries_) {
+    if (e.state == State::kAwaitingRetry) {
+      failed_keys.insert(order_key(e.record));
+      e.state = State::kWritten;
+      --retry_;
+      ++written_;
+      out.push_back(e.record);
+    } else if (e.state == State::kDelivered && !failed_keys.empty() &&
+               failed_keys.count(order_key(e.record))) {
+      // Delivered before an earlier record of its key: it goes out again behind that one.
+      e.state = State::kWritten;
+      ++written_;
+      unconfirmed_bytes_ += bytes(e.record);
+      out.push_back(e.record);
+    }
+  }
+  return out;
+}
+
+std::optional<uint64_t> DeliveryWindow::take_ackable(size_t* count) {
+  std::optional<uint64_t> through;
+  size_t n = 0;
+  while (!entries_.empty() && entries_.front().state == State::kDelivered) {
+    through = entries_.front().record.position;
+    entries_.pop_front();
+    ++n;
+  }
+  if (count) *count = n;
+  return through;
+}
+
+void DeliveryWindow::clear() {
+  entries_.clear();
+  written_ = 0;
+  retry_ = 0;
+  unconfirmed_bytes_ = 0;
+}
+
+}  // namespace pg2kafka::runtime

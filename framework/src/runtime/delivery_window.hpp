@@ -1,0 +1,92 @@
+// The records between their write to the sink and their acknowledgement to the source, in source
+// order: what the host may acknowledge, what it must write again, and the per-key ordering rule.
+//
+// Acknowledgement. Records are delivered out of order, but the source may only forget the
+// unbroken prefix of delivered records, so that a crash never loses a record that was
+// acknowledged before an earlier one was delivered.
+//
+// Ordering after a retry (plugin.h, p2k_host.report). A record the sink reports RETRY is written
+// again, but only once no record written before is still awaiting its outcome, so that it goes out
+// after all of them; and every later record with the same topic and key that the sink reported
+// OK meanwhile (it reached the destination before the failed one) is written again with it, in
+// position order, and counts as undelivered until that second write is confirmed. Consumers then
+// see the per-key order, with duplicates they drop by event id. Since acknowledgement stops at the
+// first undelivered record, such a later record is always still here when the rule needs it.
+#pragma once
+
+#include <pg2kafka/plugin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <span>
+#include <vector>
+
+namespace pg2kafka::runtime {
+
+class DeliveryWindow {
+ public:
+  enum class State : uint8_t {
+    kWritten,        // handed to the sink, outcome not known yet
+    kAwaitingRetry,  // failed transiently (reported RETRY, or its write failed): to write again
+    kDelivered,      // reported OK, not acknowledged yet (an earlier record is not delivered)
+  };
+
+  // A record the host is about to write: a shallow copy whose memory `holder` keeps alive (the
+  // source's batch). Returns false, adding nothing, when its position does not exceed every
+  // position added before (a source bug).
+  bool add(const p2k_record& record, std::shared_ptr<void> holder);
+
+  // The sink reported the record OK. Returns false when the position is not awaiting an outcome
+  // (reported twice, or never written).
+  bool delivered(uint64_t position);
+  // The sink reported the record RETRY (or the write of it failed as a whole); same return.
+  bool failed(uint64_t position);
+  // The record of a position that is awaiting an outcome, or nullptr.
+  const p2k_record* awaiting(uint64_t position) const;
+
+  // The records to write again now, in position order, marked written: every record awaiting a
+  // retry, plus the later records of the same topic and key that were delivered meanwhile (the
+  // ordering rule). Empty while any record awaits an outcome: a retry waits for everything
+  // written before it.
+  std::vector<p2k_record> take_rewrites();
+
+  // The highest position such that it and every position before it are delivered, and forgets
+  // those records (releasing their memory); nullopt when the oldest record is not delivered.
+  // `count`, when given, receives how many records were forgotten.
+  std::optional<uint64_t> take_ackable(size_t* count = nullptr);
+
+  // Forgets everything (releasing the memory of every record).
+  void clear();
+
+  size_t awaiting_outcome() const { return written_; }
+  size_t awaiting_retry() const { return retry_; }
+  // Records written and not yet confirmed: what max_in_flight bounds.
+  size_t unconfirmed() const { return written_ + retry_; }
+  // Their keys and values: what max_in_flight_bytes bounds.
+  size_t unconfirmed_bytes() const { return unconfirmed_bytes_; }
+  // Records not acknowledged yet (unconfirmed, or delivered behind an unconfirmed one).
+  size_t size() const { return entries_.size(); }
+  bool empty() const { return entries_.empty(); }
+  std::optional<uint64_t> last_added() const { return last_added_; }
+
+ private:
+  struct Entry {
+    p2k_record record;
+    std::shared_ptr<void> holder;
+    State state;
+  };
+  Entry* find(uint64_t position);
+  const Entry* find(uint64_t position) const;
+  static size_t bytes(const p2k_record& r) { return r.key.size + r.value.size; }
+
+  std::deque<Entry> entries_;  // sorted by position
+  size_t written_ = 0;
+  size_t retry_ = 0;
+  size_t unconfirmed_bytes_ = 0;
+  std::optional<uint64_t> last_added_;
+};
+
+}  // namespace pg2kafka::runtime
