@@ -15,9 +15,7 @@ db=p2k_source_conformance
 "$psql" -q -v ON_ERROR_STOP=1 "$P2K_TEST_PG_URL" \
   -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
 url="${P2K_TEST_PG_URL%/*}/$db"
-for f in "$sql_dir"/[0-9]*.sql; do
-  "$psql" -q -v ON_ERROR_STOP=1 --single-transaction -f "$f" "$url" >/dev/null
-done
+"$psql" -q -v ON_ERROR_STOP=1 --single-transaction -f "$sql_dir/install.sql" "$url" >/dev/null
 "$psql" -q -v ON_ERROR_STOP=1 "$url" \
   -c "CREATE TABLE items (id bigint PRIMARY KEY, name text)" \
   -c "SELECT pg2kafka.setup('items', 'id')" >/dev/null

@@ -344,12 +344,16 @@ TEST_F(KafkaSinkBroker, PluginSo_ProducesThroughTheCInterface) {
   void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   ASSERT_NE(lib, nullptr) << dlerror();
   auto entry = reinterpret_cast<p2k_plugin_entry_fn>(dlsym(lib, P2K_PLUGIN_ENTRY_SYMBOL));
-  const p2k_sink_ops* ops = entry(P2K_ABI_MAJOR, P2K_ABI_MINOR)->sink;
-  std::string url = "kafka://" + brokers_;
-  p2k_option_value values[] = {{"bootstrap_servers", url.c_str()}};
+  const p2k_plugin* plugin = entry(P2K_ABI_MAJOR, P2K_ABI_MINOR);
+  const p2k_sink_ops* ops = plugin->sink;
+  // As the host passes them: validated, normalised, every other option's default (plugin.h).
+  auto options = p2k_test::kafka::resolved({{"bootstrap_servers", "kafka://" + brokers_}});
+  auto values = options.c_values();
   void* instance = nullptr;
   char err[1024] = "";
-  ASSERT_EQ(ops->create(host_.raw(), values, 1, &instance, err, sizeof err), P2K_OK) << err;
+  ASSERT_EQ(ops->create(host_.raw(), values.data(), values.size(), &instance, err, sizeof err),
+            P2K_OK)
+      << err;
   ASSERT_EQ(ops->open(instance, err, sizeof err), P2K_OK) << err;
   ASSERT_EQ(ops->prepare_topic(instance, p2k_slice{topic.data(), topic.size()}, err, sizeof err),
             P2K_OK)
