@@ -10,14 +10,6 @@ namespace json = boost::json;
 
 namespace {
 
-std::vector<std::string> describe(const std::vector<Event>& events) {
-  std::vector<std::string> out;
-  for (const auto& e : events)
-    out.push_back(e.topic.substr(e.topic.rfind('.') + 1) + " " + e.statement() + " " +
-                  e.key.value_or("null") + " " + json::serialize(e.data()));
-  return out;
-}
-
 std::string problems(Session& sql) {
   return sql.value(
       "SELECT coalesce(string_agg(table_name::text || ': ' || problem, '; '), '') "

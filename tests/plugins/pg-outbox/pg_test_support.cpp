@@ -238,6 +238,14 @@ std::vector<Event> to_events(pg2kafka::sdk::RecordBatch& batch) {
   return out;
 }
 
+std::vector<std::string> describe(const std::vector<Event>& events) {
+  std::vector<std::string> out;
+  for (const auto& e : events)
+    out.push_back(e.topic.substr(e.topic.rfind('.') + 1) + " " + e.statement() + " " +
+                  e.key.value_or("null") + " " + boost::json::serialize(e.data()));
+  return out;
+}
+
 namespace {
 
 std::vector<Event> poll_loop(OutboxSource& source, size_t want, bool stop_on_empty, bool ack,

@@ -125,6 +125,10 @@ struct Event {
 
 std::vector<Event> to_events(pg2kafka::sdk::RecordBatch& batch);
 
+// One line per event, for comparing whole streams: "<table> <statement> <key or null> <data>",
+// the table being the topic's last part.
+std::vector<std::string> describe(const std::vector<Event>& events);
+
 // Polls (retrying RetryError for up to `patience`) until a poll comes back empty; acks everything
 // returned when `ack` is true.
 std::vector<Event> drain(pg2kafka::pg_outbox::OutboxSource& source, bool ack = true,

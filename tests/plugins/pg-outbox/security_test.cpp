@@ -25,14 +25,6 @@ std::string memberships(Session& sql, const TestRole& role) {
       role.name() + "'");
 }
 
-std::vector<std::string> describe(const std::vector<Event>& events) {
-  std::vector<std::string> out;
-  for (const auto& e : events)
-    out.push_back(e.topic.substr(e.topic.rfind('.') + 1) + " " + e.statement() + " " +
-                  e.key.value_or("null") + " " + json::serialize(e.data()));
-  return out;
-}
-
 }  // namespace
 
 TEST(Security, ATableOwnerCannotRunCodeWithOtherRights_ThroughAnythingCaptureTouches) {
