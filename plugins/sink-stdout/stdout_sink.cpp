@@ -1,5 +1,7 @@
 #include "stdout_sink.hpp"
 
+#include <fcntl.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -15,6 +17,18 @@ StdoutSink::StdoutSink(sdk::Host host, const sdk::Options& options)
     : host_(host),
       value_only_(options.string("format") == "value"),
       stream_(options.string("stream") == "stderr" ? stderr : stdout) {}
+
+void StdoutSink::open() {
+  const char* name = stream_ == stdout ? "stdout" : "stderr";
+  int flags = fcntl(fileno(stream_), F_GETFL);
+  if (flags == -1 || (flags & O_ACCMODE) == O_RDONLY)
+    throw sdk::FatalError(
+        std::string(name) +
+        " is not open for writing (it was closed when pg2kafka started, e.g. `>&-`): nothing "
+        "printed would reach anyone, so nothing is delivered or acknowledged. Redirect " +
+        name + " to a file or a pipe instead" +
+        (stream_ == stdout ? ", or use the sink's stream option" : ""));
+}
 
 void StdoutSink::format(const p2k_record& r, bool value_only, std::string& out) {
   // The value is embedded as JSON when it is JSON (the usual case: pg-outbox's envelope), else as

@@ -15,6 +15,9 @@ class StdoutSink : public sdk::Sink {
   static constexpr uint32_t kAbiMinorNeeded = 0;
 
   StdoutSink(sdk::Host host, const sdk::Options& options);
+  // Fails (FatalError) when the stream is not open for writing: pg2kafka started with it closed
+  // (`>&-`, and the host opened it read-only on /dev/null) or read-only.
+  void open() override;
   void write(std::span<const p2k_record> records) override;
   bool flush(std::chrono::milliseconds timeout) override;
 

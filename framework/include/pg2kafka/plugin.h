@@ -44,6 +44,9 @@
  *        plugins. p2k_host.option_error: a plugin names the option a configuration problem is
  *        about, so the host can point at where the user set it. The host keeps the per-key order
  *        after a RETRY (see p2k_host.report): a sink answering 1.1 only reports outcomes.
+ *   1.2  `interrupt` at the end of p2k_source_ops and p2k_sink_ops: the host's bounded stop asks
+ *        a blocked operation to return. Host behaviour: descriptors 0, 1 and 2 are always open
+ *        (see "Standard descriptors" below).
  *
  * Threading
  * ---------
@@ -52,6 +55,31 @@
  * the other direction that may come from any thread are `p2k_host.report` (a sink's delivery
  * outcome) and `p2k_host.log`: the plugin may call them from threads it created, at any time
  * between the start of `create` and the return of `destroy`.
+ *
+ * The one exception is `interrupt` (since 1.2), which the host calls from another thread while an
+ * operation may be running on the pipeline thread: see p2k_source_ops.interrupt.
+ *
+ * Stopping
+ * --------
+ * On SIGTERM, SIGINT or SIGHUP the host stops polling, waits up to its `shutdown_timeout` for the
+ * sink to confirm what is in flight, acknowledges what was confirmed and closes both instances.
+ * If that has not finished when `shutdown_timeout` runs out (an operation is blocked: a query
+ * behind a lock, a write to a full pipe), or on a second signal or SIGQUIT, the stop is forced:
+ * the host calls `interrupt` on both instances (when they answered 1.2 and have it), waits a
+ * short grace period (about a second) for the blocked operation to return, acknowledges nothing
+ * more, and exits with code 4. An operation still blocked after the grace period is abandoned:
+ * the process exits without close or destroy being called. Nothing is lost either way, since
+ * unacknowledged records stay in the source; but a plugin that must not be cut off in the middle
+ * of something should implement `interrupt`.
+ *
+ * Standard descriptors (since 1.2)
+ * --------------------------------
+ * The host starts with file descriptors 0, 1 and 2 open, before it loads any plugin: one that
+ * was closed when the process started is opened on /dev/null, stdin write-only and stdout and
+ * stderr read-only, so that no socket or file a plugin opens takes their numbers, and every read
+ * of a closed stdin and every write to a closed stdout or stderr fails (EBADF) instead of going
+ * elsewhere. A plugin that writes to stdout or stderr as its destination checks at open that the
+ * descriptor is open for writing (fcntl(fd, F_GETFL)) and fails otherwise.
  *
  * Errors
  * ------
@@ -76,7 +104,7 @@ extern "C" {
 #endif
 
 #define P2K_ABI_MAJOR 1
-#define P2K_ABI_MINOR 1
+#define P2K_ABI_MINOR 2
 
 /* The name of the one symbol a plugin exports. */
 #define P2K_PLUGIN_ENTRY_SYMBOL "p2k_plugin_entry_v1"
@@ -366,6 +394,19 @@ typedef struct p2k_source_ops {
   void (*close)(void* instance);
   /* Free the instance. Called once for every successful create, last. Cannot fail. */
   void (*destroy)(void* instance);
+  /*
+   * Since 1.2. Optional (NULL allowed): make the operation that is blocked now return soon. The
+   * one operation called from another thread than the pipeline thread, concurrently with any
+   * other operation of the instance (or with none); never before create returned, never
+   * concurrently with or after destroy. It must not block, must be safe to call more than once,
+   * and cannot fail. The host calls it when a stop may not wait any longer (see "Stopping").
+   * The interrupted operation returns as soon as it can: P2K_RETRY (a source's poll or ack, an
+   * open), or its normal result when it was about to finish anyway. From then on the host calls
+   * only release, close and destroy; a source should make every other operation fail at once
+   * with P2K_RETRY. Example: the pg-outbox source sends PostgreSQL a cancel request for the
+   * running query and wakes its waits.
+   */
+  void (*interrupt)(void* instance);
 } p2k_source_ops;
 
 /*
@@ -424,6 +465,10 @@ typedef struct p2k_sink_ops {
   /* Free the instance; stop and join every thread the sink started. Called once for every
    * successful create, last; no host function may be called after it returned. */
   void (*destroy)(void* instance);
+  /* Since 1.2. Optional (NULL allowed): as p2k_source_ops.interrupt. The interrupted write,
+   * flush, poll or prepare_topic returns as soon as it can; records it did not report are
+   * undelivered (as after close). */
+  void (*interrupt)(void* instance);
 } p2k_sink_ops;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -467,6 +512,8 @@ typedef const p2k_plugin* (*p2k_plugin_entry_fn)(uint32_t host_abi_major, uint32
 #define P2K_SINK_OPS_SIZE_1_0 P2K_SIZE_THROUGH(p2k_sink_ops, destroy)
 #define P2K_HOST_SIZE_1_0 P2K_SIZE_THROUGH(p2k_host, report)
 #define P2K_HOST_SIZE_1_1 P2K_SIZE_THROUGH(p2k_host, option_error)
+#define P2K_SOURCE_OPS_SIZE_1_2 P2K_SIZE_THROUGH(p2k_source_ops, interrupt)
+#define P2K_SINK_OPS_SIZE_1_2 P2K_SIZE_THROUGH(p2k_sink_ops, interrupt)
 
 /*
  * Plugin files are named "pg2kafka-<kind>-<name>.so", e.g. "pg2kafka-sink-stdout.so", and found

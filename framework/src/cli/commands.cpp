@@ -17,25 +17,13 @@
 #include "plugin/plugin_registry.hpp"
 #include "runtime/log.hpp"
 #include "runtime/pipeline.hpp"
+#include "runtime/standard_descriptors.hpp"
+#include "runtime/stop_control.hpp"
 
 namespace pg2kafka::cli {
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
 namespace {
-
-std::atomic<int> g_stop_requests{0};
-
-extern "C" void on_stop_signal(int) {
-  g_stop_requests.fetch_add(1);
-}
-
-void install_signal_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
 
 const char* kUsage = R"(pg2kafka streams the changes of PostgreSQL tables to Kafka.
 
@@ -56,12 +44,19 @@ pg2kafka (etc/pg2kafka/pg2kafka.json next to the binary, or under the install pr
 reads DATABASE_URL, KAFKA_BROKER (or KAFKA_PRODUCER_URL), PERFORM_MIGRATIONS, TOPIC_NAMESPACE and
 DRY_RUN from the environment.
 
+Stopping (run): SIGTERM, SIGINT or SIGHUP stop polling and wait up to shutdown_timeout for the
+sink to confirm what is in flight, acknowledge it and exit 0. When that time runs out, or on a
+second signal or SIGQUIT, the stop is forced: blocked plugin calls are interrupted, nothing more
+is acknowledged, and pg2kafka exits 4 (what was not acknowledged is delivered again later).
+
 Exit codes:
-  0  success
+  0  success (run: stopped cleanly, everything confirmed acknowledged)
   1  unexpected internal error
-  2  bad command line or configuration
+  2  bad command line or configuration (also a plugin refusing its options or credentials)
   3  a plugin cannot be found, loaded or trusted (missing, not a plugin, other ABI, unsafe file)
-  4  the pipeline failed while running (a record could not be delivered, the source failed)
+  4  the pipeline failed while running (a record could not be delivered, the source failed, a
+     plugin could not be opened within open_timeout), or its stop was forced or left records
+     unconfirmed
 
 Run `pg2kafka run --help` for the pipeline file's host settings.
 )";
@@ -113,6 +108,17 @@ std::optional<std::string> default_config_path() {
 void apply_log_level(const std::string& cli_level, const std::string& config_level) {
   const std::string& chosen = cli_level.empty() ? config_level : cli_level;
   if (auto l = log::parse_level(chosen)) log::set_level(*l);
+}
+
+// --log-level is checked before anything else, so that `check` refuses what `run` would ignore.
+bool valid_log_level_option(const std::string& level) {
+  if (level.empty() || log::parse_level(level)) return true;
+  std::string shown = level.size() > 40 ? level.substr(0, 40) + "..." : level;
+  for (char& c : shown)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  std::cerr << "pg2kafka: unknown --log-level '" << shown
+            << "': use error, warn, info or debug (run `pg2kafka --help`)\n";
+  return false;
 }
 
 // Everything `run` and `check` share: the file, the plugins, their options, the instances.
@@ -212,9 +218,14 @@ int cmd_run_or_check(const std::vector<std::string>& args, bool is_run) {
               << plugin::describe_options(config::host_options(), plugin::DescribeFormat::kText);
     return kExitOk;
   }
+  if (!valid_log_level_option(common.log_level)) return kExitConfig;
   Prepared p;
   if (auto code = prepare(config_path, dry_run, common, p)) return *code;
   try {
+    // Before the instances: it outlives them, so that a forced stop still ends a destroy that
+    // hangs; and it blocks the stop signals before any plugin thread starts.
+    std::optional<runtime::StopControl> stop;
+    if (is_run) stop.emplace(p.config->host().shutdown_timeout, /*take_signals=*/true);
     plugin::SourceInstance source(p.source_plugin, p.source_options);
     plugin::SinkInstance sink(p.sink_plugin, p.sink_options);
     if (!is_run) {
@@ -225,10 +236,19 @@ int cmd_run_or_check(const std::vector<std::string>& args, bool is_run) {
       print_options("pipeline:", p.config->host_values());
       return kExitOk;
     }
-    install_signal_handlers();
+    stop->set_interrupt([&] {
+      // Runs on the stop control's thread while the pipeline thread may be inside a call.
+      std::string source_state = source.interrupt(), sink_state = sink.interrupt();
+      log::warn("interrupted source '" + source.name() + "' (" + source_state + ") and sink '" +
+                sink.name() + "' (" + sink_state + ")");
+    });
+    // Cleared before the instances go, whatever happens.
+    struct ClearInterrupt {
+      runtime::StopControl& stop;
+      ~ClearInterrupt() { stop.set_interrupt(nullptr); }
+    } clear_interrupt{*stop};
     runtime::RunMode mode{once, p.config->host().dry_run};
-    runtime::Pipeline pipeline(source, sink, p.config->host(), mode, g_stop_requests);
-    return pipeline.run();
+    return runtime::Pipeline(source, sink, p.config->host(), mode, *stop).run();
   } catch (const config::ConfigError& e) {
     print_config_error(e);
     return kExitConfig;
@@ -313,6 +333,8 @@ int cmd_plugins(const std::vector<std::string>& args) {
 }  // namespace
 
 int main_entry(int argc, char** argv) {
+  // Before anything opens a file or a socket (plugin.h, "Standard descriptors").
+  runtime::keep_standard_descriptors_open();
   signal(SIGPIPE, SIG_IGN);  // a closed stdout becomes an error the stdout sink reports
   std::vector<std::string> args(argv + 1, argv + argc);
   try {

@@ -74,11 +74,43 @@ InstanceBase::InstanceBase(PluginHandle plugin, const config::ResolvedOptions& o
 
 InstanceBase::~InstanceBase() = default;
 
+std::string InstanceBase::interrupt() {
+  std::lock_guard lock(interrupt_mutex_);
+  if (destroyed_) return "closed";
+  const char* op = current_op_.load();
+  std::string doing = "idle";
+  if (op) {
+    auto since =
+        std::chrono::steady_clock::time_point(std::chrono::nanoseconds(current_since_ns_.load()));
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - since)
+                  .count();
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.1f", static_cast<double>(ms) / 1000.0);
+    doing = std::string("blocked in ") + op + " for " + seconds + " s";
+  }
+  if (!interrupt_op_) return doing + (op ? ", and it cannot be interrupted" : "");
+  try {
+    interrupt_op_(instance_);
+  } catch (...) {
+    log::error("plugin '" + name_ + "' let an exception escape from interrupt");
+  }
+  return doing;
+}
+
 template <class F>
 CallResult InstanceBase::call(const char* operation, F&& f) {
   error_[0] = '\0';
   context_->take_problems();
   CallResult r;
+  current_since_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  current_op_ = operation;
+  struct Done {
+    std::atomic<const char*>& op;
+    ~Done() { op = nullptr; }
+  } done{current_op_};
   try {
     r.status = f();
   } catch (const std::exception& e) {
@@ -110,6 +142,23 @@ CallResult InstanceBase::call(const char* operation, F&& f) {
   return r;
 }
 
+template <class F>
+void InstanceBase::call_logged(const char* operation, F&& f) {
+  auto r = call(operation, std::forward<F>(f));
+  if (!r.ok()) log::error(r.message);
+}
+
+template <class Ops>
+void InstanceBase::destroy(const Ops& ops) {
+  std::lock_guard lock(interrupt_mutex_);
+  destroyed_ = true;
+  try {
+    ops.destroy(instance_);
+  } catch (...) {
+    log::error("plugin '" + name_ + "' let an exception escape from destroy");
+  }
+}
+
 template <class Ops>
 void InstanceBase::create(const Ops& ops) {
   auto values = options_.c_values();
@@ -127,6 +176,9 @@ void InstanceBase::create(const Ops& ops) {
   auto problems = context_->take_problems();
   if (status == P2K_OK && instance) {
     instance_ = instance;
+    // Rule 5 of plugin.h "Versioning": nothing a later minor than the answered one added.
+    if (plugin_->abi_minor() >= 2 && ops.struct_size >= P2K_SIZE_THROUGH(Ops, interrupt))
+      interrupt_op_ = ops.interrupt;
     return;
   }
   error_[sizeof error_ - 1] = '\0';
@@ -152,11 +204,7 @@ SourceInstance::SourceInstance(PluginHandle plugin, const config::ResolvedOption
 
 SourceInstance::~SourceInstance() {
   close();
-  try {
-    ops().destroy(instance_);
-  } catch (...) {
-    log::error("plugin '" + name_ + "' let an exception escape from destroy");
-  }
+  destroy(ops());
 }
 
 CallResult SourceInstance::open() {
@@ -189,7 +237,7 @@ CallResult SourceInstance::ack(uint64_t through) {
 }
 
 void SourceInstance::release(void* handle) {
-  call("release", [&] {
+  call_logged("release", [&] {
     ops().release(instance_, handle);
     return P2K_OK;
   });
@@ -208,7 +256,7 @@ CallResult SourceInstance::list_topics(std::vector<std::string>& topics) {
 void SourceInstance::close() {
   if (!open_) return;
   open_ = false;
-  call("close", [&] {
+  call_logged("close", [&] {
     ops().close(instance_);
     return P2K_OK;
   });
@@ -223,11 +271,7 @@ SinkInstance::SinkInstance(PluginHandle plugin, const config::ResolvedOptions& o
 
 SinkInstance::~SinkInstance() {
   close();
-  try {
-    ops().destroy(instance_);
-  } catch (...) {
-    log::error("plugin '" + name_ + "' let an exception escape from destroy");
-  }
+  destroy(ops());
 }
 
 CallResult SinkInstance::open() {
@@ -251,7 +295,7 @@ CallResult SinkInstance::write(const p2k_record* records, size_t count) {
 
 void SinkInstance::wait(std::chrono::milliseconds timeout) {
   if (ops().poll) {
-    call("poll", [&] {
+    call_logged("poll", [&] {
       ops().poll(instance_, timeout_ms(timeout));
       return P2K_OK;
     });
@@ -268,7 +312,7 @@ CallResult SinkInstance::flush(std::chrono::milliseconds timeout) {
 void SinkInstance::close() {
   if (!open_) return;
   open_ = false;
-  call("close", [&] {
+  call_logged("close", [&] {
     ops().close(instance_);
     return P2K_OK;
   });

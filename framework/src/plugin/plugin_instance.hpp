@@ -5,6 +5,7 @@
 
 #include <pg2kafka/plugin.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -60,6 +61,13 @@ class InstanceBase {
   InstanceBase& operator=(const InstanceBase&) = delete;
   const LoadedPlugin& plugin() const { return *plugin_; }
   const std::string& name() const { return name_; }
+  // Whether the plugin has an interrupt operation the host may call (it answered ABI 1.2 or
+  // later and has one).
+  bool interruptible() const { return interrupt_op_ != nullptr; }
+  // From any thread (the host's stop control): calls the plugin's interrupt, unless it has none
+  // or the instance is being destroyed. Returns what the instance is doing, for the log: "blocked
+  // in poll for 31.2 s", "idle".
+  std::string interrupt();
 
  protected:
   InstanceBase(PluginHandle plugin, const config::ResolvedOptions& options, OutcomeQueue* outcomes);
@@ -72,6 +80,13 @@ class InstanceBase {
   // For P2K_INVALID_CONFIG the message lists the problems the plugin named, located.
   template <class F>
   CallResult call(const char* operation, F&& f);
+  // The same for operations that cannot fail (release, close, a sink's poll): a failure (an
+  // escaped exception) is logged.
+  template <class F>
+  void call_logged(const char* operation, F&& f);
+  // Destroys the instance, after which interrupt() does nothing.
+  template <class Ops>
+  void destroy(const Ops& ops);
 
   PluginHandle plugin_;
   std::string name_;
@@ -80,6 +95,12 @@ class InstanceBase {
   p2k_host host_{};
   void* instance_ = nullptr;
   char error_[1024] = {0};
+  void (*interrupt_op_)(void*) = nullptr;
+  std::mutex interrupt_mutex_;  // interrupt() against destroy
+  bool destroyed_ = false;
+  // The operation running now (nullptr: none) and since when, read by interrupt().
+  std::atomic<const char*> current_op_{nullptr};
+  std::atomic<int64_t> current_since_ns_{0};
 };
 
 class SourceInstance : public InstanceBase {

@@ -50,6 +50,13 @@ const p2k_record* DeliveryWindow::awaiting(uint64_t position) const {
   return e && e->state == State::kWritten ? &e->record : nullptr;
 }
 
+const p2k_record* DeliveryWindow::oldest_awaiting_outcome() const {
+  if (written_ == 0) return nullptr;
+  for (const auto& e : entries_)  // a linear scan: called only to name a record in a warning
+    if (e.state == State::kWritten) return &e.record;
+  return nullptr;
+}
+
 bool DeliveryWindow::delivered(uint64_t position) {
   Entry* e = find(position);
   if (!e || e->state != State::kWritten) return false;

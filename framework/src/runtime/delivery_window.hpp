@@ -58,6 +58,9 @@ class DeliveryWindow {
   // `count`, when given, receives how many records were forgotten.
   std::optional<uint64_t> take_ackable(size_t* count = nullptr);
 
+  // The record of the lowest position that awaits an outcome, or nullptr.
+  const p2k_record* oldest_awaiting_outcome() const;
+
   // Forgets everything (releasing the memory of every record).
   void clear();
 

@@ -38,7 +38,7 @@ struct Pipeline::Batch {
 };
 
 Pipeline::Pipeline(plugin::SourceInstance& source, plugin::SinkInstance& sink,
-                   const config::HostSettings& settings, RunMode mode, const std::atomic<int>& stop)
+                   const config::HostSettings& settings, RunMode mode, StopControl& stop)
     : source_(source),
       sink_(sink),
       settings_(settings),
@@ -250,10 +250,31 @@ void Pipeline::on_outcome(const plugin::Outcome& o) {
 }
 
 void Pipeline::handle_outcomes() {
-  for (const auto& o : sink_.outcomes().take()) {
+  auto outcomes = sink_.outcomes().take();
+  if (!outcomes.empty() || window_.unconfirmed() == 0) last_outcome_at_ = Clock::now();
+  for (const auto& o : outcomes) {
     if (failed_ && (o.status != P2K_OK || !window_.awaiting(o.position))) continue;
     on_outcome(o);
   }
+}
+
+// A sink that never reports would make the host wait forever, and --once never end: say so,
+// once per shutdown_timeout (at least a second), naming the record the host waits for first.
+void Pipeline::warn_if_sink_silent() {
+  auto now = Clock::now();
+  auto interval =
+      std::max<std::chrono::milliseconds>(settings_.shutdown_timeout, std::chrono::seconds(1));
+  if (window_.awaiting_outcome() == 0 || now - last_outcome_at_ < interval ||
+      now < next_silence_warning_)
+    return;
+  next_silence_warning_ = now + interval;
+  auto silent = std::chrono::duration_cast<std::chrono::seconds>(now - last_outcome_at_).count();
+  const p2k_record* oldest = window_.oldest_awaiting_outcome();
+  log::warn("sink '" + sink_.name() + "' has reported no outcome for " + std::to_string(silent) +
+            " s while " + std::to_string(window_.awaiting_outcome()) +
+            " records await one; the oldest is " + (oldest ? record_label(*oldest) : "unknown") +
+            ". Still waiting: nothing after it is acknowledged until the sink confirms it (is its "
+            "destination reachable?)");
 }
 
 bool Pipeline::retry_due() const {
@@ -315,6 +336,7 @@ int Pipeline::run() {
       next_report = Clock::now() + kProgressInterval;
     }
     handle_outcomes();
+    warn_if_sink_silent();
     if (!failed_) write_due_retries();
     if (!failed_) acknowledge();
     if (failed_) break;
@@ -360,8 +382,8 @@ int Pipeline::run() {
 
 void Pipeline::sleep_unless_abandoned(Clock::time_point until) {
   // After a stop request sleep_interruptibly returns at once; a shutdown still waits (for a
-  // retry, for an ack), unless a second request abandons it.
-  while (stop_.load() < 2) {
+  // retry, for an ack), unless the stop is forced.
+  while (!forced()) {
     auto now = Clock::now();
     if (now >= until) return;
     std::this_thread::sleep_until(std::min(until, now + std::chrono::milliseconds(50)));
@@ -370,12 +392,14 @@ void Pipeline::sleep_unless_abandoned(Clock::time_point until) {
 
 int Pipeline::finish(bool clean) {
   // Stop polling; give the sink a bounded time to confirm what is in flight (retrying what it
-  // asks to retry), then acknowledge what was confirmed.
-  auto deadline = Clock::now() + settings_.shutdown_timeout;
+  // asks to retry), then acknowledge what was confirmed. The time counts from the stop request
+  // (the stop control forces the stop when it runs out).
+  auto deadline = stop_.shutting_down();
   if (stopping() && window_.unconfirmed() > 0)
-    log::info("stopping: waiting up to " + std::to_string(settings_.shutdown_timeout.count()) +
-              " ms for " + std::to_string(window_.unconfirmed()) + " records in flight");
-  while (window_.unconfirmed() > 0 && Clock::now() < deadline && stop_.load() < 2) {
+    log::info("stopping: waiting up to " +
+              std::to_string(millis_until(deadline, Clock::now()).count()) + " ms for " +
+              std::to_string(window_.unconfirmed()) + " records in flight");
+  while (window_.unconfirmed() > 0 && Clock::now() < deadline && !forced()) {
     if (!failed_) write_due_retries();
     auto left = millis_until(deadline, Clock::now());
     if (window_.awaiting_outcome() == 0) {
@@ -388,9 +412,10 @@ int Pipeline::finish(bool clean) {
     if (failed_ && f.ok()) break;
   }
   handle_outcomes();
-  acknowledge();
+  // A forced stop acknowledges nothing more: the source may be what is blocked.
+  if (!forced()) acknowledge();
   // An ack that failed transiently is retried until the shutdown deadline.
-  while (ack_wanted_ && !mode_.dry_run && !failed_ && ack_due_ < deadline && stop_.load() < 2) {
+  while (ack_wanted_ && !mode_.dry_run && !failed_ && ack_due_ < deadline && !forced()) {
     std::this_thread::sleep_until(ack_due_);
     acknowledge();
   }
@@ -406,6 +431,13 @@ int Pipeline::finish(bool clean) {
   if (!clean) {
     log::error("pipeline stopped on a failure: " + summary);
     return exit_code_ ? exit_code_ : 4;
+  }
+  if (forced()) {
+    log::error("pipeline stop was forced with " + std::to_string(unconfirmed) +
+               " records unconfirmed: what was not acknowledged stays in the source and is "
+               "delivered again by the next run (" +
+               summary + ")");
+    return StopControl::kForcedExitCode;
   }
   if (unconfirmed > 0 || (!mode_.dry_run && ack_wanted_)) {
     log::error("pipeline stopped with " + std::to_string(unconfirmed) +

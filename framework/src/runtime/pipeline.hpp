@@ -14,6 +14,7 @@
 #include "plugin/plugin_instance.hpp"
 #include "runtime/backoff.hpp"
 #include "runtime/delivery_window.hpp"
+#include "runtime/stop_control.hpp"
 
 namespace pg2kafka::runtime {
 
@@ -31,14 +32,14 @@ struct PipelineStats {
 
 class Pipeline {
  public:
-  // `stop` counts stop requests (signals): the first starts a clean shutdown, a second one
-  // abandons waiting for the sink.
+  // `stop` says when to stop (a signal) and bounds the shutdown: once it is forced, the pipeline
+  // waits for nothing, acknowledges nothing more and exits 4.
   Pipeline(plugin::SourceInstance& source, plugin::SinkInstance& sink,
-           const config::HostSettings& settings, RunMode mode, const std::atomic<int>& stop);
+           const config::HostSettings& settings, RunMode mode, StopControl& stop);
   ~Pipeline();
 
-  // Runs until done; returns the process exit code: 0, or 4 on a runtime failure (2 when a
-  // plugin rejects its configuration on open).
+  // Runs until done; returns the process exit code: 0, or 4 on a runtime failure or a forced
+  // stop (2 when a plugin rejects its configuration on open).
   int run();
   const PipelineStats& stats() const { return stats_; }
 
@@ -57,7 +58,9 @@ class Pipeline {
   bool retry_due() const;
   void acknowledge();
   void fail(std::string message);
-  bool stopping() const { return stop_.load() > 0; }
+  bool stopping() const { return stop_.level() > StopControl::kRunning; }
+  bool forced() const { return stop_.level() >= StopControl::kForced; }
+  void warn_if_sink_silent();
   void sleep_interruptibly(std::chrono::milliseconds d);
   void sleep_unless_abandoned(Clock::time_point until);
   int finish(bool clean);
@@ -66,7 +69,7 @@ class Pipeline {
   plugin::SinkInstance& sink_;
   config::HostSettings settings_;
   RunMode mode_;
-  const std::atomic<int>& stop_;
+  StopControl& stop_;
 
   DeliveryWindow window_;  // written and not yet acknowledged, in source order
   Clock::time_point retry_due_{};
@@ -84,6 +87,10 @@ class Pipeline {
   int exit_code_ = 0;
   std::string failure_;
   PipelineStats stats_;
+  // When the sink last reported an outcome (or the window was last empty), and when the host
+  // may next warn that it has not reported for long.
+  Clock::time_point last_outcome_at_ = Clock::now();
+  Clock::time_point next_silence_warning_{};
 };
 
 }  // namespace pg2kafka::runtime

@@ -29,7 +29,7 @@ void close(void*) {}
 void destroy(void*) {}
 
 p2k_sink_ops ops = {
-    sizeof(p2k_sink_ops), create, open, nullptr, write, nullptr, flush, close, destroy};
+    sizeof(p2k_sink_ops), create, open, nullptr, write, nullptr, flush, close, destroy, nullptr};
 
 const p2k_option secret_option[] = {{sizeof(p2k_option), "token", P2K_OPT_STRING, P2K_OPT_IS_SECRET,
                                      nullptr, "A token.", nullptr, 0, 0}};

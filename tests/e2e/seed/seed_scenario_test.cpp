@@ -168,6 +168,41 @@ TEST_F(SeedScenario, StreamsEveryChangeToKafka_InOrderPerKey) {
   EXPECT_EQ(messages(7).size(), 7u) << "the event the dry run showed is delivered for real";
 }
 
+// A dry run must show exactly what Kafka gets: numbers are never re-serialised (a double would
+// turn the big decimal into 1.2345678901234568E29, 3.5 into 3.5E0).
+TEST_F(SeedScenario, ADryRunPrintsByteForByteWhatKafkaReceives) {
+  ASSERT_EQ(run().exit_code, 0);
+  db_->exec("CREATE TABLE products (sku TEXT PRIMARY KEY, price NUMERIC, weight FLOAT8, doc JSON)");
+  db_->exec("SELECT pg2kafka.setup('products', 'sku')");
+  db_->exec(
+      "INSERT INTO products VALUES ('big', 123456789012345678901234567890.123456789012345, "
+      "3.5, '{\"n\": 1.0E+2, \"z\": -0.0, \"u\": \"\\u00e9\"}'), "
+      "('zero', 0.0, 1e308, '[0.10, 1e-7]'), ('neg', -0.000000000000000000001, -0, 'null')");
+  auto dry = run({{"DRY_RUN", "true"}, {"-KAFKA_BROKER", ""}});
+  ASSERT_EQ(dry.exit_code, 0) << dry.err;
+  std::map<std::string, std::string> printed;  // key -> the value exactly as printed
+  for (const auto& line : p2k_test::lines(dry.out)) {
+    auto parsed = json::parse(line).as_object();
+    const std::string marker = ",\"value\":";
+    auto at = line.find(marker);
+    ASSERT_NE(at, std::string::npos) << line;
+    printed[std::string(parsed.at("key").as_string())] =
+        line.substr(at + marker.size(), line.size() - at - marker.size() - 1);
+  }
+  ASSERT_EQ(printed.size(), 3u) << dry.out;
+  EXPECT_NE(printed["big"].find("123456789012345678901234567890.123456789012345"),
+            std::string::npos)
+      << printed["big"];
+
+  ASSERT_EQ(run().exit_code, 0);
+  auto got = messages(3);
+  ASSERT_EQ(got.size(), 3u);
+  for (const auto& m : got) {
+    ASSERT_TRUE(m.key && m.value);
+    EXPECT_EQ(printed[*m.key], *m.value) << "the dry run printed something else than Kafka got";
+  }
+}
+
 TEST_F(SeedScenario, FailsClearly_WhenTheTopicDoesNotExist) {
   ASSERT_EQ(run().exit_code, 0);
   db_->exec("CREATE TABLE orders (ref TEXT PRIMARY KEY, total NUMERIC)");

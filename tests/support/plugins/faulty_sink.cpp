@@ -42,7 +42,8 @@ class FaultyCore {
         reverse_(o.boolean("reverse")),
         report_twice_(o.integer("report_twice_position")),
         topic_error_(o.string("topic_error")),
-        report_delay_(o.duration("report_delay")) {
+        report_delay_(o.duration("report_delay")),
+        silent_from_(o.has("silent_from") ? o.integer("silent_from") : 0) {
     for (const auto& p : o.list("retry_positions")) retry_positions_.insert(std::stoull(p));
   }
 
@@ -62,7 +63,9 @@ class FaultyCore {
     for (const auto& r : records) {
       Report rep{r.position, P2K_OK, {}};
       std::string id(sdk::view(r.id));
-      if (retry_positions_.erase(r.position)) {
+      if (silent_from_ > 0 && r.position >= static_cast<uint64_t>(silent_from_)) {
+        continue;  // never reported: a sink whose destination hangs
+      } else if (retry_positions_.erase(r.position)) {
         rep.status = P2K_RETRY;
         rep.message = "test-faulty: simulated transient failure of event " + id;
       } else if (r.position == static_cast<uint64_t>(fatal_position_)) {
@@ -136,6 +139,7 @@ class FaultyCore {
   int64_t report_twice_;
   std::string topic_error_;
   milliseconds report_delay_;
+  int64_t silent_from_;
   std::set<uint64_t> retry_positions_;
   std::mutex mutex_;
   std::condition_variable cv_;
@@ -210,6 +214,8 @@ const p2k_option kOptions[] = {
     option("report_delay", P2K_OPT_DURATION, "2ms",
            "test-faulty-async: how long the worker waits before it reports a batch."),
     option("report_twice_position", P2K_OPT_INT, "0", "Position reported twice (a sink bug)."),
+    option("silent_from", P2K_OPT_INT, "0",
+           "Records from this position on are never reported (0: all are)."),
     option("poll_returns_at_once", P2K_OPT_BOOL, "false",
            "test-faulty: poll returns at once even with nothing to report (a sink bug)."),
     option("topic_error", P2K_OPT_ENUM, "none", "How prepare_topic fails.", 0, kTopicErrors),

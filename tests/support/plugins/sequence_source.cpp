@@ -3,7 +3,10 @@
 // acknowledged across runs, like a durable queue, so re-delivery after a crash can be tested.
 #include <pg2kafka/sdk/plugin.hpp>
 
+#include <atomic>
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 namespace {
@@ -23,7 +26,12 @@ class SequenceSource : public sdk::Source {
         ack_retries_(o.integer("ack_retries")),
         open_error_(o.string("open_error")),
         value_size_(o.integer("value_size")),
-        fatal_poll_at_(o.integer("fatal_poll_at")) {
+        fatal_poll_at_(o.integer("fatal_poll_at")),
+        // Read with fallbacks: the ABI tests' 1.0 host passes only the options it is given.
+        block_poll_at_(o.has("block_poll_at") ? o.integer("block_poll_at") : 0),
+        honour_interrupt_(!o.has("honour_interrupt") || o.boolean("honour_interrupt")),
+        throw_in_close_(o.has("throw_in_close") && o.boolean("throw_in_close")),
+        sink_hint_file_(o.find("blocked_file").value_or("")) {
     if (o.boolean("throw_in_create")) throw std::runtime_error("test-sequence was told to throw");
     if (keys_ < 1) throw sdk::ConfigError("keys", "must be at least 1");
     if (o.boolean("two_config_errors"))
@@ -51,6 +59,20 @@ class SequenceSource : public sdk::Source {
   }
 
   std::unique_ptr<sdk::RecordBatch> poll(size_t max, std::chrono::milliseconds timeout) override {
+    if (interrupted_) throw sdk::RetryError("test-sequence: interrupted");
+    if (block_poll_at_ > 0 && next_ >= static_cast<uint64_t>(block_poll_at_) &&
+        acked_ + 1 < next_) {
+      // Nothing new until what came before is acknowledged, so that the block comes after it.
+      std::this_thread::sleep_for(std::min(timeout, std::chrono::milliseconds(20)));
+      return nullptr;
+    }
+    if (block_poll_at_ > 0 && next_ >= static_cast<uint64_t>(block_poll_at_)) {
+      // A call that hangs (a query behind a lock): until interrupted, or for ever.
+      if (!sink_hint_file_.empty()) std::ofstream(sink_hint_file_) << "blocked\n";
+      std::unique_lock lock(mutex_);
+      interrupt_cv_.wait(lock, [&] { return honour_interrupt_ && interrupted_.load(); });
+      throw sdk::RetryError("test-sequence: the blocked poll was interrupted");
+    }
     if (poll_retries_ > 0) {
       --poll_retries_;
       throw sdk::RetryError("test-sequence: simulated transient poll failure");
@@ -58,7 +80,8 @@ class SequenceSource : public sdk::Source {
     if (fatal_poll_at_ > 0 && next_ >= static_cast<uint64_t>(fatal_poll_at_))
       throw sdk::FatalError("test-sequence: simulated fatal poll failure");
     auto batch = std::make_unique<sdk::RecordBatch>();
-    while (batch->size() < max && (count_ == 0 || next_ <= static_cast<uint64_t>(count_))) {
+    while (batch->size() < max && (count_ == 0 || next_ <= static_cast<uint64_t>(count_)) &&
+           (block_poll_at_ == 0 || next_ < static_cast<uint64_t>(block_poll_at_))) {
       uint64_t i = next_++;
       std::string key = "key-" + std::to_string(i % keys_);
       std::string value = "{\"seq\":" + std::to_string(i) + ",\"key\":\"" + key + "\"";
@@ -77,11 +100,24 @@ class SequenceSource : public sdk::Source {
       --ack_retries_;
       throw sdk::RetryError("test-sequence: simulated transient ack failure");
     }
+    acked_ = through;
     if (!ack_log_.empty()) std::ofstream(ack_log_, std::ios::app) << "ack " << through << "\n";
     if (!state_file_.empty()) std::ofstream(state_file_, std::ios::trunc) << through << "\n";
   }
 
   std::vector<std::string> list_topics() override { return {topic_}; }
+
+  void close() override {
+    if (throw_in_close_) throw std::runtime_error("test-sequence was told to throw in close");
+  }
+
+  void interrupt() override {
+    {
+      std::lock_guard lock(mutex_);
+      interrupted_ = true;
+    }
+    interrupt_cv_.notify_all();
+  }
 
  private:
   sdk::Host host_;
@@ -89,8 +125,14 @@ class SequenceSource : public sdk::Source {
   std::string topic_, state_file_, ack_log_;
   int64_t poll_retries_, ack_retries_;
   std::string open_error_;
-  int64_t value_size_, fatal_poll_at_;
+  int64_t value_size_, fatal_poll_at_, block_poll_at_;
+  bool honour_interrupt_, throw_in_close_;
+  std::string sink_hint_file_;
+  std::mutex mutex_;
+  std::condition_variable interrupt_cv_;
+  std::atomic<bool> interrupted_{false};
   bool opened_once_ = false;
+  uint64_t acked_ = 0;
   uint64_t next_ = 1;
 };
 
@@ -111,6 +153,12 @@ const p2k_option kOptions[] = {
     option("open_error", P2K_OPT_ENUM, "none", "How open fails.", 0, kOpenErrors),
     option("value_size", P2K_OPT_INT, "0", "Bytes of padding added to each value."),
     option("throw_in_create", P2K_OPT_BOOL, "false", "Throw from the constructor."),
+    option("throw_in_close", P2K_OPT_BOOL, "false", "Throw from close()."),
+    option("block_poll_at", P2K_OPT_INT, "0",
+           "Polls block once this position is next (0: never), until interrupted."),
+    option("honour_interrupt", P2K_OPT_BOOL, "true",
+           "Whether a blocked poll returns when interrupted (false: it blocks for ever)."),
+    option("blocked_file", P2K_OPT_STRING, nullptr, "File written when a poll blocks."),
     option("two_config_errors", P2K_OPT_BOOL, "false",
            "Refuse the options with two problems, one about no single option."),
     option("required_text", P2K_OPT_STRING, nullptr, "An optional option, for tests."),

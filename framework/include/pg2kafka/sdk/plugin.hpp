@@ -690,6 +690,12 @@ class Source {
   // The topics the source currently produces to (may be empty when unknown).
   virtual std::vector<std::string> list_topics() { return {}; }
   virtual void close() {}
+  // Called from ANOTHER thread when the host's stop may not wait any longer (plugin.h,
+  // p2k_source_ops.interrupt): make the call blocked now return soon (throw RetryError from it)
+  // and every later call but close() fail at once. Must not block; thread-safe against every
+  // other member. Override it when a call can block for long (a query, a network wait); the SDK
+  // gives the host an interrupt operation only then.
+  virtual void interrupt() {}
 };
 
 class Sink {
@@ -716,6 +722,9 @@ class Sink {
   // True once every record written so far has been reported; false if `timeout` ran out.
   virtual bool flush(std::chrono::milliseconds timeout) = 0;
   virtual void close() {}
+  // As Source::interrupt: called from another thread; make a blocked write, flush or poll return
+  // soon. Must not block. Override it only when such a call can block for long.
+  virtual void interrupt() {}
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -932,6 +941,19 @@ p2k_status guarded(char* err, size_t err_size, F&& f, const Host& host = Host())
   }
 }
 
+// For operations that cannot fail (close, destroy, a sink's poll, interrupt): an exception is
+// logged as an error, never swallowed silently.
+template <class F>
+void logged(const Host& host, const char* operation, F&& f) noexcept {
+  char message[512];
+  if (guarded(message, sizeof message, std::forward<F>(f)) == P2K_OK) return;
+  try {
+    host.error(std::string("exception in ") + operation + " (the host goes on): " + message);
+  } catch (...) {
+    // Out of memory while logging: nothing left to do.
+  }
+}
+
 // What the SDK hands the host as the instance: the plugin's object and its host.
 template <class T>
 struct Instance {
@@ -943,6 +965,10 @@ struct Instance {
 template <class T>
 constexpr bool overrides_poll =
     !std::is_same_v<decltype(&T::poll), void (Sink::*)(std::chrono::milliseconds)>;
+
+// Whether T overrides interrupt (of Base: Source or Sink).
+template <class T, class Base>
+constexpr bool overrides_interrupt = !std::is_same_v<decltype(&T::interrupt), void (Base::*)()>;
 
 template <class T>
 struct SourceTrampolines {
@@ -989,17 +1015,27 @@ struct SourceTrampolines {
     });
   }
   static void close(void* p) {
-    char ignored[1];
-    guarded(ignored, sizeof ignored, [&] { self(p)->close(); });
+    logged(host(p), "close", [&] { self(p)->close(); });
   }
   static void destroy(void* p) {
-    char ignored[1];
-    guarded(ignored, sizeof ignored, [&] { delete static_cast<Instance<T>*>(p); });
+    Host h = host(p);
+    logged(h, "destroy", [&] { delete static_cast<Instance<T>*>(p); });
+  }
+  static void interrupt(void* p) {
+    logged(host(p), "interrupt", [&] { self(p)->interrupt(); });
   }
 
   static const p2k_source_ops* ops() {
-    static const p2k_source_ops o{sizeof(p2k_source_ops), &create, &open,   &poll, &ack, &release,
-                                  &list_topics,           &close,  &destroy};
+    static const p2k_source_ops o{sizeof(p2k_source_ops),
+                                  &create,
+                                  &open,
+                                  &poll,
+                                  &ack,
+                                  &release,
+                                  &list_topics,
+                                  &close,
+                                  &destroy,
+                                  overrides_interrupt<T, Source> ? &interrupt : nullptr};
     return &o;
   }
 };
@@ -1032,9 +1068,8 @@ struct SinkTrampolines {
     return guarded(err, es, [&] { self(p)->write(std::span<const p2k_record>(records, count)); });
   }
   static void poll(void* p, int timeout_ms) {
-    char ignored[1];
-    guarded(ignored, sizeof ignored,
-            [&] { self(p)->poll(std::chrono::milliseconds(std::max(timeout_ms, 0))); });
+    logged(host(p), "poll",
+           [&] { self(p)->poll(std::chrono::milliseconds(std::max(timeout_ms, 0))); });
   }
   static p2k_status flush(void* p, int timeout_ms, char* err, size_t es) {
     p2k_status status = P2K_OK;
@@ -1047,12 +1082,14 @@ struct SinkTrampolines {
     return thrown != P2K_OK ? thrown : status;
   }
   static void close(void* p) {
-    char ignored[1];
-    guarded(ignored, sizeof ignored, [&] { self(p)->close(); });
+    logged(host(p), "close", [&] { self(p)->close(); });
   }
   static void destroy(void* p) {
-    char ignored[1];
-    guarded(ignored, sizeof ignored, [&] { delete static_cast<Instance<T>*>(p); });
+    Host h = host(p);
+    logged(h, "destroy", [&] { delete static_cast<Instance<T>*>(p); });
+  }
+  static void interrupt(void* p) {
+    logged(host(p), "interrupt", [&] { self(p)->interrupt(); });
   }
 
   static const p2k_sink_ops* ops() {
@@ -1066,7 +1103,8 @@ struct SinkTrampolines {
                                 overrides_poll<T> ? &poll : nullptr,
                                 &flush,
                                 &close,
-                                &destroy};
+                                &destroy,
+                                overrides_interrupt<T, Sink> ? &interrupt : nullptr};
     return &o;
   }
 };
