@@ -228,13 +228,41 @@ TEST_F(SourceConformance, AnEmptyPollRespectsItsTimeout) {
   }
 }
 
+// A source with an interrupt (ABI 1.2) makes a blocked call return soon when the host's stop is
+// forced, from another thread, and fails every later call at once with RETRY; close still works.
+TEST_F(SourceConformance, AnInterruptEndsAWaitingPollSoon_AndLaterPollsFailAtOnce) {
+  auto source = open_source();
+  ASSERT_TRUE(source);
+  if (!source->interruptible()) GTEST_SKIP() << "the source has no interrupt operation";
+  auto seen = drain(*source, 1000, SIZE_MAX);
+  if (!seen.empty()) ack(*source, seen.back().position);
+  std::thread interrupter([&] {
+    std::this_thread::sleep_for(milliseconds(300));
+    source->interrupt();
+  });
+  p2k_batch batch{};
+  auto start = Clock::now();
+  auto r = source->poll(10, milliseconds(30'000), batch);
+  auto took = Clock::now() - start;
+  interrupter.join();
+  if (r.ok() && batch.count) source->release(batch.handle);
+  EXPECT_LT(took, milliseconds(300) + kSlack)
+      << "an interrupted poll(timeout 30 s) took "
+      << std::chrono::duration_cast<milliseconds>(took).count() << " ms";
+  start = Clock::now();
+  auto later = source->poll(10, milliseconds(5'000), batch);
+  EXPECT_EQ(later.status, P2K_RETRY) << "a poll after the interrupt: " << later.message;
+  EXPECT_LT(Clock::now() - start, milliseconds(1000)) << "and at once";
+}
+
 int main(int argc, char** argv) {
   int code = p2k_conformance::parse_command_line(
       argc, argv,
       "The contract every pg2kafka source plugin keeps: required options enforced, create "
       "without I/O, positions strictly increasing, batches no larger than asked, every record "
       "with a topic, a value and an event id, records returned but not acknowledged returned "
-      "again by the next instance, and an empty poll that waits no longer than its timeout.",
+      "again by the next instance, an empty poll that waits no longer than its timeout, and (for a "
+      "source with an interrupt) an interrupted poll that returns soon.",
       g_flags);
   if (code >= 0) return code;
   ::testing::InitGoogleTest(&argc, argv);

@@ -27,8 +27,9 @@ struct Child {
         bool close_stderr = false)
       : out((p.dir.path() / "stdout").string()), err((p.dir.path() / "stderr").string()) {
     std::string bin = p2k_test::ctest_env("P2K_BINARY");
-    std::vector<std::string> args{bin, "run", "--config", p.config, "--plugin-dir",
-                                  p2k_test::ctest_env("P2K_TEST_PLUGIN_DIR")};
+    std::vector<std::string> args{
+        bin,      "run",          "--config",
+        p.config, "--plugin-dir", p2k_test::ctest_env("P2K_TEST_PLUGIN_DIR")};
     args.insert(args.end(), extra.begin(), extra.end());
     pid = fork();
     if (pid == 0) {
@@ -133,8 +134,7 @@ TEST(Stop, InterruptsABlockedSourceCall_WhenShutdownTimeoutRunsOut_AndExits4With
   EXPECT_GE(took, milliseconds(1000)) << "the host waits shutdown_timeout before forcing";
   EXPECT_EQ(b.p.acks().size(), acks_before) << "nothing acknowledged after the interrupt";
   auto err = c.stderr_text();
-  EXPECT_NE(err.find("did not finish within shutdown_timeout (1000 ms)"), std::string::npos)
-      << err;
+  EXPECT_NE(err.find("did not finish within shutdown_timeout (1000 ms)"), std::string::npos) << err;
   EXPECT_NE(err.find("interrupted source 'test-sequence' (blocked in poll for"), std::string::npos)
       << err;
   EXPECT_NE(err.find("stop was forced"), std::string::npos) << err;
@@ -187,9 +187,7 @@ TEST(Stop, WarnsWhenTheSinkDoesNotReport_NamingTheOldestRecord) {
                    "test-faulty-async");
   Child c(p, {"--once"});
   ASSERT_TRUE(wait_for(
-      [&] {
-        return c.stderr_text().find("has reported no outcome for") != std::string::npos;
-      },
+      [&] { return c.stderr_text().find("has reported no outcome for") != std::string::npos; },
       milliseconds(5000)))
       << c.stderr_text();
   auto err = c.stderr_text();

@@ -120,17 +120,20 @@ TEST(SdkSlices, ViewAbsentAndEmptySlices) {
   EXPECT_EQ(view(slice(text)), "key");
 }
 
-// "Embed as JSON if it is JSON": valid JSON is copied token for token without the whitespace
-// between tokens (one line), anything else becomes a JSON string.
-TEST(SdkJson, EmbedsJsonCompacted_AndAnythingElseAsAString) {
+// "Embed as JSON if it is JSON": valid JSON is copied byte for byte, line breaks between tokens
+// turned into spaces (one line), anything else becomes a JSON string.
+TEST(SdkJson, EmbedsJsonByteForByteOnOneLine_AndAnythingElseAsAString) {
   auto embed = [](std::string_view text) {
     std::string out;
     append_json_or_string(out, text);
     return out;
   };
-  EXPECT_EQ(embed("{\n  \"a\": [1, 2.50, -3e+2],\n  \"b\": {\"c\": null}\n}"),
-            R"({"a":[1,2.50,-3e+2],"b":{"c":null}})");
-  EXPECT_EQ(embed(R"( "x \" y \u00e9 \/" )"), R"("x \" y \u00e9 \/")")
+  EXPECT_EQ(embed("{\r\n  \"a\": [1, 2.50, -3e+2,\t0.0],\n  \"b\": {\"c\": null}\n}"),
+            "{    \"a\": [1, 2.50, -3e+2,\t0.0],   \"b\": {\"c\": null} }");
+  EXPECT_EQ(embed("123456789012345678901234567890.123456789012345"),
+            "123456789012345678901234567890.123456789012345")
+      << "numbers are never re-serialised";
+  EXPECT_EQ(embed(R"( "x \" y \u00e9 \/" )"), R"( "x \" y \u00e9 \/" )")
       << "strings are kept as written, escapes included";
   EXPECT_EQ(embed("\"caf\xc3\xa9 a b\""), "\"caf\xc3\xa9 a b\"") << "spaces in strings stay";
   EXPECT_EQ(embed("true"), "true");

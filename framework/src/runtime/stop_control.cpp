@@ -99,9 +99,10 @@ void StopControl::force(const std::string& why) {
     level_ = kForced;
     exit_at_ = Clock::now() + kGrace;
   }
-  log::warn(why + ": forcing the stop; interrupting whatever plugin call is blocked, "
-                  "acknowledging nothing more (what is not acknowledged is delivered again by "
-                  "the next run)");
+  log::warn(why +
+            ": forcing the stop; interrupting whatever plugin call is blocked, "
+            "acknowledging nothing more (what is not acknowledged is delivered again by "
+            "the next run)");
   std::thread([state = interrupt_] {
     std::lock_guard lock(state->mutex);
     if (state->call) state->call();

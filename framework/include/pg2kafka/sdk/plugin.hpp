@@ -198,11 +198,13 @@ inline void append_json_string(std::string& out, std::string_view text) {
 
 namespace detail {
 
-// Checks one JSON text (RFC 8259: one value, UTF-8) and copies it to `out` without the whitespace
-// between tokens; every token is copied byte for byte (numbers and escapes are not rewritten).
-class JsonCompactor {
+// Checks one JSON text (RFC 8259: one value, UTF-8) and copies it to `out` byte for byte (numbers,
+// escapes and the whitespace between tokens are not rewritten), except that a line break between
+// tokens becomes a space, so that the copy is one line. (Inside strings JSON has no raw line
+// breaks.)
+class JsonOneLine {
  public:
-  JsonCompactor(std::string_view in, std::string& out) : in_(in), out_(out) {}
+  JsonOneLine(std::string_view in, std::string& out) : in_(in), out_(out) {}
 
   bool run() {
     size_t start = out_.size();
@@ -224,8 +226,15 @@ class JsonCompactor {
   bool at_end() const { return pos_ >= in_.size(); }
   char peek() const { return in_[pos_]; }
   void skip_space() {
-    while (!at_end() && (peek() == ' ' || peek() == '\t' || peek() == '\n' || peek() == '\r'))
-      ++pos_;
+    for (; !at_end(); ++pos_) {
+      char c = peek();
+      if (c == ' ' || c == '\t')
+        out_ += c;
+      else if (c == '\n' || c == '\r')
+        out_ += ' ';
+      else
+        return;
+    }
   }
   bool literal(std::string_view word) {
     if (in_.substr(pos_, word.size()) != word) return false;
@@ -403,14 +412,14 @@ class JsonCompactor {
 // Whether `text` is one valid JSON value (RFC 8259, UTF-8; surrounding whitespace allowed).
 inline bool is_json(std::string_view text) {
   std::string scratch;
-  return detail::JsonCompactor(text, scratch).run();
+  return detail::JsonOneLine(text, scratch).run();
 }
 
-// Appends `text` as JSON if it is JSON (without the whitespace between tokens, so that it stays
-// on one line; tokens are copied as they are) and returns true; else appends nothing and returns
-// false.
+// Appends `text` as JSON if it is JSON, byte for byte except that line breaks between tokens
+// become spaces (so that it stays on one line), and returns true; else appends nothing and returns
+// false. A compact value (what pg-outbox sends) is copied exactly.
 inline bool append_json(std::string& out, std::string_view text) {
-  return detail::JsonCompactor(text, out).run();
+  return detail::JsonOneLine(text, out).run();
 }
 
 // "Embed as JSON if it is JSON": appends `text` as JSON when it is valid JSON (see append_json),
