@@ -1,17 +1,16 @@
 #include "plugin/plugin_loader.hpp"
 
-#include <dlfcn.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <boost/dll/shared_library.hpp>
-#include <boost/system/error_code.hpp>
-
+#include <algorithm>
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <iterator>
 #include <regex>
 #include <set>
+
+#include "plugin/elf_header.hpp"
+#include "plugin/plugin_library.hpp"
+#include "plugin/trusted_file.hpp"
 
 namespace pg2kafka::plugin {
 namespace {
@@ -86,27 +85,11 @@ const char* kind_name(p2k_kind kind) {
   return "unknown";
 }
 
-LoadedPlugin::LoadedPlugin(std::shared_ptr<boost::dll::shared_library> library,
-                           const p2k_plugin* descriptor, std::string path)
+LoadedPlugin::LoadedPlugin(std::shared_ptr<PluginLibrary> library, const p2k_plugin* descriptor,
+                           std::string path)
     : library_(std::move(library)), descriptor_(descriptor), path_(std::move(path)) {}
 
 LoadedPlugin::~LoadedPlugin() = default;
-
-std::string check_file_trust(const std::string& path) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0) return "cannot access it: " + std::string(std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) return "it is not a regular file";
-  if (st.st_mode & S_IWOTH) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
-    return "it is writable by every user (mode " + std::string(mode) +
-           "), so anyone could replace the code pg2kafka runs; fix: chmod o-w '" + path + "'";
-  }
-  if (st.st_uid != geteuid() && st.st_uid != 0)
-    return "it is owned by uid " + std::to_string(st.st_uid) + ", neither the current user (uid " +
-           std::to_string(geteuid()) + ") nor root; fix: chown it to one of them";
-  return {};
-}
 
 std::string validate_descriptor(const p2k_plugin* d) {
   if (!d) return "its entry function returned NULL (the plugin refused host ABI " + kHostAbi + ")";
@@ -152,31 +135,30 @@ std::string validate_descriptor(const p2k_plugin* d) {
   return check_options(d);
 }
 
-PluginHandle load_plugin_file(const std::string& path) {
+PluginHandle load_plugin_file(const std::string& path, const LoadHooks* hooks) {
   auto fail = [&](const std::string& why) -> PluginError {
     return PluginError("cannot use plugin file '" + path + "': " + why);
   };
-  if (std::string why = check_file_trust(path); !why.empty()) throw fail(why);
+  auto refuse = [&](const std::string& why) -> PluginRefused {
+    return PluginRefused("cannot use plugin file '" + path + "': " + why);
+  };
+  // Opened once; every check below and the load itself use that one open file.
+  TrustedFile file;
+  if (std::string why = open_trusted_file(path, file); !why.empty()) throw refuse(why);
+  if (std::string why = check_elf_header(file.fd.get()); !why.empty()) throw refuse(why);
+  if (hooks && hooks->after_checks) hooks->after_checks();
 
-  auto library = std::make_shared<boost::dll::shared_library>();
-  boost::dll::fs::error_code ec;
+  static const LoadHooks kDefaults;
   // rtld_local: two plugins may bundle different versions of the same library.
-  library->load(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
-  if (ec) {
-    // Boost.DLL clears dlerror(); ask the loader once more for the reason (an error path only).
-    std::string detail = ec.message();
-    if (void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL)) {
-      dlclose(h);
-    } else if (const char* e = dlerror()) {
-      detail = e;
-    }
-    throw fail("it is not a loadable shared library (" + detail + ")");
-  }
-  if (!library->has(P2K_PLUGIN_ENTRY_SYMBOL))
+  auto loaded =
+      PluginLibrary::load(std::move(file), path, (hooks ? hooks : &kDefaults)->fd_directory);
+  if (!loaded.library) throw loaded.refused ? refuse(loaded.error) : fail(loaded.error);
+  void* symbol = loaded.library->symbol(P2K_PLUGIN_ENTRY_SYMBOL);
+  if (!symbol)
     throw fail(std::string("it does not export ") + P2K_PLUGIN_ENTRY_SYMBOL +
                ", so it is not a pg2kafka plugin (plugins define it with P2K_SINK_PLUGIN / "
                "P2K_SOURCE_PLUGIN, or export it with P2K_EXPORT)");
-  auto entry = library->get<const p2k_plugin*(uint32_t, uint32_t)>(P2K_PLUGIN_ENTRY_SYMBOL);
+  auto entry = reinterpret_cast<p2k_plugin_entry_fn>(symbol);
   const p2k_plugin* descriptor = nullptr;
   try {
     descriptor = entry(P2K_ABI_MAJOR, P2K_ABI_MINOR);
@@ -186,7 +168,7 @@ PluginHandle load_plugin_file(const std::string& path) {
     throw fail("its entry function threw an exception");
   }
   if (std::string why = validate_descriptor(descriptor); !why.empty()) throw fail(why);
-  return std::make_shared<LoadedPlugin>(std::move(library), descriptor, path);
+  return std::make_shared<LoadedPlugin>(std::move(loaded.library), descriptor, path);
 }
 
 }  // namespace pg2kafka::plugin

@@ -124,6 +124,9 @@ std::vector<PluginRegistry::Entry> PluginRegistry::list() const {
       e.path = f.string();
       try {
         e.plugin = load_plugin_file(e.path);
+      } catch (const PluginRefused& error) {
+        e.error = error.what();
+        e.refused = true;
       } catch (const PluginError& error) {
         e.error = error.what();
       }

@@ -28,11 +28,13 @@ class PluginRegistry {
     p2k_kind kind;
     std::string name;
     std::string path;
-    PluginHandle plugin;  // null when loading failed
-    std::string error;    // why loading failed
+    PluginHandle plugin;   // null when loading failed
+    std::string error;     // why loading failed
+    bool refused = false;  // the checks before loading refused it: none of its code ran
   };
-  // Every plugin file in the search path, loaded to read its descriptor. A name found in two
-  // directories is listed once, from the first.
+  // Every plugin file in the search path, loaded to read its descriptor when it passes the
+  // checks that come before loading (see load_plugin_file). A name found in two directories is
+  // listed once, from the first.
   std::vector<Entry> list() const;
 
  private:
