@@ -414,11 +414,11 @@ TEST_F(PluginTrust, PluginsList_RunsNoCodeOfFilesThatFailTheChecks) {
   std::map<std::string, std::string> env{{"P2K_CONSTRUCTOR_MARKER", marker_}};
   auto r = p2k_test::run_pg2kafka({"plugins", "list", "--plugin-dir", dir_.string()}, env);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  expect_in(r.out, "sink\tevil-writable\tBROKEN\t");
+  expect_in(r.out, "sink\tevil-writable\tREFUSED\t");
   expect_in(r.out, "(mode 0664), so any member of that group could replace the code");
-  expect_in(r.out, "sink\tevil-machine\tBROKEN\t");
+  expect_in(r.out, "sink\tevil-machine\tREFUSED\t");
   expect_in(r.out, "it is built for " + machine_name(other));
-  expect_in(r.out, "sink\tevil-open\tBROKEN\t");
+  expect_in(r.out, "sink\tevil-open\tREFUSED\t");
   expect_in(r.out, "the directory '" + open.string() + "' (mode 0777");
   if (is_root()) expect_in(r.out, "it is owned by uid 12345");
   expect_in(r.out, "sink\tstdout\t");  // the real plugin directory is still listed

@@ -283,7 +283,7 @@ int cmd_plugins(const std::vector<std::string>& args) {
       if (e.plugin)
         std::cout << e.plugin->descriptor().version << "\t" << e.plugin->descriptor().summary;
       else
-        std::cout << "BROKEN\t" << e.error;
+        std::cout << (e.refused ? "REFUSED\t" : "BROKEN\t") << e.error;
       std::cout << "\t" << e.path << "\n";
     }
     std::cout << "\nsearch path:\n";
