@@ -311,3 +311,30 @@ TEST(AbiGrowth, TheSdkInstallsPollOnlyForSinksThatOverrideIt) {
   EXPECT_EQ(poll_of(plugin_path("P2K_PLUGIN_DIR", "pg2kafka-sink-stdout.so")), nullptr);
   EXPECT_NE(poll_of(plugin_path("P2K_TEST_PLUGIN_DIR", "pg2kafka-sink-test-faulty.so")), nullptr);
 }
+
+// Interrupt (1.2): the SDK installs it only for classes that override it, and the host calls it
+// only for plugins that answered 1.2 or later, whatever their operations table holds.
+TEST(AbiGrowth, TheSdkInstallsInterruptOnlyForClassesThatOverrideIt) {
+  auto source_interrupt = [](const std::string& path) {
+    return load_plugin_file(path)->descriptor().source->interrupt;
+  };
+  EXPECT_NE(
+      source_interrupt(plugin_path("P2K_TEST_PLUGIN_DIR", "pg2kafka-source-test-sequence.so")),
+      nullptr);
+  EXPECT_EQ(source_interrupt(plugin_path("P2K_PLUGIN_DIR", "pg2kafka-source-generator.so")),
+            nullptr);
+  EXPECT_EQ(load_plugin_file(plugin_path("P2K_PLUGIN_DIR", "pg2kafka-sink-stdout.so"))
+                ->descriptor()
+                .sink->interrupt,
+            nullptr);
+}
+
+TEST(AbiGrowth, TheHostCallsInterruptOnlyForPluginsThatAnsweredItsMinor) {
+  pg2kafka::config::ResolvedOptions none;
+  SinkInstance at_1_1(load_plugin_file(broken("interrupt-at-1-1")), none);
+  EXPECT_FALSE(at_1_1.interruptible());
+  EXPECT_EQ(at_1_1.interrupt(), "idle") << "and never called (it would abort)";
+  SinkInstance at_1_2(load_plugin_file(broken("interrupt-at-1-2")), none);
+  EXPECT_TRUE(at_1_2.interruptible());
+  EXPECT_EQ(at_1_2.interrupt(), "idle");
+}

@@ -2,6 +2,7 @@
 // BROKEN_<DEFECT> defined; each must be refused by the host with a precise message.
 #include <pg2kafka/plugin.h>
 
+#include <cstdlib>
 #include <stdexcept>
 
 namespace {
@@ -22,6 +23,15 @@ p2k_status open(void*, char*, size_t) {
 p2k_status write(void*, const p2k_record*, size_t, char*, size_t) {
   return P2K_OK;
 }
+#if defined(BROKEN_INTERRUPT_AT_1_1)
+// Not broken, but a trap: interrupt came with 1.2, so a host must never call it on a plugin that
+// answered 1.1, even though the operations table has it.
+void interrupt(void*) {
+  std::abort();
+}
+#elif defined(BROKEN_INTERRUPT_AT_1_2)
+void interrupt(void*) {}
+#endif
 p2k_status flush(void*, int, char*, size_t) {
   return P2K_OK;
 }
@@ -62,6 +72,12 @@ extern "C" P2K_EXPORT const p2k_plugin* p2k_plugin_entry_v1(uint32_t, uint32_t) 
   // ignore the flag and print the secret).
   descriptor.options = secret_option;
   descriptor.option_count = 1;
+#elif defined(BROKEN_INTERRUPT_AT_1_1)
+  ops.interrupt = interrupt;
+  descriptor.abi_minor = 1;
+#elif defined(BROKEN_INTERRUPT_AT_1_2)
+  ops.interrupt = interrupt;
+  descriptor.abi_minor = 2;
 #endif
   return &descriptor;
 }
