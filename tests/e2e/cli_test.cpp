@@ -214,3 +214,25 @@ TEST(Cli, RejectsUnknownPluginOrFormat_InDescribe) {
   EXPECT_EQ(f.exit_code, 2);
   expect_in(f.err, "unknown format 'yaml'");
 }
+
+// `check` refuses what `run` would ignore: an unknown --log-level is an error for both.
+TEST(Cli, RefusesAnUnknownLogLevel_InCheckAndRun) {
+  p2k_test::TempDir dir;
+  auto config = dir.write("pipeline.json", R"({"source": {"plugin": "test-sequence"},
+    "sink": {"plugin": "test-faulty", "options": {"output_file": ")" +
+                                               (dir.path() / "out").string() + R"("}}})");
+  for (const char* command : {"check", "run"}) {
+    auto r = p2k_test::run_pg2kafka({command, "--config", config, "--plugin-dir", plugin_dir(),
+                                     "--log-level", "verbose", "--once"});
+    if (std::string(command) == "check")  // check has no --once
+      r = p2k_test::run_pg2kafka(
+          {command, "--config", config, "--plugin-dir", plugin_dir(), "--log-level", "verbose"});
+    EXPECT_EQ(r.exit_code, 2) << command << ": " << r.err;
+    expect_in(r.err, "unknown --log-level 'verbose': use error, warn, info or debug");
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "out")) << "run delivered nothing";
+  auto huge = p2k_test::run_pg2kafka({"check", "--config", config, "--plugin-dir", plugin_dir(),
+                                      "--log-level", std::string(100'000, 'x')});
+  EXPECT_EQ(huge.exit_code, 2);
+  EXPECT_LT(huge.err.size(), 300u) << "the echo is bounded";
+}

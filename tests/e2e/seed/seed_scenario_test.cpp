@@ -203,6 +203,28 @@ TEST_F(SeedScenario, ADryRunPrintsByteForByteWhatKafkaReceives) {
   }
 }
 
+// `pg2kafka run >&-` with the stdout sink: the database connection once took descriptor 1, the
+// JSON lines went into it, and the events were acknowledged. Now the sink refuses to open.
+TEST_F(SeedScenario, AClosedStdoutNeverSwallowsEvents) {
+  ASSERT_EQ(run().exit_code, 0);
+  db_->exec("CREATE TABLE products (sku TEXT PRIMARY KEY, name TEXT)");
+  db_->exec("INSERT INTO products VALUES ('a', 'A'), ('b', 'B')");
+  db_->exec("SELECT pg2kafka.setup('products', 'sku')");
+  p2k_test::TempDir dir;
+  auto config = dir.write("p.json", R"({"source": {"plugin": "pg-outbox", "options":
+      {"connection": ")" + url_for(db_name_) +
+                                        R"("}}, "sink": {"plugin": "stdout"}})");
+  std::string queued = db_->exec("SELECT count(*) FROM pg2kafka.outbound_event_queue");
+  ASSERT_EQ(queued, "2");
+  auto r = p2k_test::run({"sh", "-c", "exec \"$0\" \"$@\" >&-", p2k_test::ctest_env("P2K_BINARY"),
+                          "run", "--once", "--config", config},
+                         {{"-PG2KAFKA_CONFIG", ""}});
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_NE(r.err.find("stdout is not open for writing"), std::string::npos) << r.err;
+  EXPECT_EQ(db_->exec("SELECT count(*) FROM pg2kafka.outbound_event_queue"), queued)
+      << "nothing was acknowledged";
+}
+
 TEST_F(SeedScenario, FailsClearly_WhenTheTopicDoesNotExist) {
   ASSERT_EQ(run().exit_code, 0);
   db_->exec("CREATE TABLE orders (ref TEXT PRIMARY KEY, total NUMERIC)");
