@@ -1,0 +1,126 @@
+// RecordBatch: owns the memory behind the records a source returns from poll().
+#pragma once
+
+#include <pg2kafka/plugin.h>
+
+#include <cstdint>
+#include <deque>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace pg2kafka::sdk {
+
+class RecordBatch {
+ public:
+  RecordBatch() = default;
+  // Records point into the batch's own strings: a batch moves (keeping them) but never copies.
+  RecordBatch(const RecordBatch&) = delete;
+  RecordBatch& operator=(const RecordBatch&) = delete;
+  RecordBatch(RecordBatch&&) = default;
+  RecordBatch& operator=(RecordBatch&&) = default;
+
+  // A header as add() takes it: views that must stay valid until add() returns (the batch copies
+  // them). Careful with temporaries: a std::vector<Header> built from std::to_string(...) points
+  // to strings that are gone by the time add() runs; keep such strings in variables.
+  struct Header {
+    std::string_view name;
+    std::string_view value;
+  };
+
+  // Appends a record; the batch keeps its own copies of all strings (a topic, header name or
+  // header value equal to the previous record's is stored once). Positions must increase.
+  void add(uint64_t position, std::string_view topic, std::optional<std::string> key,
+           std::string value, int64_t timestamp_ms, std::string id,
+           std::initializer_list<Header> headers = {}) {
+    add_record(position, topic, std::move(key), std::move(value), timestamp_ms, std::move(id),
+               headers.begin(), headers.size());
+  }
+  void add(uint64_t position, std::string_view topic, std::optional<std::string> key,
+           std::string value, int64_t timestamp_ms, std::string id,
+           const std::vector<Header>& headers) {
+    add_record(position, topic, std::move(key), std::move(value), timestamp_ms, std::move(id),
+               headers.data(), headers.size());
+  }
+
+  size_t size() const { return owned_.size(); }
+  bool empty() const { return owned_.empty(); }
+  uint64_t last_position() const { return owned_.empty() ? 0 : owned_.back().position; }
+
+  // The records in C form; pointers stay valid while the batch lives and is not added to.
+  const p2k_record* records() {
+    if (records_.size() != owned_.size()) build();
+    return records_.data();
+  }
+
+ private:
+  struct Owned {
+    uint64_t position;
+    const std::string* topic;
+    std::optional<std::string> key;
+    std::string value;
+    int64_t timestamp_ms;
+    std::string id;
+    size_t first_header;  // index into headers_
+    size_t header_count;
+  };
+
+  static p2k_slice slice(const std::string& s) { return p2k_slice{s.data(), s.size()}; }
+
+  // A stored copy of `text`, shared with the previous record when it holds the same text at
+  // the same place (`previous`: that copy or nullptr).
+  const std::string* keep(std::string_view text, const std::string* previous) {
+    if (previous && *previous == text) return previous;
+    return &strings_.emplace_back(text);
+  }
+
+  void add_record(uint64_t position, std::string_view topic, std::optional<std::string> key,
+                  std::string value, int64_t timestamp_ms, std::string id, const Header* headers,
+                  size_t header_count) {
+    const Owned* prev = owned_.empty() ? nullptr : &owned_.back();
+    const std::string* kept_topic = keep(topic, prev ? prev->topic : nullptr);
+    size_t first = headers_.size();
+    for (size_t i = 0; i < header_count; ++i) {
+      const std::pair<const std::string*, const std::string*>* same =
+          prev && i < prev->header_count ? &headers_[prev->first_header + i] : nullptr;
+      headers_.emplace_back(keep(headers[i].name, same ? same->first : nullptr),
+                            keep(headers[i].value, same ? same->second : nullptr));
+    }
+    owned_.push_back(Owned{position, kept_topic, std::move(key), std::move(value), timestamp_ms,
+                           std::move(id), first, header_count});
+    records_.clear();
+  }
+
+  void build() {
+    records_.clear();
+    records_.reserve(owned_.size());
+    c_headers_.clear();
+    c_headers_.reserve(headers_.size());  // no reallocation below: records point into it
+    for (const auto& [name, value] : headers_)
+      c_headers_.push_back(p2k_header{slice(*name), slice(*value)});
+    for (const auto& o : owned_) {
+      p2k_record r{};
+      r.struct_size = sizeof(p2k_record);
+      r.position = o.position;
+      r.topic = slice(*o.topic);
+      r.key = o.key ? slice(*o.key) : p2k_slice{nullptr, 0};
+      r.value = slice(o.value);
+      r.timestamp_ms = o.timestamp_ms;
+      r.id = slice(o.id);
+      r.headers = o.header_count ? c_headers_.data() + o.first_header : nullptr;
+      r.header_count = o.header_count;
+      records_.push_back(r);
+    }
+  }
+
+  std::deque<Owned> owned_;
+  std::deque<std::string> strings_;  // topics and headers; deque: stable addresses
+  std::vector<std::pair<const std::string*, const std::string*>> headers_;
+  std::vector<p2k_header> c_headers_;
+  std::vector<p2k_record> records_;
+};
+
+}  // namespace pg2kafka::sdk
