@@ -56,23 +56,42 @@ void OutcomeQueue::wait(std::chrono::milliseconds timeout) {
 }
 
 InstanceBase::InstanceBase(PluginHandle plugin, const config::ResolvedOptions& options,
-                           OutcomeQueue* outcomes)
+                           bool takes_reports)
     : plugin_(std::move(plugin)),
       name_(plugin_->name()),
+      outcomes_(takes_reports ? std::make_unique<OutcomeQueue>() : nullptr),
       options_(options),
       context_(std::make_unique<HostContext>()) {
   context_->name = name_;
-  context_->outcomes = outcomes;
+  context_->outcomes = outcomes_.get();
   host_.struct_size = sizeof(p2k_host);
   host_.abi_major = P2K_ABI_MAJOR;
   host_.abi_minor = P2K_ABI_MINOR;
   host_.ctx = context_.get();
   host_.log = &host_log;
-  host_.report = outcomes ? &host_report : nullptr;
+  host_.report = takes_reports ? &host_report : nullptr;
   host_.option_error = &host_option_error;
 }
 
-InstanceBase::~InstanceBase() = default;
+InstanceBase::~InstanceBase() {
+  close();
+  destroy();
+}
+
+CallResult InstanceBase::open() {
+  auto r = call("open", [&] { return open_op_(instance_, error_, sizeof error_); });
+  open_ = open_ || r.ok();
+  return r;
+}
+
+void InstanceBase::close() {
+  if (!open_) return;
+  open_ = false;
+  call_logged("close", [&] {
+    close_op_(instance_);
+    return P2K_OK;
+  });
+}
 
 std::string InstanceBase::interrupt() {
   std::lock_guard lock(interrupt_mutex_);
@@ -148,12 +167,12 @@ void InstanceBase::call_logged(const char* operation, F&& f) {
   if (!r.ok()) log::error(r.message);
 }
 
-template <class Ops>
-void InstanceBase::destroy(const Ops& ops) {
+void InstanceBase::destroy() {
   std::lock_guard lock(interrupt_mutex_);
+  if (destroyed_ || !instance_) return;
   destroyed_ = true;
   try {
-    ops.destroy(instance_);
+    destroy_op_(instance_);
   } catch (...) {
     log::error("plugin '" + name_ + "' let an exception escape from destroy");
   }
@@ -176,6 +195,9 @@ void InstanceBase::create(const Ops& ops) {
   auto problems = context_->take_problems();
   if (status == P2K_OK && instance) {
     instance_ = instance;
+    open_op_ = ops.open;
+    close_op_ = ops.close;
+    destroy_op_ = ops.destroy;
     // Rule 5 of plugin.h "Versioning": nothing a later minor than the answered one added.
     if (plugin_->abi_minor() >= 2 && ops.struct_size >= P2K_SIZE_THROUGH(Ops, interrupt))
       interrupt_op_ = ops.interrupt;
@@ -198,19 +220,8 @@ void InstanceBase::create(const Ops& ops) {
 // ---------------------------------------------------------------------------------------------
 
 SourceInstance::SourceInstance(PluginHandle plugin, const config::ResolvedOptions& options)
-    : InstanceBase(std::move(plugin), options, nullptr) {
+    : InstanceBase(std::move(plugin), options, /*takes_reports=*/false) {
   create(ops());
-}
-
-SourceInstance::~SourceInstance() {
-  close();
-  destroy(ops());
-}
-
-CallResult SourceInstance::open() {
-  auto r = call("open", [&] { return ops().open(instance_, error_, sizeof error_); });
-  open_ = open_ || r.ok();
-  return r;
 }
 
 CallResult SourceInstance::poll(size_t max_records, std::chrono::milliseconds timeout,
@@ -253,31 +264,11 @@ CallResult SourceInstance::list_topics(std::vector<std::string>& topics) {
   });
 }
 
-void SourceInstance::close() {
-  if (!open_) return;
-  open_ = false;
-  call_logged("close", [&] {
-    ops().close(instance_);
-    return P2K_OK;
-  });
-}
-
 // ---------------------------------------------------------------------------------------------
 
 SinkInstance::SinkInstance(PluginHandle plugin, const config::ResolvedOptions& options)
-    : InstanceBase(std::move(plugin), options, &outcomes_) {
+    : InstanceBase(std::move(plugin), options, /*takes_reports=*/true) {
   create(ops());
-}
-
-SinkInstance::~SinkInstance() {
-  close();
-  destroy(ops());
-}
-
-CallResult SinkInstance::open() {
-  auto r = call("open", [&] { return ops().open(instance_, error_, sizeof error_); });
-  open_ = open_ || r.ok();
-  return r;
 }
 
 CallResult SinkInstance::prepare_topic(const std::string& topic) {
@@ -300,22 +291,13 @@ void SinkInstance::wait(std::chrono::milliseconds timeout) {
       return P2K_OK;
     });
   } else {
-    outcomes_.wait(timeout);
+    outcomes_->wait(timeout);
   }
 }
 
 CallResult SinkInstance::flush(std::chrono::milliseconds timeout) {
   return call("flush",
               [&] { return ops().flush(instance_, timeout_ms(timeout), error_, sizeof error_); });
-}
-
-void SinkInstance::close() {
-  if (!open_) return;
-  open_ = false;
-  call_logged("close", [&] {
-    ops().close(instance_);
-    return P2K_OK;
-  });
 }
 
 }  // namespace pg2kafka::plugin

@@ -54,13 +54,17 @@ struct HostContext {
   std::vector<std::pair<std::string, std::string>> take_problems();
 };
 
-// Common to sources and sinks: the host struct handed to the plugin and the create/destroy pair.
+// Common to sources and sinks: the host struct handed to the plugin, its lifecycle (create, open,
+// close, destroy: the destructor closes and destroys) and interrupt.
 class InstanceBase {
  public:
   InstanceBase(const InstanceBase&) = delete;
   InstanceBase& operator=(const InstanceBase&) = delete;
   const LoadedPlugin& plugin() const { return *plugin_; }
   const std::string& name() const { return name_; }
+  CallResult open();
+  // Closes an instance that was opened (once); nothing otherwise.
+  void close();
   // Whether the plugin has an interrupt operation the host may call (it answered ABI 1.2 or
   // later and has one).
   bool interruptible() const { return interrupt_op_ != nullptr; }
@@ -70,10 +74,12 @@ class InstanceBase {
   std::string interrupt();
 
  protected:
-  InstanceBase(PluginHandle plugin, const config::ResolvedOptions& options, OutcomeQueue* outcomes);
+  // `takes_reports`: a sink, whose delivery reports go to outcomes_.
+  InstanceBase(PluginHandle plugin, const config::ResolvedOptions& options, bool takes_reports);
   ~InstanceBase();
-  // Calls the plugin's create; throws config::ConfigError (P2K_INVALID_CONFIG, with every problem
-  // the plugin named, located in the pipeline file) or PluginError.
+  // Calls the plugin's create (from the derived class's constructor, with its operations table);
+  // throws config::ConfigError (P2K_INVALID_CONFIG, with every problem the plugin named, located
+  // in the pipeline file) or PluginError.
   template <class Ops>
   void create(const Ops& ops);
   // Calls `f` (a plugin operation), turning a C++ exception that escaped the plugin into FATAL.
@@ -85,17 +91,22 @@ class InstanceBase {
   template <class F>
   void call_logged(const char* operation, F&& f);
   // Destroys the instance, after which interrupt() does nothing.
-  template <class Ops>
-  void destroy(const Ops& ops);
+  void destroy();
 
   PluginHandle plugin_;
   std::string name_;
+  // Before the context and the instance: reports may come until destroy returned.
+  std::unique_ptr<OutcomeQueue> outcomes_;
   config::ResolvedOptions options_;  // as passed to create: locates the plugin's option errors
   std::unique_ptr<HostContext> context_;
   p2k_host host_{};
   void* instance_ = nullptr;
   char error_[1024] = {0};
+  p2k_status (*open_op_)(void*, char*, size_t) = nullptr;
+  void (*close_op_)(void*) = nullptr;
+  void (*destroy_op_)(void*) = nullptr;
   void (*interrupt_op_)(void*) = nullptr;
+  bool open_ = false;
   std::mutex interrupt_mutex_;  // interrupt() against destroy
   bool destroyed_ = false;
   // The operation running now (nullptr: none) and since when, read by interrupt().
@@ -108,37 +119,28 @@ class SourceInstance : public InstanceBase {
   // Creates an instance (no I/O). Throws PluginError when create fails with P2K_FATAL, and
   // config::ConfigError for P2K_INVALID_CONFIG.
   SourceInstance(PluginHandle plugin, const config::ResolvedOptions& options);
-  ~SourceInstance();
-  CallResult open();
   CallResult poll(size_t max_records, std::chrono::milliseconds timeout, p2k_batch& batch);
   CallResult ack(uint64_t through);
   void release(void* handle);
   CallResult list_topics(std::vector<std::string>& topics);
-  void close();
 
  private:
   const p2k_source_ops& ops() const { return *plugin_->descriptor().source; }
-  bool open_ = false;
 };
 
 class SinkInstance : public InstanceBase {
  public:
   SinkInstance(PluginHandle plugin, const config::ResolvedOptions& options);
-  ~SinkInstance();
-  CallResult open();
   CallResult prepare_topic(const std::string& topic);
   CallResult write(const p2k_record* records, size_t count);
   // Waits for delivery reports for up to `timeout`: through the sink's poll when it has one,
   // else on the outcome queue.
   void wait(std::chrono::milliseconds timeout);
   CallResult flush(std::chrono::milliseconds timeout);
-  void close();
-  OutcomeQueue& outcomes() { return outcomes_; }
+  OutcomeQueue& outcomes() { return *outcomes_; }
 
  private:
   const p2k_sink_ops& ops() const { return *plugin_->descriptor().sink; }
-  OutcomeQueue outcomes_;
-  bool open_ = false;
 };
 
 }  // namespace pg2kafka::plugin

@@ -160,9 +160,15 @@ struct SourceTrampolines : InstanceTrampolines<T, Source> {
   }
 
   static const p2k_source_ops* ops() {
-    static const p2k_source_ops o{sizeof(p2k_source_ops), &Common::create, &Common::open,
-                                  &poll,                  &ack,            &release,
-                                  &list_topics,           &Common::close,  &Common::destroy,
+    static const p2k_source_ops o{sizeof(p2k_source_ops),
+                                  &Common::create,
+                                  &Common::open,
+                                  &poll,
+                                  &ack,
+                                  &release,
+                                  &list_topics,
+                                  &Common::close,
+                                  &Common::destroy,
                                   Common::interrupt_op()};
     return &o;
   }
