@@ -90,3 +90,31 @@ TEST(PipelineConfig, RejectsNonObjectRoot) {
   PipelineConfig::parse("[1]", "p.json", env({}), false, d);
   EXPECT_EQ(d.size(), 1u);
 }
+
+// A hostile tester's file: the second "sink" replaced the first, `check` passed, and `run` printed
+// events to stdout and acknowledged them.
+TEST(PipelineConfig, RefusesASectionGivenTwice) {
+  Diagnostics d;
+  try {
+    PipelineConfig::parse(R"({
+  "sink": {"plugin": "kafka", "options": {"brokers": "k:9092"}},
+  "source": {"plugin": "pg-outbox"},
+  "sink": {"plugin": "stdout"}
+})",
+                          "p.json", env({}), false, d);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "p.json:4:3: duplicate key \"sink\": it is also set at p.json:2:3; remove one");
+  }
+}
+
+TEST(PipelineConfig, Load_NamesADirectory) {
+  Diagnostics d;
+  try {
+    PipelineConfig::load("/tmp", env({}), false, d);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "/tmp: is a directory, not a pipeline file");
+  }
+}
