@@ -118,3 +118,15 @@ TEST(PipelineConfig, Load_NamesADirectory) {
     EXPECT_EQ(std::string(e.what()), "/tmp: is a directory, not a pipeline file");
   }
 }
+
+TEST(PipelineConfig, RefusesAHostSettingGivenNestedAndDotted) {
+  Diagnostics d;
+  PipelineConfig::parse(R"({"source": {"plugin": "s"}, "sink": {"plugin": "k"},
+  "pipeline": {"retry": {"max_backoff": "1s"}, "retry.max_backoff": "2s"}})",
+                        "p.json", env({}), false, d);
+  ASSERT_EQ(d.size(), 1u) << d.format();
+  EXPECT_NE(d.format().find("p.json:2:48: pipeline.retry.max_backoff: duplicate option "
+                            "'retry.max_backoff'"),
+            std::string::npos)
+      << d.format();
+}
