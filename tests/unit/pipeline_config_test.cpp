@@ -130,3 +130,33 @@ TEST(PipelineConfig, RefusesAHostSettingGivenNestedAndDotted) {
             std::string::npos)
       << d.format();
 }
+
+TEST(PipelineConfig, BoundsEchoes_OfUnknownSectionsAndKeys) {
+  std::string huge(10'000'000, 'z');
+  Diagnostics d;
+  PipelineConfig::parse(R"({"source": {"plugin": "s", ")" + huge +
+                            R"(": 1}, "sink": {"plugin": "k"},
+  ")" + huge + R"(\n": {}})",
+                        "p.json", env({}), false, d);
+  auto text = d.format();
+  ASSERT_EQ(d.size(), 2u) << text.substr(0, 1000);
+  EXPECT_LT(text.size(), 1000u) << text.substr(0, 1000);
+  EXPECT_NE(text.find("unknown section 'zzz"), std::string::npos) << text;
+  EXPECT_NE(text.find("…(10000001 bytes)"), std::string::npos) << text;
+}
+
+TEST(PipelineConfig, RefusesPluginNamesThatCannotNameAFile) {
+  Diagnostics d;
+  PipelineConfig::parse(R"({"source": {"plugin": "pg-outbox\n"}, "sink": {"plugin": ")" +
+                            std::string(5000, 'k') + R"("}})",
+                        "p.json", env({}), false, d);
+  auto text = d.format();
+  ASSERT_EQ(d.size(), 2u) << text;
+  EXPECT_NE(text.find("source.plugin: \"plugin\" 'pg-outbox\\n' holds a control character"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("sink.plugin: \"plugin\" is 5000 bytes long: a plugin name or path is at "
+                      "most 4096 bytes"),
+            std::string::npos)
+      << text;
+}
