@@ -70,3 +70,32 @@ TEST(Interpolation, RejectsMalformedReferences) {
   EXPECT_FALSE(interpolate("${A:-unterminated", env({})).ok());
   EXPECT_FALSE(interpolate("${A B}", env({})).ok());
 }
+
+TEST(Interpolation, BoundsTheEcho_OfAHugeVariableName) {
+  std::string name(10'000'000, 'A');
+  auto r = interpolate("${" + name + "}", env({}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_LT(r.error.size(), 500u);
+  EXPECT_NE(r.error.find("…(10000000 bytes)"), std::string::npos) << r.error;
+  auto bad = interpolate("${\x1b[2J", env({}));
+  EXPECT_EQ(bad.error.find('\x1b'), std::string::npos) << "control characters are escaped";
+}
+
+// Each nested default is a recursive call: a hostile file must not exhaust the stack.
+TEST(Interpolation, LimitsNestedDefaults) {
+  std::string deep;
+  for (int i = 0; i < 1'000'000; ++i) deep += "${A:-";
+  auto r = interpolate(deep, env({}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error.find("variable defaults nest more than 16 deep"), std::string::npos) << r.error;
+  std::string ok = "${A1:-${A2:-${A3:-${A4:-x}}}}";
+  EXPECT_EQ(interpolate(ok, env({})).value, "x");
+}
+
+TEST(Interpolation, LimitsTheExpandedLength) {
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "${BIG}";
+  auto r = interpolate(text, env({{"BIG", std::string(100'000, 'b')}}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error.find("longer than 16 MiB"), std::string::npos) << r.error;
+}

@@ -1,5 +1,7 @@
 #include "config/json_document.hpp"
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 using pg2kafka::config::ConfigError;
@@ -59,4 +61,128 @@ TEST(JsonDocument, LocatesKeysAndArrayElements) {
 TEST(JsonDocument, LocatesKeysWithEscapedQuotes) {
   auto doc = JsonDocument::parse("{\"a\\\"b\": {\"c\": 1}}", "f.json");
   EXPECT_EQ(doc.locate({"a\"b", "c"}).column, 11);
+}
+
+namespace {
+
+// The diagnostics a text's parse throws (none when it parses).
+pg2kafka::config::Diagnostics parse_errors(std::string_view text) {
+  try {
+    JsonDocument::parse(text, "p.json");
+  } catch (const ConfigError& e) {
+    return e.diagnostics();
+  }
+  return {};
+}
+
+std::string load_error(const std::string& path) {
+  try {
+    JsonDocument::load(path);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+struct TempFile {
+  std::string path;
+  explicit TempFile(std::string_view content) {
+    char name[] = "/tmp/p2k_json_document_XXXXXX";
+    int fd = mkstemp(name);
+    EXPECT_GE(fd, 0);
+    EXPECT_EQ(write(fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+    close(fd);
+    path = name;
+  }
+  ~TempFile() { unlink(path.c_str()); }
+};
+
+}  // namespace
+
+// Boost.JSON keeps the last of two equal keys: a second "sink" silently replaced the first.
+TEST(JsonDocument, RefusesDuplicateKeys_AtEveryLevel_NamingBothPlaces) {
+  auto d = parse_errors(R"({
+  "sink": {"plugin": "kafka", "options": {"topic": "a",
+                                          "topic": "b"}},
+  "source": {"plugin": "x", "options": {"list": [{"k": 1, "k": 2}, {"k": 3}]}},
+  "pipeline": {"\u0061": 1, "a": 2},
+  "sink": {"plugin": "stdout"}
+})");
+  auto text = d.format();
+  ASSERT_EQ(d.size(), 4u) << text;
+  EXPECT_NE(text.find("p.json:3:43: sink.options: duplicate key \"topic\": it is also set at "
+                      "p.json:2:43; remove one"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("p.json:4:59: source.options.list[0]: duplicate key \"k\": it is also set "
+                      "at p.json:4:51; remove one"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("p.json:5:29: pipeline: duplicate key \"a\": it is also set at p.json:5:16"),
+            std::string::npos)
+      << "an escaped key is the same key: " << text;
+  EXPECT_NE(
+      text.find("p.json:6:3: duplicate key \"sink\": it is also set at p.json:2:3; remove one"),
+      std::string::npos)
+      << text;
+}
+
+TEST(JsonDocument, ReportsADuplicatedObjectOnce_NotEachOfItsMembers) {
+  auto d = parse_errors(R"({"a": {"x": 1, "y": [1]}, "a": {"x": 2, "y": [2]}})");
+  ASSERT_EQ(d.size(), 1u) << d.format();
+  EXPECT_NE(d.format().find("duplicate key \"a\""), std::string::npos) << d.format();
+  EXPECT_TRUE(parse_errors(R"({"a": {"x": 1}, "b": {"x": 2}, "c": [{"x": 1}, {"x": 1}]})").empty());
+}
+
+TEST(JsonDocument, SkipsUtf8ByteOrderMark_AndCountsColumnsInCharacters) {
+  auto doc = JsonDocument::parse("\xEF\xBB\xBF{\"a\": 1,\n \"\xC3\xA9\": 2, \"b\": 3}", "f.json");
+  EXPECT_EQ(doc.root().as_object().at("a").as_int64(), 1);
+  EXPECT_EQ(doc.locate({"a"}).line, 1);
+  EXPECT_EQ(doc.locate({"a"}).column, 2) << "the byte order mark is invisible";
+  EXPECT_EQ(doc.locate({"b"}).line, 2);
+  EXPECT_EQ(doc.locate({"b"}).column, 10) << "é is one column";
+}
+
+TEST(JsonDocument, ExplainsFilesThatAreNotUtf8Json) {
+  EXPECT_NE(parse_errors("").format().find("p.json: the pipeline file is empty"),
+            std::string::npos);
+  EXPECT_NE(parse_errors("\xEF\xBB\xBF \n").format().find("empty"), std::string::npos);
+  EXPECT_NE(parse_errors("// nothing\n/* here */").format().find("holds only comments"),
+            std::string::npos);
+  auto nul = parse_errors(std::string_view("{\"a\":\n 1\0}", 10)).format();
+  EXPECT_NE(nul.find("p.json:2:3: the pipeline file holds a NUL byte"), std::string::npos) << nul;
+  auto latin1 = parse_errors("{\"caf\xE9\": 1}").format();
+  EXPECT_NE(latin1.find("p.json:1:6: the pipeline file is not UTF-8 text (byte 0xe9"),
+            std::string::npos)
+      << latin1;
+  EXPECT_NE(parse_errors("\xFF\xFE{\0").format().find("UTF-16"), std::string::npos);
+}
+
+TEST(JsonDocument, LimitsNesting_WithAClearMessage) {
+  auto deep = std::string(40, '[') + std::string(40, ']');
+  auto text = parse_errors(deep).format();
+  EXPECT_NE(text.find("nest more than 32 levels deep"), std::string::npos) << text;
+  EXPECT_TRUE(parse_errors(std::string(30, '[') + std::string(30, ']')).empty());
+}
+
+TEST(JsonDocument, Load_ExplainsDirectoriesMissingEmptyAndHugeFiles) {
+  EXPECT_EQ(load_error("/tmp"), "/tmp: is a directory, not a pipeline file");
+  EXPECT_NE(load_error("/nonexistent/p.json")
+                .find("/nonexistent/p.json: cannot read the pipeline file: No such file"),
+            std::string::npos);
+  TempFile empty("");
+  EXPECT_EQ(load_error(empty.path), empty.path + ": the pipeline file is empty");
+  TempFile ok("\xEF\xBB\xBF{\"a\": 1}");
+  EXPECT_EQ(load_error(ok.path), "no error");
+  // A sparse 17 MiB file: refused by its size, never read.
+  TempFile huge("");
+  ASSERT_EQ(truncate(huge.path.c_str(), 17 << 20), 0);
+  EXPECT_EQ(load_error(huge.path),
+            huge.path +
+                ": the pipeline file is 17.0 MiB: a pipeline file is at most 16.0 MiB (is this "
+                "the right file?)");
+  // Not a regular file: read, but never more than the limit.
+  EXPECT_EQ(load_error("/dev/zero"),
+            "/dev/zero: the pipeline file is larger than 16.0 MiB: a pipeline file is at most "
+            "16.0 MiB (is this the right file?)");
 }

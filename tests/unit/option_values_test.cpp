@@ -157,3 +157,126 @@ TEST(OptionValues, ParsesDurationsAndSizes) {
   EXPECT_EQ(parse_size_bytes("512"), 512);
   EXPECT_FALSE(parse_size_bytes("1 parsec"));
 }
+
+namespace {
+
+// Options given as {"sink": {"options": <json>}}, the JSON starting on the file's first line.
+Result resolve_located(const std::string& json, std::span<const p2k_option> table = kTable) {
+  auto doc = JsonDocument::parse("{\"sink\": {\"options\": " + json + "}}", "p.json");
+  Result r;
+  r.values = resolve_options(table, &doc.root().at("sink").at("options"), {"sink", "options"}, &doc,
+                             no_env(), r.diagnostics);
+  return r;
+}
+
+}  // namespace
+
+// The JSON has no duplicate key; the options do: a nested key also given dotted.
+TEST(OptionValues, RefusesAnOptionSetTwice_NestedAndDotted) {
+  const p2k_option table[] = {
+      option("retry.max_backoff", P2K_OPT_DURATION, "30s", "Backoff."),
+      option("rdkafka.", P2K_OPT_PREFIX, nullptr, "Passthrough."),
+  };
+  auto r = resolve_located(R"({"retry": {"max_backoff": "1s"},
+  "retry.max_backoff": "2s",
+  "rdkafka": {"linger.ms": 5}, "rdkafka.linger.ms": 6, "rdkafka.linger": {"ms": 7}})",
+                           table);
+  auto text = r.diagnostics.format();
+  ASSERT_EQ(r.diagnostics.size(), 3u) << text;
+  EXPECT_NE(text.find("p.json:2:3: sink.options.retry.max_backoff: duplicate option "
+                      "'retry.max_backoff': it is also set at p.json:1:33 as \"retry\": "
+                      "{\"max_backoff\": ...}; remove one"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("sink.options.rdkafka.linger.ms: duplicate option 'rdkafka.linger.ms': it "
+                      "is also set at p.json:3:15 as \"rdkafka\": {\"linger.ms\": ...}"),
+            std::string::npos)
+      << text;
+  // The first one is used, once.
+  size_t count = 0;
+  for (const auto& v : r.values.values()) count += v.key == "retry.max_backoff";
+  EXPECT_EQ(count, 1u);
+  EXPECT_EQ(r.values.get("retry.max_backoff"), "1000");
+}
+
+TEST(OptionValues, BoundsEveryEcho_OfAHugeOrControlCharacterKeyOrValue) {
+  std::string huge(10'000'000, 'x');
+  auto r = resolve("{\"" + huge + "\": 1, \"acknowledged\": \"" + huge +
+                   "\", \"connection\": \"x\", \"batch_size\": \"" + huge +
+                   "\", \"notify\": \"\\u001b[31mred\\n\"}");
+  auto text = r.diagnostics.format();
+  ASSERT_EQ(r.diagnostics.size(), 4u) << text.substr(0, 2000);
+  EXPECT_LT(text.size(), 2000u) << text.substr(0, 2000);
+  EXPECT_NE(text.find("…(10000000 bytes)"), std::string::npos) << text;
+  EXPECT_NE(text.find("found '\\x1b[31mred\\n'"), std::string::npos) << text;
+  EXPECT_EQ(text.find('\x1b'), std::string::npos) << "control characters are escaped";
+}
+
+TEST(OptionValues, RefusesValuesThatOverflow_WithARangeError) {
+  const p2k_option table[] = {
+      option("free", P2K_OPT_DURATION, nullptr, "No bounds."),
+      option("size", P2K_OPT_SIZE, nullptr, "No bounds."),
+      option("count", P2K_OPT_INT, nullptr, "No bounds."),
+      option("retention", P2K_OPT_DURATION, nullptr, "Bounded.", 0, nullptr, 1,
+             3650LL * 86'400'000),
+      option("max_bytes", P2K_OPT_SIZE, nullptr, "Bounded.", 0, nullptr, 1, INT64_C(1) << 40),
+  };
+  auto r = resolve_located(R"({"free": "99999999999999999999h", "size": "9999999999999GiB",
+      "count": "99999999999999999999", "retention": "1)" +
+                               std::string(400, '0') + R"(h", "max_bytes": "2048GiB"})",
+                           table);
+  auto text = r.diagnostics.format();
+  EXPECT_EQ(r.diagnostics.size(), 5u) << text;
+  EXPECT_NE(text.find("'99999999999999999999h' is too large: a duration is at most "
+                      "9223372036854775807ms"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("'9999999999999GiB' is too large: a size is at most"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("'99999999999999999999' is too large: a whole number is at most"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("is out of range: allowed 1ms to 3650d"), std::string::npos) << text;
+  EXPECT_NE(text.find("'2048GiB' is out of range: allowed 1B to 1024GiB"), std::string::npos)
+      << text;
+
+  // JSON numbers too large for int64 are doubles: the same errors, never a wrapped value.
+  auto n = resolve_located(
+      R"({"free": 1e300, "count": 99999999999999999999, "size": -5, "max_bytes": 1e400})", table);
+  EXPECT_EQ(n.diagnostics.size(), 4u) << n.diagnostics.format();
+  EXPECT_NE(n.diagnostics.format().find("max_bytes: the number is too large"), std::string::npos)
+      << n.diagnostics.format();
+  EXPECT_NE(n.diagnostics.format().find("'-5' is negative: a size is 0 or more"), std::string::npos)
+      << n.diagnostics.format();
+  EXPECT_NE(resolve_located(R"({"count": 1.5})", table).diagnostics.format().find("found '1.5'"),
+            std::string::npos);
+}
+
+TEST(OptionValues, ParsesDurationsAndSizes_ExactlyUpToTheInt64Limit) {
+  EXPECT_EQ(parse_duration_ms("9223372036854775807"), INT64_MAX);
+  EXPECT_FALSE(parse_duration_ms("9223372036854775808"));
+  EXPECT_FALSE(parse_duration_ms("106751991168d"));
+  EXPECT_EQ(parse_duration_ms("106751991167d"), 106751991167LL * 86'400'000);
+  EXPECT_EQ(parse_duration_ms("9007199254740993"), 9007199254740993LL) << "no double rounding";
+  EXPECT_EQ(parse_duration_ms(".5s"), 500);
+  EXPECT_EQ(parse_duration_ms("0.001s"), 1);
+  EXPECT_FALSE(parse_duration_ms("0.0001s"));
+  EXPECT_FALSE(parse_duration_ms("5."));
+  EXPECT_FALSE(parse_duration_ms("1" + std::string(400, '0')));
+  EXPECT_EQ(parse_size_bytes("1.5KiB"), 1536);
+  EXPECT_EQ(parse_size_bytes("8589934591GiB"), 8589934591LL << 30);
+  EXPECT_FALSE(parse_size_bytes("8589934592GiB"));
+}
+
+TEST(OptionValues, RefusesNulCharacters_ThatPluginsWouldNeverSee) {
+  const p2k_option table[] = {
+      option("topic", P2K_OPT_STRING, nullptr, "Topic."),
+      option("rdkafka.", P2K_OPT_PREFIX, nullptr, "Passthrough."),
+  };
+  auto r = resolve_located(R"({"topic": "orders\u0000.test", "rdkafka.a\u0000b": 1})", table);
+  auto text = r.diagnostics.format();
+  EXPECT_EQ(r.diagnostics.size(), 2u) << text;
+  EXPECT_NE(text.find("sink.options.topic: the value holds a NUL character"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("the option name holds a NUL character"), std::string::npos) << text;
+}

@@ -90,3 +90,73 @@ TEST(PipelineConfig, RejectsNonObjectRoot) {
   PipelineConfig::parse("[1]", "p.json", env({}), false, d);
   EXPECT_EQ(d.size(), 1u);
 }
+
+// A hostile tester's file: the second "sink" replaced the first, `check` passed, and `run` printed
+// events to stdout and acknowledged them.
+TEST(PipelineConfig, RefusesASectionGivenTwice) {
+  Diagnostics d;
+  try {
+    PipelineConfig::parse(R"({
+  "sink": {"plugin": "kafka", "options": {"brokers": "k:9092"}},
+  "source": {"plugin": "pg-outbox"},
+  "sink": {"plugin": "stdout"}
+})",
+                          "p.json", env({}), false, d);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "p.json:4:3: duplicate key \"sink\": it is also set at p.json:2:3; remove one");
+  }
+}
+
+TEST(PipelineConfig, Load_NamesADirectory) {
+  Diagnostics d;
+  try {
+    PipelineConfig::load("/tmp", env({}), false, d);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "/tmp: is a directory, not a pipeline file");
+  }
+}
+
+TEST(PipelineConfig, RefusesAHostSettingGivenNestedAndDotted) {
+  Diagnostics d;
+  PipelineConfig::parse(R"({"source": {"plugin": "s"}, "sink": {"plugin": "k"},
+  "pipeline": {"retry": {"max_backoff": "1s"}, "retry.max_backoff": "2s"}})",
+                        "p.json", env({}), false, d);
+  ASSERT_EQ(d.size(), 1u) << d.format();
+  EXPECT_NE(d.format().find("p.json:2:48: pipeline.retry.max_backoff: duplicate option "
+                            "'retry.max_backoff'"),
+            std::string::npos)
+      << d.format();
+}
+
+TEST(PipelineConfig, BoundsEchoes_OfUnknownSectionsAndKeys) {
+  std::string huge(10'000'000, 'z');
+  Diagnostics d;
+  PipelineConfig::parse(R"({"source": {"plugin": "s", ")" + huge +
+                            R"(": 1}, "sink": {"plugin": "k"},
+  ")" + huge + R"(\n": {}})",
+                        "p.json", env({}), false, d);
+  auto text = d.format();
+  ASSERT_EQ(d.size(), 2u) << text.substr(0, 1000);
+  EXPECT_LT(text.size(), 1000u) << text.substr(0, 1000);
+  EXPECT_NE(text.find("unknown section 'zzz"), std::string::npos) << text;
+  EXPECT_NE(text.find("…(10000001 bytes)"), std::string::npos) << text;
+}
+
+TEST(PipelineConfig, RefusesPluginNamesThatCannotNameAFile) {
+  Diagnostics d;
+  PipelineConfig::parse(R"({"source": {"plugin": "pg-outbox\n"}, "sink": {"plugin": ")" +
+                            std::string(5000, 'k') + R"("}})",
+                        "p.json", env({}), false, d);
+  auto text = d.format();
+  ASSERT_EQ(d.size(), 2u) << text;
+  EXPECT_NE(text.find("source.plugin: \"plugin\" 'pg-outbox\\n' holds a control character"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("sink.plugin: \"plugin\" is 5000 bytes long: a plugin name or path is at "
+                      "most 4096 bytes"),
+            std::string::npos)
+      << text;
+}

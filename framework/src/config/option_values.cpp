@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 
 #include "config/json_document.hpp"
 
@@ -24,40 +25,147 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
-// "<number><unit>", the number possibly with a fraction, times the unit's factor.
-std::optional<int64_t> scaled(const std::string& text,
-                              std::initializer_list<std::pair<const char*, double>> units,
-                              bool bare_allowed) {
+enum class NumberError { kNone, kSyntax, kNegative, kNotWhole, kOverflow };
+
+struct Unit {
+  const char* name;
+  int64_t factor;
+};
+
+const Unit kDurationUnits[] = {{"ms", 1},       {"s", 1000},      {"m", 60'000},
+                               {"min", 60'000}, {"h", 3'600'000}, {"d", 86'400'000}};
+const Unit kSizeUnits[] = {{"B", 1},
+                           {"kB", 1000},
+                           {"KB", 1000},
+                           {"MB", 1'000'000},
+                           {"GB", 1'000'000'000},
+                           {"KiB", int64_t{1} << 10},
+                           {"MiB", int64_t{1} << 20},
+                           {"GiB", int64_t{1} << 30}};
+
+// "<number><unit>", the number possibly with a fraction ("1.5s"), times the unit's factor; a
+// bare number has factor 1. Exact integer arithmetic: a value that does not fit in int64 is
+// kOverflow, never wrapped nor rounded.
+int64_t scaled(const std::string& text, std::span<const Unit> units, NumberError& error) {
+  error = NumberError::kSyntax;
   std::string t = trim(text);
-  size_t i = 0;
-  while (i < t.size() && (std::isdigit(static_cast<unsigned char>(t[i])) || t[i] == '.')) ++i;
-  if (i == 0) return std::nullopt;
-  std::string number = t.substr(0, i);
-  if (std::count(number.begin(), number.end(), '.') > 1 || number.back() == '.')
-    return std::nullopt;
-  std::string unit = trim(t.substr(i));
-  double factor = 0;
-  if (unit.empty()) {
-    if (!bare_allowed) return std::nullopt;
-    factor = 1;
-  } else {
-    for (const auto& [name, f] : units)
-      if (unit == name) factor = f;
-    if (factor == 0) return std::nullopt;
+  bool negative = !t.empty() && t[0] == '-';
+  size_t i = negative ? 1 : 0;
+  size_t int_begin = i;
+  while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) ++i;
+  std::string_view int_digits(t.data() + int_begin, i - int_begin);
+  std::string_view frac_digits;
+  if (i < t.size() && t[i] == '.') {
+    size_t frac_begin = ++i;
+    while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) ++i;
+    frac_digits = std::string_view(t.data() + frac_begin, i - frac_begin);
+    if (frac_digits.empty()) return 0;  // "5." is not a number
   }
-  double value = std::stod(number) * factor;
-  if (value > static_cast<double>(std::numeric_limits<int64_t>::max())) return std::nullopt;
-  double rounded = std::round(value);
-  if (std::abs(rounded - value) > 1e-6) return std::nullopt;  // "1.5ms" is not whole ms
-  return static_cast<int64_t>(rounded);
+  if (int_digits.empty() && frac_digits.empty()) return 0;
+  std::string unit = trim(t.substr(i));
+  int64_t factor = unit.empty() ? 1 : 0;
+  for (const auto& u : units)
+    if (unit == u.name) factor = u.factor;
+  if (factor == 0) return 0;
+  if (negative) {
+    error = NumberError::kNegative;
+    return 0;
+  }
+  while (!int_digits.empty() && int_digits.front() == '0') int_digits.remove_prefix(1);
+  while (!frac_digits.empty() && frac_digits.back() == '0') frac_digits.remove_suffix(1);
+  // 9 decimals are plenty ("0.000000001s" is 1 ns); more, and the value is not whole anyway
+  // for any unit but a very contrived one.
+  if (frac_digits.size() > 9) {
+    error = NumberError::kNotWhole;
+    return 0;
+  }
+  if (int_digits.size() > 19) {
+    error = NumberError::kOverflow;
+    return 0;
+  }
+  uint64_t whole = 0;
+  for (char c : int_digits) whole = whole * 10 + static_cast<uint64_t>(c - '0');  // < 10^19
+  uint64_t fraction = 0, scale = 1;
+  for (char c : frac_digits) {
+    fraction = fraction * 10 + static_cast<uint64_t>(c - '0');
+    scale *= 10;
+  }
+  // fraction < 10^9 and factor < 2^31: the product fits.
+  uint64_t fraction_scaled = fraction * static_cast<uint64_t>(factor);
+  if (fraction_scaled % scale != 0) {
+    error = NumberError::kNotWhole;  // "1.5ms" is not whole milliseconds
+    return 0;
+  }
+  uint64_t total = 0;
+  if (__builtin_mul_overflow(whole, static_cast<uint64_t>(factor), &total) ||
+      __builtin_add_overflow(total, fraction_scaled / scale, &total) ||
+      total > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    error = NumberError::kOverflow;
+    return 0;
+  }
+  error = NumberError::kNone;
+  return static_cast<int64_t>(total);
 }
 
-std::optional<int64_t> parse_int(const std::string& text) {
+std::optional<int64_t> parse_int(const std::string& text, NumberError& error) {
   std::string t = trim(text);
   int64_t v = 0;
   auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-  if (t.empty() || ec != std::errc() || end != t.data() + t.size()) return std::nullopt;
+  error = NumberError::kSyntax;
+  if (t.empty() || end != t.data() + t.size()) return std::nullopt;
+  if (ec == std::errc::result_out_of_range) error = NumberError::kOverflow;
+  if (ec != std::errc()) return std::nullopt;
+  error = NumberError::kNone;
   return v;
+}
+
+// The value in the largest unit that holds it exactly, as a user would write it: "1h", "3650d",
+// "1500ms"; "1024GiB", "1MB", "512B".
+std::string with_unit(int64_t value, std::span<const Unit> units) {
+  const Unit* best = nullptr;
+  for (const auto& u : units) {
+    // The largest factor wins; among equal ones ("m"/"min", "kB"/"KB"), the first listed.
+    if (value % u.factor != 0 || (best && u.factor <= best->factor)) continue;
+    best = &u;
+  }
+  if (!best || value == 0) return std::to_string(value) + units[0].name;
+  return std::to_string(value / best->factor) + best->name;
+}
+
+std::string bound_text(const p2k_option& o, int64_t v) {
+  if (o.type == P2K_OPT_DURATION) return with_unit(v, kDurationUnits);
+  if (o.type == P2K_OPT_SIZE) return with_unit(v, kSizeUnits);
+  return std::to_string(v);
+}
+
+bool has_range(const p2k_option& o) {
+  return o.min_value < o.max_value;
+}
+
+std::string range_text(const p2k_option& o) {
+  return "allowed " + bound_text(o, o.min_value) + " to " + bound_text(o, o.max_value);
+}
+
+// The message for a value too large for int64 (what the host and plugins hold numbers in).
+std::string overflow_text(const p2k_option& o, const std::string& shown) {
+  if (has_range(o)) return shown + " is out of range: " + range_text(o);
+  switch (o.type) {
+    case P2K_OPT_DURATION:
+      return shown +
+             " is too large: a duration is at most 9223372036854775807ms (about 292 "
+             "million years)";
+    case P2K_OPT_SIZE:
+      return shown + " is too large: a size is at most 9223372036854775807B (8EiB)";
+    default:
+      return shown +
+             " is too large: a whole number is at most 9223372036854775807 (and at least "
+             "-9223372036854775808)";
+  }
+}
+
+// A JSON number too large to be held exactly (the parser makes those doubles).
+bool huge_number(const boost::json::value& v) {
+  return v.is_double() && !(std::abs(v.as_double()) < 0x1p63);
 }
 
 // Scalars as text (numbers for strings are rejected elsewhere; passthrough takes any scalar).
@@ -76,9 +184,14 @@ std::optional<std::string> scalar_text(const boost::json::value& v, const EnvLoo
   if (v.is_bool()) return std::string(v.as_bool() ? "true" : "false");
   if (v.is_double()) {
     double d = v.as_double();
-    if (d == std::floor(d) && std::abs(d) < 9e15) return std::to_string(static_cast<int64_t>(d));
-    std::string s = std::to_string(d);
-    return s;
+    if (!std::isfinite(d)) {  // the parser makes 1e400 infinite
+      error = "the number is too large";
+      return std::nullopt;
+    }
+    if (d == std::floor(d) && std::abs(d) < 0x1p63) return std::to_string(static_cast<int64_t>(d));
+    char buffer[64];
+    auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, d);  // shortest exact form
+    return ec == std::errc() ? std::string(buffer, end) : std::to_string(d);
   }
   error = "expected a single value (text, number or true/false), found " +
           std::string(v.is_object()  ? "an object"
@@ -94,12 +207,8 @@ std::string choices_text(const p2k_option& o) {
 }
 
 bool range_ok(const p2k_option& o, int64_t v, std::string& error, const std::string& shown) {
-  if (o.min_value < o.max_value && (v < o.min_value || v > o.max_value)) {
-    error = shown + " is out of range: allowed " + std::to_string(o.min_value) + " to " +
-            std::to_string(o.max_value) +
-            (o.type == P2K_OPT_DURATION ? " milliseconds"
-             : o.type == P2K_OPT_SIZE   ? " bytes"
-                                        : "");
+  if (has_range(o) && (v < o.min_value || v > o.max_value)) {
+    error = shown + " is out of range: " + range_text(o);
     return false;
   }
   return true;
@@ -182,33 +291,27 @@ const char* type_name(p2k_option_type type) {
 }
 
 std::optional<int64_t> parse_duration_ms(const std::string& text) {
-  return scaled(
-      text,
-      {{"ms", 1}, {"s", 1000}, {"m", 60'000}, {"min", 60'000}, {"h", 3'600'000}, {"d", 86'400'000}},
-      true);
+  NumberError error;
+  int64_t ms = scaled(text, kDurationUnits, error);
+  if (error != NumberError::kNone) return std::nullopt;
+  return ms;
 }
 
 std::optional<int64_t> parse_size_bytes(const std::string& text) {
-  return scaled(text,
-                {{"B", 1},
-                 {"kB", 1e3},
-                 {"KB", 1e3},
-                 {"MB", 1e6},
-                 {"GB", 1e9},
-                 {"KiB", 1024.0},
-                 {"MiB", 1024.0 * 1024},
-                 {"GiB", 1024.0 * 1024 * 1024}},
-                true);
+  NumberError error;
+  int64_t bytes = scaled(text, kSizeUnits, error);
+  if (error != NumberError::kNone) return std::nullopt;
+  return bytes;
 }
 
-std::optional<std::string> normalize_value(const p2k_option& o, const boost::json::value& v,
-                                           const EnvLookup& env, std::string& error) {
+namespace {
+
+std::optional<std::string> normalize(const p2k_option& o, const boost::json::value& v,
+                                     const EnvLookup& env, std::string& error) {
   const bool secret = declared_secret(o);
   auto text = scalar_text(v, env, error);
   if (!text && !(o.type == P2K_OPT_LIST && v.is_array())) return std::nullopt;
-  auto shown = [&](const std::string& t) {
-    return secret ? std::string("the value") : "'" + t + "'";
-  };
+  auto shown = [&](const std::string& t) { return secret ? std::string("the value") : quoted(t); };
   switch (o.type) {
     case P2K_OPT_STRING:
     case P2K_OPT_SECRET:
@@ -218,7 +321,12 @@ std::optional<std::string> normalize_value(const p2k_option& o, const boost::jso
       }
       return text;
     case P2K_OPT_INT: {
-      auto n = parse_int(*text);
+      NumberError problem;
+      auto n = parse_int(*text, problem);
+      if (problem == NumberError::kOverflow || huge_number(v)) {
+        error = overflow_text(o, shown(*text));
+        return std::nullopt;
+      }
       if (!n) {
         error = "expected a whole number, found " + shown(*text);
         return std::nullopt;
@@ -233,25 +341,40 @@ std::optional<std::string> normalize_value(const p2k_option& o, const boost::jso
       error = "expected true or false, found " + shown(*text);
       return std::nullopt;
     }
-    case P2K_OPT_DURATION: {
-      auto ms = parse_duration_ms(*text);
-      if (!ms) {
-        error = "expected a duration such as \"250ms\", \"5s\", \"2m\", \"1h\" or \"7d\", found " +
-                shown(*text);
-        return std::nullopt;
-      }
-      if (!range_ok(o, *ms, error, shown(*text))) return std::nullopt;
-      return std::to_string(*ms);
-    }
+    case P2K_OPT_DURATION:
     case P2K_OPT_SIZE: {
-      auto bytes = parse_size_bytes(*text);
-      if (!bytes) {
-        error = "expected a size such as \"512\", \"64KiB\", \"1MiB\" or \"1GB\", found " +
-                shown(*text);
-        return std::nullopt;
+      const bool duration = o.type == P2K_OPT_DURATION;
+      NumberError problem;
+      int64_t n = scaled(
+          *text,
+          duration ? std::span<const Unit>(kDurationUnits) : std::span<const Unit>(kSizeUnits),
+          problem);
+      if (huge_number(v)) problem = NumberError::kOverflow;
+      switch (problem) {
+        case NumberError::kNone:
+          break;
+        case NumberError::kSyntax:
+          error = duration ? "expected a duration such as \"250ms\", \"5s\", \"2m\", \"1h\" or "
+                             "\"7d\", found " +
+                                 shown(*text)
+                           : "expected a size such as \"512\", \"64KiB\", \"1MiB\" or \"1GB\", "
+                             "found " +
+                                 shown(*text);
+          return std::nullopt;
+        case NumberError::kNegative:
+          error = shown(*text) + " is negative: a " + (duration ? "duration" : "size") +
+                  " is 0 or more";
+          return std::nullopt;
+        case NumberError::kNotWhole:
+          error =
+              shown(*text) + " is not a whole number of " + (duration ? "milliseconds" : "bytes");
+          return std::nullopt;
+        case NumberError::kOverflow:
+          error = overflow_text(o, shown(*text));
+          return std::nullopt;
       }
-      if (!range_ok(o, *bytes, error, shown(*text))) return std::nullopt;
-      return std::to_string(*bytes);
+      if (!range_ok(o, n, error, shown(*text))) return std::nullopt;
+      return std::to_string(n);
     }
     case P2K_OPT_ENUM: {
       for (auto c = o.choices; c && *c; ++c)
@@ -259,7 +382,7 @@ std::optional<std::string> normalize_value(const p2k_option& o, const boost::jso
       std::vector<std::string> all;
       for (auto c = o.choices; c && *c; ++c) all.push_back(*c);
       std::string near = nearest(*text, all);
-      error = "'" + *text + "' is not one of: " + choices_text(o) +
+      error = shown(*text) + " is not one of: " + choices_text(o) +
               (near.empty() ? "" : " (did you mean '" + near + "'?)");
       return std::nullopt;
     }
@@ -274,7 +397,7 @@ std::optional<std::string> normalize_value(const p2k_option& o, const boost::jso
           auto item = scalar_text(e, env, error);
           if (!item) return std::nullopt;
           if (item->find(',') != std::string::npos) {
-            error = (secret ? std::string("a list element") : "list element '" + *item + "'") +
+            error = (secret ? std::string("a list element") : "list element " + quoted(*item)) +
                     " contains a comma, which this list cannot hold";
             return std::nullopt;
           }
@@ -301,6 +424,19 @@ std::optional<std::string> normalize_value(const p2k_option& o, const boost::jso
   }
   error = "option has an unknown type";
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::string> normalize_value(const p2k_option& o, const boost::json::value& v,
+                                           const EnvLookup& env, std::string& error) {
+  auto value = normalize(o, v, env, error);
+  // Plugins receive C strings: a NUL ("\u0000" in JSON) would silently cut the value short.
+  if (value && value->find('\0') != std::string::npos) {
+    error = "the value holds a NUL character (\\u0000), which a plugin cannot receive";
+    return std::nullopt;
+  }
+  return value;
 }
 
 namespace {
@@ -361,8 +497,38 @@ ResolvedOptions resolve_options(std::span<const p2k_option> table, const boost::
   for (const auto& o : table)
     names.push_back(o.type == P2K_OPT_PREFIX ? std::string(o.name) + "*" : o.name);
 
+  // A key given twice, once nested and once dotted ({"retry": {"max": 1}, "retry.max": 2}): the
+  // JSON has no duplicate, the options do. Every occurrence after the first is an error.
+  std::map<std::string, const FlatEntry*> first_entry;
+  auto relative = [&](const Path& p) {
+    // How the user wrote the key inside the options object: "retry": {"max": ...}
+    std::string out, close;
+    for (size_t i = std::min(base.size(), p.size()); i < p.size(); ++i) {
+      if (!out.empty()) {
+        out += ": {";
+        close += "}";
+      }
+      out += quoted(p[i], '"');
+    }
+    return out + ": ..." + close;
+  };
+
   std::vector<bool> seen(table.size(), false);
   for (const auto& e : entries) {
+    if (e.key.find('\0') != std::string::npos) {
+      report(e.path,
+             "the option name holds a NUL character (\\u0000), which a plugin cannot "
+             "receive");
+      continue;
+    }
+    auto [first, inserted] = first_entry.try_emplace(e.key, &e);
+    if (!inserted) {
+      Location other = doc ? doc->locate(first->second->path) : Location{};
+      std::string at = other.line > 0 ? " at " + format_location(doc->file(), other) : "";
+      report(e.path, "duplicate option " + quoted(e.key) + ": it is also set" + at + " as " +
+                         relative(first->second->path) + "; remove one");
+      continue;
+    }
     // An option of that exact name first (it may sit under a prefix: "rdkafka.sasl.password"
     // declared secret), else the longest matching prefix.
     const p2k_option* match = nullptr;
@@ -391,7 +557,7 @@ ResolvedOptions resolve_options(std::span<const p2k_option> table, const boost::
       std::string near = nearest(e.key, plain);
       std::string known;
       for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
-      report(e.path, "unknown option '" + e.key + "'" +
+      report(e.path, "unknown option " + quoted(e.key) +
                          (near.empty() ? "" : ": did you mean '" + near + "'?") +
                          " (valid options: " + known + ")");
       continue;
@@ -422,7 +588,7 @@ ResolvedOptions resolve_options(std::span<const p2k_option> table, const boost::
     if (!value) {
       Path p = base;
       p.push_back(o.name);
-      report(p, "the plugin's default '" + std::string(o.default_value) + "' is invalid: " + error);
+      report(p, "the plugin's default " + quoted(o.default_value) + " is invalid: " + error);
       continue;
     }
     out.add(ResolvedOption{o.name, *value, declared_secret(o), true, {}, {}});

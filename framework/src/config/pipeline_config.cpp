@@ -2,6 +2,8 @@
 
 #include <pg2kafka/sdk/plugin.hpp>
 
+#include <algorithm>
+
 namespace pg2kafka::config {
 namespace {
 
@@ -57,6 +59,9 @@ const p2k_option kHostOptions[] = {
            kLogLevels),
 };
 
+// PATH_MAX: a longer name or path cannot name a file.
+constexpr size_t kMaxPluginNameLength = 4096;
+
 const std::vector<std::string> kTopLevel = {"source", "sink", "pipeline"};
 const std::vector<std::string> kSectionKeys = {"plugin", "options"};
 
@@ -98,7 +103,7 @@ void PipelineConfig::read(const EnvLookup& env, bool force_dry_run, Diagnostics&
     if (std::find(kTopLevel.begin(), kTopLevel.end(), key) != kTopLevel.end()) continue;
     std::string near = nearest(key, kTopLevel);
     diagnostics.add(
-        doc.diagnostic({key}, "unknown section '" + key + "'" +
+        doc.diagnostic({key}, "unknown section " + quoted(key) +
                                   (near.empty() ? "" : ": did you mean '" + near + "'?") +
                                   " (valid sections: source, sink, pipeline)"));
   }
@@ -149,7 +154,7 @@ void PipelineConfig::read(const EnvLookup& env, bool force_dry_run, Diagnostics&
       if (std::find(kSectionKeys.begin(), kSectionKeys.end(), key) != kSectionKeys.end()) continue;
       std::string near = nearest(key, kSectionKeys);
       diagnostics.add(
-          doc.diagnostic({name, key}, "unknown key '" + key + "'" +
+          doc.diagnostic({name, key}, "unknown key " + quoted(key) +
                                           (near.empty() ? "" : ": did you mean '" + near + "'?") +
                                           " (a section holds \"plugin\" and \"options\"; "
                                           "plugin options go inside \"options\")"));
@@ -161,10 +166,22 @@ void PipelineConfig::read(const EnvLookup& env, bool force_dry_run, Diagnostics&
                                      "or the path of a plugin file"));
     } else {
       auto r = interpolate(std::string_view(plugin->as_string()), env);
-      if (!r.ok())
+      if (!r.ok()) {
         diagnostics.add(doc.diagnostic({name, "plugin"}, r.error));
-      else
+      } else if (r.value.size() > kMaxPluginNameLength) {
+        diagnostics.add(
+            doc.diagnostic({name, "plugin"}, "\"plugin\" is " + std::to_string(r.value.size()) +
+                                                 " bytes long: a plugin name or path is at most " +
+                                                 std::to_string(kMaxPluginNameLength) + " bytes"));
+      } else if (std::any_of(r.value.begin(), r.value.end(),
+                             [](unsigned char c) { return c < 0x20 || c == 0x7F; })) {
+        diagnostics.add(doc.diagnostic({name, "plugin"},
+                                       "\"plugin\" " + quoted(r.value) +
+                                           " holds a control character: a plugin name or path "
+                                           "cannot"));
+      } else {
         s.plugin = r.value;
+      }
     }
     s.options = v->as_object().if_contains("options");
     return s;
