@@ -538,7 +538,8 @@ PgConnection::PgConnection(const ConnInfo& info, const std::string& application_
                      contains(reason, "no pg_hba.conf entry") ||
                      (contains(reason, "does not exist") &&
                       (contains(reason, "database \"") || contains(reason, "role \""))) ||
-                     contains(reason, "invalid ");
+                     contains(reason, "invalid ") || contains(reason, "service file") ||
+                     contains(reason, "definition of service");
     throw PgConnectError("cannot connect to PostgreSQL at " + info.target + ": " + reason,
                          permanent);
   }

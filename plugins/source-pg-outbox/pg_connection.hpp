@@ -48,7 +48,8 @@ class PgConnectError : public std::runtime_error {
  public:
   PgConnectError(const std::string& message, bool permanent)
       : std::runtime_error(message), permanent_(permanent) {}
-  // True when retrying cannot help: authentication failed, the database or role does not exist.
+  // True when retrying cannot help: authentication failed, the database or role does not exist,
+  // a value libpq refuses, a connection service that is not defined.
   bool permanent() const { return permanent_; }
 
  private:

@@ -422,6 +422,21 @@ TEST(Connection, AnUnresolvableHostIsRetried_NamingTheHost) {
   EXPECT_EQ(open.message.find("Secr3tPassw0rd"), std::string::npos) << open.message;
 }
 
+TEST(Connection, AServiceThatIsNotDefined_StopsTheSource_InsteadOfBeingRetriedForever) {
+  EnvGuard env(
+      std::map<std::string, std::string>{{"PGSERVICEFILE", "/nonexistent/pg_service.conf"}});
+  auto source = make_source("service=p2k_nowhere dbname=x");
+  EXPECT_NE(source->config().connection.target.find(
+                "service \"p2k_nowhere\" of the connection service file may change these"),
+            std::string::npos)
+      << source->config().connection.target;
+  Outcome open = outcome_of([&] { source->open(); });
+  EXPECT_TRUE(open.config) << open.message;
+  EXPECT_NE(open.message.find("service file \"/nonexistent/pg_service.conf\" not found"),
+            std::string::npos)
+      << open.message;
+}
+
 TEST(Connection, AnEmptyConnectionIsAConfigErrorNamingTheOptionAndTheFix) {
   for (const std::string value : {"", "   ", " \t\n"}) {
     try {
