@@ -228,16 +228,24 @@ ConnInfo ConnInfo::parse(const std::string& conninfo, const std::string& applica
     if (auto p = check("target_session_attrs"))
       check_choice("target_session_attrs", *p,
                    {"any", "read-write", "read-only", "primary", "standby", "prefer-standby"});
+    int tls_rank[2] = {0, 5};  // of the min and max versions (0 and 5: no bound)
+    int i = 0;
     for (const char* keyword : {"ssl_min_protocol_version", "ssl_max_protocol_version"}) {
       auto p = check(keyword);
+      int& rank = tls_rank[i++];
       if (!p || !p->value || p->value->empty()) continue;
-      bool known = false;
-      for (const char* v : {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"})
-        known = known || iequals(*p->value, v);
-      if (!known)
+      int r = 0;
+      for (const char* v : {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"}) {
+        ++r;
+        if (iequals(*p->value, v)) rank = r;
+      }
+      if (rank == 0 || rank == 5)
         throw ConnInfoError(origin(keyword, *p) + " is \"" + *p->value +
                             "\": libpq takes TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3");
     }
+    if (tls_rank[0] > tls_rank[1])
+      throw ConnInfoError(
+          "ssl_min_protocol_version is above ssl_max_protocol_version: libpq refuses the range");
     for (const char* keyword : {"connect_timeout", "keepalives", "keepalives_idle",
                                 "keepalives_interval", "keepalives_count", "tcp_user_timeout"})
       if (auto p = check(keyword)) check_int(keyword, *p);

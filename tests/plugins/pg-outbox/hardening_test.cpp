@@ -584,6 +584,9 @@ TEST(Connection, ValuesLibpqRefusesOnlyWhenConnecting_AreRefusedAtCreate_AsLibpq
                                          "channel_binding=maybe",
                                          "target_session_attrs=primary-ish",
                                          "ssl_min_protocol_version=SSLv3",
+                                         "ssl_min_protocol_version=TLSv1.3 "
+                                         "ssl_max_protocol_version=tlsv1.2",
+                                         "ssl_max_protocol_version=TLSv1.1",  // min: TLSv1.2
                                          "port=abc",
                                          "port=0",
                                          "port=70000",
@@ -596,6 +599,8 @@ TEST(Connection, ValuesLibpqRefusesOnlyWhenConnecting_AreRefusedAtCreate_AsLibpq
                                          "tcp_user_timeout=1s"};
   const std::vector<std::string> accepted{"sslmode=disable",
                                           "ssl_min_protocol_version=tlsv1.2",
+                                          "ssl_min_protocol_version=TLSv1.2 "
+                                          "ssl_max_protocol_version=TLSv1.2",
                                           "target_session_attrs=prefer-standby",
                                           "port=' 1 '",
                                           "host=127.0.0.1,127.0.0.1 port=1,",
