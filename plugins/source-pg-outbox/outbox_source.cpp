@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <thread>
 
 #include "batch.hpp"
 #include "schema.hpp"
@@ -78,7 +77,7 @@ ON CONFLICT (id) DO NOTHING)sql";
 constexpr const char* kPurgeSql = R"sql(
 DELETE FROM pg2kafka.acknowledged_batches
  WHERE id IN (SELECT id FROM pg2kafka.acknowledged_batches
-               WHERE acked_at < now() - make_interval(secs => $1 / 1000.0)
+               WHERE acked_at < now() - make_interval(secs => least($1, %MAX%) / 1000.0)
                ORDER BY acked_at LIMIT $2))sql";
 
 constexpr const char* kTopicsSql = R"sql(
@@ -114,14 +113,33 @@ void route_notice(void* ctx, const char* message) {
 
 OutboxConfig OutboxConfig::from(const sdk::Options& options) {
   OutboxConfig c;
-  try {
-    c.connection = ConnInfo::parse(options.string("connection"));
-  } catch (const std::invalid_argument& e) {
-    throw sdk::ConfigError(
-        std::string("option 'connection' is neither a libpq URL nor a key=value connection "
-                    "string: ") +
-        e.what());
+  // The connection and application_name, reported together (the first is checked with the
+  // second when it is valid).
+  sdk::ConfigError::Problems problems;
+  c.application_name = options.find("application_name").value_or("pg2kafka");
+  std::string app_problem = application_name_problem(c.application_name);
+  if (!app_problem.empty()) problems.push_back({"application_name", app_problem});
+  const std::string& connection = options.string("connection");
+  if (connection.find_first_not_of(" \t\r\n") == std::string::npos) {
+    problems.push_back(
+        {"connection",
+         "is empty: libpq would connect with its defaults (PGHOST or the local socket, "
+         "PGDATABASE or the user's name) to a database nobody chose. Set it to a libpq URL "
+         "(postgresql://user@host:5432/dbname) or a key=value string (host=... dbname=...); when "
+         "it comes from ${VARIABLE}, check that the variable is set where pg2kafka runs"});
+  } else {
+    try {
+      c.connection =
+          ConnInfo::parse(connection, app_problem.empty() ? c.application_name : "pg2kafka");
+    } catch (const ConnInfoError& e) {
+      problems.push_back({"connection", e.what()});
+    } catch (const std::invalid_argument& e) {
+      problems.push_back(
+          {"connection",
+           std::string("is neither a libpq URL nor a key=value connection string: ") + e.what()});
+    }
   }
+  if (!problems.empty()) throw sdk::ConfigError(std::move(problems));
   if (options.has("perform_migrations"))
     c.perform_migrations = options.boolean("perform_migrations");
   c.topic_namespace = options.find("topic_namespace").value_or("");
@@ -134,6 +152,16 @@ OutboxConfig OutboxConfig::from(const sdk::Options& options) {
           "'_' and '-': got '" +
           c.topic_namespace + "'");
   }
+  // pg2kafka.<namespace>.<database>.<table>, the last two at least one character each, within
+  // Kafka's 249: a longer namespace makes every topic name one the broker refuses.
+  constexpr size_t kMaxNamespace = 249 - std::string_view("pg2kafka...").size() - 2;
+  if (c.topic_namespace.size() > kMaxNamespace)
+    throw sdk::ConfigError("topic_namespace",
+                           "is " + std::to_string(c.topic_namespace.size()) +
+                               " characters long: with it no topic name "
+                               "(pg2kafka.<namespace>.<database>.<table>) fits into Kafka's 249; "
+                               "use at most " +
+                               std::to_string(kMaxNamespace));
   if (options.has("batch_size")) {
     int64_t n = options.integer("batch_size");
     if (n < 1) throw sdk::ConfigError("option 'batch_size' must be at least 1");
@@ -162,7 +190,20 @@ OutboxConfig OutboxConfig::from(const sdk::Options& options) {
   }
   if (options.has("retention")) c.retention = options.duration("retention");
   if (c.retention.count() < 1) throw sdk::ConfigError("option 'retention' must be > 0");
-  c.application_name = options.find("application_name").value_or("pg2kafka");
+  if (c.retention.count() > kMaxRetentionMs)
+    throw sdk::ConfigError("retention", "is above 36500 days (100 years), the longest retention");
+  if (options.has("lock_timeout")) c.lock_timeout = options.duration("lock_timeout");
+  if (options.has("statement_timeout")) c.statement_timeout = options.duration("statement_timeout");
+  for (auto [name, value] : {std::pair{"lock_timeout", c.lock_timeout},
+                             std::pair{"statement_timeout", c.statement_timeout}}) {
+    if (value.count() < 0 || value.count() > kMaxQueryTimeoutMs)
+      problems.push_back({name, "must be between 0 (no limit) and 24h"});
+  }
+  if (c.statement_timeout.count() > 0 && c.statement_timeout.count() < kMinStatementTimeoutMs)
+    problems.push_back({"statement_timeout",
+                        "must be 0 (no limit) or at least 1s: a shorter limit would cancel "
+                        "ordinary drain queries of a busy server, over and over"});
+  if (!problems.empty()) throw sdk::ConfigError(std::move(problems));
   return c;
 }
 
@@ -238,24 +279,55 @@ std::string envelope_json(std::string_view uuid, const std::optional<std::string
 // ---------------------------------------------------------------------------------------------
 
 OutboxSource::OutboxSource(sdk::Host host, const sdk::Options& options)
-    : host_(host), config_(OutboxConfig::from(options)) {}
+    : host_(host), config_(OutboxConfig::from(options)), target_(config_.connection.target) {}
 
 OutboxSource::~OutboxSource() = default;
+
+void OutboxSource::interrupt() {
+  interrupter_.interrupt();
+}
+
+void OutboxSource::refuse_if_interrupted(const char* call) const {
+  if (interrupter_.interrupted())
+    throw sdk::RetryError(std::string("interrupted: ") + call +
+                          " refused, the source was interrupted (pg2kafka is stopping it); it "
+                          "takes no more calls but close()");
+}
+
+void OutboxSource::throw_interrupted(const std::string& what) {
+  bool query_cut = conn_ && conn_->broken();
+  drop_connection(/*warn=*/false);
+  throw sdk::RetryError(
+      "interrupted: stopped " + what + " at pg2kafka's request" +
+      (query_cut ? " (the running query is cancelled and its connection closed)" : "") +
+      "; the source takes no more calls but close()");
+}
 
 template <class F>
 auto OutboxSource::guarded(const char* what, F&& f) -> decltype(f()) {
   try {
     return f();
+  } catch (const PgInterrupted&) {
+    throw_interrupted(what);
   } catch (const PgError& e) {
     if (e.connection_lost() || (conn_ && conn_->broken())) {
       drop_connection();
-      throw sdk::RetryError(std::string("lost the connection to PostgreSQL at ") +
-                            config_.connection.target + " while " + what + ": " + e.what() +
-                            " (reconnecting)");
+      throw sdk::RetryError(std::string("lost the connection to PostgreSQL at ") + target_ +
+                            " while " + what + ": " + e.what() + " (reconnecting)");
     }
-    if (e.transient())
+    if (e.transient()) {
+      std::string hint;
+      if (timeouts_set_ && e.sqlstate() == "55P03")
+        hint = " (lock_timeout is " + std::to_string(config_.lock_timeout.count()) +
+               " ms: another session holds a lock on the queue, e.g. LOCK TABLE, ALTER TABLE, "
+               "VACUUM FULL or a long transaction; nothing is lost, the next call tries again)";
+      else if (timeouts_set_ && e.sqlstate() == "57014")
+        hint = " (statement_timeout is " + std::to_string(config_.statement_timeout.count()) +
+               " ms, or someone cancelled the query; nothing is lost, the next call tries "
+               "again)";
       throw sdk::RetryError(std::string("transient PostgreSQL error while ") + what + ": " +
-                            e.what());
+                            e.what() + hint);
+    }
     throw sdk::FatalError(std::string("PostgreSQL error while ") + what + ": " + e.what());
   }
 }
@@ -267,10 +339,14 @@ void OutboxSource::connect() {
     throw sdk::RetryError("reconnecting to PostgreSQL at " + config_.connection.target + " in " +
                           std::to_string(wait.count()) + " ms");
   }
+  timeouts_set_ = false;
   try {
     conn_ = std::make_unique<PgConnection>(config_.connection, config_.application_name,
-                                           &route_notice, &host_);
+                                           &route_notice, &host_, &interrupter_);
     connect_failures_ = 0;
+    target_ = conn_->target() + config_.connection.origins;
+  } catch (const PgInterrupted&) {
+    throw_interrupted("connecting to PostgreSQL at " + config_.connection.target);
   } catch (const PgConnectError& e) {
     if (e.permanent()) throw sdk::ConfigError(std::string(e.what()));
     ++connect_failures_;
@@ -287,9 +363,18 @@ void OutboxSource::apply_migrations() {
 
 void OutboxSource::prepare_session() {
   guarded("preparing the session", [&] {
+    // Every query from here on is the drain's: bounded (the schema's installation, before, is
+    // not; its migrations bound their own lock waits). A query the server does not answer
+    // within statement_timeout and a grace gives the connection up (a frozen server or network).
+    conn_->exec("SET lock_timeout = " + std::to_string(config_.lock_timeout.count()) +
+                "; SET statement_timeout = " + std::to_string(config_.statement_timeout.count()));
+    int64_t statement_ms = config_.statement_timeout.count();
+    conn_->set_reply_timeout(
+        milliseconds(statement_ms == 0 ? 0 : statement_ms + std::min(statement_ms, kReplyGraceMs)));
+    timeouts_set_ = true;
     database_ = std::string(conn_->exec("SELECT current_database()").text(0, 0));
     SchemaVersion installed = installed_schema(*conn_);
-    std::string warning = check_schema(installed, database_, config_.connection.target);
+    std::string warning = check_schema(installed, database_, target_);
     if (!warning.empty()) host_.warn(warning);
     // A transaction id at or above this cluster's counter was never assigned here: the batch
     // was restored from another cluster's dump, and no snapshot would show it (sql/README.md,
@@ -341,8 +426,11 @@ void OutboxSource::prepare_session() {
     conn_->prepare(
         "p2k_lock",
         std::string("SELECT pg_try_advisory_lock(") + kLockClass + ", " + kDrainLock + ")", {});
-    if (config_.acknowledged == OutboxConfig::Acknowledged::kKeep)
-      conn_->prepare("p2k_purge", kPurgeSql, {kOidInt8, kOidInt8});
+    if (config_.acknowledged == OutboxConfig::Acknowledged::kKeep) {
+      std::string purge = kPurgeSql;
+      purge.replace(purge.find("%MAX%"), 5, std::to_string(kMaxRetentionMs));
+      conn_->prepare("p2k_purge", purge, {kOidInt8, kOidInt8});
+    }
     if (config_.notify) conn_->exec("LISTEN pg2kafka");
 
     // Tracked tables whose capture is not complete and current (sql/functions/40_tracking.sql);
@@ -355,9 +443,10 @@ void OutboxSource::prepare_session() {
   });
 }
 
-void OutboxSource::drop_connection() {
+void OutboxSource::drop_connection(bool warn) {
   conn_.reset();
-  if (active_)
+  timeouts_set_ = false;
+  if (active_ && warn)
     host_.warn(
         "the connection holding the drain lock is gone; another instance may "
         "take over");
@@ -382,10 +471,11 @@ void OutboxSource::ensure_session() {
     conn_.reset();
     throw;
   }
-  host_.info("connected to PostgreSQL at " + config_.connection.target);
+  host_.info("connected to PostgreSQL at " + target_);
 }
 
 void OutboxSource::open() {
+  refuse_if_interrupted("open");
   connect();
   try {
     if (config_.perform_migrations) apply_migrations();
@@ -395,6 +485,7 @@ void OutboxSource::open() {
     throw;
   }
   opened_ = true;
+  host_.info("connected to PostgreSQL at " + target_);
   try_become_active();
 }
 
@@ -599,6 +690,7 @@ void OutboxSource::remove_batches(const std::vector<int64_t>& ids) {
 }
 
 std::unique_ptr<sdk::RecordBatch> OutboxSource::poll(size_t max_records, milliseconds timeout) {
+  refuse_if_interrupted("poll");
   if (!opened_) throw sdk::FatalError("poll before open");
   size_t limit = max_records == 0 ? config_.batch_size : std::min(max_records, config_.batch_size);
   auto deadline = Clock::now() + std::max(timeout, milliseconds(0));
@@ -628,8 +720,9 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::poll(size_t max_records, millise
         std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1), interval);
     if (active_ && config_.notify)
       guarded("waiting for notifications", [&] { return conn_->wait_for_notification(wait); });
-    else
-      std::this_thread::sleep_for(wait);
+    else if (!interrupter_.sleep(wait))
+      throw_interrupted(active_ ? "waiting for the next look at the queue"
+                                : "waiting for the next try of the drain lock");
     // Back off only once the queue has stayed empty for a while: a steady trickle of events
     // (say a commit every 100 ms) keeps the short interval and so a low latency.
     if (active_ && Clock::now() - last_events_at_ > kBusySpell)
@@ -638,6 +731,7 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::poll(size_t max_records, millise
 }
 
 void OutboxSource::ack(uint64_t through) {
+  refuse_if_interrupted("ack");
   if (in_flight_.empty() || in_flight_.front().position > through) return;
   // A batch goes once its last event is delivered; events before it in the batch are delivered
   // already (acks come in position order).
@@ -656,6 +750,7 @@ void OutboxSource::ack(uint64_t through) {
 }
 
 std::vector<std::string> OutboxSource::list_topics() {
+  refuse_if_interrupted("list_topics");
   ensure_session();
   auto rows = guarded("listing topics", [&] { return conn_->exec(kTopicsSql); });
   std::vector<std::string> out;
@@ -668,6 +763,7 @@ std::vector<std::string> OutboxSource::list_topics() {
 
 void OutboxSource::close() {
   conn_.reset();
+  timeouts_set_ = false;
   active_ = false;
   opened_ = false;
 }

@@ -52,10 +52,25 @@ struct OutboxConfig {
   Acknowledged acknowledged = Acknowledged::kDelete;
   std::chrono::milliseconds retention{7LL * 24 * 3600 * 1000};
   std::string application_name = "pg2kafka";
+  // Applied to the session (SET) for every drain query, after the schema is installed; 0: none.
+  std::chrono::milliseconds lock_timeout{5'000};
+  std::chrono::milliseconds statement_timeout{60'000};
 
   // Throws sdk::ConfigError naming the option at fault.
   static OutboxConfig from(const sdk::Options& options);
 };
+
+// Bounds of the options (plugin.cpp's table gives them to the host; OutboxConfig::from checks
+// them again for callers that skip the host).
+// retention: 36500 days (100 years); now() minus that never leaves PostgreSQL's timestamp range.
+constexpr int64_t kMaxRetentionMs = 36500LL * 24 * 3600 * 1000;
+// lock_timeout and statement_timeout: one day (PostgreSQL takes up to about 24.8 days).
+constexpr int64_t kMaxQueryTimeoutMs = 24LL * 3600 * 1000;
+// statement_timeout: 0 (none) or at least this; shorter would cancel ordinary drain queries.
+constexpr int64_t kMinStatementTimeoutMs = 1000;
+// How long past statement_timeout the source waits for the server's answer to a drain query (at
+// most as long again as statement_timeout) before it gives the connection up as stuck.
+constexpr int64_t kReplyGraceMs = 5000;
 
 // The topic of a table: pg2kafka.[<namespace>.]<database>.[<schema>.]<table>, the schema part
 // only for tables outside `public`. Every name is kept as is except that characters Kafka does
@@ -84,6 +99,14 @@ class OutboxSource : public sdk::Source {
   void ack(uint64_t through) override;
   std::vector<std::string> list_topics() override;
   void close() override;
+  // Thread-safe; called from another thread while any other method may run (never with the
+  // constructor or destructor); never blocks. The call blocked now returns soon with RetryError
+  // ("interrupted: ..."): a running query is cancelled (a cancel request, sent on a thread of its
+  // own, and the connection is dropped), a wait for notifications or a sleep ends at once. From
+  // then on open, poll, ack and list_topics throw RetryError("interrupted: ...") at once;
+  // close() still works. A connection attempt in progress is not cut short (connect_timeout
+  // bounds it); its connection is not used.
+  void interrupt();
 
   // True while this instance holds the drain lock (it is the active drainer).
   bool active() const { return active_; }
@@ -97,7 +120,11 @@ class OutboxSource : public sdk::Source {
   void apply_migrations();
   void prepare_session();
   void ensure_session();
-  void drop_connection();
+  // `warn`: log that the drain lock went with the connection (not when interrupted).
+  void drop_connection(bool warn = true);
+  // Throws RetryError("interrupted: ...") once interrupt() was called.
+  void refuse_if_interrupted(const char* call) const;
+  [[noreturn]] void throw_interrupted(const std::string& what);
   void try_become_active();
   void maybe_purge();
   std::unique_ptr<sdk::RecordBatch> fetch(size_t limit);
@@ -120,7 +147,14 @@ class OutboxSource : public sdk::Source {
 
   sdk::Host host_;
   OutboxConfig config_;
+  Interrupter interrupter_;  // before conn_: the connection uses it until it is gone
   std::unique_ptr<PgConnection> conn_;
+  // Where the source connects, for messages: what libpq reported on the last successful connect
+  // (until then, the configured target).
+  std::string target_;
+  // Whether the session's lock_timeout and statement_timeout are set (the drain's errors then
+  // name them).
+  bool timeouts_set_ = false;
   bool opened_ = false;
   bool active_ = false;
   bool standby_logged_ = false;

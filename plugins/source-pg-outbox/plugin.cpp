@@ -14,9 +14,17 @@ constexpr p2k_option kOptions[] = {
            "How to reach the PostgreSQL database whose tables are tracked: a libpq URL "
            "(postgresql://user:password@host:5432/dbname?sslmode=require) or a key=value "
            "connection string (host=... dbname=...). All libpq parameters work (sslmode, "
-           "sslrootcert, connect_timeout, target_session_attrs...); connect_timeout defaults to "
-           "10 seconds. The value is a secret: it is never logged, and the password is removed "
-           "from every error message.",
+           "sslrootcert, connect_timeout, target_session_attrs...), and so do libpq's "
+           "environment variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGSSLMODE...) for what "
+           "the string leaves out; messages name the host, port, database and user libpq uses, "
+           "and which came from the environment. It must not be empty (libpq would connect "
+           "with its defaults to a database nobody chose). connect_timeout defaults to 10 "
+           "seconds (or PGCONNECT_TIMEOUT) and must be at least 1: a connection attempt cannot "
+           "be interrupted. Values libpq would refuse when connecting (sslmode, ports, whole "
+           "numbers...) and a startup packet over PostgreSQL's 10000 bytes are refused at "
+           "`check`. An unreachable or unresolvable host is retried; a wrong password, an "
+           "unknown role or database stop the pipeline. The value is a secret: it is never "
+           "logged, and the password (and PGPASSWORD) is removed from every error message.",
            P2K_OPT_REQUIRED),
     option("perform_migrations", P2K_OPT_BOOL, "false",
            "Install or upgrade the pg2kafka schema (queue table, triggers, pg2kafka.setup and "
@@ -29,7 +37,8 @@ constexpr p2k_option kOptions[] = {
     option("topic_namespace", P2K_OPT_STRING, "",
            "Optional namespace inserted into every topic name: empty gives "
            "pg2kafka.<database>.<table>, `ns` gives pg2kafka.ns.<database>.<table>. Letters, "
-           "digits, '.', '_' and '-' only."),
+           "digits, '.', '_' and '-' only; at most 236 characters (longer, no topic name would fit "
+           "into Kafka's 249)."),
     option("batch_size", P2K_OPT_INT, "1000",
            "The most events read from the queue in one query, and so the most records one poll "
            "returns (the host's own batch limit applies too: the smaller wins).",
@@ -69,11 +78,31 @@ constexpr p2k_option kOptions[] = {
     option("retention", P2K_OPT_DURATION, "7d",
            "With acknowledged=keep: how long delivered batches stay in "
            "pg2kafka.acknowledged_batches. The active source deletes older ones about once a "
-           "minute, at most 10000 rows per query. Ignored with acknowledged=delete.",
-           0, nullptr, 1000, INT64_MAX),
+           "minute, at most 10000 rows per query. Ignored with acknowledged=delete. 1s to "
+           "36500d (100 years).",
+           0, nullptr, 1000, pg2kafka::pg_outbox::kMaxRetentionMs),
     option("application_name", P2K_OPT_STRING, "pg2kafka",
            "The application_name of the source's PostgreSQL session (shown in "
-           "pg_stat_activity), unless the connection string sets one."),
+           "pg_stat_activity), unless the connection string sets one. At most 63 bytes of "
+           "printable ASCII (PostgreSQL cuts longer names and shows other bytes as '?'); the "
+           "same holds for one set in the connection string."),
+    option("lock_timeout", P2K_OPT_DURATION, "5s",
+           "The longest a query of the drain (snapshot, read, acknowledgement, purge) waits for "
+           "a lock, e.g. behind LOCK TABLE, ALTER TABLE or VACUUM FULL of the queue table "
+           "(PostgreSQL's lock_timeout, set on the source's session). When it runs out the call "
+           "fails as transient (the host retries it; nothing is lost and the next poll goes on "
+           "where this one stopped) and the error names this option. 0 waits as long as the "
+           "lock is held. Not applied to the schema's installation (perform_migrations), whose "
+           "migrations bound their own lock waits (2s). 0 to 24h.",
+           0, nullptr, 0, pg2kafka::pg_outbox::kMaxQueryTimeoutMs),
+    option("statement_timeout", P2K_OPT_DURATION, "60s",
+           "The longest a query of the drain may run, lock waits included (PostgreSQL's "
+           "statement_timeout, set on the source's session). When it runs out the call fails as "
+           "transient (retried; nothing is lost) and the error names this option. If the server "
+           "does not even answer within this time plus as much again (at most 5s more), the "
+           "source gives the connection up as stuck and reconnects. 0 (no limit, and no such "
+           "check) or 1s to 24h. Not applied to the schema's installation.",
+           0, nullptr, 0, pg2kafka::pg_outbox::kMaxQueryTimeoutMs),
 };
 
 }  // namespace

@@ -41,7 +41,9 @@ TEST(PluginSo, DescriptorAndLifecycleThroughTheCEntryPoint) {
       {"notify", {P2K_OPT_BOOL, "true"}},
       {"acknowledged", {P2K_OPT_ENUM, "delete"}},
       {"retention", {P2K_OPT_DURATION, "7d"}},
-      {"application_name", {P2K_OPT_STRING, "pg2kafka"}}};
+      {"application_name", {P2K_OPT_STRING, "pg2kafka"}},
+      {"lock_timeout", {P2K_OPT_DURATION, "5s"}},
+      {"statement_timeout", {P2K_OPT_DURATION, "60s"}}};
   for (const auto& [name, want] : expected) {
     ASSERT_TRUE(options.count(name)) << name;
     EXPECT_EQ(options[name]->type, want.first) << name;
@@ -52,6 +54,14 @@ TEST(PluginSo, DescriptorAndLifecycleThroughTheCEntryPoint) {
     EXPECT_GT(std::string(options[name]->description).size(), 40u) << name;
   }
   EXPECT_TRUE(options["connection"]->flags & P2K_OPT_REQUIRED);
+  // Bounds the host enforces at `check`: a retention that cannot overflow a timestamp (36500
+  // days), timeouts from 0 (none) to a day.
+  EXPECT_EQ(options["retention"]->min_value, 1000);
+  EXPECT_EQ(options["retention"]->max_value, INT64_C(36500) * 24 * 3600 * 1000);
+  for (const char* name : {"lock_timeout", "statement_timeout"}) {
+    EXPECT_EQ(options[name]->min_value, 0) << name;
+    EXPECT_EQ(options[name]->max_value, 24 * 3600 * 1000) << name;
+  }
 
   TestDatabase db;
   db.sql().exec("CREATE TABLE products (sku text, name text)");
