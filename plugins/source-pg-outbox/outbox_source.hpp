@@ -106,7 +106,7 @@ class OutboxSource : public sdk::Source {
   // then on open, poll, ack and list_topics throw RetryError("interrupted: ...") at once;
   // close() still works. A connection attempt in progress is not cut short (connect_timeout
   // bounds it); its connection is not used.
-  void interrupt();
+  void interrupt() override;
 
   // True while this instance holds the drain lock (it is the active drainer).
   bool active() const { return active_; }

@@ -236,3 +236,65 @@ TEST(Cli, RefusesAnUnknownLogLevel_InCheckAndRun) {
   EXPECT_EQ(huge.exit_code, 2);
   EXPECT_LT(huge.err.size(), 300u) << "the echo is bounded";
 }
+
+// A second "sink" once replaced the first: `check` passed and `run` printed the events to stdout
+// and acknowledged them, so nothing reached Kafka. Now both refuse the file, naming both places.
+TEST(Cli, RefusesADuplicatedSection_InCheckAndRun) {
+  p2k_test::TempDir dir;
+  std::string out = (dir.path() / "out").string();
+  auto config = dir.write("pipeline.json", R"({
+  "source": {"plugin": "test-sequence"},
+  "sink": {"plugin": "test-faulty", "options": {"output_file": ")" +
+                                               out + R"("}},
+  "sink": {"plugin": "stdout"}
+})");
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"check"}, std::vector<std::string>{"run", "--once"}}) {
+    args.insert(args.end(), {"--config", config, "--plugin-dir", plugin_dir()});
+    auto r = p2k_test::run_pg2kafka(args);
+    EXPECT_EQ(r.exit_code, 2) << args[0] << ": " << r.err;
+    expect_in(r.err, "pipeline.json:4:3: duplicate key \"sink\": it is also set at " + config +
+                         ":3:3; remove one");
+    EXPECT_EQ(r.out.find("test.topic"), std::string::npos) << "nothing printed: " << r.out;
+  }
+  EXPECT_FALSE(std::filesystem::exists(out));
+}
+
+TEST(Cli, ExplainsADirectoryGivenAsThePipelineFile_AndAcceptsAByteOrderMark) {
+  p2k_test::TempDir dir;
+  auto r = p2k_test::run_pg2kafka({"check", "--config", dir.path().string()});
+  EXPECT_EQ(r.exit_code, 2);
+  expect_in(r.err, "is a directory, not a pipeline file");
+  auto bom = check(
+      "\xEF\xBB\xBF"
+      R"({"source": {"plugin": "test-sequence"},
+    "sink": {"plugin": "test-faulty", "options": {"output_file": "/dev/null"}}})");
+  EXPECT_EQ(bom.exit_code, 0) << bom.err;
+}
+
+TEST(Cli, BoundsTheEchoOfAHugeUnknownOption) {
+  std::string name(10'000'000, 'x');
+  auto r = check(R"({"source": {"plugin": "test-sequence", "options": {")" + name +
+                 R"(": 1}}, "sink": {"plugin": "test-faulty", "options": {"output_file": "x"}}})");
+  EXPECT_EQ(r.exit_code, 2);
+  expect_in(r.err, "unknown option");
+  EXPECT_LT(r.err.size(), 2000u) << "an error is a few lines, not the 20 MB it once was";
+}
+
+// What pg-outbox's run would refuse (or never survive) is refused by check, connecting nowhere.
+TEST(Cli, CheckRefusesWhatThePgOutboxSourceWouldFailOnAtRun) {
+  auto pg = [](const std::string& options) {
+    return check(R"({"source": {"plugin": "pg-outbox", "options": {)" + options + R"(}},
+      "sink": {"plugin": "test-faulty", "options": {"output_file": "/dev/null"}}})");
+  };
+  auto retention = pg(R"("connection": "host=127.0.0.1 dbname=x", "retention": "99999999999h")");
+  EXPECT_EQ(retention.exit_code, 2) << retention.err;
+  expect_in(retention.err, "retention");
+  auto empty = pg(R"("connection": "")");
+  EXPECT_EQ(empty.exit_code, 2) << empty.err;
+  expect_in(empty.err, "connection");
+  auto app = pg(R"("connection": "host=127.0.0.1 dbname=x", "application_name": ")" +
+                std::string(100, 'a') + "\"");
+  EXPECT_EQ(app.exit_code, 2) << app.err;
+  expect_in(app.err, "application_name");
+}

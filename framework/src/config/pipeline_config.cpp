@@ -41,9 +41,12 @@ const p2k_option kHostOptions[] = {
            "transient failure never drops a record.",
            0, nullptr, 1, 3'600'000),
     option("shutdown_timeout", P2K_OPT_DURATION, "30s",
-           "On SIGINT or SIGTERM, how long the host waits for the sink to confirm records already "
-           "written before it exits. Records not confirmed by then stay in the source and are "
-           "delivered again by the next run.",
+           "On SIGTERM, SIGINT or SIGHUP (or when the pipeline stops on its own), how long the "
+           "host waits, from the signal, for the sink to confirm records already written and for "
+           "the last acknowledgement. When it runs out, the stop is forced: a blocked plugin call "
+           "is interrupted, nothing more is acknowledged and pg2kafka exits with code 4. Records "
+           "not acknowledged stay in the source and are delivered again by the next run. Also how "
+           "long the sink may stay silent about records in flight before the host warns.",
            0, nullptr, 0, 3'600'000),
     option("open_timeout", P2K_OPT_DURATION, "60s",
            "How long the host keeps retrying to open the source and the sink at start (an "

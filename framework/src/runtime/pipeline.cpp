@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "runtime/deadline.hpp"
+#include "runtime/exit_codes.hpp"
 #include "runtime/log.hpp"
 
 namespace pg2kafka::runtime {
@@ -55,7 +56,7 @@ Pipeline::~Pipeline() {
 void Pipeline::fail(std::string message) {
   if (failed_) return;
   failed_ = true;
-  exit_code_ = 4;
+  exit_code_ = kExitRuntime;
   failure_ = std::move(message);
   log::error(failure_);
 }
@@ -100,7 +101,7 @@ bool Pipeline::open_with_retry() {
         continue;
       }
       fail("cannot open " + who + ": " + r.message);
-      if (r.status == P2K_INVALID_CONFIG) exit_code_ = 2;
+      if (r.status == P2K_INVALID_CONFIG) exit_code_ = kExitConfig;
       return false;
     }
   }
@@ -114,7 +115,7 @@ bool Pipeline::open_with_retry() {
     auto p = sink_.prepare_topic(t);
     if (!p.ok()) {
       fail("sink '" + sink_.name() + "' cannot write to topic '" + t + "': " + p.message);
-      if (p.status == P2K_INVALID_CONFIG) exit_code_ = 2;
+      if (p.status == P2K_INVALID_CONFIG) exit_code_ = kExitConfig;
       return false;
     }
     prepared_topics_.insert(t);
@@ -430,23 +431,23 @@ int Pipeline::finish(bool clean) {
                                                 : ", none acknowledged");
   if (!clean) {
     log::error("pipeline stopped on a failure: " + summary);
-    return exit_code_ ? exit_code_ : 4;
+    return exit_code_ ? exit_code_ : kExitRuntime;
   }
   if (forced()) {
     log::error("pipeline stop was forced with " + std::to_string(unconfirmed) +
                " records unconfirmed: what was not acknowledged stays in the source and is "
                "delivered again by the next run (" +
                summary + ")");
-    return StopControl::kForcedExitCode;
+    return kExitRuntime;
   }
   if (unconfirmed > 0 || (!mode_.dry_run && ack_wanted_)) {
     log::error("pipeline stopped with " + std::to_string(unconfirmed) +
                " records unconfirmed: they stay in the source and will be delivered again (" +
                summary + ")");
-    return 4;
+    return kExitRuntime;
   }
   log::info("pipeline stopped: " + summary);
-  return 0;
+  return kExitOk;
 }
 
 }  // namespace pg2kafka::runtime

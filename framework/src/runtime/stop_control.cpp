@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/exit_codes.hpp"
 #include "runtime/log.hpp"
 
 namespace pg2kafka::runtime {
@@ -137,7 +138,7 @@ void StopControl::run() {
       log::error("a plugin call did not return within " + millis(kGrace) +
                  " of being interrupted: exiting now, without closing the plugins (nothing more "
                  "was acknowledged; what was not is delivered again by the next run)");
-      _exit(kForcedExitCode);
+      _exit(kExitRuntime);
     }
   }
 }

@@ -34,7 +34,6 @@ class StopControl {
   static constexpr std::chrono::milliseconds kForceMargin{200};
   // Between the interrupt and the forced exit.
   static constexpr std::chrono::milliseconds kGrace{700};
-  static constexpr int kForcedExitCode = 4;
 
   // Starts the thread that watches the deadline. With `take_signals`, it first blocks SIGTERM,
   // SIGINT, SIGHUP and SIGQUIT in the calling thread (threads started later, the plugins'

@@ -1,7 +1,11 @@
 // The seed README's scenario through the pg2kafka binary, with the original environment
 // interface (DATABASE_URL, KAFKA_BROKER, PERFORM_MIGRATIONS, DRY_RUN) and the shipped default
 // pipeline, against a real PostgreSQL and a real Kafka broker.
+#include <fcntl.h>
 #include <libpq-fe.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
@@ -9,6 +13,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "kafka_test_util.hpp"
 #include "test_support.hpp"
@@ -223,6 +228,65 @@ TEST_F(SeedScenario, AClosedStdoutNeverSwallowsEvents) {
   EXPECT_NE(r.err.find("stdout is not open for writing"), std::string::npos) << r.err;
   EXPECT_EQ(db_->exec("SELECT count(*) FROM pg2kafka.outbound_event_queue"), queued)
       << "nothing was acknowledged";
+}
+
+// With the queue locked by another session (LOCK TABLE ... ACCESS EXCLUSIVE), the drain's query
+// waits; a SIGTERM once took until the lock was released (37 s). The stop is bounded: after
+// shutdown_timeout the host interrupts the source, which cancels the query, and exits 4.
+TEST_F(SeedScenario, AStopIsBounded_WhenTheDrainIsBlockedByALock) {
+  ASSERT_EQ(run().exit_code, 0);
+  db_->exec("CREATE TABLE products (sku TEXT PRIMARY KEY, name TEXT)");
+  db_->exec("SELECT pg2kafka.setup('products', 'sku')");
+  p2k_test::TempDir dir;
+  auto config = dir.write("p.json", R"({"source": {"plugin": "pg-outbox", "options":
+      {"connection": ")" + url_for(db_name_) +
+                                        R"(", "lock_timeout": "60s",
+       "application_name": "p2k-lock-test"}},
+      "sink": {"plugin": "stdout"}, "pipeline": {"shutdown_timeout": "1s"}})");
+  std::string err_file = (dir.path() / "stderr").string();
+  std::string bin = p2k_test::ctest_env("P2K_BINARY");
+  pid_t pid = fork();
+  if (pid == 0) {
+    int out = open((dir.path() / "stdout").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err = open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(out, 1);
+    dup2(err, 2);
+    execl(bin.c_str(), bin.c_str(), "run", "--config", config.c_str(), nullptr);
+    _exit(127);
+  }
+  // Once the pipeline runs, lock the queue: the drain's next query waits for the lock.
+  for (int i = 0; i < 300; ++i) {
+    if (p2k_test::read_file(err_file).find("pipeline running") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  Db locker(url_for(db_name_));
+  locker.exec("BEGIN");
+  locker.exec("LOCK TABLE pg2kafka.event_batches IN ACCESS EXCLUSIVE MODE");
+  bool blocked = false;
+  for (int i = 0; i < 300 && !blocked; ++i) {
+    blocked = db_->exec(
+                  "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                  "'p2k-lock-test' AND wait_event_type = 'Lock'") == "1";
+    if (!blocked) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(blocked) << p2k_test::read_file(err_file);
+  auto start = std::chrono::steady_clock::now();
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  auto took = std::chrono::steady_clock::now() - start;
+  std::string err = p2k_test::read_file(err_file);
+  ASSERT_TRUE(WIFEXITED(status)) << err;
+  EXPECT_EQ(WEXITSTATUS(status), 4) << err;
+  EXPECT_LT(took, std::chrono::milliseconds(1000 + 1000))
+      << "within shutdown_timeout + 1 s: " << err;
+  EXPECT_NE(err.find("interrupted source 'pg-outbox' (blocked in poll for"), std::string::npos)
+      << err;
+  EXPECT_EQ(db_->exec("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                      "'p2k-lock-test' AND wait_event_type = 'Lock'"),
+            "0")
+      << "the query was cancelled, not left waiting";
+  locker.exec("ROLLBACK");
 }
 
 TEST_F(SeedScenario, FailsClearly_WhenTheTopicDoesNotExist) {
