@@ -1,5 +1,7 @@
 #include "pg_connection.hpp"
 
+#include <pg2kafka/sdk/text.hpp>
+
 #include <dlfcn.h>
 #include <netdb.h>
 #include <poll.h>
@@ -55,14 +57,7 @@ bool libpq_int(const std::string& text, int& out) {
 }
 
 std::vector<std::string> split_commas(const std::string& text) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (true) {
-    size_t comma = text.find(',', start);
-    out.push_back(text.substr(start, comma - start));
-    if (comma == std::string::npos) return out;
-    start = comma + 1;
-  }
+  return sdk::split(text, ',');
 }
 
 bool iequals(std::string_view a, std::string_view b) {
