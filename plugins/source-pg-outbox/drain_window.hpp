@@ -63,7 +63,7 @@ class DrainWindow {
   uint64_t previous_xmin_ = 0, current_xmin_ = 0;
   int64_t max_id_ = 0;
   int64_t after_id_ = 0;
-  int64_t max_read_id_ = 0;  // the largest id this instance read, over its whole life
+  int64_t max_read_id_ = 0;       // the largest id this instance read, over its whole life
   std::deque<Horizon> horizons_;  // oldest first
   Clock::time_point next_horizon_at_{};
 };

@@ -2,8 +2,8 @@
 
 namespace pg2kafka::pg_outbox {
 
-void EventLedger::add_batch(int64_t batch_id, const TableNames& names,
-                            const std::string& statement, std::vector<Event> events) {
+void EventLedger::add_batch(int64_t batch_id, const TableNames& names, const std::string& statement,
+                            std::vector<Event> events) {
   for (Event& e : events)
     pending_.push_back(
         Pending{next_position_++, batch_id, false, &names, &statement, std::move(e)});

@@ -23,8 +23,8 @@ inline std::vector<std::string> split(std::string_view text, char separator) {
   size_t start = 0;
   while (true) {
     size_t at = text.find(separator, start);
-    out.emplace_back(text.substr(start, at == std::string_view::npos ? std::string_view::npos
-                                                                        : at - start));
+    out.emplace_back(
+        text.substr(start, at == std::string_view::npos ? std::string_view::npos : at - start));
     if (at == std::string_view::npos) return out;
     start = at + 1;
   }
