@@ -1,17 +1,17 @@
 #include "outbox_source.hpp"
 
-#include <time.h>
-
 #include <algorithm>
 #include <cstdio>
 
 #include "batch.hpp"
+#include "queue_sql.hpp"
 #include "schema.hpp"
 
 namespace pg2kafka::pg_outbox {
 
 namespace {
 
+using namespace queue_sql;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
@@ -20,84 +20,14 @@ using std::chrono::milliseconds;
 constexpr const char* kLockClass = "1882352481";
 constexpr const char* kDrainLock = "2";
 
-constexpr Oid kOidInt8 = 20;
-constexpr Oid kOidInt8Array = 1016;
-constexpr Oid kOidPgSnapshot = 5038;
-
 constexpr milliseconds kPurgeInterval{60'000};
-// How often a horizon is taken (see maybe_take_horizon): each costs one transaction id, ten a
-// second, so about 0.9 million a day; a window's scan starts at most about this far back.
-constexpr milliseconds kHorizonInterval{100};
 // After events were found, the queue is looked at every min_poll_interval for this long before
 // the wait starts doubling towards poll_interval.
 constexpr milliseconds kBusySpell{1'000};
 constexpr int kPurgeBatch = 10'000;
+// Reconnects wait 200 ms, doubling up to 10 s.
+constexpr milliseconds kReconnectInitialBackoff{200};
 constexpr milliseconds kMaxReconnectBackoff{10'000};
-
-// One page of a window: whole batches in id order, up to $4 events and up to $6 bytes of data
-// (each: at least one batch, so a batch larger than $6 comes alone). The inner LIMIT bounds the
-// scan; running sums end the page. A batch's size is data_bytes, the uncompressed size its
-// writer recorded (migration 006); for batches queued before, the size as stored, which is all
-// that can be had without decompressing them. Batches past the byte budget come back without
-// their data and with `over` set: the page ends before the first of them, and the caller knows
-// it ended early (the window is not done). %BYTES% is replaced by the size expression.
-constexpr const char* kFetchSql = R"sql(
-SELECT w.id, w.uuid, w.key_column, w.external_id, w.table_schema, w.table_name, w.statement,
-       w.events,
-       CASE WHEN w.within THEN w.data::text END,
-       CASE WHEN w.within THEN w.old_data::text END,
-       (extract(epoch FROM w.created_at) * 1000000)::int8,
-       NOT w.within AS over
-  FROM (SELECT b.*, sum(b.events) OVER p AS upto,
-               (sum(%BYTES%) OVER p <= $6 OR sum(%BYTES%) OVER p = %BYTES%) AS within
-          FROM pg2kafka.event_batches b
-         WHERE b.id > $3 AND b.id <= $5
-           AND pg_visible_in_snapshot(b.txid, $2)
-           AND ($1 IS NULL OR NOT pg_visible_in_snapshot(b.txid, $1))
-        WINDOW p AS (ORDER BY b.id ROWS UNBOUNDED PRECEDING)
-         ORDER BY b.id
-         LIMIT $4) w
- WHERE w.upto - w.events < $4
- ORDER BY w.id)sql";
-constexpr const char* kStoredBytes =
-    "(coalesce(pg_column_size(b.data), 0) + coalesce(pg_column_size(b.old_data), 0))";
-
-constexpr const char* kAckDeleteSql = "DELETE FROM pg2kafka.event_batches WHERE id = ANY($1)";
-
-constexpr const char* kAckKeepSql = R"sql(
-WITH done AS (DELETE FROM pg2kafka.event_batches WHERE id = ANY($1) RETURNING *)
-INSERT INTO pg2kafka.acknowledged_batches
-       (id, uuid, table_schema, table_name, statement, key_column, external_id, events, data,
-        old_data, created_at, txid)
-SELECT id, uuid, table_schema, table_name, statement, key_column, external_id, events, data,
-       old_data, created_at, txid
-  FROM done
-ON CONFLICT (id) DO NOTHING)sql";
-
-constexpr const char* kPurgeSql = R"sql(
-DELETE FROM pg2kafka.acknowledged_batches
- WHERE id IN (SELECT id FROM pg2kafka.acknowledged_batches
-               WHERE acked_at < now() - make_interval(secs => least($1, %MAX%) / 1000.0)
-               ORDER BY acked_at LIMIT $2))sql";
-
-constexpr const char* kTopicsSql = R"sql(
-SELECT n.nspname::text, c.relname::text
-  FROM pg2kafka.tracked_tables t
-  JOIN pg_class c ON c.oid = t.relid
-  JOIN pg_namespace n ON n.oid = c.relnamespace
-UNION
-SELECT DISTINCT table_schema, table_name FROM pg2kafka.event_batches
-ORDER BY 1, 2)sql";
-
-std::string sanitize_topic_part(std::string_view name) {
-  std::string out(name);
-  for (char& c : out) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-';
-    if (!ok) c = '_';
-  }
-  return out;
-}
 
 void route_notice(void* ctx, const char* message) {
   std::string m(message ? message : "");
@@ -108,178 +38,14 @@ void route_notice(void* ctx, const char* message) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-// Configuration and formatting
-// ---------------------------------------------------------------------------------------------
-
-OutboxConfig OutboxConfig::from(const sdk::Options& options) {
-  OutboxConfig c;
-  // The connection and application_name, reported together (the first is checked with the
-  // second when it is valid).
-  sdk::ConfigError::Problems problems;
-  c.application_name = options.find("application_name").value_or("pg2kafka");
-  std::string app_problem = application_name_problem(c.application_name);
-  if (!app_problem.empty()) problems.push_back({"application_name", app_problem});
-  const std::string& connection = options.string("connection");
-  if (connection.find_first_not_of(" \t\r\n") == std::string::npos) {
-    problems.push_back(
-        {"connection",
-         "is empty: libpq would connect with its defaults (PGHOST or the local socket, "
-         "PGDATABASE or the user's name) to a database nobody chose. Set it to a libpq URL "
-         "(postgresql://user@host:5432/dbname) or a key=value string (host=... dbname=...); when "
-         "it comes from ${VARIABLE}, check that the variable is set where pg2kafka runs"});
-  } else {
-    try {
-      c.connection =
-          ConnInfo::parse(connection, app_problem.empty() ? c.application_name : "pg2kafka");
-    } catch (const ConnInfoError& e) {
-      problems.push_back({"connection", e.what()});
-    } catch (const std::invalid_argument& e) {
-      problems.push_back(
-          {"connection",
-           std::string("is neither a libpq URL nor a key=value connection string: ") + e.what()});
-    }
-  }
-  if (!problems.empty()) throw sdk::ConfigError(std::move(problems));
-  if (options.has("perform_migrations"))
-    c.perform_migrations = options.boolean("perform_migrations");
-  c.topic_namespace = options.find("topic_namespace").value_or("");
-  for (char ch : c.topic_namespace) {
-    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '.' || ch == '_' || ch == '-';
-    if (!ok)
-      throw sdk::ConfigError(
-          "option 'topic_namespace' may contain only letters, digits, '.', "
-          "'_' and '-': got '" +
-          c.topic_namespace + "'");
-  }
-  // pg2kafka.<namespace>.<database>.<table>, the last two at least one character each, within
-  // Kafka's 249: a longer namespace makes every topic name one the broker refuses.
-  constexpr size_t kMaxNamespace = 249 - std::string_view("pg2kafka...").size() - 2;
-  if (c.topic_namespace.size() > kMaxNamespace)
-    throw sdk::ConfigError("topic_namespace",
-                           "is " + std::to_string(c.topic_namespace.size()) +
-                               " characters long: with it no topic name "
-                               "(pg2kafka.<namespace>.<database>.<table>) fits into Kafka's 249; "
-                               "use at most " +
-                               std::to_string(kMaxNamespace));
-  if (options.has("batch_size")) {
-    int64_t n = options.integer("batch_size");
-    if (n < 1) throw sdk::ConfigError("option 'batch_size' must be at least 1");
-    c.batch_size = static_cast<size_t>(n);
-  }
-  if (options.has("batch_bytes")) {
-    uint64_t n = options.size("batch_bytes");
-    if (n < 1024) throw sdk::ConfigError("option 'batch_bytes' must be at least 1KiB");
-    c.batch_bytes = static_cast<size_t>(n);
-  }
-  if (options.has("poll_interval")) c.poll_interval = options.duration("poll_interval");
-  if (c.poll_interval.count() < 1) throw sdk::ConfigError("option 'poll_interval' must be > 0");
-  if (options.has("min_poll_interval")) c.min_poll_interval = options.duration("min_poll_interval");
-  if (c.min_poll_interval > c.poll_interval)
-    throw sdk::ConfigError(
-        "option 'min_poll_interval' (" + std::to_string(c.min_poll_interval.count()) +
-        " ms) must not exceed poll_interval (" + std::to_string(c.poll_interval.count()) + " ms)");
-  if (options.has("notify")) c.notify = options.boolean("notify");
-  if (auto a = options.find("acknowledged")) {
-    if (*a == "delete")
-      c.acknowledged = Acknowledged::kDelete;
-    else if (*a == "keep")
-      c.acknowledged = Acknowledged::kKeep;
-    else
-      throw sdk::ConfigError("option 'acknowledged' must be 'delete' or 'keep', not '" + *a + "'");
-  }
-  if (options.has("retention")) c.retention = options.duration("retention");
-  if (c.retention.count() < 1) throw sdk::ConfigError("option 'retention' must be > 0");
-  if (c.retention.count() > kMaxRetentionMs)
-    throw sdk::ConfigError("retention", "is above 36500 days (100 years), the longest retention");
-  if (options.has("lock_timeout")) c.lock_timeout = options.duration("lock_timeout");
-  if (options.has("statement_timeout")) c.statement_timeout = options.duration("statement_timeout");
-  for (auto [name, value] : {std::pair{"lock_timeout", c.lock_timeout},
-                             std::pair{"statement_timeout", c.statement_timeout}}) {
-    if (value.count() < 0 || value.count() > kMaxQueryTimeoutMs)
-      problems.push_back({name, "must be between 0 (no limit) and 24h"});
-  }
-  if (c.statement_timeout.count() > 0 && c.statement_timeout.count() < kMinStatementTimeoutMs)
-    problems.push_back({"statement_timeout",
-                        "must be 0 (no limit) or at least 1s: a shorter limit would cancel "
-                        "ordinary drain queries of a busy server, over and over"});
-  if (!problems.empty()) throw sdk::ConfigError(std::move(problems));
-  return c;
-}
-
-std::string topic_name(std::string_view topic_namespace, std::string_view database,
-                       std::string_view schema, std::string_view table) {
-  std::string t = "pg2kafka.";
-  if (!topic_namespace.empty()) {
-    t += topic_namespace;
-    t += '.';
-  }
-  t += sanitize_topic_part(database);
-  t += '.';
-  if (schema != "public") {
-    t += sanitize_topic_part(schema);
-    t += '.';
-  }
-  t += sanitize_topic_part(table);
-  return t;
-}
-
-std::string rfc3339_utc(int64_t epoch_us) {
-  int64_t secs = epoch_us / 1'000'000;
-  int64_t micros = epoch_us % 1'000'000;
-  if (micros < 0) {
-    micros += 1'000'000;
-    secs -= 1;
-  }
-  time_t tt = static_cast<time_t>(secs);
-  struct tm tm {};
-  gmtime_r(&tt, &tm);
-  char buf[64];
-  int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
-                        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  std::string out(buf, static_cast<size_t>(n));
-  if (micros != 0) {
-    std::snprintf(buf, sizeof buf, ".%06lld", static_cast<long long>(micros));
-    std::string frac(buf);
-    while (frac.back() == '0') frac.pop_back();
-    out += frac;
-  }
-  out += 'Z';
-  return out;
-}
-
-std::string envelope_json(std::string_view uuid, const std::optional<std::string>& external_id,
-                          std::string_view statement, std::optional<std::string_view> data_json,
-                          std::string_view created_at) {
-  std::string out;
-  out.reserve(96 + uuid.size() + (external_id ? external_id->size() : 4) +
-              (data_json ? data_json->size() : 4));
-  out += "{\"uuid\":";
-  sdk::append_json_string(out, uuid);
-  out += ",\"external_id\":";
-  if (external_id)
-    sdk::append_json_string(out, *external_id);
-  else
-    out += "null";
-  out += ",\"statement\":";
-  sdk::append_json_string(out, statement);
-  out += ",\"data\":";
-  if (data_json)
-    out += *data_json;
-  else
-    out += "null";
-  out += ",\"created_at\":";
-  sdk::append_json_string(out, created_at);
-  out += '}';
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------
 // The source
 // ---------------------------------------------------------------------------------------------
 
 OutboxSource::OutboxSource(sdk::Host host, const sdk::Options& options)
-    : host_(host), config_(OutboxConfig::from(options)), target_(config_.connection.target) {}
+    : host_(host),
+      config_(OutboxConfig::from(options)),
+      target_(config_.connection.target),
+      reconnect_backoff_(kReconnectInitialBackoff, kMaxReconnectBackoff) {}
 
 OutboxSource::~OutboxSource() = default;
 
@@ -343,15 +109,13 @@ void OutboxSource::connect() {
   try {
     conn_ = std::make_unique<PgConnection>(config_.connection, config_.application_name,
                                            &route_notice, &host_, &interrupter_);
-    connect_failures_ = 0;
+    reconnect_backoff_.reset();
     target_ = conn_->target() + config_.connection.origins;
   } catch (const PgInterrupted&) {
     throw_interrupted("connecting to PostgreSQL at " + config_.connection.target);
   } catch (const PgConnectError& e) {
     if (e.permanent()) throw sdk::ConfigError(std::string(e.what()));
-    ++connect_failures_;
-    auto backoff = milliseconds(100) * (1LL << std::min(connect_failures_, 7));
-    next_connect_at_ = Clock::now() + std::min<milliseconds>(backoff, kMaxReconnectBackoff);
+    next_connect_at_ = Clock::now() + reconnect_backoff_.next();
     throw sdk::RetryError(std::string(e.what()));
   }
 }
@@ -381,9 +145,7 @@ void OutboxSource::prepare_session() {
     // "pg_dump and pg_restore"). Restored batches are the oldest queued ones, and all of a
     // dump's transaction ids lie close together: the oldest 1000 tell, read through the
     // primary key, whatever the backlog.
-    auto foreign = conn_->exec(
-        "SELECT count(*) FROM (SELECT txid FROM pg2kafka.event_batches ORDER BY id LIMIT 1000) b "
-        "WHERE b.txid >= pg_snapshot_xmax(pg_current_snapshot())");
+    auto foreign = conn_->exec(kForeignTxidsSql);
     if (foreign.int64(0, 0) > 0)
       throw sdk::ConfigError(
           std::to_string(foreign.int64(0, 0)) + " of the oldest queued batches of database \"" +
@@ -400,17 +162,9 @@ void OutboxSource::prepare_session() {
     conn_->exec("SET enable_seqscan = off");
     conn_->exec("SET enable_bitmapscan = off");
 
-    // A window's snapshot and, read in that same snapshot, the largest id: every event visible
-    // in the snapshot is at or below it. (One statement: one round trip per window.)
-    conn_->prepare("p2k_snapshot",
-                   "SELECT s::text, pg_snapshot_xmin(s)::text, "
-                   "(SELECT coalesce(max(id), 0) FROM pg2kafka.event_batches) "
-                   "FROM pg_current_snapshot() s",
-                   {});
-    // Assigns (and at once commits) one transaction id: a "horizon" for window_start_id.
-    conn_->prepare("p2k_xid", "SELECT pg_current_xact_id()::text", {});
-    // The largest id now (a horizon's floor).
-    conn_->prepare("p2k_max_id", "SELECT coalesce(max(id), 0) FROM pg2kafka.event_batches", {});
+    conn_->prepare("p2k_snapshot", kSnapshotSql, {});
+    conn_->prepare("p2k_xid", kXidSql, {});
+    conn_->prepare("p2k_max_id", kMaxIdSql, {});
     std::string bytes = installed.migrations >= 6
                             ? std::string("coalesce(b.data_bytes, ") + kStoredBytes + ")"
                             : std::string(kStoredBytes);
@@ -452,13 +206,7 @@ void OutboxSource::drop_connection(bool warn) {
         "take over");
   active_ = false;
   standby_logged_ = false;
-  // Without the lock the cursor may be stale (another instance may have drained meanwhile):
-  // start again from whatever is left in the queue; in_flight_ids_ keeps this instance from
-  // returning its own unacknowledged events twice.
-  prev_snapshot_.reset();
-  cur_snapshot_.reset();
-  horizons_.clear();
-  after_id_ = 0;
+  window_.reset();
 }
 
 void OutboxSource::ensure_session() {
@@ -496,10 +244,7 @@ void OutboxSource::try_become_active() {
   if (got) {
     active_ = true;
     standby_logged_ = false;
-    prev_snapshot_.reset();
-    cur_snapshot_.reset();
-    horizons_.clear();
-    after_id_ = 0;
+    window_.reset();
     host_.info("draining the queue of database \"" + database_ +
                "\" (this instance holds the drain lock)");
   } else if (!standby_logged_) {
@@ -523,8 +268,7 @@ void OutboxSource::maybe_purge() {
   next_purge_at_ = removed >= kPurgeBatch ? now : now + kPurgeInterval;
 }
 
-const OutboxSource::TableNames& OutboxSource::names_for(const std::string& schema,
-                                                        const std::string& table) {
+const TableNames& OutboxSource::names_for(const std::string& schema, const std::string& table) {
   auto key = std::make_pair(schema, table);
   auto it = tables_.find(key);
   if (it == tables_.end())
@@ -535,30 +279,12 @@ const OutboxSource::TableNames& OutboxSource::names_for(const std::string& schem
   return it->second;
 }
 
-// Where a new window's scan may start without missing an event. Its events come from
-// transactions not visible in the previous snapshot, so with an xid >= that snapshot's xmin.
-// A horizon pairs a floor F (an id at least as large as every id taken before it was read: the
-// largest committed id, or the largest this instance returned) with a transaction id X assigned
-// right after reading F. A transaction whose xid is above X got it after F was read, so took all
-// its event ids later, and they exceed F. (A snapshot's own xmax cannot serve as X: a running
-// transaction may hold an xid above it.) Without such a bound every window would scan from the
-// queue's head, through the rows of everything delivered before that vacuum has not removed yet.
+// Horizons bound where a new window's scan starts (DrainWindow::start_id).
 void OutboxSource::maybe_take_horizon() {
-  auto now = Clock::now();
-  if (now < next_horizon_at_) return;
-  next_horizon_at_ = now + kHorizonInterval;
-  int64_t floor = std::max(conn_->exec_prepared("p2k_max_id", {}).int64(0, 0), max_returned_id_);
+  if (!window_.horizon_due(Clock::now())) return;
+  int64_t floor = conn_->exec_prepared("p2k_max_id", {}).int64(0, 0);
   uint64_t xid = std::stoull(std::string(conn_->exec_prepared("p2k_xid", {}).text(0, 0)));
-  horizons_.push_back({xid, floor});
-}
-
-int64_t OutboxSource::window_start_id() {
-  if (!prev_snapshot_) return 0;
-  // The latest horizon below prev's xmin gives the bound; older ones will never be needed again
-  // (xmin never decreases).
-  while (horizons_.size() > 1 && horizons_[1].xid < prev_xmin_) horizons_.pop_front();
-  if (horizons_.empty() || horizons_.front().xid >= prev_xmin_) return 0;
-  return horizons_.front().floor;
+  window_.add_horizon(xid, floor);
 }
 
 std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
@@ -566,37 +292,31 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
   const std::string bytes_text = std::to_string(config_.batch_bytes);
   while (true) {
     bool fresh = false;
-    if (!cur_snapshot_) {
+    if (!window_.reading()) {
       // A window ends at the largest id once its snapshot is taken, so a page never scans on
-      // through events committed after it; it starts at window_start_id().
+      // through events committed after it.
       guarded("taking a snapshot", [&] {
         maybe_take_horizon();
         auto snap = conn_->exec_prepared("p2k_snapshot", {});
-        cur_snapshot_ = std::string(snap.text(0, 0));
-        cur_xmin_ = std::stoull(std::string(snap.text(0, 1)));
-        window_max_id_ = snap.int64(0, 2);
+        window_.start(std::string(snap.text(0, kSnapshot)),
+                      std::stoull(std::string(snap.text(0, kSnapshotXmin))),
+                      snap.int64(0, kSnapshotMaxId));
         return 0;
       });
-      after_id_ = window_start_id();
       fresh = true;
     }
     auto rows = guarded("reading the queue", [&] {
       return conn_->exec_prepared(
-          "p2k_fetch", {prev_snapshot_, cur_snapshot_, std::to_string(after_id_), limit_text,
-                        std::to_string(window_max_id_), bytes_text});
+          "p2k_fetch", {window_.previous(), window_.current(), std::to_string(window_.after_id()),
+                        limit_text, std::to_string(window_.max_id()), bytes_text});
     });
     // Fewer events than asked for, without reaching the byte budget, means the page did not
     // stop early, so the window is done (every batch holds at least one event).
     bool cut_by_bytes = false;
     int64_t events = add_pending(rows, cut_by_bytes);
     bool window_done = !cut_by_bytes && events < static_cast<int64_t>(limit);
-    if (window_done) {
-      prev_snapshot_ = std::move(cur_snapshot_);
-      prev_xmin_ = cur_xmin_;
-      cur_snapshot_.reset();
-      after_id_ = 0;
-    }
-    if (!pending_.empty()) return take_pending(limit);
+    if (window_done) window_.finish();
+    if (ledger_.has_pending()) return ledger_.take(limit);
     // Nothing new: stop when a fresh window was empty; otherwise the window ended (a new one
     // may hold more) or a whole page was our own in-flight events: keep reading.
     if (window_done && fresh) return std::make_unique<sdk::RecordBatch>();
@@ -607,26 +327,25 @@ int64_t OutboxSource::add_pending(const PgResult& rows, bool& cut_by_bytes) {
   int64_t events = 0;
   std::vector<int64_t> empty_batches;
   for (int i = 0; i < rows.rows(); ++i) {
-    if (rows.boolean(i, 11)) {
+    if (rows.boolean(i, kOverBudget)) {
       cut_by_bytes = true;
       break;
     }
-    int64_t id = rows.int64(i, 0);
-    events += rows.int64(i, 7);
-    after_id_ = id;
-    max_returned_id_ = std::max(max_returned_id_, id);
-    if (in_flight_ids_.count(id)) continue;
+    int64_t id = rows.int64(i, kId);
+    events += rows.int64(i, kEvents);
+    window_.read(id);
+    if (ledger_.holds(id)) continue;
     BatchRow row;
-    row.uuid = rows.text(i, 1);
-    if (!rows.is_null(i, 2)) row.key_column = rows.text(i, 2);
-    if (!rows.is_null(i, 3)) row.external_id = rows.text(i, 3);
-    std::string schema(rows.text(i, 4));
-    std::string table(rows.text(i, 5));
-    row.statement = rows.text(i, 6);
-    row.events = rows.int64(i, 7);
-    if (!rows.is_null(i, 8)) row.data = rows.text(i, 8);
-    if (!rows.is_null(i, 9)) row.old_data = rows.text(i, 9);
-    int64_t created_us = rows.int64(i, 10);
+    row.uuid = rows.text(i, kUuid);
+    if (!rows.is_null(i, kKeyColumn)) row.key_column = rows.text(i, kKeyColumn);
+    if (!rows.is_null(i, kExternalId)) row.external_id = rows.text(i, kExternalId);
+    std::string schema(rows.text(i, kTableSchema));
+    std::string table(rows.text(i, kTableName));
+    row.statement = rows.text(i, kStatement);
+    row.events = rows.int64(i, kEvents);
+    if (!rows.is_null(i, kData)) row.data = rows.text(i, kData);
+    if (!rows.is_null(i, kOldData)) row.old_data = rows.text(i, kOldData);
+    int64_t created_us = rows.int64(i, kCreatedAtMicros);
     std::vector<BatchEvent> batch_events;
     std::string mismatch;
     try {
@@ -652,29 +371,16 @@ int64_t OutboxSource::add_pending(const PgResult& rows, bool& cut_by_bytes) {
     auto statement = statements_.find(row.statement);
     if (statement == statements_.end()) statement = statements_.emplace(row.statement).first;
     const std::string created_at = rfc3339_utc(created_us);
+    std::vector<EventLedger::Event> out;
+    out.reserve(batch_events.size());
     for (BatchEvent& e : batch_events) {
       std::string value = envelope_json(e.uuid, e.key, *statement, e.data(), created_at);
-      pending_.push_back(PendingEvent{next_position_++, id, false, &names, std::move(e.key),
-                                      std::move(value), created_us / 1000, std::move(e.uuid),
-                                      &*statement});
+      out.push_back({std::move(e.key), std::move(value), created_us / 1000, std::move(e.uuid)});
     }
-    pending_.back().last_of_batch = true;
-    in_flight_ids_.insert(id);
+    ledger_.add_batch(id, names, *statement, std::move(out));
   }
   if (!empty_batches.empty()) remove_batches(empty_batches);
   return events;
-}
-
-std::unique_ptr<sdk::RecordBatch> OutboxSource::take_pending(size_t limit) {
-  auto batch = std::make_unique<sdk::RecordBatch>();
-  while (!pending_.empty() && batch->size() < limit) {
-    PendingEvent& e = pending_.front();
-    in_flight_.push_back({e.position, e.batch_id, e.last_of_batch});
-    batch->add(e.position, e.names->topic, std::move(e.key), std::move(e.value), e.timestamp_ms,
-               std::move(e.uuid), {{"statement", *e.statement}, {"table", e.names->qualified}});
-    pending_.pop_front();
-  }
-  return batch;
 }
 
 void OutboxSource::remove_batches(const std::vector<int64_t>& ids) {
@@ -695,9 +401,9 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::poll(size_t max_records, millise
   size_t limit = max_records == 0 ? config_.batch_size : std::min(max_records, config_.batch_size);
   auto deadline = Clock::now() + std::max(timeout, milliseconds(0));
   while (true) {
-    if (!pending_.empty()) {
+    if (ledger_.has_pending()) {
       last_events_at_ = Clock::now();
-      return take_pending(limit);
+      return ledger_.take(limit);
     }
     ensure_session();
     try_become_active();
@@ -732,21 +438,10 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::poll(size_t max_records, millise
 
 void OutboxSource::ack(uint64_t through) {
   refuse_if_interrupted("ack");
-  if (in_flight_.empty() || in_flight_.front().position > through) return;
-  // A batch goes once its last event is delivered; events before it in the batch are delivered
-  // already (acks come in position order).
-  std::vector<int64_t> done;
-  size_t count = 0;
-  for (const InFlight& f : in_flight_) {
-    if (f.position > through) break;
-    ++count;
-    if (f.last_of_batch) done.push_back(f.batch_id);
-  }
+  // Removed from the queue first: if that fails, the ledger still holds them for the retry.
+  auto done = ledger_.completed_through(through);
   if (!done.empty()) remove_batches(done);
-  for (size_t i = 0; i < count; ++i) {
-    if (in_flight_.front().last_of_batch) in_flight_ids_.erase(in_flight_.front().batch_id);
-    in_flight_.pop_front();
-  }
+  ledger_.forget_through(through);
 }
 
 std::vector<std::string> OutboxSource::list_topics() {

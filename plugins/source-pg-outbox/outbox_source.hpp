@@ -31,62 +31,17 @@
 #include <utility>
 #include <vector>
 
+#include <pg2kafka/sdk/backoff.hpp>
+
 #include "batch.hpp"
+#include "drain_window.hpp"
+#include "event_ledger.hpp"
 #include "json_text.hpp"
+#include "outbox_config.hpp"
 #include "pg_connection.hpp"
+#include "record_format.hpp"
 
 namespace pg2kafka::pg_outbox {
-
-// The plugin's options, parsed and checked (no I/O). See plugin.cpp for their documentation.
-struct OutboxConfig {
-  enum class Acknowledged { kDelete, kKeep };
-
-  ConnInfo connection;
-  bool perform_migrations = false;
-  std::string topic_namespace;
-  size_t batch_size = 1000;
-  size_t batch_bytes = 4u << 20;
-  std::chrono::milliseconds poll_interval{1000};
-  std::chrono::milliseconds min_poll_interval{5};
-  bool notify = true;
-  Acknowledged acknowledged = Acknowledged::kDelete;
-  std::chrono::milliseconds retention{7LL * 24 * 3600 * 1000};
-  std::string application_name = "pg2kafka";
-  // Applied to the session (SET) for every drain query, after the schema is installed; 0: none.
-  std::chrono::milliseconds lock_timeout{5'000};
-  std::chrono::milliseconds statement_timeout{60'000};
-
-  // Throws sdk::ConfigError naming the option at fault.
-  static OutboxConfig from(const sdk::Options& options);
-};
-
-// Bounds of the options (plugin.cpp's table gives them to the host; OutboxConfig::from checks
-// them again for callers that skip the host).
-// retention: 36500 days (100 years); now() minus that never leaves PostgreSQL's timestamp range.
-constexpr int64_t kMaxRetentionMs = 36500LL * 24 * 3600 * 1000;
-// lock_timeout and statement_timeout: one day (PostgreSQL takes up to about 24.8 days).
-constexpr int64_t kMaxQueryTimeoutMs = 24LL * 3600 * 1000;
-// statement_timeout: 0 (none) or at least this; shorter would cancel ordinary drain queries.
-constexpr int64_t kMinStatementTimeoutMs = 1000;
-// How long past statement_timeout the source waits for the server's answer to a drain query (at
-// most as long again as statement_timeout) before it gives the connection up as stuck.
-constexpr int64_t kReplyGraceMs = 5000;
-
-// The topic of a table: pg2kafka.[<namespace>.]<database>.[<schema>.]<table>, the schema part
-// only for tables outside `public`. Every name is kept as is except that characters Kafka does
-// not allow in topic names (anything but ASCII letters, digits, '_' and '-', and also '.' inside
-// a name, which would be ambiguous) become '_'.
-std::string topic_name(std::string_view topic_namespace, std::string_view database,
-                       std::string_view schema, std::string_view table);
-
-// The record value: {"uuid","external_id","statement","data","created_at"}. `data_json` is JSON
-// text as PostgreSQL printed it (inserted verbatim; nullopt gives null); `created_at` is
-// rfc3339_utc of the statement's time (formatted once per batch, shared by its events).
-std::string envelope_json(std::string_view uuid, const std::optional<std::string>& external_id,
-                          std::string_view statement, std::optional<std::string_view> data_json,
-                          std::string_view created_at);
-// RFC 3339 UTC with trailing zeros of the fraction removed, e.g. 2017-11-02T16:15:13.94077Z.
-std::string rfc3339_utc(int64_t epoch_us);
 
 class OutboxSource : public sdk::Source {
  public:
@@ -127,18 +82,13 @@ class OutboxSource : public sdk::Source {
   [[noreturn]] void throw_interrupted(const std::string& what);
   void try_become_active();
   void maybe_purge();
+  void maybe_take_horizon();
   std::unique_ptr<sdk::RecordBatch> fetch(size_t limit);
   // Turns the batch rows of a page into pending events, up to the first row past the byte budget
   // (then sets cut_by_bytes); returns the number of events the rows read hold (whether or not
   // they were pending already).
   int64_t add_pending(const PgResult& rows, bool& cut_by_bytes);
-  std::unique_ptr<sdk::RecordBatch> take_pending(size_t limit);
   void remove_batches(const std::vector<int64_t>& ids);
-  // What a table's events are sent with, kept for the source's life (events point to it).
-  struct TableNames {
-    std::string topic;
-    std::string qualified;  // schema.table, the "table" header
-  };
   const TableNames& names_for(const std::string& schema, const std::string& table);
   // Runs f, turning PostgreSQL errors into the SDK's: RetryError (and a reconnect on the next
   // call) for lost connections and transient errors, FatalError otherwise.
@@ -166,49 +116,11 @@ class OutboxSource : public sdk::Source {
   std::chrono::steady_clock::time_point last_events_at_{};
 
   // Reconnection backoff.
-  int connect_failures_ = 0;
+  sdk::Backoff reconnect_backoff_;
   std::chrono::steady_clock::time_point next_connect_at_{};
 
-  // The window cursor: events visible in cur_ and not in prev_, with after_id_ < id <=
-  // window_max_id_ (the largest id once cur_ was taken: no event visible in cur_ is above it).
-  std::optional<std::string> prev_snapshot_;
-  std::optional<std::string> cur_snapshot_;
-  int64_t window_max_id_ = 0;
-  int64_t after_id_ = 0;
-  uint64_t cur_xmin_ = 0, prev_xmin_ = 0;  // the snapshots' xmin
-  int64_t max_returned_id_ = 0;            // the largest queue id this instance returned
-  struct Horizon {
-    uint64_t xid;   // assigned right after `floor` was read
-    int64_t floor;  // no id taken after it was read is <= it
-  };
-  std::deque<Horizon> horizons_;  // oldest first
-  std::chrono::steady_clock::time_point next_horizon_at_{};
-  void maybe_take_horizon();
-  int64_t window_start_id();
-
-  // Events read but not returned yet (a batch may hold more than a poll asks for).
-  struct PendingEvent {
-    uint64_t position;
-    int64_t batch_id;
-    bool last_of_batch;
-    const TableNames* names;
-    std::optional<std::string> key;
-    std::string value;
-    int64_t timestamp_ms;
-    std::string uuid;
-    const std::string* statement;  // in statements_
-  };
-  std::deque<PendingEvent> pending_;
-  // Returned but not yet acknowledged, in position order.
-  struct InFlight {
-    uint64_t position;
-    int64_t batch_id;
-    bool last_of_batch;
-  };
-  uint64_t next_position_ = 1;
-  std::deque<InFlight> in_flight_;
-  // Batches with events pending or in flight: never read again by this instance.
-  std::unordered_set<int64_t> in_flight_ids_;
+  DrainWindow window_;
+  EventLedger ledger_;
 
   std::chrono::steady_clock::time_point next_purge_at_{};
   std::map<std::pair<std::string, std::string>, TableNames> tables_;

@@ -9,6 +9,9 @@
 
 #include <libpq-fe.h>
 
+#include "conn_info.hpp"
+#include "interrupter.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -55,94 +58,6 @@ class PgConnectError : public std::runtime_error {
  private:
   bool permanent_;
 };
-
-// A wait that Interrupter::interrupt() cut short. When it interrupted a query, the connection is
-// unusable (the query may run on until the cancel request reaches the server): drop it.
-class PgInterrupted : public std::runtime_error {
- public:
-  explicit PgInterrupted(const std::string& message) : std::runtime_error(message) {}
-};
-
-// A connection string that libpq would refuse, or that could never work (see ConnInfo::parse).
-class ConnInfoError : public std::invalid_argument {
- public:
-  explicit ConnInfoError(const std::string& message) : std::invalid_argument(message) {}
-};
-
-// The parsed connection string: what the source needs to know without connecting.
-struct ConnInfo {
-  std::string conninfo;  // as the user gave it (URL or key=value); never print it
-  // Secrets to remove from every message: the password and PGPASSWORD's value.
-  std::vector<std::string> secrets;
-  // The string or the environment (PGCONNECT_TIMEOUT) sets connect_timeout.
-  bool has_connect_timeout = false;
-  // The application_name the string sets (it wins over the option), if any.
-  std::optional<std::string> application_name;
-  // "host:port, database D, user U" for messages, with libpq's defaults applied as libpq applies
-  // them: the PG* environment variables (named at the end when they are used), then the built-in
-  // defaults. A host left to libpq's default is "the local socket". Never holds a password.
-  std::string target;
-  // The end of `target` that says where values came from, e.g. " (from the environment: PGHOST,
-  // PGPORT)"; empty when the string gave everything.
-  std::string origins;
-
-  // Parses `conninfo` with libpq's own parser and checks, without any I/O, what libpq would
-  // refuse only when connecting (sslmode and the other choices, whole numbers, port numbers, host
-  // and port counts) and what the server would refuse (a startup packet over 10000 bytes), the
-  // environment included. Throws ConnInfoError with a message that does not echo the string's
-  // secrets. `application_name` is what the source asks for (empty: none).
-  static ConnInfo parse(const std::string& conninfo, const std::string& application_name = {});
-};
-
-// The largest startup packet PostgreSQL accepts (MAX_STARTUP_PACKET_LENGTH), in bytes.
-constexpr size_t kMaxStartupPacket = 10000;
-// The longest name PostgreSQL keeps (NAMEDATALEN - 1): longer ones are cut.
-constexpr size_t kMaxNameBytes = 63;
-
-// Why `name` cannot be an application_name (too long, or a byte outside printable ASCII, which
-// the server would turn into '?'), or "" when it can.
-std::string application_name_problem(std::string_view name);
-
-// Lets another thread stop what a PgConnection waits for: the query running (a cancel request is
-// sent to the server), a notification, a sleep. Sticky: once interrupted, every later wait and
-// query of the connections using it fails at once with PgInterrupted. interrupt() and
-// interrupted() are thread-safe and never block; the rest belongs to the connection's thread.
-class Interrupter {
- public:
-  // Throws std::system_error when no eventfd can be had.
-  Interrupter();
-  // Waits up to 2 s for a cancel request still being sent (see interrupt()).
-  ~Interrupter();
-  Interrupter(const Interrupter&) = delete;
-  Interrupter& operator=(const Interrupter&) = delete;
-
-  // Wakes every wait, now and later, and has the query running (if any) cancelled. The cancel
-  // request (PQcancel: a connection to the server) goes out on a thread of its own, so that this
-  // returns at once even when the server does not answer.
-  void interrupt() noexcept;
-  bool interrupted() const noexcept { return interrupted_.load(std::memory_order_acquire); }
-  // Readable once interrupted (and from then on), for poll(2).
-  int fd() const noexcept { return fd_; }
-  // Sleeps for `duration` or until interrupted; returns false when interrupted.
-  bool sleep(std::chrono::milliseconds duration) const;
-
-  // The connection's thread: `cancel` (of the connection about to run a query) is what
-  // interrupt() cancels until query_ended(). Returns false, registering nothing, when interrupted.
-  bool query_started(std::shared_ptr<PGcancel> cancel);
-  void query_ended();
-
- private:
-  struct CancelJob;
-  std::atomic<bool> interrupted_{false};
-  int fd_ = -1;
-  std::mutex mutex_;
-  std::shared_ptr<PGcancel> running_;  // the query's connection, between the two calls above
-  std::shared_ptr<CancelJob> job_;     // the cancel request sent by interrupt(), if any
-};
-
-// Replaces every occurrence of `secret` in `text` with "***" (no-op for an empty secret).
-std::string redact(std::string text, std::string_view secret);
-std::string redact(std::string text, const std::vector<std::string>& secrets);
 
 class PgResult {
  public:

@@ -1,8 +1,8 @@
-#include "runtime/backoff.hpp"
+#include <pg2kafka/sdk/backoff.hpp>
 
 #include <gtest/gtest.h>
 
-using pg2kafka::runtime::Backoff;
+using pg2kafka::sdk::Backoff;
 using std::chrono::milliseconds;
 
 TEST(Backoff, DoublesUpToTheCap_AndResets) {

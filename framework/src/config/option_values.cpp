@@ -10,13 +10,12 @@
 
 #include "config/json_document.hpp"
 
+#include <pg2kafka/sdk/text.hpp>
+
 namespace pg2kafka::config {
 namespace {
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
+using sdk::lower;
 
 std::string trim(const std::string& s) {
   size_t b = s.find_first_not_of(" \t\r\n");
@@ -404,13 +403,7 @@ std::optional<std::string> normalize(const p2k_option& o, const boost::json::val
           items.push_back(trim(*item));
         }
       } else {
-        size_t start = 0;
-        while (true) {
-          size_t comma = text->find(',', start);
-          items.push_back(trim(text->substr(start, comma - start)));
-          if (comma == std::string::npos) break;
-          start = comma + 1;
-        }
+        for (const std::string& part : sdk::split(*text, ',')) items.push_back(trim(part));
       }
       std::string joined;
       for (const auto& i : items) {

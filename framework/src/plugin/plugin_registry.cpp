@@ -2,6 +2,8 @@
 
 #include "config/diagnostics.hpp"
 
+#include <pg2kafka/sdk/text.hpp>
+
 #include <boost/dll/runtime_symbol_info.hpp>
 
 #include <algorithm>
@@ -41,15 +43,8 @@ std::vector<std::string> PluginRegistry::default_search_path(
     const std::vector<std::string>& plugin_dirs) {
   std::vector<std::string> dirs = plugin_dirs;
   if (const char* env = std::getenv("PG2KAFKA_PLUGIN_PATH")) {
-    std::string s = env;
-    size_t start = 0;
-    while (start <= s.size()) {
-      size_t colon = s.find(':', start);
-      std::string d = s.substr(start, colon - start);
+    for (const std::string& d : sdk::split(env, ':'))
       if (!d.empty()) dirs.push_back(d);
-      if (colon == std::string::npos) break;
-      start = colon + 1;
-    }
   }
   boost::dll::fs::error_code ec;
   auto exe = boost::dll::program_location(ec);

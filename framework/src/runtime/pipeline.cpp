@@ -77,7 +77,7 @@ bool Pipeline::open_with_retry() {
   auto give_up_at = Clock::now() + settings_.open_timeout;
   for (auto* step : {"source", "sink"}) {
     bool is_source = std::string(step) == "source";
-    Backoff backoff(settings_.retry_initial_backoff, settings_.retry_max_backoff);
+    sdk::Backoff backoff(settings_.retry_initial_backoff, settings_.retry_max_backoff);
     while (true) {
       auto r = is_source ? source_.open() : sink_.open();
       if (r.ok()) break;

@@ -10,9 +10,9 @@
 #include <span>
 #include <string>
 
+#include <pg2kafka/sdk/backoff.hpp>
 #include "config/pipeline_config.hpp"
 #include "plugin/plugin_instance.hpp"
-#include "runtime/backoff.hpp"
 #include "runtime/delivery_window.hpp"
 #include "runtime/stop_control.hpp"
 
@@ -74,9 +74,9 @@ class Pipeline {
   DeliveryWindow window_;  // written and not yet acknowledged, in source order
   Clock::time_point retry_due_{};
   bool retry_scheduled_ = false;  // retry_due_ is set for the records awaiting a retry
-  Backoff sink_backoff_;
-  Backoff source_backoff_;
-  Backoff ack_backoff_;
+  sdk::Backoff sink_backoff_;
+  sdk::Backoff source_backoff_;
+  sdk::Backoff ack_backoff_;
   Clock::time_point next_poll_{};
   bool last_poll_empty_ = false;
   bool drained_ = false;  // --once: an empty poll with nothing in flight

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <pg2kafka/sdk/errors.hpp>
+#include <pg2kafka/sdk/text.hpp>
 
 namespace pg2kafka::sdk {
 
@@ -64,17 +65,9 @@ class Options {
 
   // A LIST option's elements (empty when absent).
   std::vector<std::string> list(std::string_view key) const {
-    std::vector<std::string> out;
     auto value = find(key);
-    if (!value || value->empty()) return out;
-    size_t start = 0;
-    while (true) {
-      size_t comma = value->find(',', start);
-      out.push_back(value->substr(start, comma - start));
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
-    return out;
+    if (!value || value->empty()) return {};
+    return split(*value, ',');
   }
 
   // Every passthrough key that starts with `prefix` (e.g. "rdkafka."), with the prefix removed.

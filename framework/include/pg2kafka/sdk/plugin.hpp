@@ -26,6 +26,8 @@
 //   host.hpp            the host handle: logging, delivery reports
 //   record_batch.hpp    RecordBatch: the records a source returns
 //   source.hpp, sink.hpp  the base classes
+//   text.hpp            lower(), split()
+//   backoff.hpp         exponential backoff for retries of a plugin's own
 //   async_delivery.hpp  helpers for sinks that deliver on threads of their own (OwnedRecord,
 //                       InFlight, AsyncDelivery)
 //   detail/entry_point.hpp  the trampolines and the ABI version negotiation behind the macros
@@ -36,6 +38,7 @@
 #include <pg2kafka/plugin.h>
 
 #include <pg2kafka/sdk/async_delivery.hpp>
+#include <pg2kafka/sdk/backoff.hpp>
 #include <pg2kafka/sdk/detail/entry_point.hpp>
 #include <pg2kafka/sdk/errors.hpp>
 #include <pg2kafka/sdk/host.hpp>
@@ -44,6 +47,7 @@
 #include <pg2kafka/sdk/record_batch.hpp>
 #include <pg2kafka/sdk/sink.hpp>
 #include <pg2kafka/sdk/source.hpp>
+#include <pg2kafka/sdk/text.hpp>
 
 // Defines the plugin's entry point for a Source subclass. `options` (optional) is a static array
 // of p2k_option (see sdk::option); a plugin without options leaves it out. Use once per plugin,

@@ -1,0 +1,101 @@
+// The SQL the drain runs against the queue, each statement beside what its result columns are.
+#pragma once
+
+#include <libpq-fe.h>
+
+namespace pg2kafka::pg_outbox::queue_sql {
+
+constexpr Oid kOidInt8 = 20;
+constexpr Oid kOidInt8Array = 1016;
+constexpr Oid kOidPgSnapshot = 5038;
+
+// One page of a window: whole batches in id order, up to $4 events and up to $6 bytes of data
+// (each: at least one batch, so a batch larger than $6 comes alone). The inner LIMIT bounds the
+// scan; running sums end the page. A batch's size is data_bytes, the uncompressed size its
+// writer recorded (migration 006); for batches queued before, the size as stored, which is all
+// that can be had without decompressing them. Batches past the byte budget come back without
+// their data and with `over` set: the page ends before the first of them, and the caller knows
+// it ended early (the window is not done). %BYTES% is replaced by the size expression.
+constexpr const char* kFetchSql = R"sql(
+SELECT w.id, w.uuid, w.key_column, w.external_id, w.table_schema, w.table_name, w.statement,
+       w.events,
+       CASE WHEN w.within THEN w.data::text END,
+       CASE WHEN w.within THEN w.old_data::text END,
+       (extract(epoch FROM w.created_at) * 1000000)::int8,
+       NOT w.within AS over
+  FROM (SELECT b.*, sum(b.events) OVER p AS upto,
+               (sum(%BYTES%) OVER p <= $6 OR sum(%BYTES%) OVER p = %BYTES%) AS within
+          FROM pg2kafka.event_batches b
+         WHERE b.id > $3 AND b.id <= $5
+           AND pg_visible_in_snapshot(b.txid, $2)
+           AND ($1 IS NULL OR NOT pg_visible_in_snapshot(b.txid, $1))
+        WINDOW p AS (ORDER BY b.id ROWS UNBOUNDED PRECEDING)
+         ORDER BY b.id
+         LIMIT $4) w
+ WHERE w.upto - w.events < $4
+ ORDER BY w.id)sql";
+constexpr const char* kStoredBytes =
+    "(coalesce(pg_column_size(b.data), 0) + coalesce(pg_column_size(b.old_data), 0))";
+
+constexpr const char* kAckDeleteSql = "DELETE FROM pg2kafka.event_batches WHERE id = ANY($1)";
+
+constexpr const char* kAckKeepSql = R"sql(
+WITH done AS (DELETE FROM pg2kafka.event_batches WHERE id = ANY($1) RETURNING *)
+INSERT INTO pg2kafka.acknowledged_batches
+       (id, uuid, table_schema, table_name, statement, key_column, external_id, events, data,
+        old_data, created_at, txid)
+SELECT id, uuid, table_schema, table_name, statement, key_column, external_id, events, data,
+       old_data, created_at, txid
+  FROM done
+ON CONFLICT (id) DO NOTHING)sql";
+
+constexpr const char* kPurgeSql = R"sql(
+DELETE FROM pg2kafka.acknowledged_batches
+ WHERE id IN (SELECT id FROM pg2kafka.acknowledged_batches
+               WHERE acked_at < now() - make_interval(secs => least($1, %MAX%) / 1000.0)
+               ORDER BY acked_at LIMIT $2))sql";
+
+constexpr const char* kTopicsSql = R"sql(
+SELECT n.nspname::text, c.relname::text
+  FROM pg2kafka.tracked_tables t
+  JOIN pg_class c ON c.oid = t.relid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+UNION
+SELECT DISTINCT table_schema, table_name FROM pg2kafka.event_batches
+ORDER BY 1, 2)sql";
+
+// The result columns of kFetchSql, in order.
+enum FetchColumn : int {
+  kId = 0,
+  kUuid,
+  kKeyColumn,
+  kExternalId,
+  kTableSchema,
+  kTableName,
+  kStatement,
+  kEvents,
+  kData,
+  kOldData,
+  kCreatedAtMicros,
+  kOverBudget,  // past the page's byte budget: the page ends before this row
+};
+
+// A window's snapshot and, read in that same snapshot, the largest id: every event visible in
+// the snapshot is at or below it. (One statement: one round trip per window.)
+constexpr const char* kSnapshotSql =
+    "SELECT s::text, pg_snapshot_xmin(s)::text, "
+    "(SELECT coalesce(max(id), 0) FROM pg2kafka.event_batches) "
+    "FROM pg_current_snapshot() s";
+enum SnapshotColumn : int { kSnapshot = 0, kSnapshotXmin, kSnapshotMaxId };
+
+// Assigns (and at once commits) one transaction id: a horizon's transaction id.
+constexpr const char* kXidSql = "SELECT pg_current_xact_id()::text";
+// The largest id now (a horizon's floor).
+constexpr const char* kMaxIdSql = "SELECT coalesce(max(id), 0) FROM pg2kafka.event_batches";
+
+// The batches restored from another cluster's dump among the oldest 1000 (see prepare_session).
+constexpr const char* kForeignTxidsSql =
+    "SELECT count(*) FROM (SELECT txid FROM pg2kafka.event_batches ORDER BY id LIMIT 1000) b "
+    "WHERE b.txid >= pg_snapshot_xmax(pg_current_snapshot())";
+
+}  // namespace pg2kafka::pg_outbox::queue_sql
