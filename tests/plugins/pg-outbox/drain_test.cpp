@@ -15,22 +15,6 @@ using pg2kafka::pg_outbox::OutboxSource;
 using std::chrono::milliseconds;
 namespace json = boost::json;
 
-namespace {
-
-void tracked_table(Session& sql, const std::string& name = "t") {
-  sql.exec("CREATE TABLE " + name + " (k text, v int)");
-  sql.exec("SELECT pg2kafka.setup('" + name + "', 'k')");
-}
-
-std::set<std::string> keys_of(const std::vector<Event>& events) {
-  std::set<std::string> out;
-  for (const auto& e : events)
-    if (e.key) out.insert(*e.key);
-  return out;
-}
-
-}  // namespace
-
 TEST(Drain, EventsCommittedOutOfIdOrderAreAllDelivered) {
   TestDatabase db;
   tracked_table(db.sql());

@@ -24,18 +24,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-void tracked_table(Session& sql) {
-  sql.exec("CREATE TABLE t (k text, v int)");
-  sql.exec("SELECT pg2kafka.setup('t', 'k')");
-}
-
-std::set<std::string> keys_of(const std::vector<Event>& events) {
-  std::set<std::string> out;
-  for (const auto& e : events)
-    if (e.key) out.insert(*e.key);
-  return out;
-}
-
 bool eventually(const std::function<bool()>& condition, milliseconds patience) {
   auto deadline = Clock::now() + patience;
   while (Clock::now() < deadline) {

@@ -170,6 +170,11 @@ void seed_products(Session& sql) {
   sql.exec("INSERT INTO products (sku, name) VALUES ('CM01-B', 'Blue Coffee Mug')");
 }
 
+void tracked_table(Session& sql, const std::string& name) {
+  sql.exec("CREATE TABLE " + name + " (k text, v int)");
+  sql.exec("SELECT pg2kafka.setup('" + name + "', 'k')");
+}
+
 TestDatabase::~TestDatabase() {
   session_.reset();
   try {
@@ -235,6 +240,13 @@ std::vector<Event> to_events(pg2kafka::sdk::RecordBatch& batch) {
     e.json = boost::json::parse(e.value).as_object();  // throws on invalid JSON
     out.push_back(std::move(e));
   }
+  return out;
+}
+
+std::set<std::string> keys_of(const std::vector<Event>& events) {
+  std::set<std::string> out;
+  for (const auto& e : events)
+    if (e.key) out.insert(*e.key);
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,9 @@ void install_schema_sql(Session& sql);
 // The seed README's table: products (id bigserial, sku, name) with CM01-R and CM01-B.
 void seed_products(Session& sql);
 
+// CREATE TABLE <name> (k text, v int), tracked with key column k (what insert_one_by_one fills).
+void tracked_table(Session& sql, const std::string& name = "t");
+
 // Pending events: the sum of pg2kafka.event_batches.events, as text.
 std::string queued_events(Session& sql);
 
@@ -124,6 +128,9 @@ struct Event {
 };
 
 std::vector<Event> to_events(pg2kafka::sdk::RecordBatch& batch);
+
+// The keys of the events that have one.
+std::set<std::string> keys_of(const std::vector<Event>& events);
 
 // One line per event, for comparing whole streams: "<table> <statement> <key or null> <data>",
 // the table being the topic's last part.

@@ -26,8 +26,7 @@ void restart_cluster() {
 
 TEST(Restart, SourceReconnectsAfterImmediateRestart_LosingNothing) {
   TestDatabase db;
-  db.sql().exec("CREATE TABLE t (k text, v int)");
-  db.sql().exec("SELECT pg2kafka.setup('t', 'k')");
+  tracked_table(db.sql());
   db.sql().exec("INSERT INTO t SELECT 'before' || g, g FROM generate_series(1, 20) g");
   LogSink logs;
   auto source = make_source(db.url(), {{"batch_size", "5"}}, &logs);

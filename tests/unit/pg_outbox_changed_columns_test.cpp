@@ -2,7 +2,7 @@
 // copying values exactly as PostgreSQL printed them.
 #include <gtest/gtest.h>
 
-#include "outbox_source.hpp"
+#include "json_text.hpp"
 
 using pg2kafka::pg_outbox::changed_columns;
 

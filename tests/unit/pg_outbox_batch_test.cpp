@@ -1,5 +1,6 @@
 // expand_batch / event_uuid / json_scalar_text: turning one pg2kafka.event_batches row into the
-// events its messages carry, without a database (the SQL side is covered by capture_test.cpp).
+// events its messages carry, without a database (that the SQL view gives the same events is
+// tested against PostgreSQL in tests/plugins/pg-outbox/batch_rules_test.cpp).
 #include <gtest/gtest.h>
 
 #include <set>
