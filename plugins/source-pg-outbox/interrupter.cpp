@@ -16,7 +16,6 @@ namespace pg2kafka::pg_outbox {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-
 struct Interrupter::CancelJob {
   std::shared_ptr<PGcancel> cancel;
   std::thread thread;
