@@ -698,50 +698,18 @@ if [[ -z "$json_out" ]]; then
 fi
 mkdir -p "$(dirname "$json_out")"
 
-# met: yes/no for targets of the form "OP NUMBER", "-" otherwise.
-annotate() {
-  awk -F'\t' 'BEGIN { OFS = "\t" } {
-    met = "-"; split($5, t, " ")
-    if ($5 != "-" && $3 ~ /^-?[0-9.]+$/) {
-      v = $3 + 0; x = t[2] + 0
-      if (t[1] == "<=") met = (v <= x) ? "yes" : "no"
-      else if (t[1] == ">=") met = (v >= x) ? "yes" : "no"
-      else if (t[1] == "<") met = (v < x) ? "yes" : "no"
-      else if (t[1] == ">") met = (v > x) ? "yes" : "no"
-    }
-    print $1, $2, $3, $4, $5, met, $6 }' "$results"
-}
-
-jstr() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
-{
-  printf '{\n  "started_at": "%s",\n  "finished_at": "%s",\n  "mode": "%s",\n' \
-    "$started_at" "$finished_at" "$(if ((quick)); then echo quick; else echo full; fi)"
-  printf '  "machine": {"cores": %s, "kernel": "%s", "memory_gib": %s},\n' "$cores" \
-    "$(jstr "$(uname -sr)")" "$(awk '/MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)"
-  printf '  "versions": {"pg2kafka": "%s", "postgresql": "%s", "librdkafka": "%s", "kafka": "%s"},\n' \
-    "$(jstr "$p2k_version")" "$(jstr "$pg_version")" "$(jstr "$rdkafka_version")" "$(jstr "$kafka_version")"
-  printf '  "workloads": ["%s"],\n' "$(
-    IFS=,
-    echo "${workloads[*]}" | sed 's/,/", "/g'
-  )"
-  printf '  "failed": [%s],\n' "$(for f in "${failed[@]}"; do printf '"%s",' "$f"; done | sed 's/,$//')"
-  printf '  "results": [\n'
-  annotate | awk -F'\t' '
-    function q(s) { gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); return "\"" s "\"" }
-    {
-      value = ($3 ~ /^-?[0-9]+(\.[0-9]+)?$/) ? $3 : q($3)
-      printf "%s    {\"workload\": %s, \"metric\": %s, \"value\": %s, \"unit\": %s, \"target\": %s, \"met\": %s, \"note\": %s}",
-        (NR > 1 ? ",\n" : ""), q($1), q($2), value, q($4), q($5), q($6), q($7)
-    }
-    END { print "" }'
-  printf '  ]\n}\n'
-} >"$json_out"
+mode=full
+if ((quick)); then mode=quick; fi
+report_args=(--started-at="$started_at" --finished-at="$finished_at" --mode="$mode" --cores="$cores"
+  --pg2kafka="$p2k_version" --postgresql="$pg_version" --librdkafka="$rdkafka_version"
+  --kafka="$kafka_version")
+for w in "${workloads[@]}"; do report_args+=(--workload="$w"); done
+for w in "${failed[@]}"; do report_args+=(--failed="$w"); done
+# The JSON file, and the table's rows on stdout.
+table=$(python3 bench/lib/results.py "$results" "$json_out" "${report_args[@]}")
 
 say "results ($cores cores; $p2k_version; PostgreSQL $pg_version; librdkafka $rdkafka_version; Kafka $kafka_version)"
-{
-  printf 'workload\tmetric\tvalue\tunit\ttarget\tmet\n'
-  annotate | cut -f1-6
-} | column -t -s $'\t'
+column -t -s $'\t' <<<"$table"
 echo
 echo "JSON: $json_out"
 if ((${#failed[@]})); then
