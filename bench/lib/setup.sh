@@ -47,7 +47,8 @@ bench_cleanup() {
 }
 
 # bench_build BUILD: with BUILD 1, builds pg2kafka (scripts/build.sh) and the drivers of bench/src
-# (a CMake project of their own); then checks that the binaries are there.
+# (a CMake project of their own); then checks that the binaries are there, and python3 (which
+# writes the results at the end).
 bench_build() {
   if (($1)); then
     say "building pg2kafka ($build_dir) and the bench tools ($bench_build)"
@@ -60,6 +61,7 @@ bench_build() {
   for t in p2k-bench-run p2k-bench-writer p2k-bench-kafka; do
     [[ -x "$tools/$t" ]] || die "$tools/$t not found: run without --no-build"
   done
+  command -v python3 >/dev/null || die "python3 not found (bench/lib/results.py writes the results)"
 }
 
 load_env() { while IFS='=' read -r key value; do export "$key=$value"; done <"$1"; }
