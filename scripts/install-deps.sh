@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing pg2kafka needs on Debian 12 (bookworm): compilers, Boost,
-# libpq, librdkafka, GoogleTest, PostgreSQL, Java (to run a real Kafka broker in tests) and the
+# libpq, librdkafka, GoogleTest, PostgreSQL, Java (to run a real Kafka broker in tests), python3 (the
+# bench's results writer) and the
 # Kafka jars (from Maven Central, cached). Installs only what is missing; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,7 @@ packages=(
   build-essential cmake ninja-build pkg-config clang-format
   libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
   libpq-dev librdkafka-dev libgtest-dev libgmock-dev
-  postgresql postgresql-contrib kcat
+  postgresql postgresql-contrib kcat python3
 )
 command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)
