@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing pg2kafka needs on Debian 12 (bookworm): compilers, Boost,
-# libpq, librdkafka, GoogleTest, PostgreSQL, Java (to run a real Kafka broker in tests), python3 (the
-# bench's results writer) and the
-# Kafka jars (from Maven Central, cached). Installs only what is missing; safe to run again.
+# libpq, librdkafka, GoogleTest, PostgreSQL, Java (to run a real Kafka broker in tests), python3
+# (the bench's results writer) and the Kafka jars (from Maven Central, cached). Installs only what
+# is missing; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
