@@ -11,11 +11,8 @@ namespace {
 using sdk::view;
 
 using Clock = std::chrono::steady_clock;
+using rdk::to_ms;
 using std::chrono::milliseconds;
-
-int to_ms(milliseconds t) {
-  return static_cast<int>(std::clamp<int64_t>(t.count(), 0, INT32_MAX));
-}
 
 std::string err_text(rd_kafka_resp_err_t err) {
   return std::string(rd_kafka_err2name(err)) + " (" + rd_kafka_err2str(err) + ")";
@@ -132,14 +129,10 @@ KafkaSink::~KafkaSink() {
 
 void KafkaSink::open() {
   if (producer_) return;
-  rdk::ConfPtr conf(rd_kafka_conf_new());
-  char errstr[512];
-  for (const auto& [name, value] : producer_properties(config_)) {
-    if (rd_kafka_conf_set(conf.get(), name.c_str(), value.c_str(), errstr, sizeof errstr) !=
-        RD_KAFKA_CONF_OK)
-      throw sdk::ConfigError("librdkafka refused property '" + name + "'" +
-                             (is_secret_property(name) ? "" : std::string(": ") + errstr));
-  }
+  rdk::ConfPtr conf = producer_conf(config_, [](const std::string& name, const char* reason) {
+    throw sdk::ConfigError("librdkafka refused property '" + name + "'" +
+                           (is_secret_property(name) ? "" : std::string(": ") + reason));
+  });
   rd_kafka_conf_set_opaque(conf.get(), this);
   rd_kafka_conf_set_dr_msg_cb(conf.get(), &KafkaSink::on_delivery);
   rd_kafka_conf_set_error_cb(conf.get(), &KafkaSink::on_error);
@@ -153,7 +146,7 @@ void KafkaSink::open() {
   last_error_text_.clear();
 
   int brokers = 0;
-  auto err = rdk::cluster_metadata(producer_.get(), request_timeout(), brokers);
+  auto err = rdk::cluster_metadata(producer_.get(), config_.request_timeout(), brokers);
   if (err) {
     rd_kafka_poll(producer_.get(), 0);  // serves the error callback: tells why
     std::string why = last_error_text_.empty() ? err_text(err) : last_error_text_;
@@ -200,7 +193,7 @@ KafkaSink::Topic& KafkaSink::check_topic(const std::string& name) {
   if (!handle)
     throw sdk::FatalError("'" + name +
                           "' is not a usable Kafka topic name: " + err_text(rd_kafka_last_error()));
-  auto md = rdk::topic_metadata(rk, handle.get(), request_timeout());
+  auto md = rdk::topic_metadata(rk, handle.get(), config_.request_timeout());
   if (md.request_error)
     throw sdk::RetryError("cannot check Kafka topic '" + name + "': " + err_text(md.request_error));
   bool exists = false;
@@ -238,7 +231,7 @@ KafkaSink::Topic& KafkaSink::check_topic(const std::string& name) {
     std::string message;
     auto err = rdk::create_topic(rk, name, static_cast<int>(config_.topic_partitions),
                                  static_cast<int>(config_.topic_replication_factor),
-                                 request_timeout(), message);
+                                 config_.request_timeout(), message);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       host_.info("created Kafka topic '" + name + "'" + partitions + replication);
     } else if (err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
@@ -256,9 +249,9 @@ KafkaSink::Topic& KafkaSink::check_topic(const std::string& name) {
       throw sdk::FatalError(what);
     }
     // A new topic is usable once every partition has a leader.
-    auto deadline = Clock::now() + request_timeout();
+    auto deadline = Clock::now() + config_.request_timeout();
     while (true) {
-      md = rdk::topic_metadata(rk, handle.get(), request_timeout());
+      md = rdk::topic_metadata(rk, handle.get(), config_.request_timeout());
       if (!md.request_error && !md.topic_error && md.all_partitions_have_leader) break;
       if (Clock::now() >= deadline)
         throw sdk::RetryError("Kafka topic '" + name + "' was created but has no leader yet");
@@ -268,7 +261,7 @@ KafkaSink::Topic& KafkaSink::check_topic(const std::string& name) {
 
   // Only for a precise message should a record ever be too large; a principal without
   // DESCRIBE_CONFIGS simply gets a less precise one. Nobody waits for the answer now.
-  auto config_answer = rdk::request_topic_config(rk, name, request_timeout());
+  auto config_answer = rdk::request_topic_config(rk, name, config_.request_timeout());
 
   auto [it, inserted] = topics_.try_emplace(name);
   Topic& t = it->second;
@@ -332,7 +325,7 @@ void KafkaSink::write(std::span<const p2k_record> records) {
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
       // The local queue is full: serve delivery reports (which frees room) for a bounded time.
       auto now = Clock::now();
-      if (!queue_deadline) queue_deadline = now + request_timeout();
+      if (!queue_deadline) queue_deadline = now + config_.request_timeout();
       if (now >= *queue_deadline) break;
       rd_kafka_poll(rk, 10);
     }
@@ -439,7 +432,7 @@ std::string KafkaSink::too_large_message(const rd_kafka_message_t& m, std::strin
     Topic& t = it->second;
     if (t.config_answer) {
       t.max_message_bytes = rdk::topic_max_message_bytes(
-          t.config_answer.get(), std::min(request_timeout(), milliseconds(5000)));
+          t.config_answer.get(), std::min(config_.request_timeout(), milliseconds(5000)));
       t.config_answer.reset();
     }
     limit = t.max_message_bytes;

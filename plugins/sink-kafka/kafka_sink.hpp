@@ -89,9 +89,6 @@ class KafkaSink final : public sdk::Sink {
   uint32_t acquire_slot(uint64_t position);
   void release_slot(uint32_t index);
   void shut_down();
-  std::chrono::milliseconds request_timeout() const {
-    return std::chrono::milliseconds(config_.request_timeout_ms);
-  }
 
   sdk::Host host_;
   SinkConfig config_;
