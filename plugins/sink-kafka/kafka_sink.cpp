@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "kafka_errors.hpp"
+
 namespace pg2kafka::kafka {
 namespace {
 
@@ -13,10 +15,6 @@ using sdk::view;
 using Clock = std::chrono::steady_clock;
 using rdk::to_ms;
 using std::chrono::milliseconds;
-
-std::string err_text(rd_kafka_resp_err_t err) {
-  return std::string(rd_kafka_err2name(err)) + " (" + rd_kafka_err2str(err) + ")";
-}
 
 std::string shell_quote(std::string_view s) {
   std::string out = "'";
@@ -27,64 +25,6 @@ std::string shell_quote(std::string_view s) {
       out += c;
   }
   return out + "'";
-}
-
-bool is_authorization_error(rd_kafka_resp_err_t err) {
-  return err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
-         err == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED ||
-         err == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED ||
-         err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED;
-}
-
-bool is_authentication_error(rd_kafka_resp_err_t err) {
-  return err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL ||
-         err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
-         err == RD_KAFKA_RESP_ERR_UNSUPPORTED_SASL_MECHANISM ||
-         err == RD_KAFKA_RESP_ERR_ILLEGAL_SASL_STATE;
-}
-
-// Errors after which the same record may well be accepted later. librdkafka has already retried
-// these internally until message_timeout; the host writes the record again after a backoff.
-bool is_retriable(rd_kafka_resp_err_t err) {
-  switch (err) {
-    case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
-    case RD_KAFKA_RESP_ERR__TIMED_OUT:
-    case RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE:
-    case RD_KAFKA_RESP_ERR__TRANSPORT:
-    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
-    case RD_KAFKA_RESP_ERR__PURGE_QUEUE:
-    case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
-    case RD_KAFKA_RESP_ERR__DESTROY:
-    case RD_KAFKA_RESP_ERR__QUEUE_FULL:
-    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
-    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-    case RD_KAFKA_RESP_ERR__RETRY:
-    case RD_KAFKA_RESP_ERR__NODE_UPDATE:
-    case RD_KAFKA_RESP_ERR__WAIT_COORD:
-    case RD_KAFKA_RESP_ERR__PARTIAL:
-    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-    case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
-    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
-    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
-    case RD_KAFKA_RESP_ERR_BROKER_NOT_AVAILABLE:
-    case RD_KAFKA_RESP_ERR_REPLICA_NOT_AVAILABLE:
-    case RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION:
-    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
-    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
-    case RD_KAFKA_RESP_ERR_NOT_CONTROLLER:
-    case RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR:
-    case RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH:
-    case RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH:
-    case RD_KAFKA_RESP_ERR_PREFERRED_LEADER_NOT_AVAILABLE:
-    case RD_KAFKA_RESP_ERR_THROTTLING_QUOTA_EXCEEDED:
-    case RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
-    case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
-    case RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID:
-    case RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS:
-      return true;
-    default:
-      return false;
-  }
 }
 
 std::string_view header_value(const rd_kafka_message_t& m, std::string_view name) {
@@ -149,10 +89,10 @@ void KafkaSink::open() {
   auto err = rdk::cluster_metadata(producer_.get(), config_.request_timeout(), brokers);
   if (err) {
     rd_kafka_poll(producer_.get(), 0);  // serves the error callback: tells why
-    std::string why = last_error_text_.empty() ? err_text(err) : last_error_text_;
-    bool authentication = is_authentication_error(last_error_);
+    std::string why = last_error_text_.empty() ? error_text(err) : last_error_text_;
+    p2k_status status = open_status(last_error_);
     producer_.reset();
-    if (authentication)
+    if (status == P2K_INVALID_CONFIG)
       throw sdk::ConfigError("cannot authenticate to Kafka at " + config_.bootstrap_list() + ": " +
                              why +
                              ". Check rdkafka.security.protocol and the rdkafka.sasl.* and "
@@ -191,27 +131,27 @@ KafkaSink::Topic& KafkaSink::check_topic(const std::string& name) {
   rd_kafka_t* rk = producer_.get();
   rdk::TopicPtr handle(rd_kafka_topic_new(rk, name.c_str(), nullptr));
   if (!handle)
-    throw sdk::FatalError("'" + name +
-                          "' is not a usable Kafka topic name: " + err_text(rd_kafka_last_error()));
+    throw sdk::FatalError(
+        "'" + name + "' is not a usable Kafka topic name: " + error_text(rd_kafka_last_error()));
   auto md = rdk::topic_metadata(rk, handle.get(), config_.request_timeout());
   if (md.request_error)
-    throw sdk::RetryError("cannot check Kafka topic '" + name + "': " + err_text(md.request_error));
+    throw sdk::RetryError("cannot check Kafka topic '" + name +
+                          "': " + error_text(md.request_error));
   bool exists = false;
-  switch (md.topic_error) {
-    case RD_KAFKA_RESP_ERR_NO_ERROR:
-    case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+  switch (topic_state(md.topic_error)) {
+    case TopicState::kExists:
       exists = true;
       break;
-    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case TopicState::kMissing:
       break;
-    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case TopicState::kUnauthorized:
       throw sdk::FatalError("not authorized to use Kafka topic '" + name +
                             "': grant the producer's principal DESCRIBE and WRITE on it");
-    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case TopicState::kInvalidName:
       throw sdk::FatalError("'" + name + "' is not a valid Kafka topic name");
-    default:
-      throw sdk::RetryError("cannot check Kafka topic '" + name + "': " + err_text(md.topic_error));
+    case TopicState::kUnanswered:
+      throw sdk::RetryError("cannot check Kafka topic '" + name +
+                            "': " + error_text(md.topic_error));
   }
 
   if (!exists) {
@@ -236,17 +176,18 @@ KafkaSink::Topic& KafkaSink::check_topic(const std::string& name) {
       host_.info("created Kafka topic '" + name + "'" + partitions + replication);
     } else if (err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
       std::string what = "cannot create Kafka topic '" + name + "': " + message;
-      if (is_authorization_error(err))
-        throw sdk::FatalError(what +
-                              ". Grant the producer's principal CREATE on the topic (or "
-                              "the cluster), or create the topic yourself");
-      if (err == RD_KAFKA_RESP_ERR_INVALID_PARTITIONS ||
-          err == RD_KAFKA_RESP_ERR_INVALID_REPLICATION_FACTOR ||
-          err == RD_KAFKA_RESP_ERR_INVALID_CONFIG || err == RD_KAFKA_RESP_ERR_POLICY_VIOLATION ||
-          err == RD_KAFKA_RESP_ERR_INVALID_REQUEST || err == RD_KAFKA_RESP_ERR__INVALID_ARG)
-        throw sdk::ConfigError(what + ". Check topic_partitions and topic_replication_factor");
-      if (is_retriable(err) || err == RD_KAFKA_RESP_ERR__TIMED_OUT) throw sdk::RetryError(what);
-      throw sdk::FatalError(what);
+      switch (create_topic_status(err)) {
+        case P2K_INVALID_CONFIG:
+          throw sdk::ConfigError(what + ". Check topic_partitions and topic_replication_factor");
+        case P2K_RETRY:
+          throw sdk::RetryError(what);
+        default:
+          if (is_authorization_error(err))
+            what +=
+                ". Grant the producer's principal CREATE on the topic (or the cluster), or "
+                "create the topic yourself";
+          throw sdk::FatalError(what);
+      }
     }
     // A new topic is usable once every partition has a leader.
     auto deadline = Clock::now() + config_.request_timeout();
@@ -337,33 +278,29 @@ void KafkaSink::write(std::span<const p2k_record> records) {
     release_slot(slot);
 
     std::string id(view(r.id));
+    std::string message;
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-      failed_before_send(records, i, P2K_RETRY,
-                         "the producer's local queue stayed full for " +
-                             std::to_string(config_.request_timeout_ms) +
-                             " ms (is Kafka slow or unreachable?)");
+      message = "the producer's local queue stayed full for " +
+                std::to_string(config_.request_timeout_ms) + " ms (is Kafka slow or unreachable?)";
     } else if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
       char limit[32] = "?";
       size_t size = sizeof limit;
       rd_kafka_conf_get(rd_kafka_conf(rk), "message.max.bytes", limit, &size);
-      failed_before_send(
-          records, i, P2K_FATAL,
-          "event " + id + " for Kafka topic '" + t.name +
-              "' is too large: " + std::to_string(record_bytes(r)) +
-              " bytes (key, value and headers), more than the producer's limit of " + limit +
-              " bytes (message.max.bytes). Nothing was dropped: the event stays in the source. "
-              "Raise rdkafka.message.max.bytes and the topic's max.message.bytes, or make the "
-              "event smaller");
+      message = "event " + id + " for Kafka topic '" + t.name +
+                "' is too large: " + std::to_string(record_bytes(r)) +
+                " bytes (key, value and headers), more than the producer's limit of " + limit +
+                " bytes (message.max.bytes). Nothing was dropped: the event stays in the source. "
+                "Raise rdkafka.message.max.bytes and the topic's max.message.bytes, or make the "
+                "event smaller";
     } else if (err == RD_KAFKA_RESP_ERR__FATAL) {
-      failed_before_send(records, i, P2K_FATAL, fatal_reason());
-    } else if (is_retriable(err)) {
-      failed_before_send(records, i, P2K_RETRY,
-                         "cannot enqueue event " + id + " for Kafka: " + err_text(err));
+      message = fatal_reason();
+    } else if (record_status(err) == P2K_RETRY) {
+      message = "cannot enqueue event " + id + " for Kafka: " + error_text(err);
     } else {
-      failed_before_send(
-          records, i, P2K_FATAL,
-          "cannot enqueue event " + id + " for Kafka topic '" + t.name + "': " + err_text(err));
+      message =
+          "cannot enqueue event " + id + " for Kafka topic '" + t.name + "': " + error_text(err);
     }
+    failed_before_send(records, i, record_status(err), message);
     return;
   }
 }
@@ -395,38 +332,35 @@ void KafkaSink::delivered(const rd_kafka_message_t& m) {
 
   if (!m.err) {
     host_.report(slot.position, P2K_OK);
-  } else {
-    std::string id(header_value(m, kEventIdHeader));
-    std::string topic_name = m.rkt ? rd_kafka_topic_name(m.rkt) : "?";
-    p2k_status status = P2K_FATAL;
-    std::string message;
-    if (m.err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
-      message = too_large_message(m, id);
-    } else if (m.err == RD_KAFKA_RESP_ERR__FATAL) {
-      message = fatal_reason();
-    } else if (is_authorization_error(m.err)) {
-      message = "Kafka refused event " + id + " for topic '" + topic_name +
-                "': " + err_text(m.err) +
-                ". Grant the producer's principal WRITE on the topic (and " +
-                "IDEMPOTENT_WRITE on the cluster for Kafka before 3.0)";
-    } else if (is_retriable(m.err)) {
-      status = P2K_RETRY;
-      message = "Kafka did not confirm event " + id + " for topic '" + topic_name +
-                "': " + err_text(m.err);
-      if (m.err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-          m.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-        // The topic may have been deleted: check it again before the next write to it.
-        if (auto it = topics_.find(topic_name); it != topics_.end()) it->second.recheck = true;
-      }
-    } else {
-      message = "Kafka refused event " + id + " for topic '" + topic_name + "': " + err_text(m.err);
-    }
-    host_.report(slot.position, status, message);
+    return;
   }
+  std::string id(header_value(m, kEventIdHeader));
+  std::string topic_name = m.rkt ? rd_kafka_topic_name(m.rkt) : "?";
+  p2k_status status = record_status(m.err);
+  std::string message;
+  if (m.err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+    message = too_large_message(m, id, topic_name);
+  } else if (m.err == RD_KAFKA_RESP_ERR__FATAL) {
+    message = fatal_reason();
+  } else if (status == P2K_RETRY) {
+    message = "Kafka did not confirm event " + id + " for topic '" + topic_name +
+              "': " + error_text(m.err);
+  } else {
+    message = "Kafka refused event " + id + " for topic '" + topic_name + "': " + error_text(m.err);
+    if (is_authorization_error(m.err))
+      message +=
+          ". Grant the producer's principal WRITE on the topic (and IDEMPOTENT_WRITE on the "
+          "cluster for Kafka before 3.0)";
+  }
+  if (is_unknown_topic(m.err)) {
+    // The topic may have been deleted: check it again before the next write to it.
+    if (auto it = topics_.find(topic_name); it != topics_.end()) it->second.recheck = true;
+  }
+  host_.report(slot.position, status, message);
 }
 
-std::string KafkaSink::too_large_message(const rd_kafka_message_t& m, std::string_view id) {
-  std::string topic_name = m.rkt ? rd_kafka_topic_name(m.rkt) : "?";
+std::string KafkaSink::too_large_message(const rd_kafka_message_t& m, std::string_view id,
+                                         const std::string& topic_name) {
   std::optional<int64_t> limit;
   if (auto it = topics_.find(topic_name); it != topics_.end()) {
     Topic& t = it->second;
@@ -461,7 +395,7 @@ std::string KafkaSink::fatal_reason() const {
   char text[512] = "";
   auto err = producer_ ? rd_kafka_fatal_error(producer_.get(), text, sizeof text)
                        : RD_KAFKA_RESP_ERR_NO_ERROR;
-  return "the Kafka producer failed fatally: " + (err ? err_text(err) + ": " + text : "unknown");
+  return "the Kafka producer failed fatally: " + (err ? error_text(err) + ": " + text : "unknown");
 }
 
 void KafkaSink::on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
@@ -471,10 +405,9 @@ void KafkaSink::on_error(rd_kafka_t* rk, int err, const char* reason, void* opaq
     char text[512] = "";
     auto original = rd_kafka_fatal_error(rk, text, sizeof text);
     std::string why =
-        "the Kafka producer failed fatally and cannot continue: " + err_text(original) + ": " +
+        "the Kafka producer failed fatally and cannot continue: " + error_text(original) + ": " +
         text;
-    if (original == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
-        original == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH)
+    if (is_producer_fenced(original))
       why += " (another producer with the same identity fenced this one)";
     if (is_authorization_error(original))
       why +=

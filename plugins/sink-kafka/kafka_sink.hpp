@@ -84,7 +84,8 @@ class KafkaSink final : public sdk::Sink {
   void delivered(const rd_kafka_message_t& message);
   void failed_before_send(std::span<const p2k_record> records, size_t index, p2k_status status,
                           const std::string& message);
-  std::string too_large_message(const rd_kafka_message_t& message, std::string_view id);
+  std::string too_large_message(const rd_kafka_message_t& message, std::string_view id,
+                                const std::string& topic_name);
   std::string fatal_reason() const;
   uint32_t acquire_slot(uint64_t position);
   void release_slot(uint32_t index);
