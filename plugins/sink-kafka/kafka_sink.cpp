@@ -16,17 +16,6 @@ using Clock = std::chrono::steady_clock;
 using rdk::to_ms;
 using std::chrono::milliseconds;
 
-std::string shell_quote(std::string_view s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'')
-      out += "'\\''";
-    else
-      out += c;
-  }
-  return out + "'";
-}
-
 std::string_view header_value(const rd_kafka_message_t& m, std::string_view name) {
   rd_kafka_headers_t* headers = nullptr;
   if (rd_kafka_message_headers(&m, &headers) || !headers) return {};
@@ -113,105 +102,21 @@ void KafkaSink::prepare_topic(std::string_view name) {
 KafkaSink::Topic& KafkaSink::topic(std::string_view name) {
   if (last_topic_ && last_topic_->name == name && !last_topic_->recheck) return *last_topic_;
   auto it = topics_.find(name);
-  if (it != topics_.end() && !it->second.recheck) {
-    last_topic_ = &it->second;
-    return it->second;
+  if (it == topics_.end() || it->second.recheck) {
+    // Cached only once checked: a failed check is tried again on the next call.
+    std::string key(name);
+    CheckedTopic checked = check_topic(producer_.get(), config_, host_, key);
+    it = topics_.try_emplace(key).first;
+    it->second = Topic{key, std::move(checked), false};
   }
-  last_topic_ = &check_topic(std::string(name));
-  return *last_topic_;
+  last_topic_ = &it->second;
+  return it->second;
 }
 
 KafkaSink::Topic& KafkaSink::cached_topic(std::string_view name) {
   if (last_topic_ && last_topic_->name == name) return *last_topic_;
   last_topic_ = &topics_.find(name)->second;
   return *last_topic_;
-}
-
-KafkaSink::Topic& KafkaSink::check_topic(const std::string& name) {
-  rd_kafka_t* rk = producer_.get();
-  rdk::TopicPtr handle(rd_kafka_topic_new(rk, name.c_str(), nullptr));
-  if (!handle)
-    throw sdk::FatalError(
-        "'" + name + "' is not a usable Kafka topic name: " + error_text(rd_kafka_last_error()));
-  auto md = rdk::topic_metadata(rk, handle.get(), config_.request_timeout());
-  if (md.request_error)
-    throw sdk::RetryError("cannot check Kafka topic '" + name +
-                          "': " + error_text(md.request_error));
-  bool exists = false;
-  switch (topic_state(md.topic_error)) {
-    case TopicState::kExists:
-      exists = true;
-      break;
-    case TopicState::kMissing:
-      break;
-    case TopicState::kUnauthorized:
-      throw sdk::FatalError("not authorized to use Kafka topic '" + name +
-                            "': grant the producer's principal DESCRIBE and WRITE on it");
-    case TopicState::kInvalidName:
-      throw sdk::FatalError("'" + name + "' is not a valid Kafka topic name");
-    case TopicState::kUnanswered:
-      throw sdk::RetryError("cannot check Kafka topic '" + name +
-                            "': " + error_text(md.topic_error));
-  }
-
-  if (!exists) {
-    std::string partitions = config_.topic_partitions > 0
-                                 ? " --partitions " + std::to_string(config_.topic_partitions)
-                                 : "";
-    std::string replication =
-        config_.topic_replication_factor > 0
-            ? " --replication-factor " + std::to_string(config_.topic_replication_factor)
-            : "";
-    if (!config_.create_topics)
-      throw sdk::FatalError(
-          "Kafka topic '" + name + "' does not exist (and topic creation is off)." +
-          " Create it, e.g. kafka-topics.sh --bootstrap-server " +
-          config_.bootstrap_servers.front() + " --create --topic " + shell_quote(name) +
-          partitions + replication + ", or set the kafka sink's option create_topics to true");
-    std::string message;
-    auto err = rdk::create_topic(rk, name, static_cast<int>(config_.topic_partitions),
-                                 static_cast<int>(config_.topic_replication_factor),
-                                 config_.request_timeout(), message);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      host_.info("created Kafka topic '" + name + "'" + partitions + replication);
-    } else if (err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-      std::string what = "cannot create Kafka topic '" + name + "': " + message;
-      switch (create_topic_status(err)) {
-        case P2K_INVALID_CONFIG:
-          throw sdk::ConfigError(what + ". Check topic_partitions and topic_replication_factor");
-        case P2K_RETRY:
-          throw sdk::RetryError(what);
-        default:
-          if (is_authorization_error(err))
-            what +=
-                ". Grant the producer's principal CREATE on the topic (or the cluster), or "
-                "create the topic yourself";
-          throw sdk::FatalError(what);
-      }
-    }
-    // A new topic is usable once every partition has a leader.
-    auto deadline = Clock::now() + config_.request_timeout();
-    while (true) {
-      md = rdk::topic_metadata(rk, handle.get(), config_.request_timeout());
-      if (!md.request_error && !md.topic_error && md.all_partitions_have_leader) break;
-      if (Clock::now() >= deadline)
-        throw sdk::RetryError("Kafka topic '" + name + "' was created but has no leader yet");
-      std::this_thread::sleep_for(milliseconds(50));
-    }
-  }
-
-  // Only for a precise message should a record ever be too large; a principal without
-  // DESCRIBE_CONFIGS simply gets a less precise one. Nobody waits for the answer now.
-  auto config_answer = rdk::request_topic_config(rk, name, config_.request_timeout());
-
-  auto [it, inserted] = topics_.try_emplace(name);
-  Topic& t = it->second;
-  t.name = name;
-  t.handle = std::move(handle);
-  t.config_answer = std::move(config_answer);
-  t.max_message_bytes.reset();
-  t.recheck = false;
-  return t;
 }
 
 uint32_t KafkaSink::acquire_slot(uint64_t position) {
@@ -257,7 +162,7 @@ void KafkaSink::write(std::span<const p2k_record> records) {
     std::optional<Clock::time_point> queue_deadline;
     while (true) {
       err = rd_kafka_producev(
-          rk, RD_KAFKA_V_RKT(t.handle.get()), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+          rk, RD_KAFKA_V_RKT(t.checked.handle()), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
           RD_KAFKA_V_VALUE(const_cast<char*>(r.value.data), r.value.size),
           RD_KAFKA_V_KEY(r.key.data, r.key.data ? r.key.size : 0),
@@ -362,26 +267,18 @@ void KafkaSink::delivered(const rd_kafka_message_t& m) {
 std::string KafkaSink::too_large_message(const rd_kafka_message_t& m, std::string_view id,
                                          const std::string& topic_name) {
   std::optional<int64_t> limit;
-  if (auto it = topics_.find(topic_name); it != topics_.end()) {
-    Topic& t = it->second;
-    if (t.config_answer) {
-      t.max_message_bytes = rdk::topic_max_message_bytes(
-          t.config_answer.get(), std::min(config_.request_timeout(), milliseconds(5000)));
-      t.config_answer.reset();
-    }
-    limit = t.max_message_bytes;
-  }
+  if (auto it = topics_.find(topic_name); it != topics_.end())
+    limit = it->second.checked.max_message_bytes(
+        std::min(config_.request_timeout(), milliseconds(5000)));
   size_t size = message_bytes(m);
   std::string text = "event " + std::string(id) + " is too large for Kafka topic '" + topic_name +
                      "': the message is " + std::to_string(size) +
                      " bytes (key, value and headers) and the broker accepts at most " +
                      (limit ? std::to_string(*limit) + " bytes" : std::string("its limit")) +
                      " for this topic (max.message.bytes). Nothing was dropped: the event stays "
-                     "in the source. Raise the topic's limit, e.g. kafka-configs.sh "
-                     "--bootstrap-server " +
-                     config_.bootstrap_servers.front() +
-                     " --alter --entity-type topics --entity-name " + shell_quote(topic_name) +
-                     " --add-config max.message.bytes=<bytes>, or make the event smaller";
+                     "in the source. Raise the topic's limit, e.g. " +
+                     raise_max_message_bytes_command(config_, topic_name) +
+                     ", or make the event smaller";
   if (limit && static_cast<int64_t>(size) <= *limit)
     text +=
         ". The message alone fits, but the batch it was sent in did not: set the kafka "
