@@ -5,90 +5,16 @@
 #include <stdexcept>
 #include <thread>
 
+#include "kafka_errors.hpp"
+
 namespace pg2kafka::kafka {
 namespace {
 
 using sdk::view;
 
 using Clock = std::chrono::steady_clock;
+using rdk::to_ms;
 using std::chrono::milliseconds;
-
-int to_ms(milliseconds t) {
-  return static_cast<int>(std::clamp<int64_t>(t.count(), 0, INT32_MAX));
-}
-
-std::string err_text(rd_kafka_resp_err_t err) {
-  return std::string(rd_kafka_err2name(err)) + " (" + rd_kafka_err2str(err) + ")";
-}
-
-std::string shell_quote(std::string_view s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'')
-      out += "'\\''";
-    else
-      out += c;
-  }
-  return out + "'";
-}
-
-bool is_authorization_error(rd_kafka_resp_err_t err) {
-  return err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
-         err == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED ||
-         err == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED ||
-         err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED;
-}
-
-bool is_authentication_error(rd_kafka_resp_err_t err) {
-  return err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL ||
-         err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
-         err == RD_KAFKA_RESP_ERR_UNSUPPORTED_SASL_MECHANISM ||
-         err == RD_KAFKA_RESP_ERR_ILLEGAL_SASL_STATE;
-}
-
-// Errors after which the same record may well be accepted later. librdkafka has already retried
-// these internally until message_timeout; the host writes the record again after a backoff.
-bool is_retriable(rd_kafka_resp_err_t err) {
-  switch (err) {
-    case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
-    case RD_KAFKA_RESP_ERR__TIMED_OUT:
-    case RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE:
-    case RD_KAFKA_RESP_ERR__TRANSPORT:
-    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
-    case RD_KAFKA_RESP_ERR__PURGE_QUEUE:
-    case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
-    case RD_KAFKA_RESP_ERR__DESTROY:
-    case RD_KAFKA_RESP_ERR__QUEUE_FULL:
-    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
-    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-    case RD_KAFKA_RESP_ERR__RETRY:
-    case RD_KAFKA_RESP_ERR__NODE_UPDATE:
-    case RD_KAFKA_RESP_ERR__WAIT_COORD:
-    case RD_KAFKA_RESP_ERR__PARTIAL:
-    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-    case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
-    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
-    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
-    case RD_KAFKA_RESP_ERR_BROKER_NOT_AVAILABLE:
-    case RD_KAFKA_RESP_ERR_REPLICA_NOT_AVAILABLE:
-    case RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION:
-    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
-    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
-    case RD_KAFKA_RESP_ERR_NOT_CONTROLLER:
-    case RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR:
-    case RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH:
-    case RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH:
-    case RD_KAFKA_RESP_ERR_PREFERRED_LEADER_NOT_AVAILABLE:
-    case RD_KAFKA_RESP_ERR_THROTTLING_QUOTA_EXCEEDED:
-    case RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
-    case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
-    case RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID:
-    case RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS:
-      return true;
-    default:
-      return false;
-  }
-}
 
 std::string_view header_value(const rd_kafka_message_t& m, std::string_view name) {
   rd_kafka_headers_t* headers = nullptr;
@@ -132,14 +58,10 @@ KafkaSink::~KafkaSink() {
 
 void KafkaSink::open() {
   if (producer_) return;
-  rdk::ConfPtr conf(rd_kafka_conf_new());
-  char errstr[512];
-  for (const auto& [name, value] : producer_properties(config_)) {
-    if (rd_kafka_conf_set(conf.get(), name.c_str(), value.c_str(), errstr, sizeof errstr) !=
-        RD_KAFKA_CONF_OK)
-      throw sdk::ConfigError("librdkafka refused property '" + name + "'" +
-                             (is_secret_property(name) ? "" : std::string(": ") + errstr));
-  }
+  rdk::ConfPtr conf = producer_conf(config_, [](const std::string& name, const char* reason) {
+    throw sdk::ConfigError("librdkafka refused property '" + name + "'" +
+                           (is_secret_property(name) ? "" : std::string(": ") + reason));
+  });
   rd_kafka_conf_set_opaque(conf.get(), this);
   rd_kafka_conf_set_dr_msg_cb(conf.get(), &KafkaSink::on_delivery);
   rd_kafka_conf_set_error_cb(conf.get(), &KafkaSink::on_error);
@@ -153,13 +75,13 @@ void KafkaSink::open() {
   last_error_text_.clear();
 
   int brokers = 0;
-  auto err = rdk::cluster_metadata(producer_.get(), request_timeout(), brokers);
+  auto err = rdk::cluster_metadata(producer_.get(), config_.request_timeout(), brokers);
   if (err) {
     rd_kafka_poll(producer_.get(), 0);  // serves the error callback: tells why
-    std::string why = last_error_text_.empty() ? err_text(err) : last_error_text_;
-    bool authentication = is_authentication_error(last_error_);
+    std::string why = last_error_text_.empty() ? error_text(err) : last_error_text_;
+    p2k_status status = open_status(last_error_);
     producer_.reset();
-    if (authentication)
+    if (status == P2K_INVALID_CONFIG)
       throw sdk::ConfigError("cannot authenticate to Kafka at " + config_.bootstrap_list() + ": " +
                              why +
                              ". Check rdkafka.security.protocol and the rdkafka.sasl.* and "
@@ -180,104 +102,21 @@ void KafkaSink::prepare_topic(std::string_view name) {
 KafkaSink::Topic& KafkaSink::topic(std::string_view name) {
   if (last_topic_ && last_topic_->name == name && !last_topic_->recheck) return *last_topic_;
   auto it = topics_.find(name);
-  if (it != topics_.end() && !it->second.recheck) {
-    last_topic_ = &it->second;
-    return it->second;
+  if (it == topics_.end() || it->second.recheck) {
+    // Cached only once checked: a failed check is tried again on the next call.
+    std::string key(name);
+    CheckedTopic checked = check_topic(producer_.get(), config_, host_, key);
+    it = topics_.try_emplace(key).first;
+    it->second = Topic{key, std::move(checked), false};
   }
-  last_topic_ = &check_topic(std::string(name));
-  return *last_topic_;
+  last_topic_ = &it->second;
+  return it->second;
 }
 
 KafkaSink::Topic& KafkaSink::cached_topic(std::string_view name) {
   if (last_topic_ && last_topic_->name == name) return *last_topic_;
   last_topic_ = &topics_.find(name)->second;
   return *last_topic_;
-}
-
-KafkaSink::Topic& KafkaSink::check_topic(const std::string& name) {
-  rd_kafka_t* rk = producer_.get();
-  rdk::TopicPtr handle(rd_kafka_topic_new(rk, name.c_str(), nullptr));
-  if (!handle)
-    throw sdk::FatalError("'" + name +
-                          "' is not a usable Kafka topic name: " + err_text(rd_kafka_last_error()));
-  auto md = rdk::topic_metadata(rk, handle.get(), request_timeout());
-  if (md.request_error)
-    throw sdk::RetryError("cannot check Kafka topic '" + name + "': " + err_text(md.request_error));
-  bool exists = false;
-  switch (md.topic_error) {
-    case RD_KAFKA_RESP_ERR_NO_ERROR:
-    case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
-      exists = true;
-      break;
-    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-      break;
-    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-      throw sdk::FatalError("not authorized to use Kafka topic '" + name +
-                            "': grant the producer's principal DESCRIBE and WRITE on it");
-    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
-      throw sdk::FatalError("'" + name + "' is not a valid Kafka topic name");
-    default:
-      throw sdk::RetryError("cannot check Kafka topic '" + name + "': " + err_text(md.topic_error));
-  }
-
-  if (!exists) {
-    std::string partitions = config_.topic_partitions > 0
-                                 ? " --partitions " + std::to_string(config_.topic_partitions)
-                                 : "";
-    std::string replication =
-        config_.topic_replication_factor > 0
-            ? " --replication-factor " + std::to_string(config_.topic_replication_factor)
-            : "";
-    if (!config_.create_topics)
-      throw sdk::FatalError(
-          "Kafka topic '" + name + "' does not exist (and topic creation is off)." +
-          " Create it, e.g. kafka-topics.sh --bootstrap-server " +
-          config_.bootstrap_servers.front() + " --create --topic " + shell_quote(name) +
-          partitions + replication + ", or set the kafka sink's option create_topics to true");
-    std::string message;
-    auto err = rdk::create_topic(rk, name, static_cast<int>(config_.topic_partitions),
-                                 static_cast<int>(config_.topic_replication_factor),
-                                 request_timeout(), message);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      host_.info("created Kafka topic '" + name + "'" + partitions + replication);
-    } else if (err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-      std::string what = "cannot create Kafka topic '" + name + "': " + message;
-      if (is_authorization_error(err))
-        throw sdk::FatalError(what +
-                              ". Grant the producer's principal CREATE on the topic (or "
-                              "the cluster), or create the topic yourself");
-      if (err == RD_KAFKA_RESP_ERR_INVALID_PARTITIONS ||
-          err == RD_KAFKA_RESP_ERR_INVALID_REPLICATION_FACTOR ||
-          err == RD_KAFKA_RESP_ERR_INVALID_CONFIG || err == RD_KAFKA_RESP_ERR_POLICY_VIOLATION ||
-          err == RD_KAFKA_RESP_ERR_INVALID_REQUEST || err == RD_KAFKA_RESP_ERR__INVALID_ARG)
-        throw sdk::ConfigError(what + ". Check topic_partitions and topic_replication_factor");
-      if (is_retriable(err) || err == RD_KAFKA_RESP_ERR__TIMED_OUT) throw sdk::RetryError(what);
-      throw sdk::FatalError(what);
-    }
-    // A new topic is usable once every partition has a leader.
-    auto deadline = Clock::now() + request_timeout();
-    while (true) {
-      md = rdk::topic_metadata(rk, handle.get(), request_timeout());
-      if (!md.request_error && !md.topic_error && md.all_partitions_have_leader) break;
-      if (Clock::now() >= deadline)
-        throw sdk::RetryError("Kafka topic '" + name + "' was created but has no leader yet");
-      std::this_thread::sleep_for(milliseconds(50));
-    }
-  }
-
-  // Only for a precise message should a record ever be too large; a principal without
-  // DESCRIBE_CONFIGS simply gets a less precise one. Nobody waits for the answer now.
-  auto config_answer = rdk::request_topic_config(rk, name, request_timeout());
-
-  auto [it, inserted] = topics_.try_emplace(name);
-  Topic& t = it->second;
-  t.name = name;
-  t.handle = std::move(handle);
-  t.config_answer = std::move(config_answer);
-  t.max_message_bytes.reset();
-  t.recheck = false;
-  return t;
 }
 
 uint32_t KafkaSink::acquire_slot(uint64_t position) {
@@ -323,7 +162,7 @@ void KafkaSink::write(std::span<const p2k_record> records) {
     std::optional<Clock::time_point> queue_deadline;
     while (true) {
       err = rd_kafka_producev(
-          rk, RD_KAFKA_V_RKT(t.handle.get()), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+          rk, RD_KAFKA_V_RKT(t.checked.handle()), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
           RD_KAFKA_V_VALUE(const_cast<char*>(r.value.data), r.value.size),
           RD_KAFKA_V_KEY(r.key.data, r.key.data ? r.key.size : 0),
@@ -332,7 +171,7 @@ void KafkaSink::write(std::span<const p2k_record> records) {
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
       // The local queue is full: serve delivery reports (which frees room) for a bounded time.
       auto now = Clock::now();
-      if (!queue_deadline) queue_deadline = now + request_timeout();
+      if (!queue_deadline) queue_deadline = now + config_.request_timeout();
       if (now >= *queue_deadline) break;
       rd_kafka_poll(rk, 10);
     }
@@ -344,33 +183,29 @@ void KafkaSink::write(std::span<const p2k_record> records) {
     release_slot(slot);
 
     std::string id(view(r.id));
+    std::string message;
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-      failed_before_send(records, i, P2K_RETRY,
-                         "the producer's local queue stayed full for " +
-                             std::to_string(config_.request_timeout_ms) +
-                             " ms (is Kafka slow or unreachable?)");
+      message = "the producer's local queue stayed full for " +
+                std::to_string(config_.request_timeout_ms) + " ms (is Kafka slow or unreachable?)";
     } else if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
       char limit[32] = "?";
       size_t size = sizeof limit;
       rd_kafka_conf_get(rd_kafka_conf(rk), "message.max.bytes", limit, &size);
-      failed_before_send(
-          records, i, P2K_FATAL,
-          "event " + id + " for Kafka topic '" + t.name +
-              "' is too large: " + std::to_string(record_bytes(r)) +
-              " bytes (key, value and headers), more than the producer's limit of " + limit +
-              " bytes (message.max.bytes). Nothing was dropped: the event stays in the source. "
-              "Raise rdkafka.message.max.bytes and the topic's max.message.bytes, or make the "
-              "event smaller");
+      message = "event " + id + " for Kafka topic '" + t.name +
+                "' is too large: " + std::to_string(record_bytes(r)) +
+                " bytes (key, value and headers), more than the producer's limit of " + limit +
+                " bytes (message.max.bytes). Nothing was dropped: the event stays in the source. "
+                "Raise rdkafka.message.max.bytes and the topic's max.message.bytes, or make the "
+                "event smaller";
     } else if (err == RD_KAFKA_RESP_ERR__FATAL) {
-      failed_before_send(records, i, P2K_FATAL, fatal_reason());
-    } else if (is_retriable(err)) {
-      failed_before_send(records, i, P2K_RETRY,
-                         "cannot enqueue event " + id + " for Kafka: " + err_text(err));
+      message = fatal_reason();
+    } else if (record_status(err) == P2K_RETRY) {
+      message = "cannot enqueue event " + id + " for Kafka: " + error_text(err);
     } else {
-      failed_before_send(
-          records, i, P2K_FATAL,
-          "cannot enqueue event " + id + " for Kafka topic '" + t.name + "': " + err_text(err));
+      message =
+          "cannot enqueue event " + id + " for Kafka topic '" + t.name + "': " + error_text(err);
     }
+    failed_before_send(records, i, record_status(err), message);
     return;
   }
 }
@@ -402,59 +237,48 @@ void KafkaSink::delivered(const rd_kafka_message_t& m) {
 
   if (!m.err) {
     host_.report(slot.position, P2K_OK);
-  } else {
-    std::string id(header_value(m, kEventIdHeader));
-    std::string topic_name = m.rkt ? rd_kafka_topic_name(m.rkt) : "?";
-    p2k_status status = P2K_FATAL;
-    std::string message;
-    if (m.err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
-      message = too_large_message(m, id);
-    } else if (m.err == RD_KAFKA_RESP_ERR__FATAL) {
-      message = fatal_reason();
-    } else if (is_authorization_error(m.err)) {
-      message = "Kafka refused event " + id + " for topic '" + topic_name +
-                "': " + err_text(m.err) +
-                ". Grant the producer's principal WRITE on the topic (and " +
-                "IDEMPOTENT_WRITE on the cluster for Kafka before 3.0)";
-    } else if (is_retriable(m.err)) {
-      status = P2K_RETRY;
-      message = "Kafka did not confirm event " + id + " for topic '" + topic_name +
-                "': " + err_text(m.err);
-      if (m.err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-          m.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-        // The topic may have been deleted: check it again before the next write to it.
-        if (auto it = topics_.find(topic_name); it != topics_.end()) it->second.recheck = true;
-      }
-    } else {
-      message = "Kafka refused event " + id + " for topic '" + topic_name + "': " + err_text(m.err);
-    }
-    host_.report(slot.position, status, message);
+    return;
   }
+  std::string id(header_value(m, kEventIdHeader));
+  std::string topic_name = m.rkt ? rd_kafka_topic_name(m.rkt) : "?";
+  p2k_status status = record_status(m.err);
+  std::string message;
+  if (m.err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+    message = too_large_message(m, id, topic_name);
+  } else if (m.err == RD_KAFKA_RESP_ERR__FATAL) {
+    message = fatal_reason();
+  } else if (status == P2K_RETRY) {
+    message = "Kafka did not confirm event " + id + " for topic '" + topic_name +
+              "': " + error_text(m.err);
+  } else {
+    message = "Kafka refused event " + id + " for topic '" + topic_name + "': " + error_text(m.err);
+    if (is_authorization_error(m.err))
+      message +=
+          ". Grant the producer's principal WRITE on the topic (and IDEMPOTENT_WRITE on the "
+          "cluster for Kafka before 3.0)";
+  }
+  if (is_unknown_topic(m.err)) {
+    // The topic may have been deleted: check it again before the next write to it.
+    if (auto it = topics_.find(topic_name); it != topics_.end()) it->second.recheck = true;
+  }
+  host_.report(slot.position, status, message);
 }
 
-std::string KafkaSink::too_large_message(const rd_kafka_message_t& m, std::string_view id) {
-  std::string topic_name = m.rkt ? rd_kafka_topic_name(m.rkt) : "?";
+std::string KafkaSink::too_large_message(const rd_kafka_message_t& m, std::string_view id,
+                                         const std::string& topic_name) {
   std::optional<int64_t> limit;
-  if (auto it = topics_.find(topic_name); it != topics_.end()) {
-    Topic& t = it->second;
-    if (t.config_answer) {
-      t.max_message_bytes = rdk::topic_max_message_bytes(
-          t.config_answer.get(), std::min(request_timeout(), milliseconds(5000)));
-      t.config_answer.reset();
-    }
-    limit = t.max_message_bytes;
-  }
+  if (auto it = topics_.find(topic_name); it != topics_.end())
+    limit = it->second.checked.max_message_bytes(
+        std::min(config_.request_timeout(), milliseconds(5000)));
   size_t size = message_bytes(m);
   std::string text = "event " + std::string(id) + " is too large for Kafka topic '" + topic_name +
                      "': the message is " + std::to_string(size) +
                      " bytes (key, value and headers) and the broker accepts at most " +
                      (limit ? std::to_string(*limit) + " bytes" : std::string("its limit")) +
                      " for this topic (max.message.bytes). Nothing was dropped: the event stays "
-                     "in the source. Raise the topic's limit, e.g. kafka-configs.sh "
-                     "--bootstrap-server " +
-                     config_.bootstrap_servers.front() +
-                     " --alter --entity-type topics --entity-name " + shell_quote(topic_name) +
-                     " --add-config max.message.bytes=<bytes>, or make the event smaller";
+                     "in the source. Raise the topic's limit, e.g. " +
+                     raise_max_message_bytes_command(config_, topic_name) +
+                     ", or make the event smaller";
   if (limit && static_cast<int64_t>(size) <= *limit)
     text +=
         ". The message alone fits, but the batch it was sent in did not: set the kafka "
@@ -468,7 +292,7 @@ std::string KafkaSink::fatal_reason() const {
   char text[512] = "";
   auto err = producer_ ? rd_kafka_fatal_error(producer_.get(), text, sizeof text)
                        : RD_KAFKA_RESP_ERR_NO_ERROR;
-  return "the Kafka producer failed fatally: " + (err ? err_text(err) + ": " + text : "unknown");
+  return "the Kafka producer failed fatally: " + (err ? error_text(err) + ": " + text : "unknown");
 }
 
 void KafkaSink::on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
@@ -478,10 +302,9 @@ void KafkaSink::on_error(rd_kafka_t* rk, int err, const char* reason, void* opaq
     char text[512] = "";
     auto original = rd_kafka_fatal_error(rk, text, sizeof text);
     std::string why =
-        "the Kafka producer failed fatally and cannot continue: " + err_text(original) + ": " +
+        "the Kafka producer failed fatally and cannot continue: " + error_text(original) + ": " +
         text;
-    if (original == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
-        original == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH)
+    if (is_producer_fenced(original))
       why += " (another producer with the same identity fenced this one)";
     if (is_authorization_error(original))
       why +=

@@ -1,9 +1,14 @@
-// The kafka sink: a librdkafka producer behind pg2kafka's sink contract (see plugin.h).
+// The kafka sink: a librdkafka producer behind pg2kafka's sink contract (see plugin.h). This file
+// and kafka_sink.cpp are the delivery side: opening the producer, writing records, serving
+// delivery reports and reporting each record's outcome. Topics are checked and created by
+// topic_admin, librdkafka's error codes are sorted by kafka_errors, the options are parsed by
+// sink_config.
 //
 // Delivery semantics
 //   - write() enqueues copies of the records (RD_KAFKA_MSG_F_COPY) and returns; each record is
 //     reported exactly once, from its delivery report: OK when the broker has persisted it
-//     (acks=all by default), RETRY for a transient failure, FATAL for one that no retry can fix.
+//     (acks=all by default), RETRY for a transient failure, FATAL for one that no retry can fix
+//     (record_status() in kafka_errors.hpp decides which).
 //   - Outcomes are reported as they happen; the host keeps the per-key order after a RETRY (ABI
 //     1.1: it writes later records of the key again behind the failed one, and consumers drop the
 //     duplicates by the "pg2kafka.id" header).
@@ -27,6 +32,7 @@
 
 #include "rdkafka_client.hpp"
 #include "sink_config.hpp"
+#include "topic_admin.hpp"
 
 namespace pg2kafka::kafka {
 
@@ -42,9 +48,14 @@ class KafkaSink final : public sdk::Sink {
   // Creates the producer and checks that the cluster answers (sdk::RetryError when it does not
   // within request_timeout; sdk::ConfigError when authentication or TLS fails).
   void open() override;
-  // Checks that `topic` exists, or creates it when create_topics is on; sdk::FatalError with the
-  // command to create it otherwise. The answer is cached.
+  // Checks that `topic` exists, or creates it when create_topics is on (check_topic() in
+  // topic_admin.hpp, which lists what it throws). The answer is cached.
   void prepare_topic(std::string_view topic) override;
+  // Checks every record's topic first (as prepare_topic; a failure fails the whole call before
+  // anything is enqueued), then enqueues the records in order. A full local queue is waited out
+  // for request_timeout while delivery reports are served. When a record cannot be enqueued and
+  // none before it was, the call throws (RetryError or FatalError) and nothing is reported;
+  // otherwise the records before it stay on their way, and it and the rest are reported here.
   void write(std::span<const p2k_record> records) override;
   void poll(std::chrono::milliseconds timeout) override;
   bool flush(std::chrono::milliseconds timeout) override;
@@ -57,11 +68,7 @@ class KafkaSink final : public sdk::Sink {
  private:
   struct Topic {
     std::string name;
-    rdk::TopicPtr handle;
-    // The topic's max.message.bytes, asked for when the topic is checked and read only when a
-    // record is refused as too large (the answer waits in config_answer until then).
-    rdk::QueuePtr config_answer;
-    std::optional<int64_t> max_message_bytes;
+    CheckedTopic checked;
     bool recheck = false;  // a delivery report said the topic is unknown: check it again
   };
   // One in-flight message; its index is the message's opaque.
@@ -78,20 +85,22 @@ class KafkaSink final : public sdk::Sink {
   static void on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque);
   static void on_log(const rd_kafka_t* rk, int level, const char* facility, const char* text);
 
+  // The checked topic `name`: from the cache, or checked now (and cached) when it was never
+  // checked or a delivery report asked for a recheck.
   Topic& topic(std::string_view name);
-  Topic& check_topic(const std::string& name);
+  // The cached topic `name`, which topic() returned before: no check, no lookup failure.
   Topic& cached_topic(std::string_view name);
   void delivered(const rd_kafka_message_t& message);
+  // Record `index` of `records` could not be enqueued (`status`, `message`): throws when it is
+  // the first of the call, reports it and the records after it otherwise (see write()).
   void failed_before_send(std::span<const p2k_record> records, size_t index, p2k_status status,
                           const std::string& message);
-  std::string too_large_message(const rd_kafka_message_t& message, std::string_view id);
+  std::string too_large_message(const rd_kafka_message_t& message, std::string_view id,
+                                const std::string& topic_name);
   std::string fatal_reason() const;
   uint32_t acquire_slot(uint64_t position);
   void release_slot(uint32_t index);
   void shut_down();
-  std::chrono::milliseconds request_timeout() const {
-    return std::chrono::milliseconds(config_.request_timeout_ms);
-  }
 
   sdk::Host host_;
   SinkConfig config_;

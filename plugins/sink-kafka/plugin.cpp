@@ -1,5 +1,6 @@
-// The kafka sink plugin: identity and the exported entry point. The logic is in kafka_sink.cpp,
-// the option table and its parsing in sink_config.cpp.
+// The kafka sink plugin: identity and the exported entry point. Delivery is in kafka_sink.cpp,
+// topic checks and creation in topic_admin.cpp, the sorting of librdkafka's errors in
+// kafka_errors.cpp, the option table and its parsing in sink_config.cpp.
 #include <pg2kafka/sdk/plugin.hpp>
 
 #include "kafka_sink.hpp"

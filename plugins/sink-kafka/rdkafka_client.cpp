@@ -1,5 +1,6 @@
 #include "rdkafka_client.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace pg2kafka::kafka::rdk {
@@ -17,10 +18,6 @@ struct AdminOptionsDeleter {
 using MetadataPtr = std::unique_ptr<const rd_kafka_metadata_t, MetadataDeleter>;
 using EventPtr = std::unique_ptr<rd_kafka_event_t, EventDeleter>;
 using AdminOptionsPtr = std::unique_ptr<rd_kafka_AdminOptions_t, AdminOptionsDeleter>;
-
-int to_ms(std::chrono::milliseconds t) {
-  return static_cast<int>(std::min<int64_t>(t.count(), INT32_MAX));
-}
 
 // Runs one admin request on its own queue and waits for its result event.
 EventPtr wait_result(rd_kafka_queue_t* queue, std::chrono::milliseconds timeout) {
@@ -41,6 +38,10 @@ AdminOptionsPtr admin_options(rd_kafka_t* rk, rd_kafka_admin_op_t op,
 }
 
 }  // namespace
+
+int to_ms(std::chrono::milliseconds t) {
+  return static_cast<int>(std::clamp<int64_t>(t.count(), 0, INT32_MAX));
+}
 
 HandlePtr new_producer(ConfPtr conf) {
   char errstr[512];

@@ -35,6 +35,10 @@ using TopicPtr = std::unique_ptr<rd_kafka_topic_t, TopicDeleter>;
 using HeadersPtr = std::unique_ptr<rd_kafka_headers_t, HeadersDeleter>;
 using QueuePtr = std::unique_ptr<rd_kafka_queue_t, QueueDeleter>;
 
+// `t` as the int milliseconds librdkafka's timeouts take, clamped to 0..INT32_MAX (librdkafka
+// reads a negative timeout as "wait forever").
+int to_ms(std::chrono::milliseconds t);
+
 // Creates a producer from `conf`. librdkafka takes the configuration only on success; this
 // function consumes it in both cases. Throws std::runtime_error with librdkafka's reason.
 HandlePtr new_producer(ConfPtr conf);

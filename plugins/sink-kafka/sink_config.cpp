@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <memory>
 
 namespace pg2kafka::kafka {
 namespace {
@@ -297,22 +296,15 @@ SinkConfig parse_config(const sdk::Options& options) {
   // Let librdkafka judge every property now (names, values, ranges), so that a typo is a
   // configuration error at `pg2kafka check` time rather than at open.
   if (problems.empty()) {
-    std::unique_ptr<rd_kafka_conf_t, decltype(&rd_kafka_conf_destroy)> conf(rd_kafka_conf_new(),
-                                                                            &rd_kafka_conf_destroy);
-    char errstr[512];
-    for (const auto& [name, value] : producer_properties(c)) {
-      if (rd_kafka_conf_set(conf.get(), name.c_str(), value.c_str(), errstr, sizeof errstr) ==
-          RD_KAFKA_CONF_OK)
-        continue;
-      bool passthrough = c.passthrough.count(name) != 0;
+    producer_conf(c, [&](const std::string& name, const char* reason) {
       // librdkafka quotes the value in its message; a secret's value must not reach the user.
       std::string why = is_secret_property(name) ? "librdkafka does not accept its value"
-                                                 : std::string("librdkafka: ") + errstr;
-      if (passthrough)
+                                                 : std::string("librdkafka: ") + reason;
+      if (c.passthrough.count(name) != 0)
         problem(std::string(kPassthroughPrefix) + name, why);
       else
         problem({}, "librdkafka property '" + name + "': " + why);
-    }
+    });
   }
 
   if (!problems.empty()) throw sdk::ConfigError(std::move(problems));
@@ -345,6 +337,19 @@ std::vector<std::pair<std::string, std::string>> producer_properties(const SinkC
       p.emplace_back(name, value);
   }
   return p;
+}
+
+rdk::ConfPtr producer_conf(
+    const SinkConfig& config,
+    const std::function<void(const std::string& name, const char* reason)>& refused) {
+  rdk::ConfPtr conf(rd_kafka_conf_new());
+  char errstr[512];
+  for (const auto& [name, value] : producer_properties(config)) {
+    if (rd_kafka_conf_set(conf.get(), name.c_str(), value.c_str(), errstr, sizeof errstr) !=
+        RD_KAFKA_CONF_OK)
+      refused(name, errstr);
+  }
+  return conf;
 }
 
 }  // namespace pg2kafka::kafka

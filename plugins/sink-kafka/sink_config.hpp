@@ -4,13 +4,17 @@
 
 #include <pg2kafka/sdk/plugin.hpp>
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <span>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "rdkafka_client.hpp"
 
 namespace pg2kafka::kafka {
 
@@ -45,6 +49,10 @@ struct SinkConfig {
 
   // The bootstrap servers joined with commas, as librdkafka takes them.
   std::string bootstrap_list() const;
+  // How long a request to the cluster may take (request_timeout_ms).
+  std::chrono::milliseconds request_timeout() const {
+    return std::chrono::milliseconds(request_timeout_ms);
+  }
 };
 
 // Builds the configuration from the option values the host passes to create() (validated against
@@ -61,6 +69,14 @@ std::string normalize_bootstrap_server(std::string_view text, std::string& error
 // The librdkafka producer properties for `config`, in the order they must be applied: the
 // sink's own settings first, then the passthrough ones (which may only add to them).
 std::vector<std::pair<std::string, std::string>> producer_properties(const SinkConfig& config);
+
+// A librdkafka configuration holding producer_properties(config). Each property librdkafka
+// refuses is left out and passed to `refused` with librdkafka's reason, which may quote the value:
+// never show the reason for a property that is_secret_property. `refused` may throw (the
+// configuration is then released).
+rdk::ConfPtr producer_conf(
+    const SinkConfig& config,
+    const std::function<void(const std::string& name, const char* reason)>& refused);
 
 // True when a librdkafka property holds a secret whose value must never be logged or shown
 // (sasl.password, ssl.key.password, sasl.oauthbearer.client.secret, ...): exactly the passthrough
