@@ -125,12 +125,7 @@ constexpr p2k_option kOptions[] = {
            P2K_OPT_IS_SECRET),
 };
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
+using sdk::lower;
 
 struct Refusal {
   std::string_view name;
