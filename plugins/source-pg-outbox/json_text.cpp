@@ -1,5 +1,7 @@
 #include "json_text.hpp"
 
+#include <pg2kafka/sdk/json.hpp>
+
 #include <charconv>
 #include <cstdint>
 
@@ -44,32 +46,6 @@ std::string_view scan_value(std::string_view text, size_t& i) {
   size_t end = std::min(i, text.size());
   while (end > start && is_space(text[end - 1])) --end;
   return text.substr(start, end - start);
-}
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
-std::optional<uint32_t> hex4(std::string_view s, size_t at) {
-  if (at + 4 > s.size()) return std::nullopt;
-  uint32_t v = 0;
-  auto [end, ec] = std::from_chars(s.data() + at, s.data() + at + 4, v, 16);
-  if (ec != std::errc() || end != s.data() + at + 4) return std::nullopt;
-  return v;
 }
 
 }  // namespace
@@ -123,56 +99,7 @@ bool split_array(std::string_view text, std::vector<std::string_view>& out) {
 std::optional<std::string> json_scalar_text(std::string_view value) {
   if (value == "null") return std::nullopt;
   if (value.size() < 2 || value.front() != '"' || value.back() != '"') return std::string(value);
-  std::string out;
-  out.reserve(value.size() - 2);
-  for (size_t i = 1; i + 1 < value.size(); ++i) {
-    char c = value[i];
-    if (c != '\\' || i + 2 >= value.size()) {
-      out += c;
-      continue;
-    }
-    char e = value[++i];
-    switch (e) {
-      case 'b':
-        out += '\b';
-        break;
-      case 'f':
-        out += '\f';
-        break;
-      case 'n':
-        out += '\n';
-        break;
-      case 'r':
-        out += '\r';
-        break;
-      case 't':
-        out += '\t';
-        break;
-      case 'u': {
-        auto cp = hex4(value, i + 1);
-        if (!cp) {
-          out += e;
-          break;
-        }
-        i += 4;
-        uint32_t code = *cp;
-        // A high surrogate followed by an escaped low one is one code point.
-        if (code >= 0xD800 && code < 0xDC00 && i + 6 < value.size() && value[i + 1] == '\\' &&
-            value[i + 2] == 'u') {
-          auto low = hex4(value, i + 3);
-          if (low && *low >= 0xDC00 && *low < 0xE000) {
-            code = 0x10000 + ((code - 0xD800) << 10) + (*low - 0xDC00);
-            i += 6;
-          }
-        }
-        append_utf8(out, code);
-        break;
-      }
-      default:
-        out += e;  // \" \\ \/
-    }
-  }
-  return out;
+  return sdk::decode_json_string(value);
 }
 
 std::string changed_columns(std::string_view new_row, std::string_view old_row) {

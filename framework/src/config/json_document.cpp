@@ -1,5 +1,7 @@
 #include "config/json_document.hpp"
 
+#include <pg2kafka/sdk/json.hpp>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -43,24 +45,6 @@ class LineCounter {
 
 Location location_at(std::string_view text, size_t offset) {
   return LineCounter(text).at(offset);
-}
-
-void append_utf8(std::string& out, char32_t c) {
-  if (c < 0x80) {
-    out += static_cast<char>(c);
-  } else if (c < 0x800) {
-    out += static_cast<char>(0xC0 | (c >> 6));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else if (c < 0x10000) {
-    out += static_cast<char>(0xE0 | (c >> 12));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (c >> 18));
-    out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  }
 }
 
 // Records the position of every key and array element of a document that already parsed, and
@@ -204,61 +188,13 @@ class Locator {
     }
   }
 
-  unsigned hex4(size_t at) const {
-    unsigned v = 0;
-    for (size_t k = at; k < at + 4 && k < text_.size(); ++k) {
-      char h = text_[k];
-      v = v * 16 + static_cast<unsigned>(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
-    }
-    return v;
-  }
-
   // Decodes the string at pos_ (valid JSON: the parser accepted it) and moves past it.
   std::string read_string() {
-    std::string out;
-    ++pos_;  // opening quote
-    while (pos_ < text_.size() && text_[pos_] != '"') {
-      if (text_[pos_] != '\\' || pos_ + 1 >= text_.size()) {
-        out += text_[pos_++];
-        continue;
-      }
-      char e = text_[pos_ + 1];
-      pos_ += 2;
-      switch (e) {
-        case 'b':
-          out += '\b';
-          break;
-        case 'f':
-          out += '\f';
-          break;
-        case 'n':
-          out += '\n';
-          break;
-        case 'r':
-          out += '\r';
-          break;
-        case 't':
-          out += '\t';
-          break;
-        case 'u': {
-          char32_t cp = hex4(pos_);
-          pos_ += 4;
-          if (cp >= 0xD800 && cp <= 0xDBFF && text_.substr(pos_, 2) == "\\u") {
-            char32_t low = hex4(pos_ + 2);
-            if (low >= 0xDC00 && low <= 0xDFFF) {
-              cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-              pos_ += 6;
-            }
-          }
-          append_utf8(out, cp);
-          break;
-        }
-        default:  // '"', '\\', '/'
-          out += e;
-      }
-    }
-    ++pos_;  // closing quote
-    return out;
+    size_t end = pos_ + 1;
+    while (end < text_.size() && text_[end] != '"') end += text_[end] == '\\' ? 2 : 1;
+    std::string_view token = text_.substr(pos_, std::min(end, text_.size() - 1) - pos_ + 1);
+    pos_ = end + 1;
+    return sdk::decode_json_string(token);
   }
 
   std::string_view text_;

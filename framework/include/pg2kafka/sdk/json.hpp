@@ -3,6 +3,8 @@
 
 #include <pg2kafka/plugin.h>
 
+#include <charconv>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -298,6 +300,88 @@ inline bool append_json(std::string& out, std::string_view text) {
 // wrap record values in a JSON envelope.
 inline void append_json_or_string(std::string& out, std::string_view text) {
   if (!append_json(out, text)) append_json_string(out, text);
+}
+
+// Appends code point `cp` as UTF-8.
+inline void append_utf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+// Decodes a JSON string token, quotes included, into UTF-8: escapes resolved, a surrogate pair
+// joined into one code point. For text already known to be JSON (accepted by a parser, printed
+// by PostgreSQL); lenient otherwise: a broken escape keeps the character after the backslash.
+inline std::string decode_json_string(std::string_view token) {
+  auto hex4 = [&](size_t at) -> std::optional<uint32_t> {
+    uint32_t v = 0;
+    if (at + 4 > token.size()) return std::nullopt;
+    auto [end, ec] = std::from_chars(token.data() + at, token.data() + at + 4, v, 16);
+    if (ec != std::errc() || end != token.data() + at + 4) return std::nullopt;
+    return v;
+  };
+  std::string out;
+  if (token.size() < 2) return out;
+  out.reserve(token.size() - 2);
+  for (size_t i = 1; i + 1 < token.size(); ++i) {
+    char c = token[i];
+    if (c != '\\' || i + 2 >= token.size()) {
+      out += c;
+      continue;
+    }
+    char e = token[++i];
+    switch (e) {
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'u': {
+        auto cp = hex4(i + 1);
+        if (!cp) {
+          out += e;
+          break;
+        }
+        i += 4;
+        uint32_t code = *cp;
+        if (code >= 0xD800 && code < 0xDC00 && i + 6 < token.size() && token[i + 1] == '\\' &&
+            token[i + 2] == 'u') {
+          auto low = hex4(i + 3);
+          if (low && *low >= 0xDC00 && *low < 0xE000) {
+            code = 0x10000 + ((code - 0xD800) << 10) + (*low - 0xDC00);
+            i += 6;
+          }
+        }
+        append_utf8(out, code);
+        break;
+      }
+      default:
+        out += e;  // \" \\ \/
+    }
+  }
+  return out;
 }
 
 }  // namespace pg2kafka::sdk
