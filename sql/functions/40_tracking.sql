@@ -150,10 +150,11 @@ BEGIN
   ELSIF v_present < cardinality(v_expected) THEN
     RETURN 'triggers missing';
   END IF;
-  -- The table's triggers and, for a partitioned table, the clones on its partitions.
+  -- The table's triggers and, for a partitioned table, those on its partitions: the clones of
+  -- the row trigger and each partition's own TRUNCATE trigger.
   IF EXISTS (SELECT FROM pg_trigger g
               WHERE (g.tgrelid = table_name
-                     OR v_partitioned AND g.tgname = 'pg2kafka_row'
+                     OR v_partitioned AND g.tgname IN ('pg2kafka_row', 'pg2kafka_truncate')
                         AND g.tgrelid IN (SELECT p.relid FROM pg_partition_tree(table_name) p))
                 AND g.tgname = ANY (v_expected) AND g.tgenabled IN ('D', 'R')) THEN
     RETURN 'disabled';

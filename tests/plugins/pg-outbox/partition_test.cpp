@@ -133,6 +133,24 @@ TEST(Capture, WritesMadeWithSessionReplicationRoleReplica_AreCaptured) {
                                       }));
 }
 
+// A partition's own TRUNCATE trigger (a TRUNCATE of that partition alone) counts too.
+TEST(Partitions, ADisabledTruncateTriggerOnAPartition_IsReported_AndSetupRepairsIt) {
+  TestDatabase db;
+  db.sql().exec(R"sql(
+    CREATE TABLE m (id int, k text) PARTITION BY RANGE (id);
+    CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (0) TO (100);
+  )sql");
+  EXPECT_EQ(db.sql().value("SELECT pg2kafka.setup('m', 'k')"), "t");
+  EXPECT_EQ(problems(db.sql()), "");
+  db.sql().exec("ALTER TABLE m1 DISABLE TRIGGER pg2kafka_truncate");
+  EXPECT_EQ(problems(db.sql()), "m: disabled");
+  db.sql().value("SELECT pg2kafka.setup('m', 'k')");
+  EXPECT_EQ(problems(db.sql()), "");
+  EXPECT_EQ(db.sql().value("SELECT tgenabled FROM pg_trigger WHERE tgrelid = 'm1'::regclass "
+                           "AND tgname = 'pg2kafka_truncate'"),
+            "A");
+}
+
 TEST(Capture, DisabledTriggers_AreReportedAtStart_AndSetupStartsCaptureAgainWithASnapshot) {
   TestDatabase db;
   db.sql().exec("CREATE TABLE t (id int PRIMARY KEY, k text, v int)");
