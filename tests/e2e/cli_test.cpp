@@ -298,3 +298,20 @@ TEST(Cli, CheckRefusesWhatThePgOutboxSourceWouldFailOnAtRun) {
   EXPECT_EQ(app.exit_code, 2) << app.err;
   expect_in(app.err, "application_name");
 }
+
+// Every echo of what was typed is bounded, on the command line too.
+TEST(Cli, BoundsTheEchoOfAHugeCommandPluginNameOrFlag) {
+  std::string huge(1'000'000, 'x');
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{huge}, std::vector<std::string>{"plugins", "describe", huge},
+        std::vector<std::string>{"check", "--" + huge}}) {
+    auto r = p2k_test::run_pg2kafka(args);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_LT(r.err.size(), 1000u) << r.err.substr(0, 200);
+  }
+  p2k_test::TempDir dir;
+  auto r = check(R"({"source": {"plugin": ")" + std::string(3000, 'y') +
+                 R"("}, "sink": {"plugin": "test-faulty", "options": {"output_file": "x"}}})");
+  EXPECT_EQ(r.exit_code, 3) << r.err.substr(0, 300);
+  EXPECT_LT(r.err.size(), 2000u) << r.err.substr(0, 300);
+}

@@ -291,12 +291,14 @@ int cmd_plugins(const std::vector<std::string>& args) {
     return kExitOk;
   }
   if (action != "describe") {
-    std::cerr << "pg2kafka: unknown plugins action '" << action << "': use list or describe\n";
+    std::cerr << "pg2kafka: unknown plugins action " << config::quoted(action)
+              << ": use list or describe\n";
     return kExitConfig;
   }
   auto fmt = plugin::parse_describe_format(format);
   if (!fmt) {
-    std::cerr << "pg2kafka: unknown format '" << format << "': use text, json or markdown\n";
+    std::cerr << "pg2kafka: unknown format " << config::quoted(format)
+              << ": use text, json or markdown\n";
     return kExitConfig;
   }
   if (name.empty()) {
@@ -314,8 +316,8 @@ int cmd_plugins(const std::vector<std::string>& args) {
   if (matches.empty()) {
     std::string known;
     for (const auto& e : entries) known += (known.empty() ? "" : ", ") + e.name;
-    std::cerr << "pg2kafka: no plugin named '" << name
-              << "' (available: " << (known.empty() ? "none" : known) << ")\n";
+    std::cerr << "pg2kafka: no plugin named " << config::quoted(name)
+              << " (available: " << (known.empty() ? "none" : known) << ")\n";
     return kExitPlugin;
   }
   if (matches.size() > 1) {
@@ -357,12 +359,13 @@ int main_entry(int argc, char** argv) {
     if (command == "check") return cmd_run_or_check(rest, false);
     if (command == "plugins") return cmd_plugins(rest);
     std::string near = config::nearest(command, {"run", "check", "plugins"});
-    std::cerr << "pg2kafka: unknown command '" << command << "'"
+    std::cerr << "pg2kafka: unknown command " << config::quoted(command)
               << (near.empty() ? "" : "; did you mean '" + near + "'?")
               << " (run `pg2kafka --help`)\n";
     return kExitConfig;
   } catch (const po::error& e) {
-    std::cerr << "pg2kafka: " << e.what() << " (run `pg2kafka --help`)\n";
+    // Its text quotes what was typed: bounded like every echo.
+    std::cerr << "pg2kafka: " << config::printable(e.what(), 300) << " (run `pg2kafka --help`)\n";
     return kExitConfig;
   } catch (const std::exception& e) {
     std::cerr << "pg2kafka: internal error: " << e.what() << "\n";

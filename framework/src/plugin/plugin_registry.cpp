@@ -86,7 +86,7 @@ PluginHandle PluginRegistry::load(p2k_kind kind, const std::string& name_or_path
       std::string dirs;
       for (const auto& d : search_path_) dirs += "\n  " + d;
       throw PluginError(
-          std::string("unknown ") + kind_name(kind) + " plugin '" + name_or_path + "'" +
+          std::string("unknown ") + kind_name(kind) + " plugin " + config::quoted(name_or_path) +
           (near.empty() ? "" : " (did you mean '" + near + "'?)") + ": available " +
           kind_name(kind) + " plugins: " + (available.empty() ? "none" : available) +
           ". Searched (add directories with --plugin-dir or PG2KAFKA_PLUGIN_PATH):" + dirs);
