@@ -61,9 +61,8 @@ void Pipeline::fail(std::string message) {
   log::error(failure_);
 }
 
-void Pipeline::sleep_interruptibly(std::chrono::milliseconds d) {
-  auto until = Clock::now() + d;
-  while (!stopping()) {
+void Pipeline::sleep_until(Clock::time_point until, int level) {
+  while (stop_.level() < level) {
     auto now = Clock::now();
     if (now >= until) return;
     // sleep_until: a remainder below a millisecond must sleep too, not spin.
@@ -93,7 +92,7 @@ bool Pipeline::open_with_retry() {
         auto wait = backoff.next();
         log::warn("cannot open " + who + " yet: " + r.message + " (retrying in " +
                   std::to_string(wait.count()) + " ms)");
-        sleep_interruptibly(wait);
+        sleep_until(Clock::now() + wait, StopControl::kStopping);
         if (stopping()) {
           log::info("stop requested while opening " + who);
           return false;
@@ -372,23 +371,12 @@ int Pipeline::run() {
     if (!drained_ && next_poll_ > now) until = std::min(until, next_poll_);
     if (ack_outstanding)
       until = drained_ && unconfirmed == 0 ? ack_due_ : std::min(until, ack_due_);
-    auto wait = millis_until(until, now);
     if (window_.unconfirmed() > 0)
-      sink_.wait(wait);
+      sink_.wait(millis_until(until, now));
     else
-      sleep_interruptibly(wait);
+      sleep_until(until, StopControl::kStopping);
   }
   return finish(!failed_);
-}
-
-void Pipeline::sleep_unless_abandoned(Clock::time_point until) {
-  // After a stop request sleep_interruptibly returns at once; a shutdown still waits (for a
-  // retry, for an ack), unless the stop is forced.
-  while (!forced()) {
-    auto now = Clock::now();
-    if (now >= until) return;
-    std::this_thread::sleep_until(std::min(until, now + std::chrono::milliseconds(50)));
-  }
 }
 
 int Pipeline::finish(bool clean) {
@@ -405,7 +393,7 @@ int Pipeline::finish(bool clean) {
     auto left = millis_until(deadline, Clock::now());
     if (window_.awaiting_outcome() == 0) {
       if (failed_) break;
-      sleep_unless_abandoned(std::min(deadline, retry_due_));
+      sleep_until(std::min(deadline, retry_due_), StopControl::kForced);
       continue;
     }
     auto f = sink_.flush(std::min(left, std::chrono::milliseconds(100)));

@@ -61,8 +61,9 @@ class Pipeline {
   bool stopping() const { return stop_.level() > StopControl::kRunning; }
   bool forced() const { return stop_.level() >= StopControl::kForced; }
   void warn_if_sink_silent();
-  void sleep_interruptibly(std::chrono::milliseconds d);
-  void sleep_unless_abandoned(Clock::time_point until);
+  // Sleeps until `until`, or until the stop reaches `level` (kStopping: a stop request ends the
+  // sleep; kForced: only a forced stop does, so a shutdown still waits for a retry or an ack).
+  void sleep_until(Clock::time_point until, int level);
   int finish(bool clean);
 
   plugin::SourceInstance& source_;
