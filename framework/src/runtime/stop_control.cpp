@@ -80,11 +80,6 @@ StopControl::Clock::time_point StopControl::shutting_down() {
   return *deadline_;
 }
 
-std::optional<StopControl::Clock::time_point> StopControl::deadline() const {
-  std::lock_guard lock(mutex_);
-  return deadline_;
-}
-
 void StopControl::on_signal(int s) {
   if (s == SIGQUIT || level_.load() >= kStopping) {
     force("received " + signal_name(s));

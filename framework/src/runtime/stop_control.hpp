@@ -43,25 +43,23 @@ class StopControl {
   StopControl(const StopControl&) = delete;
   StopControl& operator=(const StopControl&) = delete;
 
-  // What a forced stop interrupts (run on the watch thread, under a lock: set_interrupt(nullptr)
-  // waits until a running call ended, so the callback never outlives what it refers to).
+  // What a forced stop interrupts (run on a thread of its own, under a lock:
+  // set_interrupt(nullptr) waits until a running call ended, so the callback never outlives what
+  // it refers to).
   void set_interrupt(std::function<void()> interrupt);
 
   // kRunning, kStopping or kForced. Only grows.
   int level() const { return level_.load(); }
-  const std::atomic<int>& level_ref() const { return level_; }
 
-  // A graceful stop, as a signal would request it (for callers other than signals, and tests).
-  void request_stop(const std::string& why);
   // The pipeline shuts down (for whatever reason): starts the shutdown_timeout clock unless a
   // stop request started it already. Returns the deadline.
   Clock::time_point shutting_down();
-  // The deadline, once a stop or a shutdown started.
-  std::optional<Clock::time_point> deadline() const;
 
  private:
   void run();
   void on_signal(int signal);
+  // A graceful stop: starts the shutdown_timeout clock.
+  void request_stop(const std::string& why);
   void force(const std::string& why);
 
   const std::chrono::milliseconds shutdown_timeout_;
