@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include <pg2kafka/sdk/text.hpp>
+
 namespace pg2kafka::plugin {
 namespace {
 
@@ -120,14 +122,8 @@ std::string join(const std::string& dir, const std::string& name) {
 // Splits a path into its components, in order (empty components and "." dropped).
 std::deque<std::string> components(const std::string& path) {
   std::deque<std::string> out;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t slash = path.find('/', start);
-    if (slash == std::string::npos) slash = path.size();
-    std::string c = path.substr(start, slash - start);
+  for (std::string& c : sdk::split(path, '/'))
     if (!c.empty() && c != ".") out.push_back(std::move(c));
-    start = slash + 1;
-  }
   return out;
 }
 
