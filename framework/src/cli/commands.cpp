@@ -113,11 +113,8 @@ void apply_log_level(const std::string& cli_level, const std::string& config_lev
 // --log-level is checked before anything else, so that `check` refuses what `run` would ignore.
 bool valid_log_level_option(const std::string& level) {
   if (level.empty() || log::parse_level(level)) return true;
-  std::string shown = level.size() > 40 ? level.substr(0, 40) + "..." : level;
-  for (char& c : shown)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  std::cerr << "pg2kafka: unknown --log-level '" << shown
-            << "': use error, warn, info or debug (run `pg2kafka --help`)\n";
+  std::cerr << "pg2kafka: unknown --log-level " << config::quoted(level)
+            << ": use error, warn, info or debug (run `pg2kafka --help`)\n";
   return false;
 }
 
