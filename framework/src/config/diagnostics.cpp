@@ -13,38 +13,6 @@ constexpr size_t kFileLimit = 1024;
 
 }  // namespace
 
-size_t utf8_length_at(std::string_view text, size_t i, char32_t* cp) {
-  auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
-  unsigned char b = byte(i);
-  size_t n;
-  char32_t c;
-  if (b < 0x80) {
-    if (cp) *cp = b;
-    return 1;
-  } else if (b >= 0xC2 && b <= 0xDF) {
-    n = 2;
-    c = b & 0x1F;
-  } else if (b >= 0xE0 && b <= 0xEF) {
-    n = 3;
-    c = b & 0x0F;
-  } else if (b >= 0xF0 && b <= 0xF4) {
-    n = 4;
-    c = b & 0x07;
-  } else {
-    return 0;  // a continuation byte, or a lead byte that only starts overlong or too large forms
-  }
-  if (i + n > text.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-    c = (c << 6) | (byte(i + k) & 0x3F);
-  }
-  if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10FFFF)) ||
-      (c >= 0xD800 && c <= 0xDFFF))
-    return 0;
-  if (cp) *cp = c;
-  return n;
-}
-
 std::string printable(std::string_view text, size_t limit) {
   static const char kHex[] = "0123456789abcdef";
   std::string out;

@@ -1,6 +1,8 @@
 // Configuration errors: collected, never thrown one at a time, so the user sees all of them.
 #pragma once
 
+#include <pg2kafka/sdk/text.hpp>
+
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -67,10 +69,8 @@ inline constexpr size_t kShownLimit = 80;
 // with "…(N bytes)" appended, N being the length of the whole text. So a diagnostic stays one
 // short line whatever the input holds. Every echo of user text in config/ goes through this.
 std::string printable(std::string_view text, size_t limit = kShownLimit);
-// The length (1 to 4) of the well-formed UTF-8 sequence at text[i], its code point in `cp`; 0
-// when the bytes there are not UTF-8 (stray continuation byte, overlong form, surrogate, beyond
-// U+10FFFF, cut short).
-size_t utf8_length_at(std::string_view text, size_t i, char32_t* cp = nullptr);
+// The length of the well-formed UTF-8 sequence at text[i] (0: not UTF-8): the SDK's.
+using sdk::utf8_length_at;
 // printable() between quotes: 'text' (or "text" for JSON keys, with quote '"').
 std::string quoted(std::string_view text, char quote = '\'', size_t limit = kShownLimit);
 

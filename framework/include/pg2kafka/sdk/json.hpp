@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include <pg2kafka/sdk/text.hpp>
+
 namespace pg2kafka::sdk {
 
 // A p2k_slice as a string_view; an absent slice (data == NULL) is an empty view.
@@ -215,32 +217,9 @@ class JsonOneLine {
 
   // One UTF-8 sequence starting at pos_ (not ASCII): well-formed, shortest form, no surrogates.
   bool utf8() {
-    auto byte = [&](size_t i) { return static_cast<unsigned char>(in_[i]); };
-    unsigned char c = byte(pos_);
-    size_t n;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-      n = 1;
-      cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      n = 2;
-      cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (pos_ + n >= in_.size()) return false;
-    for (size_t i = 1; i <= n; ++i) {
-      unsigned char cc = byte(pos_ + i);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    pos_ += n + 1;
+    size_t n = utf8_length_at(in_, pos_);
+    if (n == 0) return false;
+    pos_ += n;
     return true;
   }
 

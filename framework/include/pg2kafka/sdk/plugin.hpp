@@ -26,7 +26,7 @@
 //   host.hpp            the host handle: logging, delivery reports
 //   record_batch.hpp    RecordBatch: the records a source returns
 //   source.hpp, sink.hpp  the base classes
-//   text.hpp            lower(), split()
+//   text.hpp            lower(), split(), utf8_length_at()
 //   backoff.hpp         exponential backoff for retries of a plugin's own
 //   async_delivery.hpp  helpers for sinks that deliver on threads of their own (OwnedRecord,
 //                       InFlight, AsyncDelivery)
