@@ -15,6 +15,12 @@
 
 namespace pg2kafka::pg_outbox {
 
+std::string target_text(std::string_view host, std::string_view port, std::string_view database,
+                        std::string_view user) {
+  return std::string(host) + ":" + std::string(port.empty() ? "5432" : port) + ", database " +
+         std::string(database) + ", user " + std::string(user);
+}
+
 std::string trim_newlines(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   return s;
@@ -320,9 +326,8 @@ ConnInfo ConnInfo::parse(const std::string& conninfo, const std::string& applica
     std::string shown_port = shown("port");
     std::string shown_db = shown("dbname");
     std::string shown_user = shown("user");
-    info.target = where + ":" + (shown_port.empty() ? "5432" : shown_port);
-    info.target += ", database " + (shown_db.empty() ? user : shown_db);
-    info.target += ", user " + (shown_user.empty() ? user : shown_user);
+    info.target = target_text(where, shown_port, shown_db.empty() ? user : shown_db,
+                              shown_user.empty() ? user : shown_user);
     std::string notes;
     if (!from_env.empty()) {
       notes = "from the environment: ";

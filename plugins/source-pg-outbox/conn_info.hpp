@@ -56,6 +56,11 @@ std::string application_name_problem(std::string_view name);
 std::string redact(std::string text, std::string_view secret);
 std::string redact(std::string text, const std::vector<std::string>& secrets);
 
+// "host:port, database D, user U": where a connection goes, as every message shows it (an empty
+// port is PostgreSQL's 5432).
+std::string target_text(std::string_view host, std::string_view port, std::string_view database,
+                        std::string_view user);
+
 // libpq's messages end with newlines; messages of ours do not.
 std::string trim_newlines(std::string s);
 

@@ -152,10 +152,9 @@ PgConnection::~PgConnection() {
 }
 
 std::string PgConnection::target() const {
-  auto text = [](const char* s) { return std::string(s ? s : ""); };
-  std::string port = text(PQport(conn_));
-  return text(PQhost(conn_)) + ":" + (port.empty() ? "5432" : port) + ", database " +
-         text(PQdb(conn_)) + ", user " + text(PQuser(conn_));
+  auto text = [](const char* s) { return std::string_view(s ? s : ""); };
+  return target_text(text(PQhost(conn_)), text(PQport(conn_)), text(PQdb(conn_)),
+                     text(PQuser(conn_)));
 }
 
 PgError PgConnection::error_from(const PGresult* result) const {
