@@ -31,7 +31,7 @@ class SequenceSource : public sdk::Source {
         block_poll_at_(o.has("block_poll_at") ? o.integer("block_poll_at") : 0),
         honour_interrupt_(!o.has("honour_interrupt") || o.boolean("honour_interrupt")),
         throw_in_close_(o.has("throw_in_close") && o.boolean("throw_in_close")),
-        sink_hint_file_(o.find("blocked_file").value_or("")) {
+        blocked_file_(o.find("blocked_file").value_or("")) {
     if (o.boolean("throw_in_create")) throw std::runtime_error("test-sequence was told to throw");
     if (keys_ < 1) throw sdk::ConfigError("keys", "must be at least 1");
     if (o.boolean("two_config_errors"))
@@ -68,7 +68,7 @@ class SequenceSource : public sdk::Source {
     }
     if (block_poll_at_ > 0 && next_ >= static_cast<uint64_t>(block_poll_at_)) {
       // A call that hangs (a query behind a lock): until interrupted, or for ever.
-      if (!sink_hint_file_.empty()) std::ofstream(sink_hint_file_) << "blocked\n";
+      if (!blocked_file_.empty()) std::ofstream(blocked_file_) << "blocked\n";
       std::unique_lock lock(mutex_);
       interrupt_cv_.wait(lock, [&] { return honour_interrupt_ && interrupted_.load(); });
       throw sdk::RetryError("test-sequence: the blocked poll was interrupted");
@@ -127,7 +127,7 @@ class SequenceSource : public sdk::Source {
   std::string open_error_;
   int64_t value_size_, fatal_poll_at_, block_poll_at_;
   bool honour_interrupt_, throw_in_close_;
-  std::string sink_hint_file_;
+  std::string blocked_file_;
   std::mutex mutex_;
   std::condition_variable interrupt_cv_;
   std::atomic<bool> interrupted_{false};
