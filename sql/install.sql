@@ -23,9 +23,9 @@ DECLARE
 BEGIN
   IF to_regclass('pg2kafka.schema_migrations') IS NOT NULL THEN
     EXECUTE 'SELECT max(version) FROM pg2kafka.schema_migrations' INTO v_installed;
-    IF v_installed > 8 THEN
+    IF v_installed > 9 THEN
       RAISE EXCEPTION 'pg2kafka: the database has schema migrations up to %, newer than this '
-                      'release knows (8)', v_installed
+                      'release knows (9)', v_installed
         USING ERRCODE = 'object_not_in_prerequisite_state',
               HINT = 'A newer pg2kafka installed it: use the sql/ of that release or a newer one.';
     END IF;
@@ -78,6 +78,11 @@ SELECT :p2k_version < 7 AS p2k_apply \gset
 SELECT :p2k_version < 8 AS p2k_apply \gset
 \if :p2k_apply
 \ir migrations/008_privileges.sql
+\endif
+
+SELECT :p2k_version < 9 AS p2k_apply \gset
+\if :p2k_apply
+\ir migrations/009_capture_modes.sql
 \endif
 
 

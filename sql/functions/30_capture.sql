@@ -55,9 +55,9 @@ DECLARE
   v_done  boolean := false;
 BEGIN
   IF TG_NARGS = 2 OR TG_ARGV[2]::oid = TG_RELID THEN
-    SELECT a.attname INTO v_key FROM pg_attribute a
-     WHERE a.attrelid = TG_RELID AND a.attnum = TG_ARGV[1]::smallint AND a.attnum > 0
-       AND NOT a.attisdropped;
+    IF has_column_privilege(TG_RELID, TG_ARGV[1]::smallint, 'SELECT') IS NOT NULL THEN
+      v_key := (pg_identify_object_as_address(1259, TG_RELID, TG_ARGV[1]::integer)).object_names[3];
+    END IF;
   ELSE
     SELECT a.attname INTO v_key FROM pg_attribute a
      WHERE a.attrelid = TG_RELID AND a.attname = TG_ARGV[0] AND a.attnum > 0
@@ -112,9 +112,9 @@ DECLARE
   v_per   bigint;
 BEGIN
   IF TG_NARGS = 2 OR TG_ARGV[2]::oid = TG_RELID THEN
-    SELECT a.attname INTO v_key FROM pg_attribute a
-     WHERE a.attrelid = TG_RELID AND a.attnum = TG_ARGV[1]::smallint AND a.attnum > 0
-       AND NOT a.attisdropped;
+    IF has_column_privilege(TG_RELID, TG_ARGV[1]::smallint, 'SELECT') IS NOT NULL THEN
+      v_key := (pg_identify_object_as_address(1259, TG_RELID, TG_ARGV[1]::integer)).object_names[3];
+    END IF;
   ELSE
     SELECT a.attname INTO v_key FROM pg_attribute a
      WHERE a.attrelid = TG_RELID AND a.attname = TG_ARGV[0] AND a.attnum > 0
@@ -177,9 +177,9 @@ DECLARE
   v_rows   bigint;
 BEGIN
   IF TG_NARGS = 2 OR TG_ARGV[2]::oid = TG_RELID THEN
-    SELECT a.attname INTO v_key FROM pg_attribute a
-     WHERE a.attrelid = TG_RELID AND a.attnum = TG_ARGV[1]::smallint AND a.attnum > 0
-       AND NOT a.attisdropped;
+    IF has_column_privilege(TG_RELID, TG_ARGV[1]::smallint, 'SELECT') IS NOT NULL THEN
+      v_key := (pg_identify_object_as_address(1259, TG_RELID, TG_ARGV[1]::integer)).object_names[3];
+    END IF;
   ELSE
     SELECT a.attname INTO v_key FROM pg_attribute a
      WHERE a.attrelid = TG_RELID AND a.attname = TG_ARGV[0] AND a.attnum > 0
@@ -285,56 +285,89 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
    LIMIT 1
 $$;
 
--- Row-level capture, for partitioned tables: PostgreSQL clones a row-level trigger of a
--- partitioned table to each of its partitions, present, created later or attached later (and
--- removes it on DETACH), so writes made straight to a partition are captured as well as those
--- made through the partitioned table; statement-level triggers are not cloned. Events name the
--- tracked (partitioned) table and its key column. One queue row per changed row: bulk statements
--- on partitioned tables cost more than on plain ones (sql/README.md). An UPDATE that moves a row
--- to another partition fires DELETE on the old and INSERT on the new partition: a consumer sees
--- the key's row deleted, then inserted whole.
+-- Row-level capture: the capture mode `row` of a plain table, and every partitioned table.
+-- PostgreSQL clones a row-level trigger of a partitioned table to each of its partitions,
+-- present, created later or attached later (and removes it on DETACH), so writes made straight
+-- to a partition are captured as well as those made through the partitioned table (statement-
+-- level triggers are not cloned); events name the tracked (partitioned) table and its key column.
+-- One queue row (a batch of one event) per changed row, queued as the statement ends, in the
+-- order of its rows: a one-row statement costs far less than with the statement-level triggers
+-- (nothing is planned or counted per statement), a bulk statement far more (sql/README.md,
+-- "Capture modes"). An UPDATE that leaves the row's JSON unchanged queues nothing. An UPDATE
+-- that moves a row to another partition fires DELETE on the old and INSERT on the new
+-- partition: a consumer sees the key's row deleted, then inserted whole.
+--
+-- It runs once per row, so it does without SET search_path (which costs every call a
+-- configuration change): every function, operator and type it names is qualified with
+-- pg_catalog or pg2kafka, so the search_path of the role writing the table cannot redirect them
+-- (Security.RowCaptureCannotBeRedirectedBySearchPath). Keep it so when changing it. The key
+-- column's name is read from the catalog caches by attnum (has_column_privilege is NULL for a
+-- dropped column; pg_identify_object_as_address names it), which costs a third of a query.
 CREATE OR REPLACE FUNCTION pg2kafka.capture_row() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
-  v_schema name;
-  v_table  name;
-  v_key    name;
-  v_new    json;
-  v_old    json;
+  v_schema pg_catalog.text;
+  v_table  pg_catalog.text;
+  v_key    pg_catalog.text;
+  v_new    pg_catalog.json;
+  v_old    pg_catalog.json;
 BEGIN
-  SELECT r.table_schema, r.table_name, r.key_column INTO v_schema, v_table, v_key
-    FROM pg2kafka.tracked_partition_root(TG_RELID, TG_ARGV[2]::oid, TG_ARGV[0],
-                                         TG_ARGV[1]::smallint) r;
-  IF TG_OP = 'INSERT' THEN
-    v_new := json_build_array(row_to_json(NEW.*));
+  IF TG_ARGV[2]::pg_catalog.oid OPERATOR(pg_catalog.=) TG_RELID THEN
+    -- A plain table, tracked itself (the clones on partitions carry the partitioned table's OID).
+    v_schema := TG_TABLE_SCHEMA;
+    v_table := TG_TABLE_NAME;
+    IF pg_catalog.has_column_privilege(TG_RELID, TG_ARGV[1]::pg_catalog.int2, 'SELECT')
+       IS NOT NULL THEN
+      -- 1259: pg_catalog.pg_class, the catalog that tables are objects of.
+      v_key := (pg_catalog.pg_identify_object_as_address(1259, TG_RELID,
+                                                         TG_ARGV[1]::pg_catalog.int4)).object_names[3];
+    END IF;
+  ELSE
+    SELECT r.table_schema, r.table_name, r.key_column INTO v_schema, v_table, v_key
+      FROM pg2kafka.tracked_partition_root(TG_RELID, TG_ARGV[2]::pg_catalog.oid, TG_ARGV[0],
+                                           TG_ARGV[1]::pg_catalog.int2) r;
+    IF NOT FOUND THEN
+      -- A plain table restored from a dump (another OID): the key column by its name at setup.
+      v_schema := TG_TABLE_SCHEMA;
+      v_table := TG_TABLE_NAME;
+      SELECT a.attname INTO v_key FROM pg_catalog.pg_attribute a
+       WHERE a.attrelid OPERATOR(pg_catalog.=) TG_RELID
+         AND a.attname OPERATOR(pg_catalog.=) TG_ARGV[0]
+         AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+    END IF;
+  END IF;
+  IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+    v_new := pg_catalog.json_build_array(pg_catalog.row_to_json(NEW.*));
     INSERT INTO pg2kafka.event_batches
            (table_schema, table_name, statement, key_column, events, data, data_bytes)
-    VALUES (v_schema, v_table, 'INSERT', v_key, 1, v_new, pg_column_size(v_new));
-  ELSIF TG_OP = 'UPDATE' THEN
-    v_new := json_build_array(row_to_json(NEW.*));
-    v_old := json_build_array(row_to_json(OLD.*));
+    VALUES (v_schema, v_table, 'INSERT', v_key, 1, v_new, pg_catalog.pg_column_size(v_new));
+  ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+    v_new := pg_catalog.json_build_array(pg_catalog.row_to_json(NEW.*));
+    v_old := pg_catalog.json_build_array(pg_catalog.row_to_json(OLD.*));
     -- Compared as text: comparing the rows themselves would call the columns' equality
     -- operators, user code for user-defined types.
-    IF v_new::text = v_old::text THEN
+    IF v_new::pg_catalog.text OPERATOR(pg_catalog.=) v_old::pg_catalog.text THEN
       RETURN NULL;
     END IF;
     INSERT INTO pg2kafka.event_batches
            (table_schema, table_name, statement, key_column, events, data, old_data, data_bytes)
     VALUES (v_schema, v_table, 'UPDATE', v_key, 1, v_new, v_old,
-            pg_column_size(v_new) + pg_column_size(v_old));
+            pg_catalog.pg_column_size(v_new) OPERATOR(pg_catalog.+)
+              pg_catalog.pg_column_size(v_old));
   ELSIF v_key IS NULL THEN
-    v_old := json_build_array(row_to_json(OLD.*));
+    v_old := pg_catalog.json_build_array(pg_catalog.row_to_json(OLD.*));
     INSERT INTO pg2kafka.event_batches
            (table_schema, table_name, statement, events, data, data_bytes)
-    VALUES (v_schema, v_table, 'DELETE', 1, v_old, pg_column_size(v_old));
+    VALUES (v_schema, v_table, 'DELETE', 1, v_old, pg_catalog.pg_column_size(v_old));
   ELSE
-    v_old := json_build_array(row_to_json(OLD.*) -> v_key);
+    v_old := pg_catalog.json_build_array(pg_catalog.row_to_json(OLD.*) OPERATOR(pg_catalog.->)
+                                         v_key);
     INSERT INTO pg2kafka.event_batches
            (table_schema, table_name, statement, key_column, events, data, data_bytes)
-    VALUES (v_schema, v_table, 'DELETE', v_key, 1, v_old, pg_column_size(v_old));
+    VALUES (v_schema, v_table, 'DELETE', v_key, 1, v_old, pg_catalog.pg_column_size(v_old));
   END IF;
-  IF current_setting('pg2kafka.notify', true) = 'on' THEN
-    PERFORM pg_notify('pg2kafka', NULL);
+  IF pg_catalog.current_setting('pg2kafka.notify', true) OPERATOR(pg_catalog.=) 'on' THEN
+    PERFORM pg_catalog.pg_notify('pg2kafka', NULL);
   END IF;
   RETURN NULL;
 END

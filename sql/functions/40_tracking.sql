@@ -25,41 +25,53 @@ $$;
 -- Creates (or replaces) the capture triggers of a table, enabled ALWAYS: they fire whatever
 -- session_replication_role says (pg_restore, logical replication's apply and some migration tools
 -- set it to replica, which silences ordinary triggers), since a change that is not captured is
--- lost. A plain table gets four statement-level triggers (pg2kafka_insert, _update, _delete,
--- _truncate); a partitioned table a row-level trigger pg2kafka_row, which PostgreSQL clones to
--- every partition, present and future, plus pg2kafka_truncate on itself and on each of its
--- partitions (TRUNCATE triggers are not cloned). Their arguments, read by the capture functions
--- (30_capture.sql): the key column's name, its attnum, and the table's OID, by which a trigger
--- restored from a dump into another database is recognised.
+-- lost. In capture mode `statement`, a plain table gets four statement-level triggers
+-- (pg2kafka_insert, _update, _delete, _truncate). In mode `row` it gets a row-level trigger
+-- pg2kafka_row and pg2kafka_truncate; a partitioned table always does, and PostgreSQL clones
+-- pg2kafka_row to every partition, present and future, while pg2kafka_truncate is created on
+-- each of its partitions too (TRUNCATE triggers are not cloned). The other mode's triggers are
+-- dropped. Their arguments, read by the capture functions (30_capture.sql): the key column's
+-- name, its attnum, and the table's OID, by which a trigger restored from a dump into another
+-- database is recognised.
 -- CREATE OR REPLACE TRIGGER (PostgreSQL 14+) keeps the table's SHARE ROW EXCLUSIVE lock, which
--- readers pass; on 13 the old triggers are dropped first (ACCESS EXCLUSIVE, briefly). Needs the
--- rights to alter the table and its partitions (their owner).
+-- readers pass; dropping the other mode's triggers (and on 13 the old triggers) takes ACCESS
+-- EXCLUSIVE until the transaction ends. Needs the rights to alter the table and its partitions
+-- (their owner). The caller holds the table's SHARE ROW EXCLUSIVE lock, so that no write runs
+-- while the triggers change: each statement is captured by the old triggers or the new ones.
+DROP FUNCTION IF EXISTS pg2kafka.create_triggers(regclass, text, smallint);
 CREATE OR REPLACE FUNCTION pg2kafka.create_triggers(table_name regclass, key_column text,
-                                                    key_attnum smallint) RETURNS void
+                                                    key_attnum smallint, capture text)
+RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_create  text := 'CREATE OR REPLACE TRIGGER';
   v_args    text := format('%L, %L, %L', key_column, key_attnum, table_name::oid);
-  v_trigger text;
+  v_trigger record;
   v_part    regclass;
+  v_rows    boolean := capture = 'row'
+                       OR (SELECT c.relkind FROM pg_class c WHERE c.oid = table_name) = 'p';
 BEGIN
   IF current_setting('server_version_num')::integer < 140000 THEN
     v_create := 'CREATE TRIGGER';
     PERFORM pg2kafka.drop_triggers(table_name);
   END IF;
-  IF (SELECT c.relkind FROM pg_class c WHERE c.oid = table_name) = 'p' THEN
-    -- Statement-level triggers of an older pg2kafka make way for the row-level one.
-    FOR v_trigger IN
-      SELECT tgname FROM pg_trigger
-       WHERE tgrelid = table_name
-         AND tgname IN ('pg2kafka_insert', 'pg2kafka_update', 'pg2kafka_delete')
-    LOOP
-      EXECUTE format('DROP TRIGGER %I ON %s', v_trigger, table_name);
-    END LOOP;
+  -- The other mode's triggers (or an older pg2kafka's) make way.
+  FOR v_trigger IN
+    SELECT g.tgname FROM pg_trigger g
+     WHERE g.tgrelid = table_name AND g.tgparentid = 0
+       AND CASE WHEN v_rows THEN g.tgname IN ('pg2kafka_insert', 'pg2kafka_update',
+                                              'pg2kafka_delete')
+                ELSE g.tgname = 'pg2kafka_row' END
+  LOOP
+    EXECUTE format('DROP TRIGGER %I ON %s', v_trigger.tgname, table_name);
+  END LOOP;
+  IF v_rows THEN
     EXECUTE format('%s pg2kafka_row AFTER INSERT OR UPDATE OR DELETE ON %s '
                    'FOR EACH ROW EXECUTE FUNCTION pg2kafka.capture_row(%s)',
                    v_create, table_name, v_args);
-    FOR v_part IN SELECT p.relid FROM pg_partition_tree(table_name) p LOOP
+    FOR v_part IN SELECT table_name
+                  UNION
+                  SELECT p.relid FROM pg_partition_tree(table_name) p LOOP
       EXECUTE format('%s pg2kafka_truncate AFTER TRUNCATE ON %s '
                      'FOR EACH STATEMENT EXECUTE FUNCTION pg2kafka.capture_truncate(%s)',
                      v_create, v_part, v_args);
@@ -118,8 +130,9 @@ $$;
 --                       TRIGGER): the changes they would capture are lost;
 --   'outdated'          in an older form: created before function set 1 (no table OID among the
 --                       arguments) or 2 (statement-level triggers on a partitioned table, which
---                       miss writes made straight to a partition), or not enabled ALWAYS (they
---                       miss changes made with session_replication_role = replica);
+--                       miss writes made straight to a partition), not enabled ALWAYS (they
+--                       miss changes made with session_replication_role = replica), or those of
+--                       the other capture mode than the registry's (tracked_tables.capture);
 --   'restored'          created for another table OID: the database was restored from a dump,
 --                       so they find the key column by its name at setup, not by position;
 --   'partition without truncate trigger'
@@ -129,21 +142,29 @@ $$;
 --                       events carry the whole old row.
 CREATE OR REPLACE FUNCTION pg2kafka.tracking_problem(table_name regclass) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
 DECLARE
   v_partitioned boolean;
+  v_rows        boolean;
   v_expected    text[];
   v_present     integer;
   v_args        text[];
 BEGIN
   v_partitioned := (SELECT c.relkind FROM pg_class c WHERE c.oid = table_name) = 'p';
-  v_expected := CASE WHEN v_partitioned THEN ARRAY['pg2kafka_row', 'pg2kafka_truncate']
+  v_rows := v_partitioned OR EXISTS (SELECT FROM pg2kafka.tracked_tables t
+                                      WHERE t.relid = table_name AND t.capture = 'row');
+  v_expected := CASE WHEN v_rows THEN ARRAY['pg2kafka_row', 'pg2kafka_truncate']
                      ELSE ARRAY['pg2kafka_insert', 'pg2kafka_update', 'pg2kafka_delete',
                                 'pg2kafka_truncate'] END;
   SELECT count(*) INTO v_present FROM pg_trigger g
    WHERE g.tgrelid = table_name AND g.tgname = ANY (v_expected);
-  IF v_partitioned AND v_present < 2
-     AND EXISTS (SELECT FROM pg_trigger g
-                  WHERE g.tgrelid = table_name AND g.tgname = 'pg2kafka_insert') THEN
+  -- Triggers of the other capture mode (an older pg2kafka's, or a mode changed by hand in the
+  -- registry): setup puts the registered mode's in place.
+  IF EXISTS (SELECT FROM pg_trigger g
+              WHERE g.tgrelid = table_name AND g.tgparentid = 0
+                AND CASE WHEN v_rows THEN g.tgname IN ('pg2kafka_insert', 'pg2kafka_update',
+                                                       'pg2kafka_delete')
+                         ELSE g.tgname = 'pg2kafka_row' END) THEN
     RETURN 'outdated';
   ELSIF v_present = 0 THEN
     RETURN 'no triggers';
@@ -198,8 +219,10 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
              || ' as its owner (it takes a new snapshot), or pg2kafka.teardown to stop tracking it.'
            WHEN 'triggers missing' THEN
              'some of its capture triggers are gone, so those statements are not captured. Run '
-             || format('SELECT pg2kafka.teardown(%L); SELECT pg2kafka.setup(%L, %L)', p.relid,
-                       p.relid, p.key_column)
+             || format('SELECT pg2kafka.teardown(%L); SELECT pg2kafka.setup(%L, %L%s)', p.relid,
+                       p.relid, p.key_column,
+                       CASE WHEN p.capture = 'row' AND p.relkind <> 'p'
+                            THEN ', ''{"capture": "row"}''' ELSE '' END)
              || ' as its owner (setup takes a new snapshot).'
            WHEN 'disabled' THEN
              'some of its capture triggers are disabled (ALTER TABLE ... DISABLE TRIGGER), so the '
@@ -229,19 +252,78 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
              || 'key (external_id), and its DELETE events carry the whole deleted row. Run '
              || 'pg2kafka.teardown and pg2kafka.setup with the new key column.'
          END
-    FROM (SELECT t.relid, t.key_column, pg2kafka.tracking_problem(t.relid) AS problem
+    FROM (SELECT t.relid, t.key_column, t.capture, c.relkind,
+                 pg2kafka.tracking_problem(t.relid) AS problem
             FROM pg2kafka.tracked_tables t
-           WHERE EXISTS (SELECT FROM pg_class c WHERE c.oid = t.relid)) p
+            JOIN pg_class c ON c.oid = t.relid) p
    WHERE p.problem IS NOT NULL
    ORDER BY p.relid::text
 $$;
 
--- pg2kafka.setup(table, key_column): snapshot the table's current rows as SNAPSHOT events, then
--- capture every change. Returns true when tracking started, false when the table was already
--- tracked with this key column (then nothing happens, except that capture triggers created by an
--- older pg2kafka or restored from a dump are re-attached: see below). Runs with the caller's
--- rights: call it as the table's owner.
-CREATE OR REPLACE FUNCTION pg2kafka.setup(table_name regclass, key_column text) RETURNS boolean
+DROP FUNCTION IF EXISTS pg2kafka.setup(regclass, text);
+DROP FUNCTION IF EXISTS pg2kafka.setup(text, text);
+
+-- pg2kafka.capture_mode(table, options, current): the capture mode that the options given to
+-- setup or configure ask for (see setup), checked: `current` when they do not say. Raises an
+-- error that names the problem for anything else: options that are not a JSON object, an
+-- unknown option, a mode that is not 'statement' or 'row', 'statement' for a partitioned table.
+CREATE OR REPLACE FUNCTION pg2kafka.capture_mode(table_name regclass, options jsonb,
+                                                 current text, caller text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_unknown text;
+  v_mode    jsonb;
+BEGIN
+  IF options IS NULL OR options = 'null' THEN
+    RETURN current;
+  ELSIF jsonb_typeof(options) <> 'object' THEN
+    RAISE EXCEPTION '%: options must be a JSON object, not %', caller, jsonb_typeof(options)
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'For example: ''{"capture": "row"}''.';
+  END IF;
+  SELECT k INTO v_unknown FROM jsonb_object_keys(options) k WHERE k <> 'capture' ORDER BY k
+   LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION '%: unknown option "%"', caller, v_unknown
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'The options of a tracked table are: capture ("statement" or "row").';
+  END IF;
+  v_mode := options -> 'capture';
+  IF v_mode IS NULL OR v_mode = 'null' THEN
+    RETURN current;
+  ELSIF v_mode NOT IN ('"statement"', '"row"') THEN
+    RAISE EXCEPTION '%: option "capture" must be "statement" or "row", not %', caller,
+      left(v_mode::text, 100)
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = '"row" for tables written a row at a time, "statement" (the default) for '
+                   'tables written in bulk: see "Capture modes" in sql/README.md.';
+  ELSIF v_mode = '"statement"'
+        AND (SELECT c.relkind FROM pg_class c WHERE c.oid = table_name) = 'p' THEN
+    RAISE EXCEPTION '%: % is partitioned, and partitioned tables are always captured row by '
+                    'row', caller, table_name
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'Statement-level triggers are not cloned to partitions, so writes made '
+                   'straight to a partition would be missed. Leave "capture" out, or give "row".';
+  END IF;
+  RETURN v_mode ->> 0;
+END
+$$;
+
+-- pg2kafka.setup(table, key_column [, options]): snapshot the table's current rows as SNAPSHOT
+-- events, then capture every change. Returns true when tracking started, false when the table
+-- was already tracked with this key column (then nothing happens, except that capture triggers
+-- created by an older pg2kafka or restored from a dump are re-attached, and a capture mode given
+-- in the options is put in place, as configure does: see below). Runs with the caller's rights:
+-- call it as the table's owner.
+-- options: a JSON object, or NULL for none (the original's two-argument call):
+--   "capture": "statement" | "row"   the capture mode (sql/README.md, "Capture modes").
+--        "statement" (the default for plain tables): one queue row per statement, whatever its
+--        number of rows; the cheapest for statements of many rows. "row": one per changed row;
+--        the cheapest for statements of one row. Partitioned tables are always "row". A table
+--        tracked before keeps its mode when the options do not say.
+-- Unknown options, or values of the wrong kind, are errors.
+CREATE OR REPLACE FUNCTION pg2kafka.setup(table_name regclass, key_column text,
+                                          options jsonb DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
@@ -252,6 +334,8 @@ DECLARE
   v_kind    "char";
   v_attnum  smallint;
   v_tracked text;
+  v_was     text;
+  v_capture text;
   v_problem text;
 BEGIN
   IF table_name IS NULL OR key_column IS NULL THEN
@@ -289,22 +373,36 @@ BEGIN
             HINT = 'The key column is given by its exact name, without quotes.';
   END IF;
 
-  SELECT t.key_column INTO v_tracked FROM pg2kafka.tracked_tables t WHERE t.relid = table_name;
-  IF FOUND THEN
+  SELECT t.key_column, t.capture INTO v_tracked, v_was
+    FROM pg2kafka.tracked_tables t WHERE t.relid = table_name;
+  v_capture := pg2kafka.capture_mode(table_name, options,
+                                     coalesce(v_was, CASE v_kind WHEN 'p' THEN 'row'
+                                                                 ELSE 'statement' END),
+                                     'pg2kafka.setup');
+  IF v_kind = 'p' THEN
+    v_capture := 'row';
+  END IF;
+  IF v_tracked IS NOT NULL THEN
     v_problem := pg2kafka.tracking_problem(table_name);
     -- Capture never stopped: re-attach the triggers to the key column, without a snapshot.
     -- Restored triggers followed the key column by its name at setup, which the caller now
     -- names again (it may have been renamed before the dump).
     IF v_problem = 'restored'
        OR v_problem IN ('outdated', 'partition without truncate trigger')
-          AND v_tracked = key_column THEN
-      PERFORM pg2kafka.create_triggers(table_name, key_column, v_attnum);
+          AND v_tracked = key_column
+       OR v_problem IS NULL AND v_tracked = key_column AND v_capture <> v_was THEN
+      PERFORM pg2kafka.create_triggers(table_name, key_column, v_attnum, v_capture);
       UPDATE pg2kafka.tracked_tables t
          SET key_column = key_column, key_attnum = v_attnum, table_schema = v_schema,
-             table_name = v_table
+             table_name = v_table, capture = v_capture
        WHERE t.relid = table_name;
-      RAISE NOTICE 'pg2kafka.setup: re-attached the capture triggers of % (% triggers) to key '
-                   'column "%"', table_name, v_problem, key_column;
+      IF v_problem IS NULL THEN
+        RAISE NOTICE 'pg2kafka.setup: % is now captured in mode "%" (was "%")', table_name,
+          v_capture, v_was;
+      ELSE
+        RAISE NOTICE 'pg2kafka.setup: re-attached the capture triggers of % (% triggers) to key '
+                     'column "%"', table_name, v_problem, key_column;
+      END IF;
       RETURN false;
     END IF;
     -- Missing or disabled triggers have lost changes: those start over, with a new snapshot.
@@ -323,7 +421,7 @@ BEGIN
   -- dropped and its OID reused): start over, with a snapshot.
   DELETE FROM pg2kafka.tracked_tables t WHERE t.relid = table_name;
   PERFORM pg2kafka.drop_triggers(table_name);
-  PERFORM pg2kafka.create_triggers(table_name, key_column, v_attnum);
+  PERFORM pg2kafka.create_triggers(table_name, key_column, v_attnum, v_capture);
 
   -- The snapshot: batches cut by the size of the rows' JSON (rows read from the table hold large
   -- values compressed, so their stored size says little about the JSON they make).
@@ -339,16 +437,60 @@ BEGIN
     ' ORDER BY (c.rn - 1) / $4 + c.bytes / $5', table_name)
     USING v_schema, v_table, key_column, c_rows, c_bytes;
 
-  INSERT INTO pg2kafka.tracked_tables (relid, table_schema, table_name, key_column, key_attnum)
-  VALUES (table_name, v_schema, v_table, key_column, v_attnum);
+  INSERT INTO pg2kafka.tracked_tables
+         (relid, table_schema, table_name, key_column, key_attnum, capture)
+  VALUES (table_name, v_schema, v_table, key_column, v_attnum, v_capture);
   RETURN true;
 END
 $$;
 
 -- The same, taking the table's name as text, parsed like an SQL name with the caller's
 -- search_path: 'products', 'shop.products', '"Mixed Case"'. Anything else is an error.
-CREATE OR REPLACE FUNCTION pg2kafka.setup(table_name text, key_column text) RETURNS boolean
-LANGUAGE sql AS $$ SELECT pg2kafka.setup($1::pg_catalog.regclass, $2) $$;
+CREATE OR REPLACE FUNCTION pg2kafka.setup(table_name text, key_column text,
+                                          options jsonb DEFAULT NULL) RETURNS boolean
+LANGUAGE sql AS $$ SELECT pg2kafka.setup($1::pg_catalog.regclass, $2, $3) $$;
+
+-- pg2kafka.configure(table, options): changes the options of a tracked table (see setup), for
+-- the statements that start after this transaction commits; takes no snapshot. Returns true when
+-- something changed. It waits for the table's running writers to finish and blocks new ones until
+-- the transaction ends (SHARE ROW EXCLUSIVE, then ACCESS EXCLUSIVE to drop the old mode's
+-- triggers; readers wait only for that last, brief step): every statement is captured by the
+-- old triggers or by the new ones, never by both or neither. It waits as long as the caller's
+-- lock_timeout allows. Runs with the caller's rights: call it as the table's owner.
+CREATE OR REPLACE FUNCTION pg2kafka.configure(table_name regclass, options jsonb)
+RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  v_tracked record;
+  v_capture text;
+BEGIN
+  IF table_name IS NULL OR options IS NULL THEN
+    RAISE EXCEPTION 'pg2kafka.configure: table and options must not be NULL'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT t.key_column, t.key_attnum, t.capture INTO v_tracked
+    FROM pg2kafka.tracked_tables t WHERE t.relid = table_name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'pg2kafka.configure: % is not tracked', table_name
+      USING ERRCODE = 'undefined_object',
+            HINT = 'Start tracking it with pg2kafka.setup(table, key_column, options).';
+  END IF;
+  v_capture := pg2kafka.capture_mode(table_name, options, v_tracked.capture,
+                                     'pg2kafka.configure');
+  IF v_capture = v_tracked.capture THEN
+    RETURN false;
+  END IF;
+  EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', table_name);
+  PERFORM pg2kafka.create_triggers(table_name, v_tracked.key_column, v_tracked.key_attnum,
+                                   v_capture);
+  UPDATE pg2kafka.tracked_tables t SET capture = v_capture WHERE t.relid = table_name;
+  RETURN true;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pg2kafka.configure(table_name text, options jsonb) RETURNS boolean
+LANGUAGE sql AS $$ SELECT pg2kafka.configure($1::pg_catalog.regclass, $2) $$;
 
 -- pg2kafka.teardown(table): stop tracking. Returns true when the table was tracked. Events
 -- already queued stay queued and are still delivered.
@@ -385,9 +527,10 @@ DECLARE
   v_timeout text := current_setting('lock_timeout');
 BEGIN
   PERFORM set_config('lock_timeout', '200ms', true);
-  FOR t IN SELECT p.table_name, p.key_column, g.tgnargs,
+  FOR t IN SELECT p.table_name, p.key_column, g.tgnargs, r.capture,
                   pg2kafka.trigger_arguments(g.tgargs, g.tgnargs) AS args
              FROM pg2kafka.tracking_problems() p
+             JOIN pg2kafka.tracked_tables r ON r.relid = p.table_name
              JOIN pg_trigger g ON g.tgrelid = p.table_name
                               AND g.tgname IN ('pg2kafka_insert', 'pg2kafka_row')
             WHERE p.problem = 'outdated' LOOP
@@ -398,7 +541,7 @@ BEGIN
                 ELSE a.attname = t.args[1] END;
     CONTINUE WHEN v_attnum IS NULL;  -- the key column is gone: nothing to follow
     BEGIN
-      PERFORM pg2kafka.create_triggers(t.table_name, v_key, v_attnum);
+      PERFORM pg2kafka.create_triggers(t.table_name, v_key, v_attnum, t.capture);
     EXCEPTION WHEN insufficient_privilege OR lock_not_available THEN
       RAISE WARNING 'pg2kafka: could not upgrade the capture triggers of %: %', t.table_name,
         SQLERRM

@@ -3,8 +3,8 @@
 -- functions runs with rights other than its caller's.
 
 -- Called, directly or through the capture triggers, by every role that writes to a tracked
--- table (the limits, the partition lookup, may_queue by the queue's policy), by table owners (setup, teardown and their
--- helpers), and by the drainer (tracking_problems at start).
+-- table (the limits, the partition lookup, may_queue by the queue's policy), by table owners
+-- (setup, configure, teardown and their helpers), and by the drainer (tracking_problems at start).
 GRANT EXECUTE ON FUNCTION
   pg2kafka.batch_max_rows(), pg2kafka.batch_max_bytes(), pg2kafka.delete_batch_max_keys(),
   pg2kafka.delete_inline_max_rows(),
@@ -14,9 +14,11 @@ GRANT EXECUTE ON FUNCTION
   pg2kafka.capture_truncate(), pg2kafka.capture_row(),
   pg2kafka.tracked_partition_root(oid, oid, text, smallint),
   pg2kafka.trigger_arguments(bytea, smallint),
-  pg2kafka.create_triggers(regclass, text, smallint), pg2kafka.drop_triggers(regclass),
+  pg2kafka.create_triggers(regclass, text, smallint, text), pg2kafka.drop_triggers(regclass),
   pg2kafka.tracking_problem(regclass), pg2kafka.tracking_problems(),
-  pg2kafka.setup(regclass, text), pg2kafka.setup(text, text),
+  pg2kafka.capture_mode(regclass, jsonb, text, text),
+  pg2kafka.setup(regclass, text, jsonb), pg2kafka.setup(text, text, jsonb),
+  pg2kafka.configure(regclass, jsonb), pg2kafka.configure(text, jsonb),
   pg2kafka.teardown(regclass), pg2kafka.teardown(text),
   pg2kafka.may_queue(text, text, text, integer, json, json)
   TO PUBLIC;

@@ -27,11 +27,14 @@ std::string memberships(Session& sql, const TestRole& role) {
 
 }  // namespace
 
-TEST(Security, ATableOwnerCannotRunCodeWithOtherRights_ThroughAnythingCaptureTouches) {
-  // The owner of a tracked table, with no grant beyond what every role has, plants code in every
-  // place that capture (or any write) may reach. Each piece records the role it runs as and
-  // tries to make its owner superuser. Then the owner and a superuser write to the table: the
-  // code must only ever have run as the role that wrote.
+namespace {
+
+// The owner of a tracked table (captured with setup `options`), with no grant beyond what every
+// role has, plants code in every place that capture (or any write) may reach. Each piece records
+// the role it runs as and tries to make its owner superuser. Then the owner writes to the table
+// with its look-alikes first in its search_path: the code must only ever have run as the role
+// that wrote, and the look-alikes never.
+void plant_code_everywhere_capture_reaches(const std::string& options) {
   TestDatabase db;
   TestRole owner(db, "owner");
   db.sql().exec("CREATE SCHEMA app AUTHORIZATION " + owner.name());
@@ -82,8 +85,31 @@ TEST(Security, ATableOwnerCannotRunCodeWithOtherRights_ThroughAnythingCaptureTou
     CREATE FUNCTION eq(oid, oid) RETURNS boolean LANGUAGE plpgsql AS
       $$BEGIN PERFORM app.plant('search_path operator'); RETURN $1 OPERATOR(pg_catalog.=) $2; END$$;
     CREATE OPERATOR app.= (FUNCTION = app.eq, LEFTARG = oid, RIGHTARG = oid);
+    -- And of what row capture calls without SET search_path, with the exact argument types, so
+    -- that an unqualified name would pick them over pg_catalog's (listed after app below).
+    CREATE FUNCTION json_build_array(json) RETURNS json LANGUAGE plpgsql AS
+      $$BEGIN PERFORM app.plant('search_path json_build_array'); RETURN '[]'; END$$;
+    CREATE FUNCTION has_column_privilege(oid, smallint, text) RETURNS boolean
+      LANGUAGE plpgsql AS
+      $$BEGIN PERFORM app.plant('search_path has_column_privilege'); RETURN true; END$$;
+    CREATE FUNCTION current_setting(text, boolean) RETURNS text LANGUAGE plpgsql AS
+      $$BEGIN PERFORM app.plant('search_path current_setting'); RETURN 'on'; END$$;
+    CREATE FUNCTION pg_notify(text, text) RETURNS void LANGUAGE plpgsql AS
+      $$BEGIN PERFORM app.plant('search_path pg_notify'); END$$;
+    CREATE FUNCTION teq(text, text) RETURNS boolean LANGUAGE plpgsql AS
+      $$BEGIN PERFORM app.plant('search_path text operator');
+              RETURN $1 OPERATOR(pg_catalog.=) $2; END$$;
+    CREATE OPERATOR app.= (FUNCTION = app.teq, LEFTARG = text, RIGHTARG = text);
+    CREATE FUNCTION member(json, text) RETURNS json LANGUAGE plpgsql AS
+      $$BEGIN PERFORM app.plant('search_path json operator');
+              RETURN $1 OPERATOR(pg_catalog.->) $2; END$$;
+    CREATE OPERATOR app.-> (FUNCTION = app.member, LEFTARG = json, RIGHTARG = text);
+    CREATE FUNCTION plus(int, int) RETURNS int LANGUAGE plpgsql AS
+      $$BEGIN PERFORM app.plant('search_path int operator');
+              RETURN $1 OPERATOR(pg_catalog.+) $2; END$$;
+    CREATE OPERATOR app.+ (FUNCTION = app.plus, LEFTARG = int, RIGHTARG = int);
   )sql");
-  EXPECT_EQ(attacker.value("SELECT pg2kafka.setup('app.orders', 'sku')"), "t");
+  EXPECT_EQ(attacker.value("SELECT pg2kafka.setup('app.orders', 'sku'" + options + ")"), "t");
   attacker.exec("SET search_path = app, pg_catalog");
   attacker.exec("INSERT INTO app.orders (id, sku, s, p) VALUES (1, 'a', 'new', '(1,2)')");
   attacker.exec("UPDATE app.orders SET sku = 'b'");
@@ -109,6 +135,18 @@ TEST(Security, ATableOwnerCannotRunCodeWithOtherRights_ThroughAnythingCaptureTou
   ASSERT_EQ(events.size(), 4u);  // the owner's writes, as its cast renders them
   EXPECT_EQ(events[0].data(),
             json::parse(R"({"id":1,"sku":"a","s":"new","p":{"a":1,"b":2},"d":1})"));
+}
+
+}  // namespace
+
+TEST(Security, ATableOwnerCannotRunCodeWithOtherRights_ThroughAnythingCaptureTouches) {
+  plant_code_everywhere_capture_reaches("");
+}
+
+TEST(Security, RowCaptureCannotBeRedirectedBySearchPath_NorRunCodeWithOtherRights) {
+  // Row capture runs without SET search_path (it runs once per row): every name in it is
+  // qualified, which this checks with look-alikes of all it calls.
+  plant_code_everywhere_capture_reaches(R"(, '{"capture": "row"}')");
 }
 
 TEST(Security, ADrainerCannotEscalate_ByCallingCaptureFunctionsFromItsOwnTrigger) {
