@@ -293,6 +293,9 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
   while (true) {
     bool fresh = false;
     if (!window_.reading()) {
+      auto now = Clock::now();
+      if (now < next_window_at_) return std::make_unique<sdk::RecordBatch>();
+      window_began_at_ = now;
       // A window ends at the largest id once its snapshot is taken, so a page never scans on
       // through events committed after it.
       guarded("taking a snapshot", [&] {
@@ -315,7 +318,10 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
     bool cut_by_bytes = false;
     int64_t events = add_pending(rows, cut_by_bytes);
     bool window_done = !cut_by_bytes && events < static_cast<int64_t>(limit);
-    if (window_done) window_.finish();
+    if (window_done) {
+      window_.finish();
+      next_window_at_ = window_began_at_ + config_.min_poll_interval;
+    }
     if (ledger_.has_pending()) return ledger_.take(limit);
     // Nothing new: stop when a fresh window was empty; otherwise the window ended (a new one
     // may hold more) or a whole page was our own in-flight events: keep reading.
@@ -422,6 +428,8 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::poll(size_t max_records, millise
     // standby only retries the lock every poll_interval.
     auto interval =
         active_ ? std::max(idle_wait_, config_.min_poll_interval) : config_.poll_interval;
+    if (active_ && next_window_at_ > now)
+      interval = std::min(interval, std::chrono::ceil<milliseconds>(next_window_at_ - now));
     auto wait = std::min<milliseconds>(
         std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1), interval);
     if (active_ && config_.notify)

@@ -114,6 +114,12 @@ class OutboxSource : public sdk::Source {
   // were found, doubling up to poll_interval while the queue stays empty.
   std::chrono::milliseconds idle_wait_{0};
   std::chrono::steady_clock::time_point last_events_at_{};
+  // A window that reached the end of the queue is followed by the next no sooner than
+  // min_poll_interval after it began, however often poll is called (the host polls every few
+  // milliseconds while records are in flight): while writes flow, each window then takes what
+  // committed meanwhile, rather than a few queries for each event or two.
+  std::chrono::steady_clock::time_point window_began_at_{};
+  std::chrono::steady_clock::time_point next_window_at_{};
 
   // Reconnection backoff.
   sdk::Backoff reconnect_backoff_;

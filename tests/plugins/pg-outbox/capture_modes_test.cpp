@@ -26,7 +26,7 @@ std::vector<std::string> stream_of_writes(const std::string& options) {
   db.sql().exec("UPDATE t SET a = 'x' WHERE id = 1");
   db.sql().exec("UPDATE t SET b = b WHERE id = 2");  // changes nothing: sends nothing
   db.sql().exec("UPDATE t SET b = b + 10 WHERE id > 5");
-  db.sql().exec("UPDATE t SET k = 'n3' WHERE id = 3");  // the key changes
+  db.sql().exec("UPDATE t SET k = 'n3' WHERE id = 3");                   // the key changes
   db.sql().exec("UPDATE t SET big = repeat('v', 300000) WHERE id = 4");  // stored out of line
   db.sql().exec("DELETE FROM t WHERE id = 5");
   db.sql().exec("DELETE FROM t WHERE id IN (4, 6)");
@@ -143,8 +143,9 @@ TEST(CaptureModes, OptionsAreChecked_WithMessagesThatNameTheProblemAndTheFix) {
   db.sql().exec("CREATE TABLE t (k text, v int)");
   db.sql().exec("CREATE TABLE parts (k text, v int) PARTITION BY LIST (v)");
   auto err = [&](const std::string& sql) { return db.sql().try_exec(sql); };
-  EXPECT_NE(err("SELECT pg2kafka.setup('t', 'k', '[1]')").find("options must be a JSON object, "
-                                                              "not array"),
+  EXPECT_NE(err("SELECT pg2kafka.setup('t', 'k', '[1]')")
+                .find("options must be a JSON object, "
+                      "not array"),
             std::string::npos);
   EXPECT_NE(err(R"(SELECT pg2kafka.setup('t', 'k', '{"capture": "rows"}'))")
                 .find(R"(option "capture" must be "statement" or "row", not "rows")"),
@@ -155,10 +156,11 @@ TEST(CaptureModes, OptionsAreChecked_WithMessagesThatNameTheProblemAndTheFix) {
   EXPECT_NE(err(R"(SELECT pg2kafka.setup('t', 'k', '{"exclude": ["v"]}'))")
                 .find(R"(pg2kafka.setup: unknown option "exclude")"),
             std::string::npos);
-  EXPECT_NE(err(R"(SELECT pg2kafka.setup('parts', 'k', '{"capture": "statement"}'))")
-                .find("public.parts is partitioned, and partitioned tables are always captured row by "
-                      "row"),
-            std::string::npos);
+  EXPECT_NE(
+      err(R"(SELECT pg2kafka.setup('parts', 'k', '{"capture": "statement"}'))")
+          .find("public.parts is partitioned, and partitioned tables are always captured row by "
+                "row"),
+      std::string::npos);
   EXPECT_NE(err(std::string("SELECT pg2kafka.configure('t', ") + kRow + ")")
                 .find("pg2kafka.configure: public.t is not tracked"),
             std::string::npos);
@@ -169,9 +171,10 @@ TEST(CaptureModes, OptionsAreChecked_WithMessagesThatNameTheProblemAndTheFix) {
   // The original's two-argument call, and NULL or empty options, take the defaults.
   EXPECT_EQ(db.sql().value("SELECT pg2kafka.setup('t', 'k', NULL)"), "t");
   EXPECT_EQ(db.sql().value("SELECT pg2kafka.setup('parts', 'k', '{}')"), "t");
-  EXPECT_EQ(db.sql().value("SELECT string_agg(table_name || ':' || capture, ',' ORDER BY table_name) "
-                           "FROM pg2kafka.tracked_tables"),
-            "parts:row,t:statement");
+  EXPECT_EQ(
+      db.sql().value("SELECT string_agg(table_name || ':' || capture, ',' ORDER BY table_name) "
+                     "FROM pg2kafka.tracked_tables"),
+      "parts:row,t:statement");
   EXPECT_EQ(db.sql().value(R"(SELECT pg2kafka.configure('t', '{"capture": "statement"}'))"), "f");
   EXPECT_EQ(db.sql().value(R"(SELECT pg2kafka.configure('parts', '{"capture": "row"}'))"), "f");
 }

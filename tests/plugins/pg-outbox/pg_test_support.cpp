@@ -267,7 +267,9 @@ std::vector<Event> poll_loop(OutboxSource& source, size_t want, bool stop_on_emp
   while (std::chrono::steady_clock::now() < deadline) {
     std::unique_ptr<pg2kafka::sdk::RecordBatch> batch;
     try {
-      batch = source.poll(1000, std::chrono::milliseconds(stop_on_empty ? 0 : 200));
+      // 15 ms: longer than the default min_poll_interval, by which a window that follows a
+      // caught-up one is delayed, so an empty poll means an empty queue.
+      batch = source.poll(1000, std::chrono::milliseconds(stop_on_empty ? 15 : 200));
     } catch (const pg2kafka::sdk::RetryError&) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;
