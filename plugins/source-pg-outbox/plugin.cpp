@@ -59,9 +59,12 @@ constexpr p2k_option kOptions[] = {
            "this often.",
            0, nullptr, 10, 3600000),
     option("min_poll_interval", P2K_OPT_DURATION, "5ms",
-           "The shortest wait between two looks at an empty queue, right after events were "
-           "found (see poll_interval). Lower means less latency from commit to Kafka for "
-           "scattered writes, at the cost of more queries while the queue is busy.",
+           "The shortest time between the starts of two looks at a queue that was read to its "
+           "end, however often the host polls (a backlog is read look after look without "
+           "waiting). It trades latency for database load while writes flow: each look costs "
+           "the database two queries, so a lower value delivers a commit to Kafka sooner and "
+           "queries more often, a higher one batches more events per look (bench/README.md, "
+           "\"The one-row write path\"). See also poll_interval.",
            0, nullptr, 1, 3600000),
     option("notify", P2K_OPT_BOOL, "true",
            "LISTEN on the channel `pg2kafka` and read the queue as soon as a notification "

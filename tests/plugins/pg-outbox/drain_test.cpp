@@ -517,3 +517,39 @@ TEST(Errors, UnreachableServerIsRetryable_AndMalformedStringIsConfigError) {
         << e.what();
   }
 }
+
+// min_poll_interval paces the looks at a queue read to its end, however often poll is called
+// (the host polls every few milliseconds while records are in flight): while writes flow, each
+// look takes all that committed meanwhile. A backlog is read without waiting.
+TEST(Drain, ACaughtUpQueueIsLookedAtNoMoreOftenThanMinPollInterval_ABacklogWithoutWaiting) {
+  TestDatabase db;
+  tracked_table(db.sql());
+  insert_one_by_one(db.sql(), 1, 5);
+  auto source = make_source(
+      db.url(), {{"min_poll_interval", "400"}, {"poll_interval", "1000"}, {"batch_size", "2"}});
+  source->open();
+  // A backlog of five: pages of two, one after the other, no wait between them.
+  auto began = std::chrono::steady_clock::now();
+  std::vector<std::string> keys;
+  while (keys.size() < 5) {
+    auto batch = source->poll(2, milliseconds(0));
+    ASSERT_TRUE(batch && !batch->empty()) << "a backlog page was held back";
+    for (const auto& e : to_events(*batch)) keys.push_back(*e.key);
+    source->ack(batch->last_position());
+  }
+  EXPECT_EQ(keys, (std::vector<std::string>{"k1", "k2", "k3", "k4", "k5"}));
+  // The window is read to its end; a write now waits for the next look, which polls called at
+  // once do not take early (each would be two queries).
+  insert_one_by_one(db.sql(), 6, 6);
+  for (int i = 0; i < 20; ++i) {
+    auto batch = source->poll(10, milliseconds(0));
+    EXPECT_TRUE(!batch || batch->empty()) << "looked again before min_poll_interval";
+  }
+  // A poll that may wait takes it once the interval has passed since the last look began.
+  auto batch = source->poll(10, milliseconds(5000));
+  auto waited = std::chrono::steady_clock::now() - began;
+  ASSERT_TRUE(batch && batch->size() == 1u);
+  EXPECT_EQ(to_events(*batch)[0].key, "k6");
+  EXPECT_GE(waited, milliseconds(350));
+  EXPECT_LT(waited, milliseconds(3000));
+}
