@@ -149,6 +149,25 @@ cpu_seconds() {
   ticks=$(awk '{ print $14 + $15 }' "/proc/$1/stat")
   calc "$ticks / $(getconf CLK_TCK)" 3
 }
+# CPU seconds used so far by several processes, summed; fails (status 1, nothing printed) if one
+# of them is gone, so that a sum over a window is never taken over different processes.
+cpu_seconds_sum() {
+  local pid ticks=0 t
+  for pid in "$@"; do
+    [[ -r "/proc/$pid/stat" ]] || return 1
+    t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat") || return 1
+    ticks=$((ticks + t))
+  done
+  calc "$ticks / $(getconf CLK_TCK)" 3
+}
+# The pids of the PostgreSQL client backends whose application_name is NAME, space-separated
+# (empty if none). The daemon's session is `pg2kafka` (pg-outbox's application_name option, as
+# the default pipeline leaves it). Their /proc entries are local only when the bench started
+# PostgreSQL itself ($started_pg).
+backend_pids() {
+  sql_value "SELECT coalesce(string_agg(pid::text, ' ' ORDER BY pid), '') FROM pg_stat_activity
+             WHERE application_name = '$1' AND backend_type = 'client backend'"
+}
 rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 # Peak RSS so far (VmHWM), in MB.
 hwm_mb() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }

@@ -1,4 +1,5 @@
 -- pgbench script (write-path workload): one single-row UPDATE of one column per transaction on
--- :tbl (rows 1..100000 exist). Run with -D tbl=TABLE.
-\set id random(1, 100000)
-UPDATE :tbl SET qty = qty + 1 WHERE id = :id;
+-- :tbl, at a random id among its first :rows rows (which are never deleted).
+-- Run with -D tbl=TABLE -D rows=N.
+\set id random(1, :rows)
+UPDATE :tbl SET price = price + 1 WHERE id = :id;
