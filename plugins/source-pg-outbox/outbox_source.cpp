@@ -290,11 +290,15 @@ void OutboxSource::maybe_take_horizon() {
 std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
   const std::string limit_text = std::to_string(limit);
   const std::string bytes_text = std::to_string(config_.batch_bytes);
+  paced_ = false;
   while (true) {
     bool fresh = false;
     if (!window_.reading()) {
       auto now = Clock::now();
-      if (now < next_window_at_) return std::make_unique<sdk::RecordBatch>();
+      if (now < next_window_at_) {
+        paced_ = true;
+        return std::make_unique<sdk::RecordBatch>();
+      }
       window_began_at_ = now;
       // A window ends at the largest id once its snapshot is taken, so a page never scans on
       // through events committed after it.
@@ -428,7 +432,7 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::poll(size_t max_records, millise
     // standby only retries the lock every poll_interval.
     auto interval =
         active_ ? std::max(idle_wait_, config_.min_poll_interval) : config_.poll_interval;
-    if (active_ && next_window_at_ > now)
+    if (active_ && paced_)
       interval = std::min(interval, std::chrono::ceil<milliseconds>(next_window_at_ - now));
     auto wait = std::min<milliseconds>(
         std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1), interval);

@@ -120,6 +120,7 @@ class OutboxSource : public sdk::Source {
   // committed meanwhile, rather than a few queries for each event or two.
   std::chrono::steady_clock::time_point window_began_at_{};
   std::chrono::steady_clock::time_point next_window_at_{};
+  bool paced_ = false;  // the last fetch returned early, the next window not being due
 
   // Reconnection backoff.
   sdk::Backoff reconnect_backoff_;

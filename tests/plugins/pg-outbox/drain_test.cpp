@@ -553,3 +553,26 @@ TEST(Drain, ACaughtUpQueueIsLookedAtNoMoreOftenThanMinPollInterval_ABacklogWitho
   EXPECT_GE(waited, milliseconds(350));
   EXPECT_LT(waited, milliseconds(3000));
 }
+
+// An idle queue is looked at ever less often, up to poll_interval: pacing a busy queue must not
+// keep an idle one at min_poll_interval. Counted in the database's transactions (each look
+// commits one or two), which a look every 5 ms for 3 s would take to hundreds.
+TEST(Drain, AnIdleQueueIsLookedAtEverLessOften_UpToPollInterval) {
+  TestDatabase db;
+  tracked_table(db.sql());
+  auto source = make_source(db.url(), {{"min_poll_interval", "5"}, {"poll_interval", "1000"}});
+  source->open();
+  auto commits = [&] {
+    db.sql().exec("SELECT pg_stat_clear_snapshot()");
+    return std::stoll(db.sql().value(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"));
+  };
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the open's stats are in
+  long long before = commits();
+  auto batch = source->poll(10, milliseconds(3000));
+  EXPECT_TRUE(!batch || batch->empty());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // its backend reports them
+  long long looks = commits() - before;
+  EXPECT_LT(looks, 60) << "an idle queue was looked at too often";
+  EXPECT_GT(looks, 2) << "the test did not see the source's transactions";
+}
