@@ -485,6 +485,10 @@ BEGIN
   PERFORM pg2kafka.create_triggers(table_name, v_tracked.key_column, v_tracked.key_attnum,
                                    v_capture);
   UPDATE pg2kafka.tracked_tables t SET capture = v_capture WHERE t.relid = table_name;
+  IF NOT FOUND THEN  -- the registry's row-level security: only the table's owner may
+    RAISE EXCEPTION 'pg2kafka.configure: must be owner of table %', table_name
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
   RETURN true;
 END
 $$;

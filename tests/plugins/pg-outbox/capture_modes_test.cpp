@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "pg_test_support.hpp"
+#include "test_support.hpp"
 
 using namespace p2k_pg_test;
 namespace json = boost::json;
@@ -230,9 +231,47 @@ TEST(CaptureModes, AWriterWithOnlyItsTablePrivileges_IsCapturedInRowMode) {
       "INSERT INTO pg2kafka.event_batches (table_schema, table_name, statement, key_column, "
       "events, data) VALUES ('public', 'other', 'INSERT', 'id', 1, '[{\"id\": 1}]')");
   EXPECT_NE(forged.find("row-level security"), std::string::npos) << forged;
+  // Nor change how a table it does not own is captured.
+  std::string err =
+      as_writer.try_exec(R"(SELECT pg2kafka.configure('t', '{"capture": "statement"}'))");
+  EXPECT_NE(err.find("must be owner"), std::string::npos) << err;
+  EXPECT_EQ(db.sql().value("SELECT capture FROM pg2kafka.tracked_tables"), "row");
   auto source = make_source(db.url());
   source->open();
   EXPECT_EQ(describe(drain(*source)),
             (std::vector<std::string>{R"(t INSERT a {"id":1,"k":"a","v":1})",
                                       R"(t UPDATE a {"v":2})", R"(t DELETE a {"k":"a"})"}));
+}
+
+TEST(CaptureModes, ARowCapturedTableRestoredFromADump_KeepsItsKeysAndMode_AndIsReattached) {
+  // pg_dump writes no dropped column, so the restored table's key column gets another attnum,
+  // and the table another OID: row capture must then find the key column by its name.
+  TestDatabase src;
+  src.sql().exec("CREATE TABLE orders (gone int, id int PRIMARY KEY, sku text, note text)");
+  src.sql().exec("ALTER TABLE orders DROP COLUMN gone");
+  src.sql().exec(std::string("SELECT pg2kafka.setup('orders', 'sku', ") + kRow + ")");
+  p2k_test::TempDir dir;
+  std::string dump = (dir.path() / "db.dump").string();
+  std::string bin = p2k_test::state_value("pg.env", "P2K_TEST_PG_BIN");
+  auto r = p2k_test::run({bin + "/pg_dump", "-Fc", "-f", dump, src.url()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  TestDatabase dst(/*install_schema=*/false);
+  r = p2k_test::run({bin + "/pg_restore", "--exit-on-error", "-d", dst.url(), dump});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+
+  dst.sql().exec("INSERT INTO orders VALUES (1, 'S1', 'a')");
+  dst.sql().exec("UPDATE orders SET note = 'b'");
+  dst.sql().exec("DELETE FROM orders");
+  EXPECT_EQ(dst.sql().value("SELECT problem FROM pg2kafka.tracking_problems()"), "restored");
+  EXPECT_EQ(dst.sql().value("SELECT pg2kafka.setup('orders', 'sku')"), "f");  // re-attached
+  EXPECT_EQ(dst.sql().value("SELECT count(*) FROM pg2kafka.tracking_problems()"), "0");
+  EXPECT_EQ(dst.sql().value("SELECT capture FROM pg2kafka.tracked_tables"), "row");
+  dst.sql().exec("INSERT INTO orders VALUES (2, 'S2', 'c')");
+  auto source = make_source(dst.url());
+  source->open();
+  EXPECT_EQ(describe(drain(*source)),
+            (std::vector<std::string>{R"(orders INSERT S1 {"id":1,"sku":"S1","note":"a"})",
+                                      R"(orders UPDATE S1 {"note":"b"})",
+                                      R"(orders DELETE S1 {"sku":"S1"})",
+                                      R"(orders INSERT S2 {"id":2,"sku":"S2","note":"c"})"}));
 }
