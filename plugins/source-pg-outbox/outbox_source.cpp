@@ -432,8 +432,9 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::poll(size_t max_records, millise
     // standby only retries the lock every poll_interval.
     auto interval =
         active_ ? std::max(idle_wait_, config_.min_poll_interval) : config_.poll_interval;
-    if (active_ && paced_)
-      interval = std::min(interval, std::chrono::ceil<milliseconds>(next_window_at_ - now));
+    if (active_ && paced_)  // wait for the next window only (it may be due already)
+      interval = std::clamp(std::chrono::ceil<milliseconds>(next_window_at_ - now), milliseconds(0),
+                            interval);
     auto wait = std::min<milliseconds>(
         std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1), interval);
     if (active_ && config_.notify)
