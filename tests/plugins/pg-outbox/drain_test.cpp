@@ -556,7 +556,9 @@ TEST(Drain, ACaughtUpQueueIsLookedAtNoMoreOftenThanMinPollInterval_ABacklogWitho
 
 // An idle queue is looked at ever less often, up to poll_interval: pacing a busy queue must not
 // keep an idle one at min_poll_interval. Counted in the database's transactions (each look
-// commits one or two), which a look every 5 ms for 3 s would take to hundreds.
+// commits one or two): about 25 when it backs off, some 750 for a look every 5 ms for 3 s. The
+// bound leaves room for what else a loaded machine may count late (the open's own queries,
+// autovacuum).
 TEST(Drain, AnIdleQueueIsLookedAtEverLessOften_UpToPollInterval) {
   TestDatabase db;
   tracked_table(db.sql());
@@ -573,6 +575,6 @@ TEST(Drain, AnIdleQueueIsLookedAtEverLessOften_UpToPollInterval) {
   EXPECT_TRUE(!batch || batch->empty());
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // its backend reports them
   long long looks = commits() - before;
-  EXPECT_LT(looks, 60) << "an idle queue was looked at too often";
+  EXPECT_LT(looks, 200) << "an idle queue was looked at too often";
   EXPECT_GT(looks, 2) << "the test did not see the source's transactions";
 }
