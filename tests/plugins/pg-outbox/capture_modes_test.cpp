@@ -7,7 +7,6 @@
 #include <thread>
 
 #include "pg_test_support.hpp"
-#include "test_support.hpp"
 
 using namespace p2k_pg_test;
 namespace json = boost::json;
@@ -250,14 +249,8 @@ TEST(CaptureModes, ARowCapturedTableRestoredFromADump_KeepsItsKeysAndMode_AndIsR
   src.sql().exec("CREATE TABLE orders (gone int, id int PRIMARY KEY, sku text, note text)");
   src.sql().exec("ALTER TABLE orders DROP COLUMN gone");
   src.sql().exec(std::string("SELECT pg2kafka.setup('orders', 'sku', ") + kRow + ")");
-  p2k_test::TempDir dir;
-  std::string dump = (dir.path() / "db.dump").string();
-  std::string bin = p2k_test::state_value("pg.env", "P2K_TEST_PG_BIN");
-  auto r = p2k_test::run({bin + "/pg_dump", "-Fc", "-f", dump, src.url()});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
   TestDatabase dst(/*install_schema=*/false);
-  r = p2k_test::run({bin + "/pg_restore", "--exit-on-error", "-d", dst.url(), dump});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(dump_and_restore(src.url(), dst.url()), "");
 
   dst.sql().exec("INSERT INTO orders VALUES (1, 'S1', 'a')");
   dst.sql().exec("UPDATE orders SET note = 'b'");

@@ -26,6 +26,20 @@ std::string url_for(const std::string& database) {
   return server_url() + "/" + database;
 }
 
+std::string pg_tool(const std::string& name) {
+  return p2k_test::state_value("pg.env", "P2K_TEST_PG_BIN") + "/" + name;
+}
+
+std::string dump_and_restore(const std::string& from, const std::string& to) {
+  p2k_test::TempDir dir;
+  std::string dump = (dir.path() / "db.dump").string();
+  auto r = p2k_test::run({pg_tool("pg_dump"), "-Fc", "-f", dump, from});
+  if (r.exit_code != 0) return "pg_dump: " + r.err;
+  r = p2k_test::run({pg_tool("pg_restore"), "--exit-on-error", "-d", to, dump});
+  if (r.exit_code != 0) return "pg_restore: " + r.err;
+  return "";
+}
+
 Session::Session(const std::string& url) : conn_(PQconnectdb(url.c_str())) {
   if (PQstatus(conn_) != CONNECTION_OK) {
     std::string m = PQerrorMessage(conn_);

@@ -23,6 +23,12 @@ namespace p2k_pg_test {
 std::string server_url();
 std::string url_for(const std::string& database);
 
+// A program of the fixture's PostgreSQL installation (psql, pg_dump, pg_restore).
+std::string pg_tool(const std::string& name);
+// pg_dump -Fc of the database at `from`, restored with pg_restore --exit-on-error into the one at
+// `to`: "" when both succeeded, else the failing program's standard error.
+std::string dump_and_restore(const std::string& from, const std::string& to);
+
 // A raw libpq session (tests need asynchronous queries, which the plugin's wrapper lacks).
 class Session {
  public:

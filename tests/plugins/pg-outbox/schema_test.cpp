@@ -17,10 +17,6 @@ namespace json = boost::json;
 
 namespace {
 
-std::string pg_tool(const std::string& name) {
-  return p2k_test::state_value("pg.env", "P2K_TEST_PG_BIN") + "/" + name;
-}
-
 // psql --single-transaction -v ON_ERROR_STOP=1 -f sql/install.sql, as the README says.
 p2k_test::CommandResult psql_install(const std::string& url) {
   return p2k_test::run({pg_tool("psql"), "-X", "-q", "--single-transaction", "-v",
@@ -444,13 +440,8 @@ TEST(DumpRestore, TrackedTableWithDroppedColumns_KeepsItsKeys_IsReported_AndReat
   src.sql().exec("INSERT INTO renamed VALUES (1, 'R1')");
   EXPECT_EQ(queued_events(src.sql()), "2");  // the orders snapshot, the renamed INSERT
 
-  p2k_test::TempDir dir;
-  std::string dump = (dir.path() / "db.dump").string();
-  auto r = p2k_test::run({pg_tool("pg_dump"), "-Fc", "-f", dump, src.url()});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
   TestDatabase dst(/*install_schema=*/false);
-  r = p2k_test::run({pg_tool("pg_restore"), "--exit-on-error", "-d", dst.url(), dump});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(dump_and_restore(src.url(), dst.url()), "");
   ASSERT_NE(dst.sql().value("SELECT 'orders'::regclass::oid"),
             src.sql().value("SELECT 'orders'::regclass::oid"));
 
