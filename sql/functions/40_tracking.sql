@@ -22,6 +22,16 @@ BEGIN
 END
 $$;
 
+-- The names of the capture triggers of a mode: row-level (mode `row`, and partitioned tables)
+-- or statement-level (mode `statement`). pg2kafka_truncate belongs to both. Named once, here,
+-- for create_triggers, drop_triggers and tracking_problem.
+CREATE OR REPLACE FUNCTION pg2kafka.mode_triggers(row_level boolean) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE WHEN row_level THEN ARRAY['pg2kafka_row', 'pg2kafka_truncate']
+              ELSE ARRAY['pg2kafka_insert', 'pg2kafka_update', 'pg2kafka_delete',
+                         'pg2kafka_truncate'] END
+$$;
+
 -- Creates (or replaces) the capture triggers of a table, enabled ALWAYS: they fire whatever
 -- session_replication_role says (pg_restore, logical replication's apply and some migration tools
 -- set it to replica, which silences ordinary triggers), since a change that is not captured is
@@ -59,9 +69,8 @@ BEGIN
   FOR v_trigger IN
     SELECT g.tgname FROM pg_trigger g
      WHERE g.tgrelid = table_name AND g.tgparentid = 0
-       AND CASE WHEN v_rows THEN g.tgname IN ('pg2kafka_insert', 'pg2kafka_update',
-                                              'pg2kafka_delete')
-                ELSE g.tgname = 'pg2kafka_row' END
+       AND g.tgname = ANY (pg2kafka.mode_triggers(NOT v_rows))
+       AND g.tgname <> ALL (pg2kafka.mode_triggers(v_rows))
   LOOP
     EXECUTE format('DROP TRIGGER %I ON %s', v_trigger.tgname, table_name);
   END LOOP;
@@ -113,8 +122,7 @@ BEGIN
      WHERE (g.tgrelid = table_name
             OR g.tgrelid IN (SELECT p.relid FROM pg_partition_tree(table_name) p))
        AND g.tgparentid = 0
-       AND g.tgname IN ('pg2kafka_insert', 'pg2kafka_update', 'pg2kafka_delete',
-                        'pg2kafka_truncate', 'pg2kafka_row')
+       AND g.tgname = ANY (pg2kafka.mode_triggers(true) || pg2kafka.mode_triggers(false))
   LOOP
     EXECUTE format('DROP TRIGGER %I ON %s', v_trigger.tgname, v_trigger.rel);
   END LOOP;
@@ -153,18 +161,15 @@ BEGIN
   v_partitioned := (SELECT c.relkind FROM pg_class c WHERE c.oid = table_name) = 'p';
   v_rows := v_partitioned OR EXISTS (SELECT FROM pg2kafka.tracked_tables t
                                       WHERE t.relid = table_name AND t.capture = 'row');
-  v_expected := CASE WHEN v_rows THEN ARRAY['pg2kafka_row', 'pg2kafka_truncate']
-                     ELSE ARRAY['pg2kafka_insert', 'pg2kafka_update', 'pg2kafka_delete',
-                                'pg2kafka_truncate'] END;
+  v_expected := pg2kafka.mode_triggers(v_rows);
   SELECT count(*) INTO v_present FROM pg_trigger g
    WHERE g.tgrelid = table_name AND g.tgname = ANY (v_expected);
   -- Triggers of the other capture mode (an older pg2kafka's, or a mode changed by hand in the
   -- registry): setup puts the registered mode's in place.
   IF EXISTS (SELECT FROM pg_trigger g
               WHERE g.tgrelid = table_name AND g.tgparentid = 0
-                AND CASE WHEN v_rows THEN g.tgname IN ('pg2kafka_insert', 'pg2kafka_update',
-                                                       'pg2kafka_delete')
-                         ELSE g.tgname = 'pg2kafka_row' END) THEN
+                AND g.tgname = ANY (pg2kafka.mode_triggers(NOT v_rows))
+                AND g.tgname <> ALL (v_expected)) THEN
     RETURN 'outdated';
   ELSIF v_present = 0 THEN
     RETURN 'no triggers';

@@ -14,6 +14,7 @@ GRANT EXECUTE ON FUNCTION
   pg2kafka.capture_truncate(), pg2kafka.capture_row(),
   pg2kafka.tracked_partition_root(oid, oid, text, smallint),
   pg2kafka.trigger_arguments(bytea, smallint),
+  pg2kafka.mode_triggers(boolean),
   pg2kafka.create_triggers(regclass, text, smallint, text), pg2kafka.drop_triggers(regclass),
   pg2kafka.tracking_problem(regclass), pg2kafka.tracking_problems(),
   pg2kafka.capture_mode(regclass, jsonb, text, text),
