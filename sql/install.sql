@@ -23,9 +23,9 @@ DECLARE
 BEGIN
   IF to_regclass('pg2kafka.schema_migrations') IS NOT NULL THEN
     EXECUTE 'SELECT max(version) FROM pg2kafka.schema_migrations' INTO v_installed;
-    IF v_installed > 9 THEN
+    IF v_installed > 10 THEN
       RAISE EXCEPTION 'pg2kafka: the database has schema migrations up to %, newer than this '
-                      'release knows (9)', v_installed
+                      'release knows (10)', v_installed
         USING ERRCODE = 'object_not_in_prerequisite_state',
               HINT = 'A newer pg2kafka installed it: use the sql/ of that release or a newer one.';
     END IF;
@@ -85,6 +85,11 @@ SELECT :p2k_version < 9 AS p2k_apply \gset
 \ir migrations/009_capture_modes.sql
 \endif
 
+SELECT :p2k_version < 10 AS p2k_apply \gset
+\if :p2k_apply
+\ir migrations/010_backfills.sql
+\endif
+
 
 \ir functions/00_version.sql
 \ir functions/10_limits.sql
@@ -92,5 +97,6 @@ SELECT :p2k_version < 9 AS p2k_apply \gset
 \ir functions/30_capture.sql
 \ir functions/40_tracking.sql
 \ir functions/50_queue_access.sql
+\ir functions/60_backfill.sql
 \ir functions/90_grants.sql
 \o

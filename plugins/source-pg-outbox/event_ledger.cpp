@@ -4,9 +4,10 @@ namespace pg2kafka::pg_outbox {
 
 void EventLedger::add_batch(int64_t batch_id, const TableNames& names, const std::string& statement,
                             std::vector<Event> events) {
-  for (Event& e : events)
-    pending_.push_back(
-        Pending{next_position_++, batch_id, false, &names, &statement, std::move(e)});
+  for (Event& e : events) {
+    const std::string* header = e.statement ? e.statement : &statement;
+    pending_.push_back(Pending{next_position_++, batch_id, false, &names, header, std::move(e)});
+  }
   if (!events.empty()) {
     pending_.back().last_of_batch = true;
     batches_.insert(batch_id);

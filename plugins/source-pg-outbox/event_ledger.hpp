@@ -32,6 +32,9 @@ class EventLedger {
     std::string value;
     int64_t timestamp_ms;
     std::string uuid;
+    // The "statement" header when it is not the batch's (a backfill's SNAPSHOT of a row whose
+    // key an UPDATE changed); must outlive the ledger's use of it.
+    const std::string* statement = nullptr;
   };
 
   // Adds the events of one queue batch (at least one), in order, numbered with the next
@@ -41,6 +44,8 @@ class EventLedger {
   // Whether the batch has events here (pending or returned and not acknowledged).
   bool holds(int64_t batch_id) const { return batches_.count(batch_id) > 0; }
   bool has_pending() const { return !pending_.empty(); }
+  // No event pending or awaiting its acknowledgement.
+  bool idle() const { return pending_.empty() && in_flight_.empty(); }
   // Up to `limit` pending events as records (with the "statement" and "table" headers); they
   // are in flight from then on.
   std::unique_ptr<sdk::RecordBatch> take(size_t limit);

@@ -99,6 +99,16 @@ OutboxConfig OutboxConfig::from(const sdk::Options& options) {
     problems.push_back({"statement_timeout",
                         "must be 0 (no limit) or at least 1s: a shorter limit would cancel "
                         "ordinary drain queries of a busy server, over and over"});
+  if (options.has("backfill_chunk_rows")) {
+    int64_t n = options.integer("backfill_chunk_rows");
+    if (n < 1 || n > kMaxBackfillChunkRows)
+      problems.push_back({"backfill_chunk_rows", "must be between 1 and 1000000"});
+    else
+      c.backfill_chunk_rows = static_cast<size_t>(n);
+  }
+  if (options.has("backfill_pause")) c.backfill_pause = options.duration("backfill_pause");
+  if (c.backfill_pause.count() < 0 || c.backfill_pause.count() > kMaxBackfillPauseMs)
+    problems.push_back({"backfill_pause", "must be between 0 and 1h"});
   if (!problems.empty()) throw sdk::ConfigError(std::move(problems));
   return c;
 }

@@ -31,6 +31,10 @@ struct OutboxConfig {
   // Applied to the session (SET) for every drain query, after the schema is installed; 0: none.
   std::chrono::milliseconds lock_timeout{5'000};
   std::chrono::milliseconds statement_timeout{60'000};
+  // Backfills (backfill.hpp): rows per chunk (batch_bytes bounds a chunk's JSON too), and the
+  // pause between the starts of two chunks.
+  size_t backfill_chunk_rows = 5000;
+  std::chrono::milliseconds backfill_pause{0};
 
   // Throws sdk::ConfigError naming the option at fault.
   static OutboxConfig from(const sdk::Options& options);
@@ -44,6 +48,9 @@ constexpr int64_t kMaxRetentionMs = 36500LL * 24 * 3600 * 1000;
 constexpr int64_t kMaxQueryTimeoutMs = 24LL * 3600 * 1000;
 // statement_timeout: 0 (none) or at least this; shorter would cancel ordinary drain queries.
 constexpr int64_t kMinStatementTimeoutMs = 1000;
+// backfill_chunk_rows and backfill_pause.
+constexpr int64_t kMaxBackfillChunkRows = 1'000'000;
+constexpr int64_t kMaxBackfillPauseMs = 3600LL * 1000;
 // How long past statement_timeout the source waits for the server's answer to a drain query (at
 // most as long again as statement_timeout) before it gives the connection up as stuck.
 constexpr int64_t kReplyGraceMs = 5000;

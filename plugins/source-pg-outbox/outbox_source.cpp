@@ -28,6 +28,14 @@ constexpr int kPurgeBatch = 10'000;
 // Reconnects wait 200 ms, doubling up to 10 s.
 constexpr milliseconds kReconnectInitialBackoff{200};
 constexpr milliseconds kMaxReconnectBackoff{10'000};
+// Backfills: how often a new one is looked for while none is sent, how long a chunk that could
+// not be read waits before the next try, how many such tries in a row fail the backfill, how
+// often progress is logged, and how many chunks may be in the ledger at once.
+constexpr milliseconds kBackfillCheckInterval{1'000};
+constexpr milliseconds kChunkRetryWait{1'000};
+constexpr int kMaxChunkFailures = 5;
+constexpr milliseconds kBackfillLogInterval{5'000};
+constexpr size_t kMaxChunksInFlight = 2;
 
 void route_notice(void* ctx, const char* message) {
   std::string m(message ? message : "");
@@ -185,6 +193,12 @@ void OutboxSource::prepare_session() {
       purge.replace(purge.find("%MAX%"), 5, std::to_string(kMaxRetentionMs));
       conn_->prepare("p2k_purge", purge, {kOidInt8, kOidInt8});
     }
+    backfills_ = installed.migrations >= 10;
+    if (backfills_) {
+      conn_->prepare("p2k_backfill_next", kBackfillNextSql, {});
+      conn_->prepare("p2k_backfill_progress", kBackfillProgressSql, {kOidInt8, kOidInt8, 0, 0});
+      conn_->prepare("p2k_backfill_fail", kBackfillFailSql, {kOidInt8, 0});
+    }
     if (config_.notify) conn_->exec("LISTEN pg2kafka");
 
     // Tracked tables whose capture is not complete and current (sql/functions/40_tracking.sql);
@@ -207,6 +221,12 @@ void OutboxSource::drop_connection(bool warn) {
   active_ = false;
   standby_logged_ = false;
   window_.reset();
+  // A chunk read for a window that is gone is read again; the backfill resumes from what
+  // pg2kafka.backfills says (chunks in the ledger still record their delivery).
+  chunk_.reset();
+  backfill_.reset();
+  next_backfill_check_ = {};
+  if (backfill_reader_) backfill_reader_->close();
 }
 
 void OutboxSource::ensure_session() {
@@ -245,6 +265,9 @@ void OutboxSource::try_become_active() {
     active_ = true;
     standby_logged_ = false;
     window_.reset();
+    chunk_.reset();
+    backfill_.reset();
+    next_backfill_check_ = {};
     host_.info("draining the queue of database \"" + database_ +
                "\" (this instance holds the drain lock)");
   } else if (!standby_logged_) {
@@ -300,16 +323,24 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
         return std::make_unique<sdk::RecordBatch>();
       }
       window_began_at_ = now;
-      // A window ends at the largest id once its snapshot is taken, so a page never scans on
-      // through events committed after it.
-      guarded("taking a snapshot", [&] {
+      maybe_load_backfill(now);
+      maybe_log_backfill(now);
+      guarded("taking a horizon", [&] {
         maybe_take_horizon();
-        auto snap = conn_->exec_prepared("p2k_snapshot", {});
-        window_.start(std::string(snap.text(0, kSnapshot)),
-                      std::stoull(std::string(snap.text(0, kSnapshotXmin))),
-                      snap.int64(0, kSnapshotMaxId));
         return 0;
       });
+      // A window ends at the largest id once its snapshot is taken, so a page never scans on
+      // through events committed after it. A backfill's chunk is read in a snapshot of its own,
+      // which then bounds this window.
+      if (!(chunk_due(now) && read_chunk(now))) {
+        guarded("taking a snapshot", [&] {
+          auto snap = conn_->exec_prepared("p2k_snapshot", {});
+          window_.start(std::string(snap.text(0, kSnapshot)),
+                        std::stoull(std::string(snap.text(0, kSnapshotXmin))),
+                        snap.int64(0, kSnapshotMaxId));
+          return 0;
+        });
+      }
       fresh = true;
     }
     auto rows = guarded("reading the queue", [&] {
@@ -324,6 +355,7 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
     bool window_done = !cut_by_bytes && events < static_cast<int64_t>(limit);
     if (window_done) {
       window_.finish();
+      if (chunk_) queue_chunk();
       next_window_at_ = window_began_at_ + config_.min_poll_interval;
     }
     if (ledger_.has_pending()) return ledger_.take(limit);
@@ -381,11 +413,29 @@ int64_t OutboxSource::add_pending(const PgResult& rows, bool& cut_by_bytes) {
     auto statement = statements_.find(row.statement);
     if (statement == statements_.end()) statement = statements_.emplace(row.statement).first;
     const std::string created_at = rfc3339_utc(created_us);
+    // During a backfill, an UPDATE that changed the key its chunks follow may have moved a row
+    // from ahead of their cursor to behind it: its whole new row follows it, as a SNAPSHOT.
+    std::vector<size_t> moved;
+    std::vector<std::string_view> new_rows;
+    if (backfill_ && row.statement == "UPDATE" && row.data && row.old_data &&
+        schema == backfill_->schema && table == backfill_->table) {
+      moved = rows_with_changed_members(*row.data, *row.old_data, backfill_->order_columns);
+      if (!moved.empty()) split_array(*row.data, new_rows);
+    }
+    const std::string& snapshot = *statements_.emplace("SNAPSHOT").first;
     std::vector<EventLedger::Event> out;
-    out.reserve(batch_events.size());
+    out.reserve(batch_events.size() + moved.size());
     for (BatchEvent& e : batch_events) {
+      uint32_t index = e.index;
+      std::optional<std::string> key = e.key;
       std::string value = envelope_json(e.uuid, e.key, *statement, e.data(), created_at);
       out.push_back({std::move(e.key), std::move(value), created_us / 1000, std::move(e.uuid)});
+      if (std::find(moved.begin(), moved.end(), index) != moved.end() && index < new_rows.size()) {
+        std::string uuid = event_uuid(row.uuid, static_cast<uint32_t>(row.events) + index);
+        std::string whole = envelope_json(uuid, key, snapshot, new_rows[index], created_at);
+        out.push_back(
+            {std::move(key), std::move(whole), created_us / 1000, std::move(uuid), &snapshot});
+      }
     }
     ledger_.add_batch(id, names, *statement, std::move(out));
   }
@@ -427,6 +477,13 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::poll(size_t max_records, millise
       }
     }
     auto now = Clock::now();
+    if (active_ && backfill_unread() && ledger_.idle()) {
+      // Rows are left to send (run --once ends on an empty poll): wait for the next chunk.
+      auto wake = std::max(next_chunk_at_, next_window_at_);
+      if (wake > now && !interrupter_.sleep(std::chrono::ceil<milliseconds>(wake - now)))
+        throw_interrupted("waiting for the next backfill chunk");
+      continue;
+    }
     if (now >= deadline) return nullptr;
     // Busy queues are looked at again soon, idle ones ever less often (up to poll_interval); a
     // standby only retries the lock every poll_interval.
@@ -451,10 +508,208 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::poll(size_t max_records, millise
 
 void OutboxSource::ack(uint64_t through) {
   refuse_if_interrupted("ack");
-  // Removed from the queue first: if that fails, the ledger still holds them for the retry.
-  auto done = ledger_.completed_through(through);
-  if (!done.empty()) remove_batches(done);
+  // Removed from the queue (and backfill chunks recorded) first: if that fails, the ledger still
+  // holds them for the retry.
+  std::vector<int64_t> batches, chunks;
+  for (int64_t id : ledger_.completed_through(through)) (id < 0 ? chunks : batches).push_back(id);
+  if (!batches.empty()) remove_batches(batches);
+  if (!chunks.empty()) record_chunks(chunks);
   ledger_.forget_through(through);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backfills
+// ---------------------------------------------------------------------------------------------
+
+std::string OutboxSource::backfill_name() const {
+  return "backfill " + std::to_string(backfill_->id) + " of " + backfill_->schema + "." +
+         backfill_->table;
+}
+
+void OutboxSource::maybe_load_backfill(Clock::time_point now) {
+  if (!backfills_ || backfill_ || now < next_backfill_check_) return;
+  next_backfill_check_ = now + kBackfillCheckInterval;
+  auto r = guarded("looking for backfills",
+                   [&] { return conn_->exec_prepared("p2k_backfill_next", {}); });
+  if (r.rows() == 0) return;
+  Backfill b;
+  b.id = r.int64(0, kBackfillId);
+  if (!r.is_null(0, kBackfillProblem)) {
+    b.schema = std::string(r.text(0, kBackfillSchemaThen));
+    b.table = std::string(r.text(0, kBackfillTableThen));
+    backfill_ = std::move(b);
+    fail_backfill(std::string(r.text(0, kBackfillProblem)));
+    return;
+  }
+  b.schema = std::string(r.text(0, kBackfillSchema));
+  b.table = std::string(r.text(0, kBackfillTable));
+  b.key_column = r.optional_text(0, kBackfillKeyColumn);
+  std::vector<std::string_view> names;
+  if (!r.is_null(0, kBackfillOrderColumns)) split_array(r.text(0, kBackfillOrderColumns), names);
+  for (std::string_view n : names) b.order_columns.emplace_back(n);  // JSON strings, quoted
+  b.after_key = r.optional_text(0, kBackfillLastKey);
+  b.rows_done = r.int64(0, kBackfillRowsDone);
+  if (!r.is_null(0, kBackfillRowsEstimated)) b.rows_estimated = r.int64(0, kBackfillRowsEstimated);
+  rows_queued_ = b.rows_done;
+  chunk_failures_ = 0;
+  progress_since_ = now;
+  progress_rows_ = b.rows_done;
+  backfill_ = std::move(b);
+  host_.info(backfill_name() + ": sending its rows as SNAPSHOT events, in chunks of up to " +
+             std::to_string(config_.backfill_chunk_rows) + " rows" +
+             (backfill_->rows_estimated
+                  ? " (about " + std::to_string(*backfill_->rows_estimated) + " rows)"
+                  : std::string()) +
+             (backfill_->after_key ? ", resuming after " + std::to_string(backfill_->rows_done) +
+                                         " rows sent before"
+                                   : std::string()));
+}
+
+bool OutboxSource::chunk_due(Clock::time_point now) const {
+  return backfill_unread() && !chunk_ && chunks_.size() < kMaxChunksInFlight &&
+         now >= next_chunk_at_;
+}
+
+bool OutboxSource::read_chunk(Clock::time_point now) {
+  if (!backfill_reader_)
+    backfill_reader_ =
+        std::make_unique<BackfillReader>(config_, &interrupter_, &route_notice, &host_);
+  BackfillChunk chunk;
+  try {
+    chunk = backfill_reader_->read(*backfill_, config_.backfill_chunk_rows, config_.batch_bytes);
+  } catch (const PgInterrupted&) {
+    throw_interrupted("reading a backfill chunk");
+  } catch (const BackfillError& e) {
+    if (e.permanent() || ++chunk_failures_ >= kMaxChunkFailures) {
+      fail_backfill(e.what());
+    } else {
+      host_.warn(backfill_name() + ": could not read a chunk: " + e.what() + " (retrying in " +
+                 std::to_string(kChunkRetryWait.count()) + " ms)");
+      next_chunk_at_ = now + kChunkRetryWait;
+    }
+    return false;
+  }
+  chunk_failures_ = 0;
+  if (chunk.ended) {
+    host_.info(backfill_name() + " stopped: it was " + *chunk.ended + " (" +
+               std::to_string(rows_queued_) + " rows sent)");
+    end_backfill();
+    return false;
+  }
+  next_chunk_at_ = now + config_.backfill_pause;
+  window_.start(chunk.snapshot, chunk.xmin, chunk.max_id);
+  chunk_ = std::move(chunk);
+  return true;
+}
+
+void OutboxSource::queue_chunk() {
+  BackfillChunk chunk = std::move(*chunk_);
+  chunk_.reset();
+  if (!backfill_) return;
+  backfill_->all_read = chunk.last;
+  if (chunk.rows == 0) {
+    if (!chunk.last) return;
+    // Read to its end: done once the chunks before are delivered (now, when none is in flight).
+    for (auto it = chunks_.rbegin(); it != chunks_.rend(); ++it) {
+      if (it->second.backfill == backfill_->id) {
+        it->second.last = true;
+        return;
+      }
+    }
+    guarded("recording a backfill's end", [&] {
+      return conn_->exec_prepared("p2k_backfill_progress",
+                                  {std::to_string(backfill_->id), std::to_string(rows_queued_),
+                                   std::nullopt, std::string("true")});
+    });
+    host_.info(backfill_name() + " done: " + std::to_string(rows_queued_) + " rows sent");
+    end_backfill();
+    return;
+  }
+  BatchRow row;
+  row.uuid = chunk.uuid;
+  row.statement = "SNAPSHOT";
+  if (backfill_->key_column) row.key_column = *backfill_->key_column;
+  row.events = chunk.rows;
+  row.data = chunk.data;
+  std::vector<BatchEvent> events;
+  try {
+    events = expand_batch(row);
+  } catch (const std::invalid_argument& e) {
+    fail_backfill(std::string("its reader returned rows that are not JSON objects: ") + e.what());
+    return;
+  }
+  const std::string& statement = *statements_.emplace("SNAPSHOT").first;
+  const std::string created_at =
+      rfc3339_utc(std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count());
+  const int64_t created_ms = std::chrono::duration_cast<milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+  std::vector<EventLedger::Event> out;
+  out.reserve(events.size());
+  for (BatchEvent& e : events) {
+    std::string value = envelope_json(e.uuid, e.key, statement, e.data(), created_at);
+    out.push_back({std::move(e.key), std::move(value), created_ms, std::move(e.uuid)});
+  }
+  rows_queued_ += chunk.rows;
+  backfill_->after_key = chunk.last_key;
+  int64_t id = next_chunk_id_--;
+  chunks_[id] = {backfill_->id, rows_queued_, chunk.last_key, chunk.last};
+  ledger_.add_batch(id, names_for(backfill_->schema, backfill_->table), statement,
+                    std::move(out));
+}
+
+void OutboxSource::record_chunks(const std::vector<int64_t>& ids) {
+  ensure_session();
+  for (int64_t id : ids) {
+    auto it = chunks_.find(id);
+    if (it == chunks_.end()) continue;
+    const ChunkInFlight& c = it->second;
+    auto recorded = guarded("recording a backfill's progress", [&] {
+      return conn_
+          ->exec_prepared("p2k_backfill_progress",
+                          {std::to_string(c.backfill), std::to_string(c.rows_done), c.last_key,
+                           std::string(c.last ? "true" : "false")})
+          .affected();
+    });
+    bool current = backfill_ && backfill_->id == c.backfill;
+    if (current) backfill_->rows_done = c.rows_done;
+    if (current && recorded == 0) {
+      host_.info(backfill_name() + " stopped: it was cancelled or removed (" +
+                 std::to_string(c.rows_done) + " rows sent)");
+      end_backfill();
+    } else if (current && c.last) {
+      host_.info(backfill_name() + " done: " + std::to_string(c.rows_done) + " rows sent");
+      end_backfill();
+    }
+    chunks_.erase(it);
+  }
+}
+
+void OutboxSource::fail_backfill(const std::string& why) {
+  host_.warn(backfill_name() + " failed: " + why +
+             ". The rows sent before stay sent; once the cause is fixed, ask for the rest with "
+             "SELECT pg2kafka.backfill(...) as the table's owner. Changes are captured and "
+             "sent meanwhile.");
+  std::string id = std::to_string(backfill_->id);
+  end_backfill();
+  guarded("recording a backfill's failure",
+          [&] { return conn_->exec_prepared("p2k_backfill_fail", {id, why}); });
+}
+
+void OutboxSource::end_backfill() {
+  backfill_.reset();
+  chunk_.reset();
+  next_backfill_check_ = {};  // the next one, if any, at once
+}
+
+void OutboxSource::maybe_log_backfill(Clock::time_point now) {
+  if (!backfill_ || now - progress_since_ < kBackfillLogInterval) return;
+  double seconds = std::chrono::duration<double>(now - progress_since_).count();
+  host_.info(backfill_progress(*backfill_, backfill_->rows_done - progress_rows_, seconds));
+  progress_since_ = now;
+  progress_rows_ = backfill_->rows_done;
 }
 
 std::vector<std::string> OutboxSource::list_topics() {

@@ -13,6 +13,9 @@
 // whatever is left: returned-but-unacknowledged events come back (at-least-once; the events of a
 // batch that were delivered before a crash come back too, with the same uuids).
 //
+// Backfills (backfill.hpp) are sent by the active instance too, between its windows: a chunk
+// read in a window's snapshot is queued right after that window's events.
+//
 // Only one instance drains a queue: the one holding the session-level advisory lock
 // (1882352481, 2) of the database. Others are hot standbys that retry the lock every
 // poll_interval and take over when the active one's session ends.
@@ -33,6 +36,7 @@
 
 #include <pg2kafka/sdk/backoff.hpp>
 
+#include "backfill.hpp"
 #include "batch.hpp"
 #include "drain_window.hpp"
 #include "event_ledger.hpp"
@@ -89,6 +93,23 @@ class OutboxSource : public sdk::Source {
   // they were pending already).
   int64_t add_pending(const PgResult& rows, bool& cut_by_bytes);
   void remove_batches(const std::vector<int64_t>& ids);
+  // Backfills (backfill.hpp).
+  // Looks for the oldest open backfill when none is being sent (at most once a second).
+  void maybe_load_backfill(std::chrono::steady_clock::time_point now);
+  bool chunk_due(std::chrono::steady_clock::time_point now) const;
+  // Reads the next chunk and starts the window of its snapshot; false when none was read.
+  bool read_chunk(std::chrono::steady_clock::time_point now);
+  // The chunk's window is done: its events follow that window's.
+  void queue_chunk();
+  // Records the delivery of chunks (ledger ids, in order) in pg2kafka.backfills.
+  void record_chunks(const std::vector<int64_t>& ids);
+  void fail_backfill(const std::string& why);
+  void end_backfill();
+  void maybe_log_backfill(std::chrono::steady_clock::time_point now);
+  // Whether a backfill has chunks left to read (the source then has work though the queue is
+  // empty).
+  bool backfill_unread() const { return backfill_ && !backfill_->all_read; }
+  std::string backfill_name() const;
   const TableNames& names_for(const std::string& schema, const std::string& table);
   // Runs f, turning PostgreSQL errors into the SDK's: RetryError (and a reconnect on the next
   // call) for lost connections and transient errors, FatalError otherwise.
@@ -128,6 +149,26 @@ class OutboxSource : public sdk::Source {
 
   DrainWindow window_;
   EventLedger ledger_;
+
+  // Backfills: whether the schema has them (migration 010), the one being sent, the chunk read
+  // for the window being read, and what each chunk in the ledger records once delivered.
+  struct ChunkInFlight {
+    int64_t backfill;
+    int64_t rows_done;  // the backfill's rows delivered once this chunk is
+    std::optional<std::string> last_key;
+    bool last;
+  };
+  bool backfills_ = false;
+  std::optional<Backfill> backfill_;
+  std::unique_ptr<BackfillReader> backfill_reader_;
+  std::optional<BackfillChunk> chunk_;
+  std::map<int64_t, ChunkInFlight> chunks_;  // by ledger id: negative, counting down
+  int64_t next_chunk_id_ = -1;
+  int64_t rows_queued_ = 0;  // the backfill's rows delivered or in the ledger
+  int chunk_failures_ = 0;   // transient failures in a row
+  std::chrono::steady_clock::time_point next_backfill_check_{}, next_chunk_at_{};
+  std::chrono::steady_clock::time_point progress_since_{};
+  int64_t progress_rows_ = 0;
 
   std::chrono::steady_clock::time_point next_purge_at_{};
   std::map<std::pair<std::string, std::string>, TableNames> tables_;

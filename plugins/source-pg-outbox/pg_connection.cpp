@@ -259,6 +259,17 @@ PgResult PgConnection::exec_prepared(const std::string& name,
                                     values.data(), nullptr, nullptr, 0));
 }
 
+PgResult PgConnection::exec_params(const std::string& sql, const std::vector<Oid>& types,
+                                   const std::vector<std::optional<std::string>>& params) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  QueryScope scope(interrupter_, cancel_);
+  return finish(PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()),
+                                  types.empty() ? nullptr : types.data(), values.data(), nullptr,
+                                  nullptr, 0));
+}
+
 bool PgConnection::wait_for_notification(milliseconds timeout) {
   auto drain = [this] {
     bool any = false;

@@ -106,6 +106,11 @@ class PgConnection {
   PgResult exec_prepared(const std::string& name,
                          const std::vector<std::optional<std::string>>& params);
 
+  // Runs one statement with parameters of the given types (OIDs), unprepared (the unnamed
+  // statement: nothing stays behind on the server). Throws PgError or PgInterrupted.
+  PgResult exec_params(const std::string& sql, const std::vector<Oid>& types,
+                       const std::vector<std::optional<std::string>>& params);
+
   // Waits up to `timeout` for a notification on a LISTENed channel; returns true when at least
   // one arrived (all pending ones are consumed). Throws PgError when the connection broke,
   // PgInterrupted when interrupted.

@@ -106,6 +106,20 @@ constexpr p2k_option kOptions[] = {
            "source gives the connection up as stuck and reconnects. 0 (no limit, and no such "
            "check) or 1s to 24h. Not applied to the schema's installation.",
            0, nullptr, 0, pg2kafka::pg_outbox::kMaxQueryTimeoutMs),
+    option("backfill_chunk_rows", P2K_OPT_INT, "5000",
+           "Backfills (pg2kafka.setup's snapshot of a table with a primary key, and "
+           "pg2kafka.backfill): the most rows read and sent in one chunk; batch_bytes bounds a "
+           "chunk's JSON too. Each chunk is one short read-only transaction, read in the snapshot "
+           "of a drain window and sent right after that window's events, so a larger chunk costs "
+           "fewer queries per row and holds more rows in memory (see sql/README.md, "
+           "\"Backfills\").",
+           0, nullptr, 1, pg2kafka::pg_outbox::kMaxBackfillChunkRows),
+    option("backfill_pause", P2K_OPT_DURATION, "0ms",
+           "Backfills: the least time between the starts of two chunks, to spare a busy "
+           "database (0: chunks follow each other as fast as they are sent; changes of every "
+           "table are still read between any two chunks). While a backfill waits for it, the "
+           "source's poll waits too. 0 to 1h.",
+           0, nullptr, 0, pg2kafka::pg_outbox::kMaxBackfillPauseMs),
 };
 
 }  // namespace

@@ -98,4 +98,52 @@ constexpr const char* kForeignTxidsSql =
     "SELECT count(*) FROM (SELECT txid FROM pg2kafka.event_batches ORDER BY id LIMIT 1000) b "
     "WHERE b.txid >= pg_snapshot_xmax(pg_current_snapshot())";
 
+// Backfills (backfill.hpp; migration 010). The oldest open backfill, with its table's names as
+// they are now, the tracked key column's current name, the names of the columns its chunks follow
+// (a JSON array), and why it cannot go on (NULL when it can).
+constexpr const char* kBackfillNextSql = R"sql(
+SELECT b.id, n.nspname::text, c.relname::text, ka.attname::text,
+       (SELECT json_agg(a.attname ORDER BY k.n)
+          FROM unnest(b.order_attnums) WITH ORDINALITY AS k(attnum, n)
+          JOIN pg_attribute a ON a.attrelid = b.relid AND a.attnum = k.attnum
+                             AND NOT a.attisdropped)::text,
+       b.last_key::text, b.rows_done, b.rows_estimated,
+       CASE WHEN c.oid IS NULL THEN 'its table was dropped'
+            WHEN t.relid IS NULL THEN 'its table is no longer tracked' END,
+       b.table_schema, b.table_name
+  FROM pg2kafka.backfills b
+  LEFT JOIN pg_class c ON c.oid = b.relid
+  LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg2kafka.tracked_tables t ON t.relid = b.relid
+  LEFT JOIN pg_attribute ka ON ka.attrelid = b.relid AND ka.attnum = t.key_attnum
+                           AND NOT ka.attisdropped
+ WHERE b.state IN ('pending', 'running')
+ ORDER BY b.id
+ LIMIT 1)sql";
+enum BackfillColumn : int {
+  kBackfillId = 0,
+  kBackfillSchema,
+  kBackfillTable,
+  kBackfillKeyColumn,
+  kBackfillOrderColumns,
+  kBackfillLastKey,
+  kBackfillRowsDone,
+  kBackfillRowsEstimated,
+  kBackfillProblem,
+  kBackfillSchemaThen,  // the names when it was asked for (the table may be gone)
+  kBackfillTableThen,
+};
+
+// A chunk was delivered: the backfill's progress, absolute (so that a retried acknowledgement
+// records the same), and its end with the last chunk. No row when it was cancelled or removed.
+constexpr const char* kBackfillProgressSql = R"sql(
+UPDATE pg2kafka.backfills
+   SET state = CASE WHEN $4 THEN 'done' ELSE 'running' END, rows_done = $2,
+       last_key = coalesce($3::text[], last_key), finished_at = CASE WHEN $4 THEN now() END
+ WHERE id = $1 AND state IN ('pending', 'running'))sql";
+
+constexpr const char* kBackfillFailSql = R"sql(
+UPDATE pg2kafka.backfills SET state = 'failed', error = $2, finished_at = now()
+ WHERE id = $1 AND state IN ('pending', 'running'))sql";
+
 }  // namespace pg2kafka::pg_outbox::queue_sql

@@ -32,6 +32,55 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
                          'pg2kafka_truncate'] END
 $$;
 
+-- Takes a `mode` lock on the table for the rest of the transaction without making its users
+-- queue for long: PostgreSQL queues every later conflicting request behind a waiting one, so a
+-- request that waited for a long transaction would hold up every writer meanwhile. Each attempt
+-- waits at most 50 ms, then steps aside for 100-300 ms (the sessions queued behind it go on) and
+-- tries again, until it gets the lock or, when the caller set lock_timeout, that much time has
+-- passed in all (then lock_not_available). A NOTICE every 5 s names the sessions holding locks on
+-- the table. `caller` names the function in messages.
+CREATE OR REPLACE FUNCTION pg2kafka.lock_table(table_name regclass, mode text, caller text)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_old     text := current_setting('lock_timeout');
+  v_budget  interval := current_setting('lock_timeout')::interval;
+  v_start   timestamptz := clock_timestamp();
+  v_notice  timestamptz := clock_timestamp() + interval '5 s';
+  v_holders text;
+BEGIN
+  IF mode NOT IN ('SHARE ROW EXCLUSIVE', 'ACCESS EXCLUSIVE') THEN
+    RAISE EXCEPTION 'pg2kafka.lock_table: unexpected lock mode %', mode;
+  END IF;
+  LOOP
+    BEGIN
+      PERFORM set_config('lock_timeout', '50ms', true);
+      EXECUTE format('LOCK TABLE %s IN %s MODE', table_name, mode);
+      PERFORM set_config('lock_timeout', v_old, true);
+      RETURN;
+    EXCEPTION WHEN lock_not_available THEN
+      NULL;  -- the subtransaction's end dropped the request (and restored lock_timeout)
+    END;
+    SELECT string_agg(DISTINCT l.pid::text, ', ') INTO v_holders FROM pg_locks l
+     WHERE l.locktype = 'relation' AND l.relation = table_name AND l.granted
+       AND l.pid <> pg_backend_pid();
+    IF v_budget > interval '0' AND clock_timestamp() - v_start >= v_budget THEN
+      RAISE EXCEPTION '%: could not lock table % within lock_timeout (%)', caller, table_name,
+        v_old
+        USING ERRCODE = 'lock_not_available',
+              HINT = format('Sessions holding locks on it: %s (see pg_stat_activity). Try again '
+                            'once they end, or raise lock_timeout.', coalesce(v_holders, 'none'));
+    ELSIF clock_timestamp() >= v_notice THEN
+      RAISE NOTICE '%: still waiting for a moment when table % is free (sessions holding locks '
+                   'on it: %); its writers are not held up meanwhile', caller, table_name,
+        coalesce(v_holders, 'none');
+      v_notice := clock_timestamp() + interval '5 s';
+    END IF;
+    PERFORM pg_sleep(0.1 + random() * 0.2);
+  END LOOP;
+END
+$$;
+
 -- Creates (or replaces) the capture triggers of a table, enabled ALWAYS: they fire whatever
 -- session_replication_role says (pg_restore, logical replication's apply and some migration tools
 -- set it to replica, which silences ordinary triggers), since a change that is not captured is
@@ -314,12 +363,18 @@ BEGIN
 END
 $$;
 
--- pg2kafka.setup(table, key_column [, options]): snapshot the table's current rows as SNAPSHOT
--- events, then capture every change. Returns true when tracking started, false when the table
--- was already tracked with this key column (then nothing happens, except that capture triggers
--- created by an older pg2kafka or restored from a dump are re-attached, and a capture mode given
--- in the options is put in place, as configure does: see below). Runs with the caller's rights:
--- call it as the table's owner.
+-- pg2kafka.setup(table, key_column [, options]): start capturing every change of a table and
+-- send its current rows as SNAPSHOT events. Returns true when tracking started, false when the
+-- table was already tracked with this key column (then nothing happens, except that capture
+-- triggers created by an older pg2kafka or restored from a dump are re-attached, and a capture
+-- mode given in the options is put in place, as configure does: see below). Runs with the
+-- caller's rights: call it as the table's owner, in a transaction of its own (it holds the
+-- table's lock until its transaction ends).
+-- The rows: a table with a primary key (or a unique index on NOT NULL columns) is backfilled
+-- online: setup locks the table only to create the triggers (SHARE ROW EXCLUSIVE, taken in short
+-- attempts: pg2kafka.lock_table) and records a backfill, whose chunks the draining pg2kafka sends
+-- (60_backfill.sql). A table without one is copied into the queue by setup itself, under that
+-- lock, as before function set 5: its writers wait for the copy.
 -- options: a JSON object, or NULL for none (the original's two-argument call):
 --   "capture": "statement" | "row"   the capture mode (sql/README.md, "Capture modes").
 --        "statement" (the default for plain tables): one queue row per statement, whatever its
@@ -332,35 +387,31 @@ CREATE OR REPLACE FUNCTION pg2kafka.setup(table_name regclass, key_column text,
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
-  c_rows    CONSTANT integer := pg2kafka.batch_max_rows();
-  c_bytes   CONSTANT integer := pg2kafka.batch_max_bytes();
-  v_schema  text;
-  v_table   text;
-  v_kind    "char";
-  v_attnum  smallint;
-  v_tracked text;
-  v_was     text;
-  v_capture text;
-  v_problem text;
+  c_rows     CONSTANT integer := pg2kafka.batch_max_rows();
+  c_bytes    CONSTANT integer := pg2kafka.batch_max_bytes();
+  v_schema   text;
+  v_table    text;
+  v_kind     "char";
+  v_attnum   smallint;
+  v_tracked  text;
+  v_was      text;
+  v_capture  text;
+  v_problem  text;
+  v_order    smallint[];
+  v_backfill bigint;
 BEGIN
   IF table_name IS NULL OR key_column IS NULL THEN
     RAISE EXCEPTION 'pg2kafka.setup: table and key column must not be NULL'
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  -- A snapshot taken by a REPEATABLE READ or SERIALIZABLE transaction may predate writes that
-  -- commit before the lock below: those would be neither in the snapshot nor captured.
-  IF current_setting('transaction_isolation') <> 'read committed' THEN
-    RAISE EXCEPTION 'pg2kafka.setup must run in a READ COMMITTED transaction (this one is %)',
-      upper(current_setting('transaction_isolation'))
-      USING ERRCODE = 'invalid_transaction_state';
-  END IF;
 
   -- SHARE ROW EXCLUSIVE: waits for running writers to commit and blocks new writers until this
   -- transaction ends; readers (ACCESS SHARE) are never blocked. It is the lock CREATE TRIGGER
   -- takes anyway, and it conflicts with itself, so two setups of one table run one after the
-  -- other. Every write committed before the lock is in the snapshot below (a READ COMMITTED
-  -- statement sees it); every later write fires the triggers: nothing is lost or doubled.
-  EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', table_name);
+  -- other. Every write committed before the lock is in the rows sent (by the backfill, whose
+  -- chunks are read after this transaction commits, or by the copy below); every later write
+  -- fires the triggers: nothing is lost.
+  PERFORM pg2kafka.lock_table(table_name, 'SHARE ROW EXCLUSIVE', 'pg2kafka.setup');
 
   SELECT n.nspname, c.relname, c.relkind INTO v_schema, v_table, v_kind
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -396,6 +447,8 @@ BEGIN
        OR v_problem IN ('outdated', 'partition without truncate trigger')
           AND v_tracked = key_column
        OR v_problem IS NULL AND v_tracked = key_column AND v_capture <> v_was THEN
+      -- Replacing triggers may drop some, which takes ACCESS EXCLUSIVE: in short attempts too.
+      PERFORM pg2kafka.lock_table(table_name, 'ACCESS EXCLUSIVE', 'pg2kafka.setup');
       PERFORM pg2kafka.create_triggers(table_name, key_column, v_attnum, v_capture);
       UPDATE pg2kafka.tracked_tables t
          SET key_column = key_column, key_attnum = v_attnum, table_schema = v_schema,
@@ -425,9 +478,45 @@ BEGIN
   -- Not tracked, or a registry row whose triggers are gone or disabled (by hand, or the table was
   -- dropped and its OID reused): start over, with a snapshot.
   DELETE FROM pg2kafka.tracked_tables t WHERE t.relid = table_name;
-  PERFORM pg2kafka.drop_triggers(table_name);
+  IF EXISTS (SELECT FROM pg_trigger g
+              WHERE g.tgrelid = table_name
+                AND g.tgname = ANY (pg2kafka.mode_triggers(true)
+                                    || pg2kafka.mode_triggers(false))) THEN
+    PERFORM pg2kafka.lock_table(table_name, 'ACCESS EXCLUSIVE', 'pg2kafka.setup');
+    PERFORM pg2kafka.drop_triggers(table_name);
+  END IF;
   PERFORM pg2kafka.create_triggers(table_name, key_column, v_attnum, v_capture);
+  INSERT INTO pg2kafka.tracked_tables
+         (relid, table_schema, table_name, key_column, key_attnum, capture)
+  VALUES (table_name, v_schema, v_table, key_column, v_attnum, v_capture);
 
+  v_order := pg2kafka.backfill_order_key(table_name);
+  IF v_order IS NOT NULL THEN
+    -- A backfill asked for before the table stopped being tracked starts over with this one.
+    UPDATE pg2kafka.backfills b SET state = 'cancelled', finished_at = now()
+     WHERE b.relid = table_name AND b.state IN ('pending', 'running');
+    v_backfill := pg2kafka.start_backfill(table_name, v_order, NULL, 'pg2kafka.setup');
+    RAISE NOTICE 'pg2kafka.setup: the rows of % are sent as SNAPSHOT events by the draining '
+                 'pg2kafka, in chunks (backfill %: see pg2kafka.backfills)', table_name,
+      v_backfill;
+    RETURN true;
+  END IF;
+
+  -- No key to read the table by in chunks: the snapshot is copied here, under the lock. A
+  -- snapshot taken by a REPEATABLE READ or SERIALIZABLE transaction may predate writes that
+  -- committed before the lock: those would be neither in the copy nor captured.
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'pg2kafka.setup must run in a READ COMMITTED transaction (this one is %) for '
+                    'table %, which has no primary key', upper(current_setting('transaction_isolation')),
+      table_name
+      USING ERRCODE = 'invalid_transaction_state',
+            HINT = 'Or give the table a primary key: its rows are then sent online, in chunks.';
+  END IF;
+  RAISE NOTICE 'pg2kafka.setup: % has no primary key (nor a unique index on NOT NULL columns), so '
+               'its rows are copied into the queue now, and its writers wait for the copy',
+    table_name
+    USING HINT = 'With a primary key, setup blocks writers only for a moment and the rows are '
+                 'sent in chunks.';
   -- The snapshot: batches cut by the size of the rows' JSON (rows read from the table hold large
   -- values compressed, so their stored size says little about the JSON they make).
   EXECUTE format(
@@ -441,10 +530,6 @@ BEGIN
     ' GROUP BY (c.rn - 1) / $4 + c.bytes / $5 '
     ' ORDER BY (c.rn - 1) / $4 + c.bytes / $5', table_name)
     USING v_schema, v_table, key_column, c_rows, c_bytes;
-
-  INSERT INTO pg2kafka.tracked_tables
-         (relid, table_schema, table_name, key_column, key_attnum, capture)
-  VALUES (table_name, v_schema, v_table, key_column, v_attnum, v_capture);
   RETURN true;
 END
 $$;
@@ -457,11 +542,12 @@ LANGUAGE sql AS $$ SELECT pg2kafka.setup($1::pg_catalog.regclass, $2, $3) $$;
 
 -- pg2kafka.configure(table, options): changes the options of a tracked table (see setup), for
 -- the statements that start after this transaction commits; takes no snapshot. Returns true when
--- something changed. It waits for the table's running writers to finish and blocks new ones until
--- the transaction ends (SHARE ROW EXCLUSIVE, then ACCESS EXCLUSIVE to drop the old mode's
--- triggers; readers wait only for that last, brief step): every statement is captured by the
--- old triggers or by the new ones, never by both or neither. It waits as long as the caller's
--- lock_timeout allows. Runs with the caller's rights: call it as the table's owner.
+-- something changed. It takes the table's ACCESS EXCLUSIVE lock (dropping the old mode's
+-- triggers needs it) in short attempts (pg2kafka.lock_table: its readers and writers never queue
+-- behind it for more than 50 ms at a time) and holds it until the transaction ends: every
+-- statement is captured by the old triggers or by the new ones, never by both or neither. It
+-- gives up after the caller's lock_timeout, when set. Runs with the caller's rights: call it as
+-- the table's owner.
 CREATE OR REPLACE FUNCTION pg2kafka.configure(table_name regclass, options jsonb)
 RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -486,7 +572,7 @@ BEGIN
   IF v_capture = v_tracked.capture THEN
     RETURN false;
   END IF;
-  EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', table_name);
+  PERFORM pg2kafka.lock_table(table_name, 'ACCESS EXCLUSIVE', 'pg2kafka.configure');
   PERFORM pg2kafka.create_triggers(table_name, v_tracked.key_column, v_tracked.key_attnum,
                                    v_capture);
   UPDATE pg2kafka.tracked_tables t SET capture = v_capture WHERE t.relid = table_name;
@@ -517,7 +603,11 @@ BEGIN
                             WHERE tgrelid = table_name AND tgname LIKE 'pg2kafka\_%');
   PERFORM pg2kafka.drop_triggers(table_name);
   DELETE FROM pg2kafka.tracked_tables t WHERE t.relid = table_name;
-  RETURN v_was_tracked OR FOUND;
+  v_was_tracked := v_was_tracked OR FOUND;
+  -- Its backfills stop: the drainer would find the table untracked anyway.
+  UPDATE pg2kafka.backfills b SET state = 'cancelled', finished_at = now()
+   WHERE b.relid = table_name AND b.state IN ('pending', 'running');
+  RETURN v_was_tracked;
 END
 $$;
 

@@ -4,7 +4,8 @@
 
 -- Called, directly or through the capture triggers, by every role that writes to a tracked
 -- table (the limits, the partition lookup, may_queue by the queue's policy), by table owners
--- (setup, configure, teardown and their helpers), and by the drainer (tracking_problems at start).
+-- (setup, configure, teardown, backfill, cancel_backfill and their helpers), and by the drainer
+-- (tracking_problems at start).
 GRANT EXECUTE ON FUNCTION
   pg2kafka.batch_max_rows(), pg2kafka.batch_max_bytes(), pg2kafka.delete_batch_max_keys(),
   pg2kafka.delete_inline_max_rows(),
@@ -21,7 +22,13 @@ GRANT EXECUTE ON FUNCTION
   pg2kafka.setup(regclass, text, jsonb), pg2kafka.setup(text, text, jsonb),
   pg2kafka.configure(regclass, jsonb), pg2kafka.configure(text, jsonb),
   pg2kafka.teardown(regclass), pg2kafka.teardown(text),
-  pg2kafka.may_queue(text, text, text, integer, json, json)
+  pg2kafka.may_queue(text, text, text, integer, json, json),
+  pg2kafka.lock_table(regclass, text, text),
+  pg2kafka.backfill_order_key(regclass), pg2kafka.check_condition(text, text),
+  pg2kafka.reader_body(), pg2kafka.backfill_reader(),
+  pg2kafka.start_backfill(regclass, smallint[], text, text),
+  pg2kafka.backfill(regclass, text), pg2kafka.backfill(text, text),
+  pg2kafka.cancel_backfill(regclass), pg2kafka.cancel_backfill(text)
   TO PUBLIC;
 
 -- The schema owner's repair after a restore (it needs UPDATE on the queue, which no one else

@@ -1,0 +1,185 @@
+#include "backfill.hpp"
+
+#include <pg2kafka/sdk/plugin.hpp>
+
+#include <cmath>
+#include <cstdio>
+
+#include "json_text.hpp"
+
+namespace pg2kafka::pg_outbox {
+
+namespace {
+
+constexpr Oid kOidInt4 = 23;
+constexpr Oid kOidInt8 = 20;
+constexpr Oid kOidTextArray = 1009;
+
+// The chunk's snapshot (the transaction's, taken by this first statement), the queue's largest id
+// in it, a uuid for the chunk, the backfill's state, and the reader to call: only one owned by
+// the role that asked for the backfill, which still owns the table (otherwise NULL). Runs before
+// any code of the reader's owner in this session.
+constexpr const char* kChunkStartSql = R"sql(
+SELECT s::text, pg_snapshot_xmin(s)::text,
+       (SELECT coalesce(max(e.id), 0) FROM pg2kafka.event_batches e),
+       gen_random_uuid()::text,
+       (SELECT b.state FROM pg2kafka.backfills b WHERE b.id = $1),
+       (SELECT format('%I.%I', n.nspname, p.proname)
+          FROM pg2kafka.backfills b
+          JOIN pg_proc p ON p.oid = b.reader
+          JOIN pg_namespace n ON n.oid = p.pronamespace
+          JOIN pg_roles r ON r.oid = p.proowner
+          JOIN pg_class c ON c.oid = b.relid
+         WHERE b.id = $1 AND r.rolname = b.requested_by AND p.prosecdef
+           AND pg_has_role(p.proowner, c.relowner, 'USAGE'))
+  FROM pg_current_snapshot() s)sql";
+
+// The chunk, bounded here whatever the reader returns: at most $3 rows, and rows only until $4
+// bytes of JSON are reached (at least one). `total` tells whether the reader had more.
+constexpr const char* kChunkSql = R"sql(
+SELECT w.key::text, w.data::text, w.total
+  FROM (SELECT c.key, c.data, count(*) OVER () AS total,
+               sum(pg_column_size(c.data)) OVER (ROWS UNBOUNDED PRECEDING)
+                 - pg_column_size(c.data) AS before
+          FROM (SELECT r.key, r.data FROM %READER%($1, $2, $3) r LIMIT $3) c) w
+ WHERE w.before < $4)sql";
+
+}  // namespace
+
+BackfillReader::BackfillReader(const OutboxConfig& config, Interrupter* interrupter,
+                               NoticeHandler notices, void* notice_ctx)
+    : config_(config), interrupter_(interrupter), notices_(notices), notice_ctx_(notice_ctx) {}
+
+BackfillReader::~BackfillReader() = default;
+
+void BackfillReader::connect() {
+  try {
+    conn_ = std::make_unique<PgConnection>(config_.connection, config_.application_name, notices_,
+                                           notice_ctx_, interrupter_);
+  } catch (const PgConnectError& e) {
+    throw BackfillError(std::string("cannot connect to read backfill chunks: ") + e.what(),
+                        false);
+  }
+  int64_t statement_ms = config_.statement_timeout.count();
+  conn_->set_reply_timeout(std::chrono::milliseconds(
+      statement_ms == 0 ? 0 : statement_ms + std::min(statement_ms, kReplyGraceMs)));
+}
+
+void BackfillReader::reset_session() {
+  if (!conn_) return;
+  try {
+    conn_->exec("ROLLBACK");
+    conn_->exec("DISCARD ALL");
+  } catch (const PgInterrupted&) {
+    conn_.reset();
+    throw;
+  } catch (const PgError&) {
+    conn_.reset();  // a session that could not be reset is not used again
+  }
+}
+
+BackfillChunk BackfillReader::read(const Backfill& b, size_t max_rows, size_t max_bytes) {
+  if (!conn_ || conn_->broken()) connect();
+  BackfillChunk chunk;
+  try {
+    conn_->exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = " +
+                std::to_string(config_.statement_timeout.count()) +
+                "; SET LOCAL lock_timeout = " + std::to_string(config_.lock_timeout.count()));
+    const std::string id = std::to_string(b.id);
+    auto start = conn_->exec_params(kChunkStartSql, {kOidInt8}, {id});
+    chunk.snapshot = std::string(start.text(0, 0));
+    chunk.xmin = std::stoull(std::string(start.text(0, 1)));
+    chunk.max_id = start.int64(0, 2);
+    chunk.uuid = std::string(start.text(0, 3));
+    auto state = start.optional_text(0, 4);
+    if (!state || (*state != "pending" && *state != "running")) {
+      chunk.ended = state ? *state : std::string("removed");
+      reset_session();
+      return chunk;
+    }
+    auto reader = start.optional_text(0, 5);
+    if (!reader)
+      throw BackfillError(
+          "its reader function is gone, is not the one of the role that asked for the backfill, "
+          "or that role no longer owns the table; ask for the backfill again as the table's "
+          "owner (SELECT pg2kafka.backfill(...))",
+          true);
+    std::string sql = kChunkSql;
+    sql.replace(sql.find("%READER%"), 8, *reader);
+    auto rows = conn_->exec_params(
+        sql, {kOidInt8, kOidTextArray, kOidInt4, kOidInt8},
+        {id, b.after_key, std::to_string(max_rows), std::to_string(max_bytes)});
+    chunk.rows = rows.rows();
+    chunk.data = "[";
+    for (int i = 0; i < rows.rows(); ++i) {
+      if (i) chunk.data += ',';
+      chunk.data += rows.text(i, 1);
+    }
+    chunk.data += ']';
+    if (chunk.rows > 0) chunk.last_key = std::string(rows.text(chunk.rows - 1, 0));
+    int64_t total = chunk.rows > 0 ? rows.int64(0, 2) : 0;
+    chunk.last = total < static_cast<int64_t>(max_rows) && chunk.rows == total;
+  } catch (const PgInterrupted&) {
+    conn_.reset();
+    throw;
+  } catch (const PgError& e) {
+    bool lost = e.connection_lost() || conn_->broken();
+    reset_session();
+    if (lost) conn_.reset();
+    // The reader runs the table owner's code (casts, the condition, row-level security): its
+    // errors do not go away by themselves, unlike lost connections and timeouts.
+    throw BackfillError(e.what(), !lost && !e.transient());
+  } catch (const BackfillError&) {
+    reset_session();
+    throw;
+  }
+  reset_session();
+  return chunk;
+}
+
+std::vector<size_t> rows_with_changed_members(std::string_view data, std::string_view old_data,
+                                              const std::vector<std::string>& members) {
+  std::vector<size_t> out;
+  std::vector<std::string_view> rows, old_rows;
+  if (members.empty() || !split_array(data, rows) || !split_array(old_data, old_rows)) return out;
+  std::vector<std::pair<std::string_view, std::string_view>> now, before;
+  for (size_t i = 0; i < rows.size() && i < old_rows.size(); ++i) {
+    now.clear();
+    before.clear();
+    if (!split_members(rows[i], now) || !split_members(old_rows[i], before)) continue;
+    auto value_of = [](const auto& list, std::string_view name) -> std::optional<std::string_view> {
+      for (const auto& [n, v] : list)
+        if (n == name) return v;
+      return std::nullopt;
+    };
+    for (const std::string& m : members) {
+      if (value_of(now, m) != value_of(before, m)) {
+        out.push_back(i);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+std::string backfill_progress(const Backfill& b, int64_t rows_in_period, double seconds) {
+  std::string line = "backfill " + std::to_string(b.id) + " of " + b.schema + "." + b.table + ": " +
+                     std::to_string(b.rows_done) + " rows sent";
+  if (b.rows_estimated && *b.rows_estimated > 0) {
+    char share[32];
+    std::snprintf(share, sizeof share, "%.0f%%",
+                  std::min(100.0, 100.0 * static_cast<double>(b.rows_done) /
+                                      static_cast<double>(*b.rows_estimated)));
+    line += " (" + std::string(share) + " of about " + std::to_string(*b.rows_estimated) + ")";
+  }
+  double rate = seconds > 0 ? static_cast<double>(rows_in_period) / seconds : 0;
+  line += ", " + std::to_string(static_cast<int64_t>(std::llround(rate))) + " rows/s";
+  if (rate > 0 && b.rows_estimated && *b.rows_estimated > b.rows_done)
+    line += ", about " +
+            std::to_string(static_cast<int64_t>(
+                std::ceil(static_cast<double>(*b.rows_estimated - b.rows_done) / rate))) +
+            " s left";
+  return line;
+}
+
+}  // namespace pg2kafka::pg_outbox
