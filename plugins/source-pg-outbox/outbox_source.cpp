@@ -28,10 +28,9 @@ constexpr int kPurgeBatch = 10'000;
 // Reconnects wait 200 ms, doubling up to 10 s.
 constexpr milliseconds kReconnectInitialBackoff{200};
 constexpr milliseconds kMaxReconnectBackoff{10'000};
-// Backfills: how often a new one is looked for while none is sent, how long a chunk that could
-// not be read waits before the next try, how many such tries in a row fail the backfill, how
-// often progress is logged, and how many chunks may be in the ledger at once.
-constexpr milliseconds kBackfillCheckInterval{1'000};
+// Backfills: how long a chunk that could not be read waits before the next try, how many such
+// tries in a row fail the backfill, how often progress is logged, and how many chunks may be in
+// the ledger at once.
 constexpr milliseconds kChunkRetryWait{1'000};
 constexpr int kMaxChunkFailures = 5;
 constexpr milliseconds kBackfillLogInterval{5'000};
@@ -170,7 +169,8 @@ void OutboxSource::prepare_session() {
     conn_->exec("SET enable_seqscan = off");
     conn_->exec("SET enable_bitmapscan = off");
 
-    conn_->prepare("p2k_snapshot", kSnapshotSql, {});
+    backfills_ = installed.migrations >= 10;
+    conn_->prepare("p2k_snapshot", backfills_ ? kSnapshotBackfillsSql : kSnapshotSql, {});
     conn_->prepare("p2k_xid", kXidSql, {});
     conn_->prepare("p2k_max_id", kMaxIdSql, {});
     std::string bytes = installed.migrations >= 6
@@ -193,7 +193,6 @@ void OutboxSource::prepare_session() {
       purge.replace(purge.find("%MAX%"), 5, std::to_string(kMaxRetentionMs));
       conn_->prepare("p2k_purge", purge, {kOidInt8, kOidInt8});
     }
-    backfills_ = installed.migrations >= 10;
     if (backfills_) {
       conn_->prepare("p2k_backfill_next", kBackfillNextSql, {});
       conn_->prepare("p2k_backfill_progress", kBackfillProgressSql, {kOidInt8, kOidInt8, 0, 0});
@@ -225,7 +224,6 @@ void OutboxSource::drop_connection(bool warn) {
   // pg2kafka.backfills says (chunks in the ledger still record their delivery).
   chunk_.reset();
   backfill_.reset();
-  next_backfill_check_ = {};
   if (backfill_reader_) backfill_reader_->close();
 }
 
@@ -267,8 +265,7 @@ void OutboxSource::try_become_active() {
     window_.reset();
     chunk_.reset();
     backfill_.reset();
-    next_backfill_check_ = {};
-    host_.info("draining the queue of database \"" + database_ +
+      host_.info("draining the queue of database \"" + database_ +
                "\" (this instance holds the drain lock)");
   } else if (!standby_logged_) {
     standby_logged_ = true;
@@ -323,12 +320,12 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
         return std::make_unique<sdk::RecordBatch>();
       }
       window_began_at_ = now;
-      maybe_load_backfill(now);
       maybe_log_backfill(now);
       guarded("taking a horizon", [&] {
         maybe_take_horizon();
         return 0;
       });
+      bool backfill_open = false;
       // A window ends at the largest id once its snapshot is taken, so a page never scans on
       // through events committed after it. A backfill's chunk is read in a snapshot of its own,
       // which then bounds this window.
@@ -338,8 +335,11 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
           window_.start(std::string(snap.text(0, kSnapshot)),
                         std::stoull(std::string(snap.text(0, kSnapshotXmin))),
                         snap.int64(0, kSnapshotMaxId));
+          backfill_open = snap.boolean(0, kSnapshotBackfill);
           return 0;
         });
+        // Its chunks start with the next window (poll then does not report an empty queue).
+        if (backfill_open) maybe_load_backfill();
       }
       fresh = true;
     }
@@ -526,9 +526,9 @@ std::string OutboxSource::backfill_name() const {
          backfill_->table;
 }
 
-void OutboxSource::maybe_load_backfill(Clock::time_point now) {
-  if (!backfills_ || backfill_ || now < next_backfill_check_) return;
-  next_backfill_check_ = now + kBackfillCheckInterval;
+void OutboxSource::maybe_load_backfill() {
+  if (!backfills_ || backfill_) return;
+  auto now = Clock::now();
   auto r = guarded("looking for backfills",
                    [&] { return conn_->exec_prepared("p2k_backfill_next", {}); });
   if (r.rows() == 0) return;
@@ -701,7 +701,6 @@ void OutboxSource::fail_backfill(const std::string& why) {
 void OutboxSource::end_backfill() {
   backfill_.reset();
   chunk_.reset();
-  next_backfill_check_ = {};  // the next one, if any, at once
 }
 
 void OutboxSource::maybe_log_backfill(Clock::time_point now) {

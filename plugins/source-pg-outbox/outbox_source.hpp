@@ -94,8 +94,9 @@ class OutboxSource : public sdk::Source {
   int64_t add_pending(const PgResult& rows, bool& cut_by_bytes);
   void remove_batches(const std::vector<int64_t>& ids);
   // Backfills (backfill.hpp).
-  // Looks for the oldest open backfill when none is being sent (at most once a second).
-  void maybe_load_backfill(std::chrono::steady_clock::time_point now);
+  // Takes up the oldest open backfill when none is being sent (a window's snapshot tells when
+  // one is open).
+  void maybe_load_backfill();
   bool chunk_due(std::chrono::steady_clock::time_point now) const;
   // Reads the next chunk and starts the window of its snapshot; false when none was read.
   bool read_chunk(std::chrono::steady_clock::time_point now);
@@ -166,7 +167,7 @@ class OutboxSource : public sdk::Source {
   int64_t next_chunk_id_ = -1;
   int64_t rows_queued_ = 0;  // the backfill's rows delivered or in the ledger
   int chunk_failures_ = 0;   // transient failures in a row
-  std::chrono::steady_clock::time_point next_backfill_check_{}, next_chunk_at_{};
+  std::chrono::steady_clock::time_point next_chunk_at_{};
   std::chrono::steady_clock::time_point progress_since_{};
   int64_t progress_rows_ = 0;
 

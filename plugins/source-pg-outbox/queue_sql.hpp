@@ -82,11 +82,18 @@ enum FetchColumn : int {
 
 // A window's snapshot and, read in that same snapshot, the largest id: every event visible in
 // the snapshot is at or below it. (One statement: one round trip per window.)
+// With backfills (migration 010), whether one is open too (a probe of a partial index that is
+// empty but while one is).
 constexpr const char* kSnapshotSql =
     "SELECT s::text, pg_snapshot_xmin(s)::text, "
-    "(SELECT coalesce(max(id), 0) FROM pg2kafka.event_batches) "
+    "(SELECT coalesce(max(id), 0) FROM pg2kafka.event_batches), false "
     "FROM pg_current_snapshot() s";
-enum SnapshotColumn : int { kSnapshot = 0, kSnapshotXmin, kSnapshotMaxId };
+constexpr const char* kSnapshotBackfillsSql =
+    "SELECT s::text, pg_snapshot_xmin(s)::text, "
+    "(SELECT coalesce(max(id), 0) FROM pg2kafka.event_batches), "
+    "EXISTS (SELECT FROM pg2kafka.backfills b WHERE b.state IN ('pending', 'running')) "
+    "FROM pg_current_snapshot() s";
+enum SnapshotColumn : int { kSnapshot = 0, kSnapshotXmin, kSnapshotMaxId, kSnapshotBackfill };
 
 // Assigns (and at once commits) one transaction id: a horizon's transaction id.
 constexpr const char* kXidSql = "SELECT pg_current_xact_id()::text";
@@ -99,8 +106,9 @@ constexpr const char* kForeignTxidsSql =
     "WHERE b.txid >= pg_snapshot_xmax(pg_current_snapshot())";
 
 // Backfills (backfill.hpp; migration 010). The oldest open backfill, with its table's names as
-// they are now, the tracked key column's current name, the names of the columns its chunks follow
-// (a JSON array), and why it cannot go on (NULL when it can).
+// they are now, the key column's current name (the one its capture triggers key events by: by
+// position, or by name when they were restored from a dump), the names of the columns its chunks
+// follow (a JSON array), and why it cannot go on (NULL when it can).
 constexpr const char* kBackfillNextSql = R"sql(
 SELECT b.id, n.nspname::text, c.relname::text, ka.attname::text,
        (SELECT json_agg(a.attname ORDER BY k.n)
@@ -115,8 +123,14 @@ SELECT b.id, n.nspname::text, c.relname::text, ka.attname::text,
   LEFT JOIN pg_class c ON c.oid = b.relid
   LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg2kafka.tracked_tables t ON t.relid = b.relid
-  LEFT JOIN pg_attribute ka ON ka.attrelid = b.relid AND ka.attnum = t.key_attnum
-                           AND NOT ka.attisdropped
+  LEFT JOIN LATERAL (SELECT pg2kafka.trigger_arguments(g.tgargs, g.tgnargs) AS args
+                      FROM pg_trigger g
+                     WHERE g.tgrelid = b.relid AND g.tgname IN ('pg2kafka_insert', 'pg2kafka_row')
+                     LIMIT 1) tr ON true
+  LEFT JOIN pg_attribute ka
+         ON ka.attrelid = b.relid AND ka.attnum > 0 AND NOT ka.attisdropped
+        AND CASE WHEN tr.args[3]::oid = b.relid::oid THEN ka.attnum = tr.args[2]::smallint
+                 ELSE ka.attname = tr.args[1] END
  WHERE b.state IN ('pending', 'running')
  ORDER BY b.id
  LIMIT 1)sql";

@@ -399,6 +399,7 @@ DECLARE
   v_problem  text;
   v_order    smallint[];
   v_backfill bigint;
+  v_empty    boolean;
 BEGIN
   IF table_name IS NULL OR key_column IS NULL THEN
     RAISE EXCEPTION 'pg2kafka.setup: table and key column must not be NULL'
@@ -489,6 +490,16 @@ BEGIN
   INSERT INTO pg2kafka.tracked_tables
          (relid, table_schema, table_name, key_column, key_attnum, capture)
   VALUES (table_name, v_schema, v_table, key_column, v_attnum, v_capture);
+
+  -- An empty table needs no snapshot: every row it gets from now on is captured. (Only in READ
+  -- COMMITTED: a REPEATABLE READ snapshot may predate rows committed before the lock.)
+  IF current_setting('transaction_isolation') = 'read committed' THEN
+    EXECUTE format('SELECT NOT EXISTS (SELECT FROM %s %s t)',
+                   CASE WHEN v_kind = 'r' THEN 'ONLY' ELSE '' END, table_name) INTO v_empty;
+    IF v_empty THEN
+      RETURN true;
+    END IF;
+  END IF;
 
   v_order := pg2kafka.backfill_order_key(table_name);
   IF v_order IS NOT NULL THEN

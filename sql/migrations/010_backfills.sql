@@ -60,8 +60,10 @@ GRANT UPDATE (state, rows_done, last_key, finished_at, error) ON pg2kafka.backfi
 GRANT DELETE ON pg2kafka.backfills TO PUBLIC;
 GRANT USAGE ON SEQUENCE pg2kafka.backfills_id_seq TO PUBLIC;
 
+DROP POLICY IF EXISTS backfills_read ON pg2kafka.backfills;
 CREATE POLICY backfills_read ON pg2kafka.backfills FOR SELECT TO PUBLIC USING (true);
 -- A request names a table the role owns (membership in the owning role) and a reader it owns.
+DROP POLICY IF EXISTS backfills_request ON pg2kafka.backfills;
 CREATE POLICY backfills_request ON pg2kafka.backfills FOR INSERT TO PUBLIC
 WITH CHECK (EXISTS (SELECT FROM pg_catalog.pg_class c
                      WHERE c.oid OPERATOR(pg_catalog.=) relid
@@ -72,16 +74,19 @@ WITH CHECK (EXISTS (SELECT FROM pg_catalog.pg_class c
                                (SELECT r.oid FROM pg_catalog.pg_roles r
                                  WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)));
 -- The owner may only cancel (or leave as it is) a backfill of its table.
+DROP POLICY IF EXISTS backfills_cancel ON pg2kafka.backfills;
 CREATE POLICY backfills_cancel ON pg2kafka.backfills FOR UPDATE TO PUBLIC
 USING (EXISTS (SELECT FROM pg_catalog.pg_class c
                 WHERE c.oid OPERATOR(pg_catalog.=) relid
                   AND pg_catalog.pg_has_role(c.relowner, 'USAGE')))
 WITH CHECK (state OPERATOR(pg_catalog.=) 'cancelled');
 -- A role that may remove queued events (the drainer) records the progress of every backfill.
+DROP POLICY IF EXISTS backfills_progress ON pg2kafka.backfills;
 CREATE POLICY backfills_progress ON pg2kafka.backfills FOR UPDATE TO PUBLIC
 USING (pg_catalog.has_table_privilege('pg2kafka.event_batches'::pg_catalog.regclass, 'DELETE'))
 WITH CHECK (pg_catalog.has_table_privilege('pg2kafka.event_batches'::pg_catalog.regclass,
                                            'DELETE'));
+DROP POLICY IF EXISTS backfills_remove ON pg2kafka.backfills;
 CREATE POLICY backfills_remove ON pg2kafka.backfills FOR DELETE TO PUBLIC
 USING (EXISTS (SELECT FROM pg_catalog.pg_class c
                 WHERE c.oid OPERATOR(pg_catalog.=) relid

@@ -18,7 +18,8 @@ constexpr const char* kRow = R"('{"capture": "row"}')";
 // The same writes, in every shape a statement can take, on a table tracked in `options`' mode.
 std::vector<std::string> stream_of_writes(const std::string& options) {
   TestDatabase db;
-  db.sql().exec("CREATE TABLE t (id int PRIMARY KEY, k text, a text, b int, big text)");
+  // No primary key: setup copies the snapshot at once, so it comes ahead of the writes.
+  db.sql().exec("CREATE TABLE t (id int, k text, a text, b int, big text)");
   db.sql().exec("INSERT INTO t SELECT g, 'k' || g, 'a' || g, g, NULL FROM generate_series(1, 3) g");
   db.sql().exec("SELECT pg2kafka.setup('t', 'k'" + options + ")");
   db.sql().exec("INSERT INTO t VALUES (4, 'k4', 'a4', 4, NULL)");
