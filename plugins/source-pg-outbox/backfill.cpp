@@ -57,8 +57,7 @@ void BackfillReader::connect() {
     conn_ = std::make_unique<PgConnection>(config_.connection, config_.application_name, notices_,
                                            notice_ctx_, interrupter_);
   } catch (const PgConnectError& e) {
-    throw BackfillError(std::string("cannot connect to read backfill chunks: ") + e.what(),
-                        false);
+    throw BackfillError(std::string("cannot connect to read backfill chunks: ") + e.what(), false);
   }
   int64_t statement_ms = config_.statement_timeout.count();
   conn_->set_reply_timeout(std::chrono::milliseconds(
@@ -106,9 +105,9 @@ BackfillChunk BackfillReader::read(const Backfill& b, size_t max_rows, size_t ma
           true);
     std::string sql = kChunkSql;
     sql.replace(sql.find("%READER%"), 8, *reader);
-    auto rows = conn_->exec_params(
-        sql, {kOidInt8, kOidTextArray, kOidInt4, kOidInt8},
-        {id, b.after_key, std::to_string(max_rows), std::to_string(max_bytes)});
+    auto rows =
+        conn_->exec_params(sql, {kOidInt8, kOidTextArray, kOidInt4, kOidInt8},
+                           {id, b.after_key, std::to_string(max_rows), std::to_string(max_bytes)});
     chunk.rows = rows.rows();
     chunk.data = "[";
     for (int i = 0; i < rows.rows(); ++i) {
@@ -127,8 +126,12 @@ BackfillChunk BackfillReader::read(const Backfill& b, size_t max_rows, size_t ma
     reset_session();
     if (lost) conn_.reset();
     // The reader runs the table owner's code (casts, the condition, row-level security): its
-    // errors do not go away by themselves, unlike lost connections and timeouts.
-    throw BackfillError(e.what(), !lost && !e.transient());
+    // errors do not go away by themselves, unlike lost connections and timeouts. The first line
+    // says what happened (the rest is where, inside the reader).
+    std::string message = e.what();
+    if (message.rfind("ERROR:  ", 0) == 0) message.erase(0, 8);
+    if (auto end = message.find('\n'); end != std::string::npos) message.resize(end);
+    throw BackfillError(message, !lost && !e.transient());
   } catch (const BackfillError&) {
     reset_session();
     throw;

@@ -32,8 +32,8 @@ namespace pg2kafka::pg_outbox {
 // The backfill being sent: a row of pg2kafka.backfills, with the table's names as they are now.
 struct Backfill {
   int64_t id = 0;
-  std::string schema, table;              // the table's current names (its topic)
-  std::optional<std::string> key_column;  // the tracked key column's current name
+  std::string schema, table;               // the table's current names (its topic)
+  std::optional<std::string> key_column;   // the tracked key column's current name
   std::vector<std::string> order_columns;  // the key the chunks follow, as JSON member names
   std::optional<std::string> after_key;    // text[] as PostgreSQL prints it; none: from the start
   int64_t rows_done = 0;                   // delivered (acknowledged) so far, in all

@@ -265,7 +265,7 @@ void OutboxSource::try_become_active() {
     window_.reset();
     chunk_.reset();
     backfill_.reset();
-      host_.info("draining the queue of database \"" + database_ +
+    host_.info("draining the queue of database \"" + database_ +
                "\" (this instance holds the drain lock)");
   } else if (!standby_logged_) {
     standby_logged_ = true;
@@ -560,9 +560,9 @@ void OutboxSource::maybe_load_backfill() {
              (backfill_->rows_estimated
                   ? " (about " + std::to_string(*backfill_->rows_estimated) + " rows)"
                   : std::string()) +
-             (backfill_->after_key ? ", resuming after " + std::to_string(backfill_->rows_done) +
-                                         " rows sent before"
-                                   : std::string()));
+             (backfill_->after_key
+                  ? ", resuming after " + std::to_string(backfill_->rows_done) + " rows sent before"
+                  : std::string()));
 }
 
 bool OutboxSource::chunk_due(Clock::time_point now) const {
@@ -643,9 +643,9 @@ void OutboxSource::queue_chunk() {
       rfc3339_utc(std::chrono::duration_cast<std::chrono::microseconds>(
                       std::chrono::system_clock::now().time_since_epoch())
                       .count());
-  const int64_t created_ms = std::chrono::duration_cast<milliseconds>(
-                                 std::chrono::system_clock::now().time_since_epoch())
-                                 .count();
+  const int64_t created_ms =
+      std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
   std::vector<EventLedger::Event> out;
   out.reserve(events.size());
   for (BatchEvent& e : events) {
@@ -656,8 +656,7 @@ void OutboxSource::queue_chunk() {
   backfill_->after_key = chunk.last_key;
   int64_t id = next_chunk_id_--;
   chunks_[id] = {backfill_->id, rows_queued_, chunk.last_key, chunk.last};
-  ledger_.add_batch(id, names_for(backfill_->schema, backfill_->table), statement,
-                    std::move(out));
+  ledger_.add_batch(id, names_for(backfill_->schema, backfill_->table), statement, std::move(out));
 }
 
 void OutboxSource::record_chunks(const std::vector<int64_t>& ids) {
@@ -694,8 +693,9 @@ void OutboxSource::fail_backfill(const std::string& why) {
              "sent meanwhile.");
   std::string id = std::to_string(backfill_->id);
   end_backfill();
-  guarded("recording a backfill's failure",
-          [&] { return conn_->exec_prepared("p2k_backfill_fail", {id, why}); });
+  guarded("recording a backfill's failure", [&] {
+    return conn_->exec_prepared("p2k_backfill_fail", {id, why});
+  });
 }
 
 void OutboxSource::end_backfill() {
