@@ -41,8 +41,8 @@ Rows replay(const std::vector<Event>& events, Rows state = {}) {
 // The table as a consumer should hold it: each row's JSON, by its key column's text.
 Rows table_rows(Session& sql, const std::string& table, const std::string& key) {
   Rows out;
-  for (const auto& r : sql.rows("SELECT t." + key + "::text, row_to_json(t.*)::text FROM " +
-                                table + " t"))
+  for (const auto& r :
+       sql.rows("SELECT t." + key + "::text, row_to_json(t.*)::text FROM " + table + " t"))
     out[*r[0]] = boost::json::parse(*r[1]).as_object();
   return out;
 }
@@ -97,10 +97,12 @@ TEST(Backfill, SetupSendsTheRowsInChunks_AfterTheChangesTheyReflect_AndRecordsIt
   auto rest = drain(*source);
   std::vector<Event> all = first;
   all.insert(all.end(), rest.begin(), rest.end());
-  EXPECT_EQ(statements_of(all, "k4"),
-            (std::vector<std::string>{R"(SNAPSHOT {"id":4,"k":"k4","v":4})", R"(UPDATE {"v":40})"}));
-  EXPECT_EQ(statements_of(all, "k8"),
-            (std::vector<std::string>{R"(UPDATE {"v":80})", R"(SNAPSHOT {"id":8,"k":"k8","v":80})"}));
+  EXPECT_EQ(
+      statements_of(all, "k4"),
+      (std::vector<std::string>{R"(SNAPSHOT {"id":4,"k":"k4","v":4})", R"(UPDATE {"v":40})"}));
+  EXPECT_EQ(
+      statements_of(all, "k8"),
+      (std::vector<std::string>{R"(UPDATE {"v":80})", R"(SNAPSHOT {"id":8,"k":"k8","v":80})"}));
   EXPECT_EQ(replay(all), table_rows(db.sql(), "t", "k"));
   // Every event has its own uuid; chunks are not queue rows.
   std::set<std::string> ids;
@@ -247,8 +249,7 @@ TEST(Backfill, ResumesAfterTheLastDeliveredChunk_WhenTheSourceIsGone) {
                             "chunks of up to 3 rows (about "),
             std::string::npos)
       << logs.all();
-  EXPECT_NE(logs.all().find("resuming after 6 rows sent before"), std::string::npos)
-      << logs.all();
+  EXPECT_NE(logs.all().find("resuming after 6 rows sent before"), std::string::npos) << logs.all();
   EXPECT_NE(logs.all().find("backfill 1 of public.t done: 10 rows sent"), std::string::npos)
       << logs.all();
 }
@@ -273,8 +274,9 @@ TEST(Backfill, ARowWhoseKeyMovesBehindTheCursor_IsSentWhole_AndTheReplayEqualsTh
   EXPECT_EQ(statements_of(all, "e5"),
             (std::vector<std::string>{R"(UPDATE {"id":0,"v":50})",
                                       R"(SNAPSHOT {"id":0,"ext":"e5","v":50})"}));
-  EXPECT_EQ(statements_of(all, "e7"),
-            (std::vector<std::string>{R"(UPDATE {"v":70})", R"(SNAPSHOT {"id":7,"ext":"e7","v":70})"}));
+  EXPECT_EQ(
+      statements_of(all, "e7"),
+      (std::vector<std::string>{R"(UPDATE {"v":70})", R"(SNAPSHOT {"id":7,"ext":"e7","v":70})"}));
   EXPECT_EQ(replay(all), table_rows(db.sql(), "t", "ext"));
   EXPECT_EQ(backfills(db.sql()), "t done 8 {100}");
 }
@@ -301,10 +303,8 @@ TEST(Backfill, ATableDroppedOrRenamedDuringTheBackfill_OtherTablesFlowOn) {
   EXPECT_EQ(db.sql().value("SELECT string_agg(table_name || ' ' || state, ', ' ORDER BY id) "
                            "FROM pg2kafka.backfills"),
             "gone failed, moved done");
-  EXPECT_NE(db.sql().value("SELECT error FROM pg2kafka.backfills WHERE table_name = 'gone'"),
-            "");
-  EXPECT_NE(logs.all().find("backfill 1 of public.gone failed: "), std::string::npos)
-      << logs.all();
+  EXPECT_NE(db.sql().value("SELECT error FROM pg2kafka.backfills WHERE table_name = 'gone'"), "");
+  EXPECT_NE(logs.all().find("backfill 1 of public.gone failed: "), std::string::npos) << logs.all();
   // The renamed table's rows went to its topic under its new name once renamed.
   size_t renamed = 0;
   for (const Event& e : all) renamed += e.topic.ends_with(".renamed");
@@ -370,8 +370,9 @@ TEST(Backfill, AConditionRunsWithItsCallersRights_ReadOnly_AndNeverReachesTheDra
   source->open();
   EXPECT_EQ(drain(*source).size(), 7u);
 
-  EXPECT_NE(as_owner.try_exec("SELECT pg2kafka.backfill('t', 'EXISTS (SELECT FROM "
-                              "public.secret)')")
+  EXPECT_NE(as_owner
+                .try_exec("SELECT pg2kafka.backfill('t', 'EXISTS (SELECT FROM "
+                          "public.secret)')")
                 .find("permission denied"),
             std::string::npos);
   // Evaluated as the owner: the rows it names are sent; as anyone else, none would be.
@@ -467,7 +468,8 @@ TEST(Backfill, AReaderReplacedByItsOwner_RunsWithTheOwnersRightsInARolledBackRea
   EXPECT_EQ(describe(events),
             (std::vector<std::string>{R"(bystander INSERT b1 {"id":1,"k":"b1"})",
                                       R"(t SNAPSHOT forged {"id":9,"k":"forged","v":0})"}));
-  EXPECT_EQ(describe(later), (std::vector<std::string>{R"(bystander INSERT b2 {"id":2,"k":"b2"})"}));
+  EXPECT_EQ(describe(later),
+            (std::vector<std::string>{R"(bystander INSERT b2 {"id":2,"k":"b2"})"}));
   EXPECT_EQ(db.sql().value("SELECT coalesce(string_agg(who || ' ' || what, '; '), '') FROM audit"),
             "")
       << "no trigger fired, as the owner or as the drainer";
@@ -478,8 +480,7 @@ TEST(Backfill, AReaderReplacedByItsOwner_RunsWithTheOwnersRightsInARolledBackRea
   TestRole other(db, "other");
   db.sql().exec("ALTER FUNCTION " + reader + " OWNER TO " + other.name());
   as_owner.exec("SELECT pg2kafka.backfill('t')");  // a new reader of the owner's: the same name?
-  db.sql().exec("UPDATE pg2kafka.backfills SET reader = '" + reader +
-                "' WHERE state = 'pending'");
+  db.sql().exec("UPDATE pg2kafka.backfills SET reader = '" + reader + "' WHERE state = 'pending'");
   LogSink logs;
   auto again = make_source(db.url(), {}, &logs);
   source.reset();
@@ -520,10 +521,39 @@ TEST(Backfill, SetupWaitsForALongTransactionInShortAttempts_SoWritersGoOnMeanwhi
   // With lock_timeout set, it gives up after that long, naming who holds the table.
   holder.exec("BEGIN");
   holder.exec("LOCK TABLE t IN ROW EXCLUSIVE MODE");
-  std::string err = setup.try_exec("SET lock_timeout = '300ms'; SELECT pg2kafka.configure('t', "
-                                   "'{\"capture\": \"row\"}')");
-  EXPECT_NE(err.find("could not lock table public.t within lock_timeout (300ms)"), std::string::npos)
+  std::string err = setup.try_exec(
+      "SET lock_timeout = '300ms'; SELECT pg2kafka.configure('t', "
+      "'{\"capture\": \"row\"}')");
+  EXPECT_NE(err.find("could not lock table public.t within lock_timeout (300ms)"),
+            std::string::npos)
       << err;
   EXPECT_NE(err.find(std::to_string(holder.pid())), std::string::npos) << err;
   holder.exec("ROLLBACK");
+}
+
+TEST(Backfill, APartitionedTableWithACompositeKey_IsSentWhole_ChunkAfterChunk) {
+  TestDatabase db;
+  db.sql().exec(
+      "CREATE TABLE m (region text, id int, note text, PRIMARY KEY (region, id)) "
+      "PARTITION BY LIST (region)");
+  db.sql().exec("CREATE TABLE m_eu PARTITION OF m FOR VALUES IN ('eu')");
+  db.sql().exec("CREATE TABLE m_us PARTITION OF m FOR VALUES IN ('us')");
+  db.sql().exec(
+      "INSERT INTO m SELECT r, g, r || g FROM unnest(ARRAY['us', 'eu']) r, "
+      "generate_series(1, 4) g");
+  EXPECT_EQ(db.sql().value("SELECT pg2kafka.setup('m', 'note')"), "t");
+  EXPECT_EQ(db.sql().value("SELECT order_attnums::text FROM pg2kafka.backfills"), "{1,2}");
+  auto source = make_source(db.url(), {{"backfill_chunk_rows", "3"}});
+  source->open();
+  auto first = poll_until(*source, 3);
+  db.sql().exec("UPDATE m SET note = 'moved' WHERE region = 'us' AND id = 4");  // ahead
+  db.sql().exec("UPDATE m SET region = 'eu', id = 9 WHERE region = 'us' AND id = 1");
+  auto rest = drain(*source);
+  std::vector<Event> all = first;
+  all.insert(all.end(), rest.begin(), rest.end());
+  std::vector<std::string> chunked;
+  for (const Event& e : first) chunked.push_back(*e.key);
+  EXPECT_EQ(chunked, (std::vector<std::string>{"eu1", "eu2", "eu3"})) << "in key order";
+  EXPECT_EQ(replay(all), table_rows(db.sql(), "m", "note"));
+  EXPECT_EQ(backfills(db.sql()), R"(m done 8 {us,4})");
 }
