@@ -195,7 +195,8 @@ void OutboxSource::prepare_session() {
     }
     if (backfills_) {
       conn_->prepare("p2k_backfill_next", kBackfillNextSql, {});
-      conn_->prepare("p2k_backfill_progress", kBackfillProgressSql, {kOidInt8, kOidInt8, 0, 0});
+      conn_->prepare("p2k_backfill_progress", kBackfillProgressSql,
+                     {kOidInt8, kOidInt8, 0, 0, 0, 0});
       conn_->prepare("p2k_backfill_fail", kBackfillFailSql, {kOidInt8, 0});
     }
     if (config_.notify) conn_->exec("LISTEN pg2kafka");
@@ -552,8 +553,8 @@ void OutboxSource::maybe_load_backfill() {
   if (!r.is_null(0, kBackfillRowsEstimated)) b.rows_estimated = r.int64(0, kBackfillRowsEstimated);
   rows_queued_ = b.rows_done;
   chunk_failures_ = 0;
-  progress_since_ = now;
-  progress_rows_ = b.rows_done;
+  progress_since_ = backfill_taken_at_ = now;
+  progress_rows_ = backfill_taken_rows_ = b.rows_done;
   backfill_ = std::move(b);
   host_.info(backfill_name() + ": sending its rows as SNAPSHOT events, in chunks of up to " +
              std::to_string(config_.backfill_chunk_rows) + " rows" +
@@ -617,9 +618,10 @@ void OutboxSource::queue_chunk() {
       }
     }
     guarded("recording a backfill's end", [&] {
-      return conn_->exec_prepared("p2k_backfill_progress",
-                                  {std::to_string(backfill_->id), std::to_string(rows_queued_),
-                                   std::nullopt, std::string("true")});
+      return conn_->exec_prepared(
+          "p2k_backfill_progress",
+          {std::to_string(backfill_->id), std::to_string(rows_queued_), std::nullopt,
+           std::string("true"), rate_text(rows_queued_), std::nullopt});
     });
     host_.info(backfill_name() + " done: " + std::to_string(rows_queued_) + " rows sent");
     end_backfill();
@@ -665,11 +667,19 @@ void OutboxSource::record_chunks(const std::vector<int64_t>& ids) {
     auto it = chunks_.find(id);
     if (it == chunks_.end()) continue;
     const ChunkInFlight& c = it->second;
+    std::optional<std::string> rate, left;
+    if (backfill_ && backfill_->id == c.backfill) {
+      rate = rate_text(c.rows_done);
+      double per_second = std::stod(*rate);
+      if (per_second > 0 && backfill_->rows_estimated && *backfill_->rows_estimated > c.rows_done)
+        left = std::to_string(static_cast<double>(*backfill_->rows_estimated - c.rows_done) /
+                              per_second);
+    }
     auto recorded = guarded("recording a backfill's progress", [&] {
       return conn_
           ->exec_prepared("p2k_backfill_progress",
                           {std::to_string(c.backfill), std::to_string(c.rows_done), c.last_key,
-                           std::string(c.last ? "true" : "false")})
+                           std::string(c.last ? "true" : "false"), rate, left})
           .affected();
     });
     bool current = backfill_ && backfill_->id == c.backfill;
@@ -684,6 +694,12 @@ void OutboxSource::record_chunks(const std::vector<int64_t>& ids) {
     }
     chunks_.erase(it);
   }
+}
+
+std::string OutboxSource::rate_text(int64_t rows_done) const {
+  double seconds = std::chrono::duration<double>(Clock::now() - backfill_taken_at_).count();
+  double rate = seconds > 0 ? static_cast<double>(rows_done - backfill_taken_rows_) / seconds : 0;
+  return std::to_string(std::max(rate, 0.0));
 }
 
 void OutboxSource::fail_backfill(const std::string& why) {

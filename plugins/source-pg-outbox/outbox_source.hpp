@@ -106,6 +106,8 @@ class OutboxSource : public sdk::Source {
   void record_chunks(const std::vector<int64_t>& ids);
   void fail_backfill(const std::string& why);
   void end_backfill();
+  // The backfill's rate since this instance took it up (rows/s), as text for a query.
+  std::string rate_text(int64_t rows_done) const;
   void maybe_log_backfill(std::chrono::steady_clock::time_point now);
   // Whether a backfill has chunks left to read (the source then has work though the queue is
   // empty).
@@ -168,8 +170,8 @@ class OutboxSource : public sdk::Source {
   int64_t rows_queued_ = 0;  // the backfill's rows delivered or in the ledger
   int chunk_failures_ = 0;   // transient failures in a row
   std::chrono::steady_clock::time_point next_chunk_at_{};
-  std::chrono::steady_clock::time_point progress_since_{};
-  int64_t progress_rows_ = 0;
+  std::chrono::steady_clock::time_point progress_since_{}, backfill_taken_at_{};
+  int64_t progress_rows_ = 0, backfill_taken_rows_ = 0;
 
   std::chrono::steady_clock::time_point next_purge_at_{};
   std::map<std::pair<std::string, std::string>, TableNames> tables_;

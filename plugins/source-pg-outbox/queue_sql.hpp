@@ -149,11 +149,14 @@ enum BackfillColumn : int {
 };
 
 // A chunk was delivered: the backfill's progress, absolute (so that a retried acknowledgement
-// records the same), and its end with the last chunk. No row when it was cancelled or removed.
+// records the same), the rate ($5 rows/s) and the seconds left at it ($6), and its end with the
+// last chunk. No row when it was cancelled or removed.
 constexpr const char* kBackfillProgressSql = R"sql(
 UPDATE pg2kafka.backfills
    SET state = CASE WHEN $4 THEN 'done' ELSE 'running' END, rows_done = $2,
-       last_key = coalesce($3::text[], last_key), finished_at = CASE WHEN $4 THEN now() END
+       last_key = coalesce($3::text[], last_key), finished_at = CASE WHEN $4 THEN now() END,
+       rows_per_second = $5::real,
+       eta = CASE WHEN $4 THEN now() ELSE now() + make_interval(secs => $6::float8) END
  WHERE id = $1 AND state IN ('pending', 'running'))sql";
 
 constexpr const char* kBackfillFailSql = R"sql(

@@ -40,6 +40,14 @@ CREATE TABLE IF NOT EXISTS pg2kafka.backfills (
                  CHECK (state IN ('pending', 'running', 'done', 'cancelled', 'failed')),
   rows_done      bigint NOT NULL DEFAULT 0,
   rows_estimated bigint,
+  -- rows_done of rows_estimated (100 once done; estimates can be off).
+  percent        numeric GENERATED ALWAYS AS (
+                   CASE WHEN state = 'done' THEN 100
+                        WHEN rows_estimated > 0
+                        THEN least(100, round(100.0 * rows_done / rows_estimated, 1)) END) STORED,
+  -- The drainer's rate since it took the backfill up, and when it expects to be done at it.
+  rows_per_second real,
+  eta            timestamptz,
   -- The order key of the last row of the last chunk delivered (each column's text form).
   last_key       text[],
   started_at     timestamptz NOT NULL DEFAULT now(),
@@ -56,7 +64,8 @@ ALTER TABLE pg2kafka.backfills ENABLE ROW LEVEL SECURITY;
 GRANT SELECT ON pg2kafka.backfills TO PUBLIC;
 GRANT INSERT (relid, table_schema, table_name, order_attnums, condition, reader, rows_estimated)
    ON pg2kafka.backfills TO PUBLIC;
-GRANT UPDATE (state, rows_done, last_key, finished_at, error) ON pg2kafka.backfills TO PUBLIC;
+GRANT UPDATE (state, rows_done, rows_per_second, eta, last_key, finished_at, error)
+   ON pg2kafka.backfills TO PUBLIC;
 GRANT DELETE ON pg2kafka.backfills TO PUBLIC;
 GRANT USAGE ON SEQUENCE pg2kafka.backfills_id_seq TO PUBLIC;
 

@@ -109,7 +109,9 @@ TEST(Backfill, SetupSendsTheRowsInChunks_AfterTheChangesTheyReflect_AndRecordsIt
   for (const Event& e : all) ids.insert(e.id);
   EXPECT_EQ(ids.size(), all.size());
   EXPECT_EQ(backfills(db.sql()), "t done 10 {11}");
-  EXPECT_EQ(db.sql().value("SELECT finished_at >= started_at FROM pg2kafka.backfills"), "t");
+  EXPECT_EQ(db.sql().value("SELECT finished_at >= started_at AND percent = 100 AND "
+                           "rows_per_second > 0 AND eta IS NOT NULL FROM pg2kafka.backfills"),
+            "t");
   EXPECT_EQ(queued_events(db.sql()), "0");
 }
 
@@ -237,6 +239,9 @@ TEST(Backfill, ResumesAfterTheLastDeliveredChunk_WhenTheSourceIsGone) {
     auto unacknowledged = poll_until(*source, 3, /*ack=*/false);
     EXPECT_EQ(unacknowledged.size(), 3u);
     EXPECT_EQ(backfills(db.sql()), "t running 6 {6}");
+    EXPECT_EQ(db.sql().value("SELECT percent > 0 AND percent < 100 AND rows_per_second > 0 AND "
+                             "eta > now() FROM pg2kafka.backfills"),
+              "t");
   }  // gone, as after kill -9: the third chunk was read but never acknowledged
   EXPECT_EQ(backfills(db.sql()), "t running 6 {6}");
   LogSink logs;
