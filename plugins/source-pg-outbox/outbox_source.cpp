@@ -423,19 +423,21 @@ int64_t OutboxSource::add_pending(const PgResult& rows, bool& cut_by_bytes) {
       moved = rows_with_changed_members(*row.data, *row.old_data, backfill_->order_columns);
       if (!moved.empty()) split_array(*row.data, new_rows);
     }
-    const std::string& snapshot = *statements_.emplace("SNAPSHOT").first;
     std::vector<EventLedger::Event> out;
     out.reserve(batch_events.size() + moved.size());
     for (BatchEvent& e : batch_events) {
-      uint32_t index = e.index;
-      std::optional<std::string> key = e.key;
+      const uint32_t index = e.index;
+      const bool whole = !moved.empty() && index < new_rows.size() &&
+                         std::find(moved.begin(), moved.end(), index) != moved.end();
+      std::optional<std::string> key = whole ? e.key : std::nullopt;
       std::string value = envelope_json(e.uuid, e.key, *statement, e.data(), created_at);
       out.push_back({std::move(e.key), std::move(value), created_us / 1000, std::move(e.uuid)});
-      if (std::find(moved.begin(), moved.end(), index) != moved.end() && index < new_rows.size()) {
+      if (whole) {
+        const std::string& snapshot = *statements_.emplace("SNAPSHOT").first;
         std::string uuid = event_uuid(row.uuid, static_cast<uint32_t>(row.events) + index);
-        std::string whole = envelope_json(uuid, key, snapshot, new_rows[index], created_at);
+        std::string image = envelope_json(uuid, key, snapshot, new_rows[index], created_at);
         out.push_back(
-            {std::move(key), std::move(whole), created_us / 1000, std::move(uuid), &snapshot});
+            {std::move(key), std::move(image), created_us / 1000, std::move(uuid), &snapshot});
       }
     }
     ledger_.add_batch(id, names, *statement, std::move(out));
