@@ -3,8 +3,8 @@
 #
 #   scripts/bench.sh [--quick] [--json FILE] [--no-build] [WORKLOAD...]
 #
-# Workloads: drain live live-notify write-path snapshot footprint long-tx (default: all, in
-# that order).
+# Workloads: drain live live-notify write-path snapshot backfill footprint long-tx (default: all,
+# in that order).
 #   --quick     smaller sizes and shorter runs (a few minutes in all)
 #   --json F    where to write the results (default bench/results/<UTC timestamp>.json)
 #   --no-build  use the binaries already built (build/ and build-bench/)
@@ -30,7 +30,7 @@ quick=0
 build=1
 json_out=""
 workloads=()
-all_workloads=(drain live live-notify write-path snapshot footprint long-tx)
+all_workloads=(drain live live-notify write-path snapshot backfill footprint long-tx)
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) quick=1 ;;
