@@ -34,15 +34,15 @@ SELECT s::text, pg_snapshot_xmin(s)::text,
            AND pg_has_role(p.proowner, c.relowner, 'USAGE'))
   FROM pg_current_snapshot() s)sql";
 
-// The chunk, bounded here whatever the reader returns: at most $3 rows, and rows only until $4
-// bytes of JSON are reached (at least one). `total` tells whether the reader had more.
+// The chunk, bounded here whatever the reader returns: at most $3 rows, with their data only
+// until $4 bytes of JSON are reached (at least one row's); the rows past that come without it,
+// flagged `over`, and end the chunk.
 constexpr const char* kChunkSql = R"sql(
-SELECT w.key::text, w.data::text, w.total
-  FROM (SELECT c.key, c.data, count(*) OVER () AS total,
-               sum(pg_column_size(c.data)) OVER (ROWS UNBOUNDED PRECEDING)
-                 - pg_column_size(c.data) AS before
-          FROM (SELECT r.key, r.data FROM %READER%($1, $2, $3) r LIMIT $3) c) w
- WHERE w.before < $4)sql";
+SELECT c.key::text, CASE WHEN c.before < $4 THEN c.data::text END, c.before >= $4
+  FROM (SELECT r.key, r.data,
+               sum(pg_column_size(r.data)) OVER (ROWS UNBOUNDED PRECEDING)
+                 - pg_column_size(r.data) AS before
+          FROM %READER%($1, $2, $3) r LIMIT $3) c)sql";
 
 }  // namespace
 
@@ -108,16 +108,18 @@ BackfillChunk BackfillReader::read(const Backfill& b, size_t max_rows, size_t ma
     auto rows =
         conn_->exec_params(sql, {kOidInt8, kOidTextArray, kOidInt4, kOidInt8},
                            {id, b.after_key, std::to_string(max_rows), std::to_string(max_bytes)});
-    chunk.rows = rows.rows();
+    bool over = false;
     chunk.data = "[";
-    for (int i = 0; i < rows.rows(); ++i) {
+    for (int i = 0; i < rows.rows() && !over; ++i) {
+      if ((over = rows.boolean(i, 2))) break;
       if (i) chunk.data += ',';
       chunk.data += rows.text(i, 1);
+      ++chunk.rows;
     }
     chunk.data += ']';
-    if (chunk.rows > 0) chunk.last_key = std::string(rows.text(chunk.rows - 1, 0));
-    int64_t total = chunk.rows > 0 ? rows.int64(0, 2) : 0;
-    chunk.last = total < static_cast<int64_t>(max_rows) && chunk.rows == total;
+    if (chunk.rows > 0) chunk.last_key = std::string(rows.text(static_cast<int>(chunk.rows) - 1, 0));
+    // Fewer rows than asked for, none left out for their size: the reader has no more.
+    chunk.last = !over && rows.rows() < static_cast<int>(max_rows);
   } catch (const PgInterrupted&) {
     conn_.reset();
     throw;

@@ -400,6 +400,8 @@ DECLARE
   v_order    smallint[];
   v_backfill bigint;
   v_empty    boolean;
+  v_reader   regprocedure;
+  v_estimate bigint;
 BEGIN
   IF table_name IS NULL OR key_column IS NULL THEN
     RAISE EXCEPTION 'pg2kafka.setup: table and key column must not be NULL'
@@ -412,6 +414,15 @@ BEGIN
   -- other. Every write committed before the lock is in the rows sent (by the backfill, whose
   -- chunks are read after this transaction commits, or by the copy below); every later write
   -- fires the triggers: nothing is lost.
+  -- For a table not tracked yet, what a backfill needs is prepared before the lock, which is
+  -- then held only for the triggers (and rechecked under it: an index may have changed).
+  IF NOT EXISTS (SELECT FROM pg2kafka.tracked_tables t WHERE t.relid = table_name) THEN
+    v_order := pg2kafka.backfill_order_key(table_name);
+    IF v_order IS NOT NULL THEN
+      SELECT r.reader, r.estimate INTO v_reader, v_estimate
+        FROM pg2kafka.backfill_request(table_name, NULL, 'pg2kafka.setup') r;
+    END IF;
+  END IF;
   PERFORM pg2kafka.lock_table(table_name, 'SHARE ROW EXCLUSIVE', 'pg2kafka.setup');
 
   SELECT n.nspname, c.relname, c.relkind INTO v_schema, v_table, v_kind
@@ -502,11 +513,15 @@ BEGIN
   END IF;
 
   v_order := pg2kafka.backfill_order_key(table_name);
+  IF v_order IS NOT NULL AND v_reader IS NULL THEN
+    SELECT r.reader, r.estimate INTO v_reader, v_estimate
+      FROM pg2kafka.backfill_request(table_name, NULL, 'pg2kafka.setup') r;
+  END IF;
   IF v_order IS NOT NULL THEN
     -- A backfill asked for before the table stopped being tracked starts over with this one.
     UPDATE pg2kafka.backfills b SET state = 'cancelled', finished_at = now()
      WHERE b.relid = table_name AND b.state IN ('pending', 'running');
-    v_backfill := pg2kafka.start_backfill(table_name, v_order, NULL, 'pg2kafka.setup');
+    v_backfill := pg2kafka.start_backfill(table_name, v_order, NULL, v_reader, v_estimate);
     RAISE NOTICE 'pg2kafka.setup: the rows of % are sent as SNAPSHOT events by the draining '
                  'pg2kafka, in chunks (backfill %: see pg2kafka.backfills)', table_name,
       v_backfill;

@@ -183,18 +183,27 @@ $reader$;
 -- TABLE (key text[], data json), SECURITY DEFINER, owned by the caller (the schema
 -- pg2kafka_backfill is open to every role for this; see sql/README.md, "Security model"). One per
 -- role, whatever the number of its backfills; its name is random so that no other role can take
--- it first.
+-- it first. A reader that is current is left alone (no DDL: setup calls this).
 CREATE OR REPLACE FUNCTION pg2kafka.backfill_reader() RETURNS regprocedure
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  v_name text;
+  v_name    text;
+  v_current boolean;
 BEGIN
-  SELECT p.proname INTO v_name FROM pg_proc p
+  SELECT p.proname,
+         p.prosrc = pg2kafka.reader_body() AND p.prosecdef AND p.provolatile = 's'
+           AND p.proconfig = ARRAY['search_path=pg_catalog, pg_temp']
+           AND has_function_privilege('public', p.oid, 'EXECUTE')
+    INTO v_name, v_current
+    FROM pg_proc p
    WHERE p.pronamespace = 'pg2kafka_backfill'::regnamespace
      AND p.proowner = (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user)
      AND p.proname LIKE 'reader\_%'
      AND p.proargtypes = '20 1009 23'::oidvector
    ORDER BY p.oid LIMIT 1;
+  IF v_current THEN
+    RETURN format('pg2kafka_backfill.%I(bigint, text[], integer)', v_name)::regprocedure;
+  END IF;
   IF v_name IS NULL THEN
     v_name := 'reader_' || replace(gen_random_uuid()::text, '-', '');
   END IF;
@@ -218,26 +227,21 @@ BEGIN
 END
 $$;
 
--- Records a backfill of `table_name` following the key `order_attnums`: checks the condition
--- (one boolean expression over the table's columns, evaluated now with the caller's rights so
--- that mistakes show at once), estimates the rows, brings the caller's reader up to date, and
--- wakes the drainer. Returns the backfill's id. The caller must own the table (the registry's
--- row-level security refuses others). `caller` names the function in error messages.
-CREATE OR REPLACE FUNCTION pg2kafka.start_backfill(table_name regclass, order_attnums smallint[],
-                                                   condition text, caller text) RETURNS bigint
+-- What a backfill of `table_name` needs before it is recorded, prepared without the table's
+-- lock (setup takes it only to create the triggers and record the backfill): checks that the
+-- caller owns the table and the condition (one boolean expression over the table's columns,
+-- parsed and planned now with the caller's rights so that mistakes show at once), estimates the
+-- rows, and brings the caller's reader up to date. `caller` names the function in messages.
+CREATE OR REPLACE FUNCTION pg2kafka.backfill_request(table_name regclass, condition text,
+                                                     caller text, OUT reader regprocedure,
+                                                     OUT estimate bigint)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
-  v_schema   text;
-  v_table    text;
-  v_kind     "char";
-  v_plan     json;
-  v_estimate bigint;
-  v_reader   regprocedure;
-  v_id       bigint;
+  v_kind "char";
+  v_plan json;
 BEGIN
-  SELECT n.nspname, c.relname, c.relkind INTO v_schema, v_table, v_kind
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = table_name;
+  SELECT c.relkind INTO v_kind FROM pg_class c WHERE c.oid = table_name;
   IF NOT pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = table_name), 'USAGE') THEN
     RAISE EXCEPTION '%: must be owner of table %', caller, table_name
       USING ERRCODE = 'insufficient_privilege',
@@ -262,11 +266,27 @@ BEGIN
             HINT = 'Name the table''s columns as they are; qualify every other name with its '
                    'schema (the condition is evaluated with search_path = pg_catalog).';
   END;
-  v_estimate := round((v_plan -> 0 -> 'Plan' ->> 'Plan Rows')::numeric);
-  v_reader := pg2kafka.backfill_reader();
+  estimate := round((v_plan -> 0 -> 'Plan' ->> 'Plan Rows')::numeric);
+  reader := pg2kafka.backfill_reader();
+END
+$$;
+
+DROP FUNCTION IF EXISTS pg2kafka.start_backfill(regclass, smallint[], text, text);
+-- Records a backfill of `table_name` following the key `order_attnums`, with what
+-- backfill_request prepared, and wakes the drainer. Returns the backfill's id. The registry's
+-- row-level security refuses a caller that does not own the table or the reader.
+CREATE OR REPLACE FUNCTION pg2kafka.start_backfill(table_name regclass, order_attnums smallint[],
+                                                   condition text, reader regprocedure,
+                                                   estimate bigint) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  v_id bigint;
+BEGIN
   INSERT INTO pg2kafka.backfills
          (relid, table_schema, table_name, order_attnums, condition, reader, rows_estimated)
-  VALUES (table_name, v_schema, v_table, order_attnums, condition, v_reader, v_estimate)
+  SELECT table_name, n.nspname, c.relname, order_attnums, condition, reader, estimate
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = table_name
   RETURNING id INTO v_id;
   PERFORM pg_notify('pg2kafka', NULL);
   RETURN v_id;
@@ -284,7 +304,8 @@ RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
-  v_key smallint[];
+  v_key     smallint[];
+  v_request record;
 BEGIN
   IF table_name IS NULL THEN
     RAISE EXCEPTION 'pg2kafka.backfill: table must not be NULL'
@@ -303,7 +324,10 @@ BEGIN
                    'whole table at once with pg2kafka.teardown and pg2kafka.setup (which block '
                    'its writers while they copy it).';
   END IF;
-  RETURN pg2kafka.start_backfill(table_name, v_key, condition, 'pg2kafka.backfill');
+  SELECT r.reader, r.estimate INTO v_request
+    FROM pg2kafka.backfill_request(table_name, condition, 'pg2kafka.backfill') r;
+  RETURN pg2kafka.start_backfill(table_name, v_key, condition, v_request.reader,
+                                 v_request.estimate);
 END
 $$;
 

@@ -26,7 +26,8 @@ GRANT EXECUTE ON FUNCTION
   pg2kafka.lock_table(regclass, text, text),
   pg2kafka.backfill_order_key(regclass), pg2kafka.check_condition(text, text),
   pg2kafka.reader_body(), pg2kafka.backfill_reader(),
-  pg2kafka.start_backfill(regclass, smallint[], text, text),
+  pg2kafka.backfill_request(regclass, text, text),
+  pg2kafka.start_backfill(regclass, smallint[], text, regprocedure, bigint),
   pg2kafka.backfill(regclass, text), pg2kafka.backfill(text, text),
   pg2kafka.cancel_backfill(regclass), pg2kafka.cancel_backfill(text)
   TO PUBLIC;
