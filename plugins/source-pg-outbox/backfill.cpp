@@ -117,7 +117,8 @@ BackfillChunk BackfillReader::read(const Backfill& b, size_t max_rows, size_t ma
       ++chunk.rows;
     }
     chunk.data += ']';
-    if (chunk.rows > 0) chunk.last_key = std::string(rows.text(static_cast<int>(chunk.rows) - 1, 0));
+    if (chunk.rows > 0)
+      chunk.last_key = std::string(rows.text(static_cast<int>(chunk.rows) - 1, 0));
     // Fewer rows than asked for, none left out for their size: the reader has no more.
     chunk.last = !over && rows.rows() < static_cast<int>(max_rows);
   } catch (const PgInterrupted&) {

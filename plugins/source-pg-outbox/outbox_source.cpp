@@ -28,11 +28,11 @@ constexpr int kPurgeBatch = 10'000;
 // Reconnects wait 200 ms, doubling up to 10 s.
 constexpr milliseconds kReconnectInitialBackoff{200};
 constexpr milliseconds kMaxReconnectBackoff{10'000};
-// Backfills: how long a chunk that could not be read waits before the next try, how many such
-// tries in a row fail the backfill, how often progress is logged, and how many chunks may be in
-// the ledger at once.
+// Backfills: how long a chunk that could not be read for a passing reason (a lost connection, a
+// lock or statement timeout) waits before the next try (doubling from the first), how often
+// progress is logged, and how many chunks may be in the ledger at once.
 constexpr milliseconds kChunkRetryWait{1'000};
-constexpr int kMaxChunkFailures = 5;
+constexpr milliseconds kMaxChunkRetryWait{30'000};
 constexpr milliseconds kBackfillLogInterval{5'000};
 constexpr size_t kMaxChunksInFlight = 2;
 
@@ -583,12 +583,17 @@ bool OutboxSource::read_chunk(Clock::time_point now) {
   } catch (const PgInterrupted&) {
     throw_interrupted("reading a backfill chunk");
   } catch (const BackfillError& e) {
-    if (e.permanent() || ++chunk_failures_ >= kMaxChunkFailures) {
+    if (e.permanent()) {
       fail_backfill(e.what());
     } else {
+      // Retried as the drain's own queries are, however long it takes (a long lock on the
+      // table, a server restarting): pg2kafka.cancel_backfill stops it.
+      auto wait =
+          std::min(kChunkRetryWait * (1 << std::min(chunk_failures_, 5)), kMaxChunkRetryWait);
+      ++chunk_failures_;
       host_.warn(backfill_name() + ": could not read a chunk: " + e.what() + " (retrying in " +
-                 std::to_string(kChunkRetryWait.count()) + " ms)");
-      next_chunk_at_ = now + kChunkRetryWait;
+                 std::to_string(wait.count()) + " ms; the changes of every table flow on)");
+      next_chunk_at_ = now + wait;
     }
     return false;
   }
@@ -706,9 +711,10 @@ std::string OutboxSource::rate_text(int64_t rows_done) const {
 
 void OutboxSource::fail_backfill(const std::string& why) {
   host_.warn(backfill_name() + " failed: " + why +
-             ". The rows sent before stay sent; once the cause is fixed, ask for the rest with "
-             "SELECT pg2kafka.backfill(...) as the table's owner. Changes are captured and "
-             "sent meanwhile.");
+             ". The rows sent before stay sent (pg2kafka.backfills has the last key sent); once "
+             "the cause is fixed, ask again with SELECT pg2kafka.backfill(...) as the table's "
+             "owner (it starts from the first row; a condition on the key sends only the rest). "
+             "The table's changes are captured and sent meanwhile.");
   std::string id = std::to_string(backfill_->id);
   end_backfill();
   guarded("recording a backfill's failure", [&] {

@@ -168,7 +168,7 @@ class OutboxSource : public sdk::Source {
   std::map<int64_t, ChunkInFlight> chunks_;  // by ledger id: negative, counting down
   int64_t next_chunk_id_ = -1;
   int64_t rows_queued_ = 0;  // the backfill's rows delivered or in the ledger
-  int chunk_failures_ = 0;   // transient failures in a row
+  int chunk_failures_ = 0;   // chunks not read for a passing reason, in a row
   std::chrono::steady_clock::time_point next_chunk_at_{};
   std::chrono::steady_clock::time_point progress_since_{}, backfill_taken_at_{};
   int64_t progress_rows_ = 0, backfill_taken_rows_ = 0;

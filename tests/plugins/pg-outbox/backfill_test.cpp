@@ -562,3 +562,31 @@ TEST(Backfill, APartitionedTableWithACompositeKey_IsSentWhole_ChunkAfterChunk) {
   EXPECT_EQ(replay(all), table_rows(db.sql(), "m", "note"));
   EXPECT_EQ(backfills(db.sql()), R"(m done 8 {us,4})");
 }
+
+TEST(Backfill, ALockedTable_DelaysItsBackfill_WhichGoesOnOnceTheLockIsGone) {
+  TestDatabase db;
+  ten_rows(db.sql());
+  db.sql().exec("CREATE TABLE other (id int PRIMARY KEY, k text)");
+  db.sql().exec("SELECT pg2kafka.setup('other', 'k')");
+  db.sql().exec("SELECT pg2kafka.setup('t', 'k')");
+  Session holder(db.url());
+  holder.exec("BEGIN");
+  holder.exec("LOCK TABLE t IN ACCESS EXCLUSIVE MODE");  // a long ALTER TABLE, say
+  db.sql().exec("INSERT INTO other VALUES (1, 'o1')");
+  LogSink logs;
+  auto source = make_source(db.url(), {{"lock_timeout", "200"}}, &logs);  // ms
+  source->open();
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+    holder.exec("COMMIT");
+  });
+  auto events = drain(*source);
+  release.join();
+  EXPECT_EQ(events.size(), 11u);
+  EXPECT_EQ(events.front().key, "o1") << "other tables' changes flow on meanwhile";
+  EXPECT_NE(logs.all().find("backfill 1 of public.t: could not read a chunk: canceling statement "
+                            "due to lock timeout (retrying in 1000 ms"),
+            std::string::npos)
+      << logs.all();
+  EXPECT_EQ(backfills(db.sql()), "t done 10 {10}");
+}
