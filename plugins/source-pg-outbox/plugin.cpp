@@ -112,7 +112,9 @@ constexpr p2k_option kOptions[] = {
            "chunk's JSON too. Each chunk is one short read-only transaction, read in the snapshot "
            "of a drain window and sent right after that window's events, so a larger chunk costs "
            "fewer queries per row and holds more rows in memory (see sql/README.md, "
-           "\"Backfills\").",
+           "\"Backfills\"). Keep it below the pipeline's max_in_flight (10000 by default): a "
+           "chunk larger than that cannot be in flight at once, and the next is read only once "
+           "it is delivered.",
            0, nullptr, 1, pg2kafka::pg_outbox::kMaxBackfillChunkRows),
     option("backfill_pause", P2K_OPT_DURATION, "0ms",
            "Backfills: the least time between the starts of two chunks, to spare a busy "
