@@ -21,6 +21,8 @@ else
 fi
 bf_setup_at=3   # part 1: setup starts this many seconds after the writers
 bf_request_at=2 # part 3: the backfill is asked for this many seconds after the writers
+bf_throttle_chunk=1000 # part 3, throttled: rows per chunk
+bf_throttle_pause=50   # part 3, throttled: backfill_pause (ms)
 # One-row UPDATEs per second, all clients together: well below what the machine sustains (here,
 # with fsync on, about 300/s on 2 clients and 500/s on 4), so that statement times are not those
 # of a queue.
@@ -79,8 +81,9 @@ bf_psql_ms() {
     awk '/^Time:/ { print $2 }'
 }
 
-# bf_pipeline FILE SINK CHUNK_ROWS: a pipeline file of the bench's own (the environment interface
-# of the default one), with pg-outbox's backfill_chunk_rows; SINK kafka or stdout.
+# bf_pipeline FILE SINK CHUNK_ROWS [PAUSE_MS]: a pipeline file of the bench's own (the environment
+# interface of the default one), with pg-outbox's backfill_chunk_rows (and backfill_pause); SINK
+# kafka or stdout.
 bf_pipeline() {
   local sink
   if [[ $2 == kafka ]]; then
@@ -93,7 +96,8 @@ bf_pipeline() {
   cat >"$1" <<EOF
 {
   "source": {"plugin": "pg-outbox", "options": {"connection": "\${DATABASE_URL}",
-     "topic_namespace": "\${TOPIC_NAMESPACE:-}", "backfill_chunk_rows": $3}},
+     "topic_namespace": "\${TOPIC_NAMESPACE:-}", "backfill_chunk_rows": $3,
+     "backfill_pause": "${4:-0}ms"}},
   "sink": $sink
 }
 EOF
@@ -276,47 +280,60 @@ wl_backfill() {
     "$(calc "${bf_rate_of[kafka_$bf_chunk_large]} / ${bf_rate_of[kafka]}" 2)" ratio "-"
 
   # --- 3. writers during a backfill ---------------------------------------------------------
+  # Twice: the default daemon (chunks as fast as they are sent), and one throttled with
+  # backfill_pause (chunks of bf_throttle_chunk rows, bf_throttle_pause ms apart).
+  local throttled_pipeline="$state/backfill-kafka-throttled.json"
+  bf_pipeline "$throttled_pipeline" kafka "$bf_throttle_chunk" "$bf_throttle_pause"
   say "backfill: pgbench one-row UPDATEs at $bf_rate/s for ${bf_writer_seconds}s on bf_pk (tracked, daemon running), without and with a backfill"
   psql_q -c "VACUUM ANALYZE bf_pk" -c "CHECKPOINT"
   start_daemon bf_daemon
-  local w_to base during b0 b1 row b_state b_rows base_tps
+  local w_to base during b0 b1 row b_state b_rows base_tps variant label
   bf_writers bf_writers_base bf_pk "$bf_writer_seconds"
   bf_writers_wait bf_writers_base
   base_tps=$bf_writers_tps
   base=$(bf_latency bf_writers_base "$(calc "$bf_writers_t0 + $bf_request_at" 3)" "$(date +%s.%N)")
   wait_queue_empty 120 || die "backfill: $(queue_count) events still queued 120 s after the writers"
-  psql_q -c "CHECKPOINT"
-  bf_writers bf_writers_during bf_pk "$bf_writer_seconds"
-  sleep "$bf_request_at"
-  # started_at is the requesting transaction's now().
-  b0=$(sql_value "SELECT extract(epoch FROM now()) FROM pg2kafka.backfill('bf_pk')")
-  bf_writers_wait bf_writers_during
-  b1=$(date +%s.%N)
-  row=$(sql_value "SELECT state || ' ' || rows_done || ' ' || coalesce(extract(epoch FROM finished_at)::text, '')
-                     FROM pg2kafka.backfills WHERE relid = 'bf_pk'::regclass ORDER BY id DESC LIMIT 1")
-  read -r b_state b_rows w_to <<<"$row"
-  local until_note="the writers' end (backfill still running, cancelled: $b_rows rows sent)"
-  if [[ $b_state == "done" ]]; then
-    until_note="the backfill's end"
-  else
-    psql_q -c "SELECT pg2kafka.cancel_backfill('bf_pk')" >/dev/null
-    w_to=$b1
-  fi
-  during=$(bf_latency bf_writers_during "$b0" "$w_to")
-  wait_queue_empty 120 || die "backfill: $(queue_count) events still queued 120 s after the writers"
-  stop_daemon bf_daemon
   local bc bp50 bp99 bmax dc dp50 dp99 dmax
   read -r bc bp50 bp99 bmax <<<"$base"
-  read -r dc dp50 dp99 dmax <<<"$during"
-  ((dc > 0)) || die "backfill: no writer statement while the backfill ran"
   record backfill "writers without backfill: statement p99" "$bp99" ms "-" \
     "$bc one-row UPDATEs at $bf_rate/s ($base_tps/s achieved), $bf_clients clients, daemon draining: p50 $bp50, max $bmax ms"
-  record backfill "writers during backfill: statement p99" "$dp99" ms "-" \
-    "$dc UPDATEs from the request to $until_note, $(calc "$w_to - $b0" 1) s: p50 $dp50, max $dmax ms; $bf_writers_tps/s achieved"
-  record backfill "writers during / without backfill: p99" "$(calc "$dp99 / $bp99" 2)" ratio "<= 2"
-  record backfill "writers during / without backfill: p50" "$(calc "$dp50 / $bp50" 2)" ratio "-"
-  record backfill "backfill rate while the writers ran" "$(calc "$b_rows / ($w_to - $b0)" 0)" rows/s "-" \
-    "$b_rows rows acknowledged in $(calc "$w_to - $b0" 1) s, chunks of $bf_chunk_default"
+  for variant in default throttled; do
+    if [[ $variant == throttled ]]; then
+      stop_daemon bf_daemon
+      PG2KAFKA_CONFIG=$throttled_pipeline start_daemon bf_daemon
+      label="during a throttled backfill (chunks of $bf_throttle_chunk, backfill_pause ${bf_throttle_pause}ms)"
+    else
+      label="during backfill"
+    fi
+    psql_q -c "CHECKPOINT"
+    bf_writers "bf_writers_$variant" bf_pk "$bf_writer_seconds"
+    sleep "$bf_request_at"
+    # started_at is the requesting transaction's now().
+    b0=$(sql_value "SELECT extract(epoch FROM now()) FROM pg2kafka.backfill('bf_pk')")
+    bf_writers_wait "bf_writers_$variant"
+    b1=$(date +%s.%N)
+    row=$(sql_value "SELECT state || ' ' || rows_done || ' ' || coalesce(extract(epoch FROM finished_at)::text, '')
+                       FROM pg2kafka.backfills WHERE relid = 'bf_pk'::regclass ORDER BY id DESC LIMIT 1")
+    read -r b_state b_rows w_to <<<"$row"
+    local until_note="the writers' end (backfill still running, cancelled: $b_rows rows sent)"
+    if [[ $b_state == "done" ]]; then
+      until_note="the backfill's end"
+    else
+      psql_q -c "SELECT pg2kafka.cancel_backfill('bf_pk')" >/dev/null
+      w_to=$b1
+    fi
+    during=$(bf_latency "bf_writers_$variant" "$b0" "$w_to")
+    wait_queue_empty 120 || die "backfill: $(queue_count) events still queued 120 s after the writers"
+    read -r dc dp50 dp99 dmax <<<"$during"
+    ((dc > 0)) || die "backfill: no writer statement while the backfill ran"
+    record backfill "writers $label: statement p99" "$dp99" ms "-" \
+      "$dc UPDATEs from the request to $until_note, $(calc "$w_to - $b0" 1) s: p50 $dp50, max $dmax ms; $bf_writers_tps/s achieved"
+    record backfill "writers $label / without: p99" "$(calc "$dp99 / $bp99" 2)" ratio "<= 2"
+    record backfill "writers $label / without: p50" "$(calc "$dp50 / $bp50" 2)" ratio "-"
+    record backfill "backfill rate while the writers ran, $variant" "$(calc "$b_rows / ($w_to - $b0)" 0)" rows/s "-" \
+      "$b_rows rows acknowledged in $(calc "$w_to - $b0" 1) s"
+  done
+  stop_daemon bf_daemon
   psql_q -c "DROP TABLE bf_pk, bf_nopk" -c "DELETE FROM pg2kafka.backfills WHERE table_name IN ('bf_pk', 'bf_nopk')"
   reset_queue
 }
