@@ -56,17 +56,6 @@ bool wait_until(const std::function<bool()>& done, milliseconds timeout,
   return done();
 }
 
-// Crash-restarts the fixture's cluster (pg_ctl restart -m immediate), as the pg-outbox restart
-// test does.
-void restart_cluster() {
-  std::istringstream words(p2k_test::state_value("pg.env", "P2K_TEST_PG_CTL"));
-  std::vector<std::string> argv;
-  for (std::string w; words >> w;) argv.push_back(w);
-  argv.insert(argv.end(), {"restart", "-m", "immediate"});
-  auto r = p2k_test::run(argv, {}, std::chrono::seconds(90));
-  if (r.exit_code != 0) throw std::runtime_error("pg_ctl restart failed: " + r.out + r.err);
-}
-
 // How often `text` occurs in `in`.
 size_t occurrences(const std::string& in, const std::string& text) {
   size_t n = 0;
@@ -662,7 +651,7 @@ TEST_F(BackfillE2E, AcrossAPostgresRestart_ResumesAndTheReplayStillEqualsTheTabl
       << daemon.log();
   auto at_restart = *watch.last;
   ASSERT_NE(at_restart.state, "done") << "the backfill ended before the restart";
-  restart_cluster();
+  p2k_pg_test::restart_cluster();
   size_t writes_at_restart = writers.count();
 
   bool done = wait_until([&] { return watch.sample(*watcher_).state == "done"; },

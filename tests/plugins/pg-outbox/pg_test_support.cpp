@@ -7,6 +7,7 @@
 #include <cctype>
 #include <limits>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -38,6 +39,15 @@ std::string dump_and_restore(const std::string& from, const std::string& to) {
   r = p2k_test::run({pg_tool("pg_restore"), "--exit-on-error", "-d", to, dump});
   if (r.exit_code != 0) return "pg_restore: " + r.err;
   return "";
+}
+
+void restart_cluster() {
+  std::istringstream words(p2k_test::state_value("pg.env", "P2K_TEST_PG_CTL"));
+  std::vector<std::string> argv;
+  for (std::string w; words >> w;) argv.push_back(w);
+  argv.insert(argv.end(), {"restart", "-m", "immediate"});
+  auto r = p2k_test::run(argv, {}, std::chrono::seconds(90));
+  if (r.exit_code != 0) throw std::runtime_error("pg_ctl restart failed: " + r.out + r.err);
 }
 
 Session::Session(const std::string& url) : conn_(PQconnectdb(url.c_str())) {

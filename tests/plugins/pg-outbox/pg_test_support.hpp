@@ -29,6 +29,10 @@ std::string pg_tool(const std::string& name);
 // `to`: "" when both succeeded, else the failing program's standard error.
 std::string dump_and_restore(const std::string& from, const std::string& to);
 
+// Crash-restarts the fixture's cluster (pg_ctl restart -m immediate); throws std::runtime_error
+// when pg_ctl fails. Tests that call it must run alone (RUN_SERIAL): every session is cut.
+void restart_cluster();
+
 // A raw libpq session (tests need asynchronous queries, which the plugin's wrapper lacks).
 class Session {
  public:

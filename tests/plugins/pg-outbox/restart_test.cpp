@@ -11,19 +11,6 @@
 
 using namespace p2k_pg_test;
 
-namespace {
-
-void restart_cluster() {
-  std::istringstream words(p2k_test::state_value("pg.env", "P2K_TEST_PG_CTL"));
-  std::vector<std::string> argv;
-  for (std::string w; words >> w;) argv.push_back(w);
-  argv.insert(argv.end(), {"restart", "-m", "immediate"});
-  auto r = p2k_test::run(argv, {}, std::chrono::seconds(90));
-  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-}
-
-}  // namespace
-
 TEST(Restart, SourceReconnectsAfterImmediateRestart_LosingNothing) {
   TestDatabase db;
   tracked_table(db.sql());
