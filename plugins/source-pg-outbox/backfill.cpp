@@ -77,24 +77,9 @@ void BackfillReader::reset_session() {
   }
 }
 
-void BackfillReader::fail(const PgError& e) {
-  bool lost = e.connection_lost() || !conn_ || conn_->broken();
-  reset_session();
-  if (lost) conn_.reset();
-  // The reader runs the table owner's code (casts, the condition, row-level security): its errors
-  // do not go away by themselves, unlike lost connections and timeouts. The first line says what
-  // happened (the rest is where, inside the reader).
-  std::string message = e.what();
-  if (message.rfind("ERROR:  ", 0) == 0) message.erase(0, 8);
-  if (auto end = message.find('\n'); end != std::string::npos) message.resize(end);
-  throw BackfillError(message, !lost && !e.transient());
-}
-
-BackfillChunk BackfillReader::start(const Backfill& b, size_t max_rows, size_t max_bytes) {
-  if (pending_) close();
+BackfillChunk BackfillReader::read(const Backfill& b, size_t max_rows, size_t max_bytes) {
   if (!conn_ || conn_->broken()) connect();
   BackfillChunk chunk;
-  chunk.max_rows = max_rows;
   try {
     conn_->exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = " +
                 std::to_string(config_.statement_timeout.count()) +
@@ -112,33 +97,17 @@ BackfillChunk BackfillReader::start(const Backfill& b, size_t max_rows, size_t m
       return chunk;
     }
     auto reader = start.optional_text(0, 5);
-    if (!reader) {
-      reset_session();
+    if (!reader)
       throw BackfillError(
           "its reader function is gone, is not the one of the role that asked for the backfill, "
           "or that role no longer owns the table; ask for the backfill again as the table's "
           "owner (SELECT pg2kafka.backfill(...))",
           true);
-    }
     std::string sql = kChunkSql;
     sql.replace(sql.find("%READER%"), 8, *reader);
-    conn_->send_params(sql, {kOidInt8, kOidTextArray, kOidInt4, kOidInt8},
-                       {id, b.after_key, std::to_string(max_rows), std::to_string(max_bytes)});
-    pending_ = true;
-  } catch (const PgInterrupted&) {
-    conn_.reset();
-    throw;
-  } catch (const PgError& e) {
-    fail(e);
-  }
-  return chunk;
-}
-
-void BackfillReader::collect(BackfillChunk& chunk) {
-  pending_ = false;
-  try {
-    if (!conn_) throw PgError("the connection reading the chunk was closed", "", true);
-    auto rows = conn_->receive();
+    auto rows =
+        conn_->exec_params(sql, {kOidInt8, kOidTextArray, kOidInt4, kOidInt8},
+                           {id, b.after_key, std::to_string(max_rows), std::to_string(max_bytes)});
     bool over = false;
     chunk.data = "[";
     for (int i = 0; i < rows.rows() && !over; ++i) {
@@ -151,14 +120,27 @@ void BackfillReader::collect(BackfillChunk& chunk) {
     if (chunk.rows > 0)
       chunk.last_key = std::string(rows.text(static_cast<int>(chunk.rows) - 1, 0));
     // Fewer rows than asked for, none left out for their size: the reader has no more.
-    chunk.last = !over && rows.rows() < static_cast<int>(chunk.max_rows);
+    chunk.last = !over && rows.rows() < static_cast<int>(max_rows);
   } catch (const PgInterrupted&) {
     conn_.reset();
     throw;
   } catch (const PgError& e) {
-    fail(e);
+    bool lost = e.connection_lost() || conn_->broken();
+    reset_session();
+    if (lost) conn_.reset();
+    // The reader runs the table owner's code (casts, the condition, row-level security): its
+    // errors do not go away by themselves, unlike lost connections and timeouts. The first line
+    // says what happened (the rest is where, inside the reader).
+    std::string message = e.what();
+    if (message.rfind("ERROR:  ", 0) == 0) message.erase(0, 8);
+    if (auto end = message.find('\n'); end != std::string::npos) message.resize(end);
+    throw BackfillError(message, !lost && !e.transient());
+  } catch (const BackfillError&) {
+    reset_session();
+    throw;
   }
   reset_session();
+  return chunk;
 }
 
 std::vector<size_t> rows_with_changed_members(std::string_view data, std::string_view old_data,

@@ -49,7 +49,6 @@ struct BackfillChunk {
   std::string uuid;    // the chunk's random uuid; event i has event_uuid(uuid, i)
   std::string data;    // the rows, as a JSON array
   int64_t rows = 0;
-  size_t max_rows = 0;                  // asked for
   std::optional<std::string> last_key;  // the last row's key (text[]), when there are rows
   bool last = false;                    // no row after these: the backfill is read to its end
   // Set (and nothing read) when the backfill was cancelled or removed meanwhile: its state, or
@@ -78,42 +77,23 @@ class BackfillReader {
                  void* notice_ctx);
   ~BackfillReader();
 
-  // Starts reading the chunk of backfill `b` after b.after_key: takes its snapshot (returned, with
-  // the queue's largest id in it and the chunk's uuid; or `ended` set, and nothing started) and
-  // sends the query for its rows: at most `max_rows`, and no more once `max_bytes` of JSON are
-  // reached (but at least one). The server reads them while the caller goes on; collect() gets
-  // them. Throws BackfillError, and PgInterrupted when interrupted.
-  BackfillChunk start(const Backfill& b, size_t max_rows, size_t max_bytes);
-  // Waits for the rows of the chunk started last and fills them in (rows, data, last_key, last);
-  // then ends its transaction. Throws as start() does.
-  void collect(BackfillChunk& chunk);
-  // Both at once.
-  BackfillChunk read(const Backfill& b, size_t max_rows, size_t max_bytes) {
-    BackfillChunk c = start(b, max_rows, max_bytes);
-    if (!c.ended) collect(c);
-    return c;
-  }
+  // Reads the chunk of backfill `b` after b.after_key: at most `max_rows` rows, and no more rows
+  // once `max_bytes` of JSON are reached (but at least one). Throws BackfillError, and
+  // PgInterrupted when interrupted.
+  BackfillChunk read(const Backfill& b, size_t max_rows, size_t max_bytes);
   // Closes the connection (the next read connects again).
-  void close() {
-    conn_.reset();
-    pending_ = false;
-  }
+  void close() { conn_.reset(); }
 
  private:
   void connect();
   // Ends the chunk's transaction and resets the session; drops the connection if that fails.
   void reset_session();
-  // A failed query: the session reset, as a BackfillError.
-  [[noreturn]] void fail(const PgError& e);
 
   const OutboxConfig& config_;
   Interrupter* interrupter_;
   NoticeHandler notices_;
   void* notice_ctx_;
   std::unique_ptr<PgConnection> conn_;
-  // A chunk was started and not collected: its query may still run, so the connection is not
-  // used again (a chunk dropped by its caller, say after a cancel).
-  bool pending_ = false;
 };
 
 // The rows of an UPDATE batch (its `data` and `old_data` arrays) in which a member named in

@@ -330,7 +330,7 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
       // A window ends at the largest id once its snapshot is taken, so a page never scans on
       // through events committed after it. A backfill's chunk is read in a snapshot of its own,
       // which then bounds this window.
-      if (!(chunk_due(now) && start_chunk(now))) {
+      if (!(chunk_due(now) && read_chunk(now))) {
         guarded("taking a snapshot", [&] {
           auto snap = conn_->exec_prepared("p2k_snapshot", {});
           window_.start(std::string(snap.text(0, kSnapshot)),
@@ -356,14 +356,8 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
     bool window_done = !cut_by_bytes && events < static_cast<int64_t>(limit);
     if (window_done) {
       window_.finish();
+      if (chunk_) queue_chunk();
       next_window_at_ = window_began_at_ + config_.min_poll_interval;
-      if (chunk_) {
-        queue_chunk();
-        // The next chunk's rows are read by the server while this one's are sent: its window
-        // starts now (and is read, and the rows collected, once these are taken).
-        auto now = Clock::now();
-        if (chunk_due(now) && start_chunk(now)) window_began_at_ = now;
-      }
     }
     if (ledger_.has_pending()) return ledger_.take(limit);
     // Nothing new: stop when a fresh window was empty; otherwise the window ended (a new one
@@ -579,33 +573,31 @@ bool OutboxSource::chunk_due(Clock::time_point now) const {
          now >= next_chunk_at_;
 }
 
-void OutboxSource::chunk_failed(const BackfillError& e) {
-  if (e.permanent()) {
-    fail_backfill(e.what());
-    return;
-  }
-  // Retried as the drain's own queries are, however long it takes (a long lock on the table, a
-  // server restarting): pg2kafka.cancel_backfill stops it.
-  auto wait = std::min(kChunkRetryWait * (1 << std::min(chunk_failures_, 5)), kMaxChunkRetryWait);
-  ++chunk_failures_;
-  host_.warn(backfill_name() + ": could not read a chunk: " + e.what() + " (retrying in " +
-             std::to_string(wait.count()) + " ms; the changes of every table flow on)");
-  next_chunk_at_ = Clock::now() + wait;
-}
-
-bool OutboxSource::start_chunk(Clock::time_point now) {
+bool OutboxSource::read_chunk(Clock::time_point now) {
   if (!backfill_reader_)
     backfill_reader_ =
         std::make_unique<BackfillReader>(config_, &interrupter_, &route_notice, &host_);
   BackfillChunk chunk;
   try {
-    chunk = backfill_reader_->start(*backfill_, config_.backfill_chunk_rows, config_.batch_bytes);
+    chunk = backfill_reader_->read(*backfill_, config_.backfill_chunk_rows, config_.batch_bytes);
   } catch (const PgInterrupted&) {
     throw_interrupted("reading a backfill chunk");
   } catch (const BackfillError& e) {
-    chunk_failed(e);
+    if (e.permanent()) {
+      fail_backfill(e.what());
+    } else {
+      // Retried as the drain's own queries are, however long it takes (a long lock on the
+      // table, a server restarting): pg2kafka.cancel_backfill stops it.
+      auto wait =
+          std::min(kChunkRetryWait * (1 << std::min(chunk_failures_, 5)), kMaxChunkRetryWait);
+      ++chunk_failures_;
+      host_.warn(backfill_name() + ": could not read a chunk: " + e.what() + " (retrying in " +
+                 std::to_string(wait.count()) + " ms; the changes of every table flow on)");
+      next_chunk_at_ = now + wait;
+    }
     return false;
   }
+  chunk_failures_ = 0;
   if (chunk.ended) {
     host_.info(backfill_name() + " stopped: it was " + *chunk.ended + " (" +
                std::to_string(rows_queued_) + " rows sent)");
@@ -622,15 +614,6 @@ void OutboxSource::queue_chunk() {
   BackfillChunk chunk = std::move(*chunk_);
   chunk_.reset();
   if (!backfill_) return;
-  try {
-    backfill_reader_->collect(chunk);
-  } catch (const PgInterrupted&) {
-    throw_interrupted("reading a backfill chunk");
-  } catch (const BackfillError& e) {
-    chunk_failed(e);
-    return;
-  }
-  chunk_failures_ = 0;
   backfill_->all_read = chunk.last;
   if (chunk.rows == 0) {
     if (!chunk.last) return;

@@ -98,13 +98,10 @@ class OutboxSource : public sdk::Source {
   // one is open).
   void maybe_load_backfill();
   bool chunk_due(std::chrono::steady_clock::time_point now) const;
-  // Starts reading the next chunk (its snapshot taken, its rows read by the server meanwhile) and
-  // the window of its snapshot; false when none was started.
-  bool start_chunk(std::chrono::steady_clock::time_point now);
-  // The chunk's window is done: its rows are collected, and its events follow that window's.
+  // Reads the next chunk and starts the window of its snapshot; false when none was read.
+  bool read_chunk(std::chrono::steady_clock::time_point now);
+  // The chunk's window is done: its events follow that window's.
   void queue_chunk();
-  // A chunk could not be read: the backfill fails, or the chunk is tried again later.
-  void chunk_failed(const BackfillError& e);
   // Records the delivery of chunks (ledger ids, in order) in pg2kafka.backfills.
   void record_chunks(const std::vector<int64_t>& ids);
   void fail_backfill(const std::string& why);
@@ -156,9 +153,8 @@ class OutboxSource : public sdk::Source {
   DrainWindow window_;
   EventLedger ledger_;
 
-  // Backfills: whether the schema has them (migration 010), the one being sent, the chunk started
-  // for the window being read (its rows still on their way), and what each chunk in the ledger
-  // records once delivered.
+  // Backfills: whether the schema has them (migration 010), the one being sent, the chunk read
+  // for the window being read, and what each chunk in the ledger records once delivered.
   struct ChunkInFlight {
     int64_t backfill;
     int64_t rows_done;  // the backfill's rows delivered once this chunk is

@@ -195,75 +195,29 @@ short PgConnection::wait_socket(short events, std::optional<Clock::time_point> d
   }
 }
 
-PgError PgConnection::no_answer() {
-  abandoned_ = true;
-  return PgError("PostgreSQL did not answer within " + std::to_string(reply_timeout_.count()) +
-                     " ms (statement_timeout should have ended the query before): the server "
-                     "or the network is stuck",
-                 "", true);
-}
-
-void PgConnection::flush(std::optional<Clock::time_point> deadline) {
-  // Send the whole query; the server's output is read meanwhile, as it may not read before it
-  // can write.
-  while (true) {
-    int flushed = PQflush(conn_);
-    if (flushed == 0) break;
-    if (flushed < 0) throw error_from(nullptr);
-    short ready = wait_socket(POLLIN | POLLOUT, deadline);
-    if (ready == 0) throw no_answer();
-    if ((ready & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(conn_)) throw error_from(nullptr);
-  }
-}
-
 PgResult PgConnection::finish(int sent) {
   if (!sent) throw error_from(nullptr);
   std::optional<Clock::time_point> deadline;
   if (reply_timeout_.count() > 0) deadline = Clock::now() + reply_timeout_;
-  try {
-    flush(deadline);
-    return results(deadline);
-  } catch (const PgInterrupted&) {
-    abandoned_ = true;  // the query may still run: this connection cannot take another
-    throw;
-  }
-}
-
-void PgConnection::send_params(const std::string& sql, const std::vector<Oid>& types,
-                               const std::vector<std::optional<std::string>>& params) {
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-  QueryScope scope(interrupter_, cancel_);
-  if (!PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()),
-                         types.empty() ? nullptr : types.data(), values.data(), nullptr, nullptr,
-                         0))
-    throw error_from(nullptr);
-  std::optional<Clock::time_point> deadline;
-  if (reply_timeout_.count() > 0) deadline = Clock::now() + reply_timeout_;
-  try {
-    flush(deadline);
-  } catch (const PgInterrupted&) {
+  auto no_answer = [&] {
     abandoned_ = true;
-    throw;
-  }
-  sent_at_ = Clock::now();
-}
-
-PgResult PgConnection::receive() {
-  QueryScope scope(interrupter_, cancel_);
-  std::optional<Clock::time_point> deadline;
-  if (reply_timeout_.count() > 0) deadline = sent_at_ + reply_timeout_;
+    return PgError("PostgreSQL did not answer within " + std::to_string(reply_timeout_.count()) +
+                       " ms (statement_timeout should have ended the query before): the server "
+                       "or the network is stuck",
+                   "", true);
+  };
   try {
-    return results(deadline);
-  } catch (const PgInterrupted&) {
-    abandoned_ = true;
-    throw;
-  }
-}
-
-PgResult PgConnection::results(std::optional<Clock::time_point> deadline) {
-  {
+    // Send the whole query; the server's output is read meanwhile, as it may not read before
+    // it can write.
+    while (true) {
+      int flushed = PQflush(conn_);
+      if (flushed == 0) break;
+      if (flushed < 0) throw error_from(nullptr);
+      short ready = wait_socket(POLLIN | POLLOUT, deadline);
+      if (ready == 0) throw no_answer();
+      if ((ready & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(conn_))
+        throw error_from(nullptr);
+    }
     // Every result, keeping the last one (as PQexec does: after an error the server runs none of
     // the remaining statements, so an error is the last).
     std::unique_ptr<PGresult, decltype(&PQclear)> last(nullptr, &PQclear);
@@ -277,6 +231,9 @@ PgResult PgConnection::results(std::optional<Clock::time_point> deadline) {
       if (ready == 0) throw no_answer();
       if (!PQconsumeInput(conn_)) throw error_from(nullptr);
     }
+  } catch (const PgInterrupted&) {
+    abandoned_ = true;  // the query may still run: this connection cannot take another
+    throw;
   }
 }
 

@@ -111,13 +111,6 @@ class PgConnection {
   PgResult exec_params(const std::string& sql, const std::vector<Oid>& types,
                        const std::vector<std::optional<std::string>>& params);
 
-  // The same in two steps, so that the caller can do other work while the server runs it:
-  // send_params sends the statement, receive() waits for its result (the reply timeout counting
-  // from the send). No other query may be sent in between.
-  void send_params(const std::string& sql, const std::vector<Oid>& types,
-                   const std::vector<std::optional<std::string>>& params);
-  PgResult receive();
-
   // Waits up to `timeout` for a notification on a LISTENed channel; returns true when at least
   // one arrived (all pending ones are consumed). Throws PgError when the connection broke,
   // PgInterrupted when interrupted.
@@ -141,12 +134,6 @@ class PgConnection {
   // After a PQsend* call (`sent`: its result): flushes the query, waits for its results and
   // returns the last one, as PQexec does.
   PgResult finish(int sent);
-  using Clock = std::chrono::steady_clock;
-  // Sends what libpq holds of the query; then waits for all its results, returning the last.
-  void flush(std::optional<Clock::time_point> deadline);
-  PgResult results(std::optional<Clock::time_point> deadline);
-  // The connection is given up: the server did not answer in time.
-  PgError no_answer();
   // Waits until the socket is ready for `events` and returns its revents, or 0 when `deadline`
   // passed first; throws PgInterrupted when interrupted.
   short wait_socket(short events, std::optional<std::chrono::steady_clock::time_point> deadline);
@@ -159,7 +146,6 @@ class PgConnection {
   Interrupter* interrupter_ = nullptr;
   std::shared_ptr<PGcancel> cancel_;
   std::chrono::milliseconds reply_timeout_{0};
-  Clock::time_point sent_at_{};  // send_params' query
 };
 
 }  // namespace pg2kafka::pg_outbox
