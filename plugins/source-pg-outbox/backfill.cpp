@@ -6,14 +6,15 @@
 #include <cstdio>
 
 #include "json_text.hpp"
+#include "queue_sql.hpp"
 
 namespace pg2kafka::pg_outbox {
 
 namespace {
 
-constexpr Oid kOidInt4 = 23;
-constexpr Oid kOidInt8 = 20;
-constexpr Oid kOidTextArray = 1009;
+using queue_sql::kOidInt4;
+using queue_sql::kOidInt8;
+using queue_sql::kOidTextArray;
 
 // The chunk's snapshot (the transaction's, taken by this first statement), the queue's largest id
 // in it, a uuid for the chunk, the backfill's state, and the reader to call: only one owned by
@@ -59,9 +60,7 @@ void BackfillReader::connect() {
   } catch (const PgConnectError& e) {
     throw BackfillError(std::string("cannot connect to read backfill chunks: ") + e.what(), false);
   }
-  int64_t statement_ms = config_.statement_timeout.count();
-  conn_->set_reply_timeout(std::chrono::milliseconds(
-      statement_ms == 0 ? 0 : statement_ms + std::min(statement_ms, kReplyGraceMs)));
+  conn_->set_reply_timeout(config_.reply_timeout());
 }
 
 void BackfillReader::reset_session() {

@@ -113,4 +113,10 @@ OutboxConfig OutboxConfig::from(const sdk::Options& options) {
   return c;
 }
 
+std::chrono::milliseconds OutboxConfig::reply_timeout() const {
+  int64_t statement_ms = statement_timeout.count();
+  return std::chrono::milliseconds(
+      statement_ms == 0 ? 0 : statement_ms + std::min(statement_ms, kReplyGraceMs));
+}
+
 }  // namespace pg2kafka::pg_outbox

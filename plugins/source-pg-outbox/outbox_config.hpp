@@ -38,6 +38,10 @@ struct OutboxConfig {
 
   // Throws sdk::ConfigError naming the option at fault.
   static OutboxConfig from(const sdk::Options& options);
+
+  // How long a connection of the source waits for the server's answer to a query before giving
+  // the connection up as stuck: statement_timeout and a grace (kReplyGraceMs); 0 with none.
+  std::chrono::milliseconds reply_timeout() const;
 };
 
 // Bounds of the options (plugin.cpp's table gives them to the host; OutboxConfig::from checks

@@ -139,9 +139,7 @@ void OutboxSource::prepare_session() {
     // within statement_timeout and a grace gives the connection up (a frozen server or network).
     conn_->exec("SET lock_timeout = " + std::to_string(config_.lock_timeout.count()) +
                 "; SET statement_timeout = " + std::to_string(config_.statement_timeout.count()));
-    int64_t statement_ms = config_.statement_timeout.count();
-    conn_->set_reply_timeout(
-        milliseconds(statement_ms == 0 ? 0 : statement_ms + std::min(statement_ms, kReplyGraceMs)));
+    conn_->set_reply_timeout(config_.reply_timeout());
     timeouts_set_ = true;
     database_ = std::string(conn_->exec("SELECT current_database()").text(0, 0));
     SchemaVersion installed = installed_schema(*conn_);
@@ -624,14 +622,7 @@ void OutboxSource::queue_chunk() {
         return;
       }
     }
-    guarded("recording a backfill's end", [&] {
-      return conn_->exec_prepared(
-          "p2k_backfill_progress",
-          {std::to_string(backfill_->id), std::to_string(rows_queued_), std::nullopt,
-           std::string("true"), rate_text(rows_queued_), std::nullopt});
-    });
-    host_.info(backfill_name() + " done: " + std::to_string(rows_queued_) + " rows sent");
-    end_backfill();
+    record_progress({backfill_->id, rows_queued_, std::nullopt, true});
     return;
   }
   BatchRow row;
@@ -648,13 +639,11 @@ void OutboxSource::queue_chunk() {
     return;
   }
   const std::string& statement = *statements_.emplace("SNAPSHOT").first;
-  const std::string created_at =
-      rfc3339_utc(std::chrono::duration_cast<std::chrono::microseconds>(
-                      std::chrono::system_clock::now().time_since_epoch())
-                      .count());
-  const int64_t created_ms =
-      std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count();
+  const int64_t created_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+  const std::string created_at = rfc3339_utc(created_us);
+  const int64_t created_ms = created_us / 1000;
   std::vector<EventLedger::Event> out;
   out.reserve(events.size());
   for (BatchEvent& e : events) {
@@ -673,40 +662,43 @@ void OutboxSource::record_chunks(const std::vector<int64_t>& ids) {
   for (int64_t id : ids) {
     auto it = chunks_.find(id);
     if (it == chunks_.end()) continue;
-    const ChunkInFlight& c = it->second;
-    std::optional<std::string> rate, left;
-    if (backfill_ && backfill_->id == c.backfill) {
-      rate = rate_text(c.rows_done);
-      double per_second = std::stod(*rate);
-      if (per_second > 0 && backfill_->rows_estimated && *backfill_->rows_estimated > c.rows_done)
-        left = std::to_string(static_cast<double>(*backfill_->rows_estimated - c.rows_done) /
-                              per_second);
-    }
-    auto recorded = guarded("recording a backfill's progress", [&] {
-      return conn_
-          ->exec_prepared("p2k_backfill_progress",
-                          {std::to_string(c.backfill), std::to_string(c.rows_done), c.last_key,
-                           std::string(c.last ? "true" : "false"), rate, left})
-          .affected();
-    });
-    bool current = backfill_ && backfill_->id == c.backfill;
-    if (current) backfill_->rows_done = c.rows_done;
-    if (current && recorded == 0) {
-      host_.info(backfill_name() + " stopped: it was cancelled or removed (" +
-                 std::to_string(c.rows_done) + " rows sent)");
-      end_backfill();
-    } else if (current && c.last) {
-      host_.info(backfill_name() + " done: " + std::to_string(c.rows_done) + " rows sent");
-      end_backfill();
-    }
+    record_progress(it->second);
     chunks_.erase(it);
   }
 }
 
-std::string OutboxSource::rate_text(int64_t rows_done) const {
-  double seconds = std::chrono::duration<double>(Clock::now() - backfill_taken_at_).count();
-  double rate = seconds > 0 ? static_cast<double>(rows_done - backfill_taken_rows_) / seconds : 0;
-  return std::to_string(std::max(rate, 0.0));
+void OutboxSource::record_progress(const ChunkInFlight& c) {
+  const bool current = backfill_ && backfill_->id == c.backfill;
+  // The rate since this instance took the backfill up, and the time left at it.
+  std::optional<std::string> rate, left;
+  if (current) {
+    double seconds = std::chrono::duration<double>(Clock::now() - backfill_taken_at_).count();
+    double per_second =
+        seconds > 0
+            ? std::max(0.0, static_cast<double>(c.rows_done - backfill_taken_rows_) / seconds)
+            : 0;
+    rate = std::to_string(per_second);
+    if (per_second > 0 && backfill_->rows_estimated && *backfill_->rows_estimated > c.rows_done)
+      left = std::to_string(static_cast<double>(*backfill_->rows_estimated - c.rows_done) /
+                            per_second);
+  }
+  auto recorded = guarded("recording a backfill's progress", [&] {
+    return conn_
+        ->exec_prepared("p2k_backfill_progress",
+                        {std::to_string(c.backfill), std::to_string(c.rows_done), c.last_key,
+                         std::string(c.last ? "true" : "false"), rate, left})
+        .affected();
+  });
+  if (!current) return;
+  backfill_->rows_done = c.rows_done;
+  if (recorded == 0) {
+    host_.info(backfill_name() + " stopped: it was cancelled or removed (" +
+               std::to_string(c.rows_done) + " rows sent)");
+    end_backfill();
+  } else if (c.last) {
+    host_.info(backfill_name() + " done: " + std::to_string(c.rows_done) + " rows sent");
+    end_backfill();
+  }
 }
 
 void OutboxSource::fail_backfill(const std::string& why) {

@@ -104,10 +104,13 @@ class OutboxSource : public sdk::Source {
   void queue_chunk();
   // Records the delivery of chunks (ledger ids, in order) in pg2kafka.backfills.
   void record_chunks(const std::vector<int64_t>& ids);
+  struct ChunkInFlight;
+  // Records one delivered chunk (with the rate and time left), and ends the backfill with its
+  // last chunk, or when it was cancelled or removed meanwhile.
+  void record_progress(const ChunkInFlight& c);
   void fail_backfill(const std::string& why);
   void end_backfill();
-  // The backfill's rate since this instance took it up (rows/s), as text for a query.
-  std::string rate_text(int64_t rows_done) const;
+
   void maybe_log_backfill(std::chrono::steady_clock::time_point now);
   // Whether a backfill has chunks left to read (the source then has work though the queue is
   // empty).

@@ -5,8 +5,10 @@
 
 namespace pg2kafka::pg_outbox::queue_sql {
 
+constexpr Oid kOidInt4 = 23;
 constexpr Oid kOidInt8 = 20;
 constexpr Oid kOidInt8Array = 1016;
+constexpr Oid kOidTextArray = 1009;
 constexpr Oid kOidPgSnapshot = 5038;
 
 // One page of a window: whole batches in id order, up to $4 events and up to $6 bytes of data

@@ -47,6 +47,7 @@ DECLARE
   v_budget  interval := current_setting('lock_timeout')::interval;
   v_start   timestamptz := clock_timestamp();
   v_notice  timestamptz := clock_timestamp() + interval '5 s';
+  v_now     timestamptz;
   v_holders text;
 BEGIN
   IF mode NOT IN ('SHARE ROW EXCLUSIVE', 'ACCESS EXCLUSIVE') THEN
@@ -61,20 +62,24 @@ BEGIN
     EXCEPTION WHEN lock_not_available THEN
       NULL;  -- the subtransaction's end dropped the request (and restored lock_timeout)
     END;
-    SELECT string_agg(DISTINCT l.pid::text, ', ') INTO v_holders FROM pg_locks l
-     WHERE l.locktype = 'relation' AND l.relation = table_name AND l.granted
-       AND l.pid <> pg_backend_pid();
-    IF v_budget > interval '0' AND clock_timestamp() - v_start >= v_budget THEN
+    v_now := clock_timestamp();
+    -- Who holds the table, only when it is said (pg_locks takes every lock manager partition).
+    IF v_budget > interval '0' AND v_now - v_start >= v_budget OR v_now >= v_notice THEN
+      SELECT string_agg(DISTINCT l.pid::text, ', ') INTO v_holders FROM pg_locks l
+       WHERE l.locktype = 'relation' AND l.relation = table_name AND l.granted
+         AND l.pid <> pg_backend_pid();
+    END IF;
+    IF v_budget > interval '0' AND v_now - v_start >= v_budget THEN
       RAISE EXCEPTION '%: could not lock table % within lock_timeout (%)', caller, table_name,
         v_old
         USING ERRCODE = 'lock_not_available',
               HINT = format('Sessions holding locks on it: %s (see pg_stat_activity). Try again '
                             'once they end, or raise lock_timeout.', coalesce(v_holders, 'none'));
-    ELSIF clock_timestamp() >= v_notice THEN
+    ELSIF v_now >= v_notice THEN
       RAISE NOTICE '%: still waiting for a moment when table % is free (sessions holding locks '
                    'on it: %); its writers are not held up meanwhile', caller, table_name,
         coalesce(v_holders, 'none');
-      v_notice := clock_timestamp() + interval '5 s';
+      v_notice := v_now + interval '5 s';
     END IF;
     PERFORM pg_sleep(0.1 + random() * 0.2);
   END LOOP;

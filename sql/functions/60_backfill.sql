@@ -238,11 +238,13 @@ CREATE OR REPLACE FUNCTION pg2kafka.backfill_request(table_name regclass, condit
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
-  v_kind "char";
-  v_plan json;
+  v_kind  "char";
+  v_owner boolean;
+  v_plan  json;
 BEGIN
-  SELECT c.relkind INTO v_kind FROM pg_class c WHERE c.oid = table_name;
-  IF NOT pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = table_name), 'USAGE') THEN
+  SELECT c.relkind, pg_has_role(c.relowner, 'USAGE') INTO v_kind, v_owner
+    FROM pg_class c WHERE c.oid = table_name;
+  IF NOT v_owner THEN
     RAISE EXCEPTION '%: must be owner of table %', caller, table_name
       USING ERRCODE = 'insufficient_privilege',
             HINT = 'A backfill sends the table''s rows as SNAPSHOT events, which only its owner '
