@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing pg2kafka needs on Debian 12 (bookworm): compilers, Boost,
 # libpq, librdkafka, GoogleTest, PostgreSQL, Java (to run a real Kafka broker in tests), python3
-# (the bench's results writer) and the Kafka jars (from Maven Central, cached). Installs only what
+# (the bench's results writer), promtool (prometheus: checks the /metrics exposition),
+# systemd-analyze and dpkg-dev (the Debian package's tests) and the Kafka jars (from Maven Central, cached). Installs only what
 # is missing; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
   libpq-dev librdkafka-dev libgtest-dev libgmock-dev
   postgresql postgresql-contrib kcat python3
+  prometheus systemd dpkg-dev
 )
 command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)
