@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing pg2kafka needs on Debian 12 (bookworm): compilers, Boost,
 # libpq, librdkafka, GoogleTest, PostgreSQL, Java (to run a real Kafka broker in tests), python3
-# (the bench's results writer), promtool (prometheus: checks the /metrics exposition),
-# systemd-analyze and dpkg-dev (the Debian package's tests) and the Kafka jars (from Maven Central, cached). Installs only what
-# is missing; safe to run again.
+# (the bench's results writer), promtool (package prometheus: checks the /metrics exposition),
+# systemd-analyze and dpkg-dev (the Debian package's tests) and the Kafka jars (from Maven
+# Central, cached). Installs only what is missing; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
