@@ -47,6 +47,10 @@
  *   1.2  `interrupt` at the end of p2k_source_ops and p2k_sink_ops: the host's bounded stop asks
  *        a blocked operation to return. Host behaviour: descriptors 0, 1 and 2 are always open
  *        (see "Standard descriptors" below).
+ *   1.3  `metrics` and `health` at the end of p2k_source_ops and p2k_sink_ops, and `status` at
+ *        the end of p2k_source_ops: a plugin exports its own figures on the host's /metrics
+ *        endpoint, says whether it is ready for /readyz, and a source describes the state of its
+ *        origin for `pg2kafka status` (see "Metrics, health and status" below).
  *
  * Threading
  * ---------
@@ -56,8 +60,9 @@
  * outcome) and `p2k_host.log`: the plugin may call them from threads it created, at any time
  * between the start of `create` and the return of `destroy`.
  *
- * The one exception is `interrupt` (since 1.2), which the host calls from another thread while an
- * operation may be running on the pipeline thread: see p2k_source_ops.interrupt.
+ * The exceptions are `interrupt` (since 1.2), `metrics` and `health` (since 1.3), which the host
+ * calls from other threads while an operation may be running on the pipeline thread: see
+ * p2k_source_ops.interrupt and "Metrics, health and status".
  *
  * Stopping
  * --------
@@ -104,7 +109,7 @@ extern "C" {
 #endif
 
 #define P2K_ABI_MAJOR 1
-#define P2K_ABI_MINOR 2
+#define P2K_ABI_MINOR 3
 
 /* The name of the one symbol a plugin exports. */
 #define P2K_PLUGIN_ENTRY_SYMBOL "p2k_plugin_entry_v1"
@@ -319,6 +324,75 @@ typedef struct p2k_host {
 } p2k_host;
 
 /* ------------------------------------------------------------------------------------------ */
+/* Metrics, health and status (since 1.3)                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * The host serves Prometheus metrics, a liveness and a readiness check over HTTP when the
+ * pipeline file enables it (the "http.listen" setting). Plugins add their own figures and their
+ * own readiness through two optional operations of their operations table, `metrics` and
+ * `health`; the C++ SDK implements both from a few overridable members (sdk/metrics.hpp).
+ *
+ * Both are called from the host's HTTP thread, concurrently with any other operation of the
+ * instance (like interrupt), between the return of create and the call of destroy (never with
+ * or after destroy); the host never calls them concurrently with themselves. They must not
+ * block for long: the host waits for them while a scraper waits for its answer, so return what
+ * is known now (a figure a few seconds old is fine) and refresh expensive figures elsewhere.
+ * They may be called before open, while open is retried, and after close.
+ *
+ * Metric names. A plugin names its metrics without a prefix, in lower_snake_case following
+ * Prometheus conventions: base units (`_seconds`, `_bytes`), counters ending in `_total`. The
+ * host exposes them as `pg2kafka_<plugin>_<name>`, the plugin's name with '-' turned into '_'
+ * (the kafka sink's `broker_rtt_seconds` becomes `pg2kafka_kafka_broker_rtt_seconds`), so the
+ * metrics of two plugins never collide with each other nor with the host's own.
+ *
+ * The host checks every sample and drops one that breaks a rule, logging a warning once per
+ * metric name: name and label names match [a-z][a-z0-9_]* (at most 100 characters; a label may
+ * not be named "le", which histograms use), at most 8 labels, label values of at most 256 bytes
+ * of UTF-8 (the host escapes them), a counter's name ends in `_total` and its value is finite and
+ * not negative, a histogram's bounds are finite and strictly increasing and its counts
+ * cumulative and not decreasing. Samples of one name must all have its first sample's type; the
+ * first help text is the one shown. At most 10,000 samples per plugin per scrape.
+ */
+typedef enum p2k_metric_type {
+  P2K_METRIC_COUNTER = 1,  /* a total that only grows (it restarts at 0 with the process) */
+  P2K_METRIC_GAUGE = 2,    /* a value that goes up and down */
+  P2K_METRIC_HISTOGRAM = 3 /* a distribution of observations in buckets */
+} p2k_metric_type;
+
+/* A label of a sample, e.g. {"topic", "pg2kafka.shop.orders"}. NUL-terminated strings. */
+typedef struct p2k_label {
+  const char* name;
+  const char* value;
+} p2k_label;
+
+/* One sample (one series: a name and a set of label values) as a plugin reports it. Everything
+ * it points to needs to live only during the call of p2k_metric_fn that receives it. */
+typedef struct p2k_metric {
+  size_t struct_size; /* sizeof(p2k_metric) */
+  const char* name;   /* without the pg2kafka_<plugin>_ prefix, see above */
+  const char* help;   /* one sentence: what it counts, in which unit; may be NULL */
+  p2k_metric_type type;
+  const p2k_label* labels; /* may be NULL when label_count == 0 */
+  size_t label_count;
+  /* COUNTER and GAUGE: the value. HISTOGRAM: the sum of all observations. */
+  double value;
+  /* HISTOGRAM only (else NULL, NULL, 0, 0): the upper bounds of the buckets, finite and strictly
+   * increasing (the +Inf bucket is implied); for each bound, how many observations were <= it
+   * (cumulative, as Prometheus counts); and the number of all observations. */
+  const double* bucket_bounds;
+  const uint64_t* bucket_counts;
+  size_t bucket_count;
+  uint64_t count;
+} p2k_metric;
+
+/* Called by a plugin's `metrics` operation once per sample. */
+typedef void (*p2k_metric_fn)(void* ctx, const p2k_metric* metric);
+
+/* Called by a source's `status` operation with consecutive pieces of one JSON text. */
+typedef void (*p2k_text_fn)(void* ctx, p2k_slice text);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Operations                                                                                  */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -407,6 +481,37 @@ typedef struct p2k_source_ops {
    * running query and wakes its waits.
    */
   void (*interrupt)(void* instance);
+  /*
+   * Since 1.3. Optional (NULL allowed): report every metric sample of the instance now, each
+   * through `fn(fn_ctx, &sample)`, synchronously. Called from the host's HTTP thread on every
+   * scrape of /metrics; see "Metrics, health and status" for the threading and naming rules.
+   * Cannot fail: a figure that cannot be had now is left out (or reported as it was last known).
+   */
+  void (*metrics)(void* instance, p2k_metric_fn fn, void* fn_ctx);
+  /*
+   * Since 1.3. Optional (NULL allowed): whether the instance can do its work now, for the host's
+   * /readyz. P2K_OK: ready; P2K_RETRY: not ready now (the origin or destination is unreachable,
+   * a credential was refused); nothing else. Either way, write into `message` (as `err` of the
+   * other operations, never NULL, at least 256 bytes) one line saying what the instance is doing
+   * or what is wrong, e.g. "standby: another instance holds the drain lock" (ready) or "no
+   * broker reachable for 12 s: localhost:9092: Connection refused" (not ready); an empty message
+   * is allowed. Same threading as `metrics`. The host also counts an instance as not ready while
+   * it is not open and while its operations fail transiently, whatever `health` says.
+   */
+  p2k_status (*health)(void* instance, char* message, size_t message_size);
+  /*
+   * Since 1.3. Optional (NULL allowed): describe the state of the source's origin for
+   * `pg2kafka status`, as one JSON object written through `fn` in pieces (the host joins them).
+   * Called on the thread that created the instance, after create, on an instance that is never
+   * opened: connect for the call, read, disconnect. May take seconds; the host prints the object
+   * as is for `--format json`, and as text laid out from its members: scalars as "name: value"
+   * lines, objects as indented sections, arrays of objects as tables, arrays of strings as
+   * lists. So choose member names a reader understands (snake_case), give times as ISO 8601 UTC
+   * text and durations in seconds, and put what needs the operator's attention in a top-level
+   * array of sentences named "problems". P2K_RETRY: the origin is unreachable now; P2K_FATAL or
+   * P2K_INVALID_CONFIG: anything else; `err` says why.
+   */
+  p2k_status (*status)(void* instance, p2k_text_fn fn, void* fn_ctx, char* err, size_t err_size);
 } p2k_source_ops;
 
 /*
@@ -469,6 +574,11 @@ typedef struct p2k_sink_ops {
    * flush, poll or prepare_topic returns as soon as it can; records it did not report are
    * undelivered (as after close). */
   void (*interrupt)(void* instance);
+  /* Since 1.3. Optional (NULL allowed): as p2k_source_ops.metrics. */
+  void (*metrics)(void* instance, p2k_metric_fn fn, void* fn_ctx);
+  /* Since 1.3. Optional (NULL allowed): as p2k_source_ops.health. A sink is not ready while its
+   * destination cannot take records (no broker reachable, a refused credential). */
+  p2k_status (*health)(void* instance, char* message, size_t message_size);
 } p2k_sink_ops;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -514,6 +624,9 @@ typedef const p2k_plugin* (*p2k_plugin_entry_fn)(uint32_t host_abi_major, uint32
 #define P2K_HOST_SIZE_1_1 P2K_SIZE_THROUGH(p2k_host, option_error)
 #define P2K_SOURCE_OPS_SIZE_1_2 P2K_SIZE_THROUGH(p2k_source_ops, interrupt)
 #define P2K_SINK_OPS_SIZE_1_2 P2K_SIZE_THROUGH(p2k_sink_ops, interrupt)
+#define P2K_SOURCE_OPS_SIZE_1_3 P2K_SIZE_THROUGH(p2k_source_ops, status)
+#define P2K_SINK_OPS_SIZE_1_3 P2K_SIZE_THROUGH(p2k_sink_ops, health)
+#define P2K_METRIC_SIZE_1_3 P2K_SIZE_THROUGH(p2k_metric, count)
 
 /*
  * Plugin files are named "pg2kafka-<kind>-<name>.so", e.g. "pg2kafka-sink-stdout.so", and found

@@ -61,7 +61,8 @@ InstanceBase::InstanceBase(PluginHandle plugin, const config::ResolvedOptions& o
       name_(plugin_->name()),
       outcomes_(takes_reports ? std::make_unique<OutcomeQueue>() : nullptr),
       options_(options),
-      context_(std::make_unique<HostContext>()) {
+      context_(std::make_unique<HostContext>()),
+      samples_(name_, [](const std::string& m) { log::warn(m); }) {
   context_->name = name_;
   context_->outcomes = outcomes_.get();
   host_.struct_size = sizeof(p2k_host);
@@ -94,7 +95,7 @@ void InstanceBase::close() {
 }
 
 std::string InstanceBase::interrupt() {
-  std::lock_guard lock(interrupt_mutex_);
+  std::shared_lock lock(concurrent_mutex_);
   if (destroyed_) return "closed";
   const char* op = current_op_.load();
   std::string doing = "idle";
@@ -115,6 +116,51 @@ std::string InstanceBase::interrupt() {
     log::error("plugin '" + name_ + "' let an exception escape from interrupt");
   }
   return doing;
+}
+
+std::optional<std::pair<std::string, std::chrono::milliseconds>> InstanceBase::current_call()
+    const {
+  const char* op = current_op_.load();
+  if (!op) return std::nullopt;
+  auto since =
+      std::chrono::steady_clock::time_point(std::chrono::nanoseconds(current_since_ns_.load()));
+  return std::make_pair(std::string(op), std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             std::chrono::steady_clock::now() - since));
+}
+
+void InstanceBase::metrics(metrics::Exposition& out) {
+  std::shared_lock lock(concurrent_mutex_);
+  if (destroyed_ || !metrics_op_) return;
+  std::lock_guard one_at_a_time(observe_mutex_);
+  samples_.begin(out);
+  try {
+    metrics_op_(instance_, &metrics::PluginSamples::callback, &samples_);
+  } catch (...) {
+    log::error("plugin '" + name_ + "' let an exception escape from metrics");
+  }
+}
+
+std::optional<CallResult> InstanceBase::health() {
+  std::shared_lock lock(concurrent_mutex_);
+  if (destroyed_ || !health_op_) return std::nullopt;
+  std::lock_guard one_at_a_time(observe_mutex_);
+  char message[512] = {0};
+  CallResult r;
+  try {
+    r.status = health_op_(instance_, message, sizeof message);
+  } catch (...) {
+    r.status = P2K_RETRY;
+    std::snprintf(message, sizeof message, "plugin '%s' let an exception escape from health",
+                  name_.c_str());
+  }
+  message[sizeof message - 1] = '\0';
+  r.message = message;
+  if (r.status != P2K_OK && r.status != P2K_RETRY) {
+    r.message = "health returned status " + std::to_string(static_cast<int>(r.status)) +
+                (r.message.empty() ? "" : ": " + r.message);
+    r.status = P2K_RETRY;
+  }
+  return r;
 }
 
 template <class F>
@@ -168,7 +214,7 @@ void InstanceBase::call_logged(const char* operation, F&& f) {
 }
 
 void InstanceBase::destroy() {
-  std::lock_guard lock(interrupt_mutex_);
+  std::unique_lock lock(concurrent_mutex_);
   if (destroyed_ || !instance_) return;
   destroyed_ = true;
   try {
@@ -201,6 +247,10 @@ void InstanceBase::create(const Ops& ops) {
     // Rule 5 of plugin.h "Versioning": nothing a later minor than the answered one added.
     if (plugin_->abi_minor() >= 2 && ops.struct_size >= P2K_SIZE_THROUGH(Ops, interrupt))
       interrupt_op_ = ops.interrupt;
+    if (plugin_->abi_minor() >= 3 && ops.struct_size >= P2K_SIZE_THROUGH(Ops, health)) {
+      metrics_op_ = ops.metrics;
+      health_op_ = ops.health;
+    }
     return;
   }
   error_[sizeof error_ - 1] = '\0';
@@ -222,6 +272,18 @@ void InstanceBase::create(const Ops& ops) {
 SourceInstance::SourceInstance(PluginHandle plugin, const config::ResolvedOptions& options)
     : InstanceBase(std::move(plugin), options, /*takes_reports=*/false) {
   create(ops());
+  if (plugin_->abi_minor() >= 3 && ops().struct_size >= P2K_SIZE_THROUGH(p2k_source_ops, status))
+    status_op_ = ops().status;
+}
+
+CallResult SourceInstance::status(std::string& json) {
+  json.clear();
+  if (!status_op_) return {P2K_FATAL, "source '" + name_ + "' cannot describe its state"};
+  auto collect = [](void* c, p2k_slice text) {
+    if (text.data) static_cast<std::string*>(c)->append(text.data, text.size);
+  };
+  return call("status",
+              [&] { return status_op_(instance_, collect, &json, error_, sizeof error_); });
 }
 
 CallResult SourceInstance::poll(size_t max_records, std::chrono::milliseconds timeout,

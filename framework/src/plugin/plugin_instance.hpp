@@ -10,10 +10,13 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
 #include "config/option_values.hpp"
+#include "metrics/exposition.hpp"
 #include "plugin/plugin_loader.hpp"
 
 namespace pg2kafka::plugin {
@@ -72,6 +75,18 @@ class InstanceBase {
   // or the instance is being destroyed. Returns what the instance is doing, for the log: "blocked
   // in poll for 31.2 s", "idle".
   std::string interrupt();
+  // The plugin call running now on the pipeline thread and for how long, or nullopt when idle.
+  // From any thread (the /healthz check).
+  std::optional<std::pair<std::string, std::chrono::milliseconds>> current_call() const;
+
+  // Since ABI 1.3, from the host's HTTP thread (see plugin.h, "Metrics, health and status"),
+  // serialised per instance and against destroy (after which they do nothing).
+  bool has_metrics() const { return metrics_op_ != nullptr; }
+  bool has_health() const { return health_op_ != nullptr; }
+  // Adds the plugin's samples, checked, to `out`.
+  void metrics(metrics::Exposition& out);
+  // The plugin's readiness: nullopt when it has no health operation (or is destroyed).
+  std::optional<CallResult> health();
 
  protected:
   // `takes_reports`: a sink, whose delivery reports go to outcomes_.
@@ -106,8 +121,13 @@ class InstanceBase {
   void (*close_op_)(void*) = nullptr;
   void (*destroy_op_)(void*) = nullptr;
   void (*interrupt_op_)(void*) = nullptr;
+  void (*metrics_op_)(void*, p2k_metric_fn, void*) = nullptr;
+  p2k_status (*health_op_)(void*, char*, size_t) = nullptr;
   bool open_ = false;
-  std::mutex interrupt_mutex_;  // interrupt() against destroy
+  // The calls from other threads (interrupt, metrics, health: shared) against destroy (unique).
+  std::shared_mutex concurrent_mutex_;
+  std::mutex observe_mutex_;  // metrics and health one at a time
+  metrics::PluginSamples samples_;
   bool destroyed_ = false;
   // The operation running now (nullptr: none) and since when, read by interrupt().
   std::atomic<const char*> current_op_{nullptr};
@@ -123,9 +143,14 @@ class SourceInstance : public InstanceBase {
   CallResult ack(uint64_t through);
   void release(void* handle);
   CallResult list_topics(std::vector<std::string>& topics);
+  // Since ABI 1.3: whether the source describes its origin for `pg2kafka status`, and the
+  // description (one JSON text), on an instance that is not opened.
+  bool has_status() const { return status_op_ != nullptr; }
+  CallResult status(std::string& json);
 
  private:
   const p2k_source_ops& ops() const { return *plugin_->descriptor().source; }
+  p2k_status (*status_op_)(void*, p2k_text_fn, void*, char*, size_t) = nullptr;
 };
 
 class SinkInstance : public InstanceBase {

@@ -2,6 +2,7 @@
 // BROKEN_<DEFECT> defined; each must be refused by the host with a precise message.
 #include <pg2kafka/plugin.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -31,6 +32,59 @@ void interrupt(void*) {
 }
 #elif defined(BROKEN_INTERRUPT_AT_1_2)
 void interrupt(void*) {}
+#elif defined(BROKEN_METRICS_AT_1_2)
+// A trap like BROKEN_INTERRUPT_AT_1_1: metrics and health came with 1.3.
+void metrics(void*, p2k_metric_fn, void*) {
+  std::abort();
+}
+p2k_status health(void*, char*, size_t) {
+  std::abort();
+}
+#elif defined(BROKEN_BAD_METRICS)
+// Answers 1.3 and reports samples that break each rule of plugin.h, between two valid ones: the
+// host drops the bad ones and keeps the valid ones.
+void metrics(void*, p2k_metric_fn fn, void* ctx) {
+  auto sample = [&](const char* name, p2k_metric_type type, double value,
+                    const p2k_label* labels = nullptr, size_t label_count = 0) {
+    p2k_metric m{
+        sizeof(p2k_metric), name, "help", type, labels, label_count, value, nullptr, nullptr, 0, 0};
+    fn(ctx, &m);
+  };
+  sample("good_total", P2K_METRIC_COUNTER, 3);
+  sample("Bad_Name", P2K_METRIC_GAUGE, 1);
+  sample("counter_without_suffix", P2K_METRIC_COUNTER, 1);
+  sample("gauge_total", P2K_METRIC_GAUGE, 1);
+  sample("negative_total", P2K_METRIC_COUNTER, -1);
+  sample(nullptr, P2K_METRIC_GAUGE, 1);
+  sample("unknown_type", static_cast<p2k_metric_type>(9), 1);
+  p2k_label le[] = {{"le", "1"}};
+  sample("label_le", P2K_METRIC_GAUGE, 1, le, 1);
+  p2k_label dup[] = {{"a", "1"}, {"a", "2"}};
+  sample("label_twice", P2K_METRIC_GAUGE, 1, dup, 2);
+  p2k_label bad_utf8[] = {{"a", "\xff\xfe"}};
+  sample("label_not_utf8", P2K_METRIC_GAUGE, 1, bad_utf8, 1);
+  double bounds[] = {1, 0.5};
+  uint64_t counts[] = {1, 2};
+  p2k_metric h{sizeof(p2k_metric),
+               "bad_histogram",
+               "help",
+               P2K_METRIC_HISTOGRAM,
+               nullptr,
+               0,
+               1,
+               bounds,
+               counts,
+               2,
+               2};
+  fn(ctx, &h);
+  p2k_label quoted[] = {{"path", "a\"b\\c\nd"}};
+  sample("good_gauge", P2K_METRIC_GAUGE, 2.5, quoted, 1);
+  sample("good_gauge", P2K_METRIC_COUNTER, 1);  // another type for the same name
+}
+p2k_status health(void*, char* message, size_t size) {
+  std::snprintf(message, size, "%s", "not today: the destination is down");
+  return P2K_RETRY;
+}
 #endif
 p2k_status flush(void*, int, char*, size_t) {
   return P2K_OK;
@@ -38,8 +92,18 @@ p2k_status flush(void*, int, char*, size_t) {
 void close(void*) {}
 void destroy(void*) {}
 
-p2k_sink_ops ops = {
-    sizeof(p2k_sink_ops), create, open, nullptr, write, nullptr, flush, close, destroy, nullptr};
+p2k_sink_ops ops = {sizeof(p2k_sink_ops),
+                    create,
+                    open,
+                    nullptr,
+                    write,
+                    nullptr,
+                    flush,
+                    close,
+                    destroy,
+                    nullptr,
+                    nullptr,
+                    nullptr};
 
 const p2k_option secret_option[] = {{sizeof(p2k_option), "token", P2K_OPT_STRING, P2K_OPT_IS_SECRET,
                                      nullptr, "A token.", nullptr, 0, 0}};
@@ -78,6 +142,14 @@ extern "C" P2K_EXPORT const p2k_plugin* p2k_plugin_entry_v1(uint32_t, uint32_t) 
 #elif defined(BROKEN_INTERRUPT_AT_1_2)
   ops.interrupt = interrupt;
   descriptor.abi_minor = 2;
+#elif defined(BROKEN_METRICS_AT_1_2)
+  ops.metrics = metrics;
+  ops.health = health;
+  descriptor.abi_minor = 2;
+#elif defined(BROKEN_BAD_METRICS)
+  ops.metrics = metrics;
+  ops.health = health;
+  descriptor.abi_minor = 3;
 #endif
   return &descriptor;
 }

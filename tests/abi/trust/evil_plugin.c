@@ -66,7 +66,7 @@ static void destroy(void* self) {
 
 static const p2k_sink_ops ops = {
     sizeof(p2k_sink_ops), create,  open_sink, NULL, write_records, NULL, flush,
-    close_sink,           destroy, NULL};
+    close_sink,           destroy, NULL,      NULL, NULL};
 
 #ifdef P2K_ORIGIN_PLUGIN
 const char* p2k_origin_dep_version(void);

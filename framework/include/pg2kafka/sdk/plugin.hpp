@@ -26,6 +26,8 @@
 //   host.hpp            the host handle: logging, delivery reports
 //   record_batch.hpp    RecordBatch: the records a source returns
 //   source.hpp, sink.hpp  the base classes
+//   metrics.hpp         Counter, Gauge, Histogram and their labelled families; MetricWriter and
+//                       Health, for the metrics and health operations (ABI 1.3)
 //   text.hpp            lower(), split(), utf8_length_at()
 //   backoff.hpp         exponential backoff for retries of a plugin's own
 //   async_delivery.hpp  helpers for sinks that deliver on threads of their own (OwnedRecord,
@@ -43,6 +45,7 @@
 #include <pg2kafka/sdk/errors.hpp>
 #include <pg2kafka/sdk/host.hpp>
 #include <pg2kafka/sdk/json.hpp>
+#include <pg2kafka/sdk/metrics.hpp>
 #include <pg2kafka/sdk/options.hpp>
 #include <pg2kafka/sdk/record_batch.hpp>
 #include <pg2kafka/sdk/sink.hpp>

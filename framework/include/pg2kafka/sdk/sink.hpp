@@ -9,6 +9,8 @@
 #include <span>
 #include <string_view>
 
+#include <pg2kafka/sdk/metrics.hpp>
+
 namespace pg2kafka::sdk {
 
 class Sink {
@@ -38,6 +40,10 @@ class Sink {
   // As Source::interrupt: called from another thread; make a blocked write, flush or poll return
   // soon. Must not block. Override it only when such a call can block for long.
   virtual void interrupt() {}
+  // Since ABI 1.3: as Source::metrics and Source::health (another thread, must not block). A sink
+  // is not ready while its destination cannot take records.
+  virtual void metrics(MetricWriter& /*out*/) {}
+  virtual Health health() { return {}; }
 };
 
 }  // namespace pg2kafka::sdk

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include <pg2kafka/sdk/metrics.hpp>
 #include <pg2kafka/sdk/record_batch.hpp>
 
 namespace pg2kafka::sdk {
@@ -40,6 +41,16 @@ class Source {
   // other member. Override it when a call can block for long (a query, a network wait); the SDK
   // gives the host an interrupt operation only then.
   virtual void interrupt() {}
+  // Since ABI 1.3 (the host calls these only when it knows them; a source overriding them still
+  // loads into older hosts). Called from ANOTHER thread (the host's HTTP thread), concurrently
+  // with every other member, and must not block (sdk/metrics.hpp): write the source's metrics;
+  // say whether it is ready. The SDK gives the host these operations only when overridden.
+  virtual void metrics(MetricWriter& /*out*/) {}
+  virtual Health health() { return {}; }
+  // Since ABI 1.3, for `pg2kafka status`: the state of the origin as one JSON object (plugin.h,
+  // p2k_source_ops.status), on an instance that is never opened. Throw RetryError when the origin
+  // is unreachable. The SDK gives the host a status operation only when overridden.
+  virtual std::string status() { return {}; }
 };
 
 }  // namespace pg2kafka::sdk

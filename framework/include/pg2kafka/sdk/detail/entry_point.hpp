@@ -91,8 +91,17 @@ constexpr bool overrides_poll =
 template <class T, class Base>
 constexpr bool overrides_interrupt = !std::is_same_v<decltype(&T::interrupt), void (Base::*)()>;
 
-// What sources and sinks share: the instance handed to the host, create, open, close, destroy and
-// interrupt. `Base` is Source or Sink.
+// Whether T overrides metrics, health (of Base) and Source::status.
+template <class T, class Base>
+constexpr bool overrides_metrics =
+    !std::is_same_v<decltype(&T::metrics), void (Base::*)(MetricWriter&)>;
+template <class T, class Base>
+constexpr bool overrides_health = !std::is_same_v<decltype(&T::health), Health (Base::*)()>;
+template <class T>
+constexpr bool overrides_status = !std::is_same_v<decltype(&T::status), std::string (Source::*)()>;
+
+// What sources and sinks share: the instance handed to the host, create, open, close, destroy,
+// interrupt, metrics and health. `Base` is Source or Sink.
 template <class T, class Base>
 struct InstanceTrampolines {
   static T* self(void* p) { return static_cast<Instance<T>*>(p)->object.get(); }
@@ -129,6 +138,25 @@ struct InstanceTrampolines {
   static constexpr void (*interrupt_op())(void*) {
     return overrides_interrupt<T, Base> ? &interrupt : nullptr;
   }
+  static void metrics(void* p, p2k_metric_fn fn, void* ctx) {
+    logged(host(p), "metrics", [&] {
+      MetricWriter out(fn, ctx);
+      self(p)->metrics(out);
+    });
+  }
+  static constexpr void (*metrics_op())(void*, p2k_metric_fn, void*) {
+    return overrides_metrics<T, Base> ? &metrics : nullptr;
+  }
+  static p2k_status health(void* p, char* message, size_t size) {
+    Health h;
+    p2k_status status = guarded(message, size, [&] { h = self(p)->health(); });
+    if (status != P2K_OK) return P2K_RETRY;  // the exception's message says why
+    copy_error(message, size, h.message.c_str());
+    return h.ready ? P2K_OK : P2K_RETRY;
+  }
+  static constexpr p2k_status (*health_op())(void*, char*, size_t) {
+    return overrides_health<T, Base> ? &health : nullptr;
+  }
 };
 
 template <class T>
@@ -153,6 +181,12 @@ struct SourceTrampolines : InstanceTrampolines<T, Source> {
     return guarded(err, es, [&] { self(p)->ack(through); });
   }
   static void release(void*, void* handle) { delete static_cast<RecordBatch*>(handle); }
+  static p2k_status status(void* p, p2k_text_fn fn, void* ctx, char* err, size_t es) {
+    return guarded(err, es, [&] {
+      std::string text = self(p)->status();
+      fn(ctx, p2k_slice{text.data(), text.size()});
+    });
+  }
   static p2k_status list_topics(void* p, p2k_topic_fn fn, void* ctx, char* err, size_t es) {
     return guarded(err, es, [&] {
       for (const auto& t : self(p)->list_topics()) fn(ctx, p2k_slice{t.data(), t.size()});
@@ -169,7 +203,10 @@ struct SourceTrampolines : InstanceTrampolines<T, Source> {
                                   &list_topics,
                                   &Common::close,
                                   &Common::destroy,
-                                  Common::interrupt_op()};
+                                  Common::interrupt_op(),
+                                  Common::metrics_op(),
+                                  Common::health_op(),
+                                  overrides_status<T> ? &status : nullptr};
     return &o;
   }
 };
@@ -212,7 +249,9 @@ struct SinkTrampolines : InstanceTrampolines<T, Sink> {
                                 &flush,
                                 &Common::close,
                                 &Common::destroy,
-                                Common::interrupt_op()};
+                                Common::interrupt_op(),
+                                Common::metrics_op(),
+                                Common::health_op()};
     return &o;
   }
 };

@@ -1,0 +1,109 @@
+// The host's own figures: what the pipeline thread counts as records flow (per topic), the state
+// of its retries and backoffs, its phase and readiness, and the process's memory and CPU. The
+// pipeline thread is the only writer of the counters (plain relaxed loads and stores, no locked
+// instructions on the hot path); the HTTP thread reads them on a scrape.
+#pragma once
+
+#include <pg2kafka/plugin.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "metrics/exposition.hpp"
+
+namespace pg2kafka::metrics {
+
+// A counter with a single writer: add() is a load and a store, not an atomic read-modify-write.
+class OwnedCounter {
+ public:
+  void add(uint64_t n = 1) {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  uint64_t value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
+
+struct TopicCounters {
+  OwnedCounter polled, written, delivered, delivered_bytes, retried, failed;
+};
+
+// A histogram with a single writer (see OwnedCounter).
+class OwnedHistogram {
+ public:
+  explicit OwnedHistogram(std::vector<double> bounds);
+  void observe(double v);
+  void write(Exposition& out, const std::string& name, const std::string& help) const;
+
+ private:
+  std::vector<double> bounds_;
+  std::unique_ptr<std::atomic<uint64_t>[]> buckets_;  // per bucket, not cumulative
+  std::atomic<uint64_t> count_{0};
+  std::atomic<double> sum_{0};
+};
+
+// Where the pipeline is in its life (pg2kafka_phase, /readyz).
+enum class Phase : int {
+  kStarting = 0,     // before the source's open
+  kOpeningSource,    // the source's open is being tried (and retried)
+  kOpeningSink,      // the sink's open is being tried
+  kPreparingTopics,  // the sink checks the source's topics
+  kRunning,
+  kStopping,
+  kStopped
+};
+const char* phase_name(Phase p);
+
+class HostMetrics {
+ public:
+  HostMetrics();
+
+  // Pipeline thread only. The counters of a topic, created on first use (the HTTP thread then
+  // sees it on its next scrape). Callers keep the reference for runs of records of one topic.
+  TopicCounters& topic(std::string_view name);
+
+  // Pipeline thread writes, any thread reads.
+  OwnedCounter acknowledged;  // records acknowledged to the source
+  OwnedCounter polls, empty_polls;
+  OwnedCounter source_retries;  // poll, ack or open of the source failed transiently
+  OwnedCounter sink_retries;    // write or open of the sink failed transiently, or a prepare
+  std::atomic<uint64_t> in_flight_records{0}, in_flight_bytes{0}, awaiting_retry{0};
+  OwnedHistogram delivery_latency;  // event time to delivery confirmation, seconds
+  // When the current backoff of an operation ends (steady clock, ns; 0: not backing off).
+  std::atomic<int64_t> sink_backoff_until_ns{0}, source_backoff_until_ns{0},
+      ack_backoff_until_ns{0};
+  std::atomic<int> phase{static_cast<int>(Phase::kStarting)};
+  // Whether the latest attempt of the source's poll and of a write or delivery failed
+  // transiently (cleared by a success), and why; for /readyz.
+  void set_source_trouble(std::string why);
+  void set_sink_trouble(std::string why);
+  void clear_source_trouble() { source_trouble_.store(false, std::memory_order_relaxed); }
+  void clear_sink_trouble() { sink_trouble_.store(false, std::memory_order_relaxed); }
+  std::optional<std::string> source_trouble() const;
+  std::optional<std::string> sink_trouble() const;
+
+  // Adds every host figure, and the process's, to `out`.
+  void write(Exposition& out) const;
+
+ private:
+  mutable std::mutex mutex_;  // topics_'s structure (inserts) against readers; trouble texts
+  std::map<std::string, std::unique_ptr<TopicCounters>, std::less<>> topics_;
+  std::atomic<bool> source_trouble_{false}, sink_trouble_{false};
+  std::string source_trouble_text_, sink_trouble_text_;
+  std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
+};
+
+// The process's own figures under their standard Prometheus names (process_*), as every client
+// library exports them, so dashboards and alerts written for them work unchanged.
+void write_process_metrics(Exposition& out, std::chrono::system_clock::time_point started);
+
+}  // namespace pg2kafka::metrics
