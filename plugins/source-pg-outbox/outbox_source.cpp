@@ -52,6 +52,8 @@ OutboxSource::OutboxSource(sdk::Host host, const sdk::Options& options)
     : host_(host),
       config_(OutboxConfig::from(options)),
       target_(config_.connection.target),
+      monitor_(config_,
+               [host](p2k_log_level level, std::string message) { host.log(level, message); }),
       reconnect_backoff_(kReconnectInitialBackoff, kMaxReconnectBackoff) {}
 
 OutboxSource::~OutboxSource() = default;
@@ -211,6 +213,7 @@ void OutboxSource::prepare_session() {
 
 void OutboxSource::drop_connection(bool warn) {
   conn_.reset();
+  connected_ = false;
   timeouts_set_ = false;
   if (active_ && warn)
     host_.warn(
@@ -236,6 +239,8 @@ void OutboxSource::ensure_session() {
     conn_.reset();
     throw;
   }
+  connected_ = true;
+  reconnects_.add();
   host_.info("connected to PostgreSQL at " + target_);
 }
 
@@ -250,6 +255,7 @@ void OutboxSource::open() {
     throw;
   }
   opened_ = true;
+  connected_ = true;
   host_.info("connected to PostgreSQL at " + target_);
   try_become_active();
 }
@@ -260,6 +266,9 @@ void OutboxSource::try_become_active() {
                      [&] { return conn_->exec_prepared("p2k_lock", {}).boolean(0, 0); });
   if (got) {
     active_ = true;
+    active_since_ms_ = std::chrono::duration_cast<milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
     standby_logged_ = false;
     window_.reset();
     chunk_.reset();
@@ -454,6 +463,7 @@ void OutboxSource::remove_batches(const std::vector<int64_t>& ids) {
   // Acknowledging needs no drain lock: removing a delivered batch is right whoever drains.
   ensure_session();
   guarded("acknowledging events", [&] { return conn_->exec_prepared("p2k_ack", {array}); });
+  batches_removed_.add(ids.size());
 }
 
 std::unique_ptr<sdk::RecordBatch> OutboxSource::poll(size_t max_records, milliseconds timeout) {
@@ -741,9 +751,142 @@ std::vector<std::string> OutboxSource::list_topics() {
 
 void OutboxSource::close() {
   conn_.reset();
+  connected_ = false;
   timeouts_set_ = false;
   active_ = false;
   opened_ = false;
+}
+
+}  // namespace pg2kafka::pg_outbox
+
+namespace pg2kafka::pg_outbox {
+
+void OutboxSource::metrics(sdk::MetricWriter& out) {
+  bool active = active_;
+  out.gauge("drain_lock_held",
+            "1 while this instance holds the drain lock of its database (it drains), 0 while it "
+            "stands by.",
+            active ? 1 : 0);
+  if (active)
+    out.gauge("drain_lock_acquired_timestamp_seconds",
+              "When this instance took the drain lock, in seconds since the Unix epoch.",
+              static_cast<double>(active_since_ms_.load()) / 1e3);
+  out.gauge("connected", "1 while the drain connection to PostgreSQL is up.",
+            connected_ ? 1 : 0);
+  out.counter("reconnects_total", "Drain connections made again after one was lost.",
+              static_cast<double>(reconnects_.value()));
+  out.counter("batches_removed_total",
+              "Queue rows (batches of events) removed once all their events were acknowledged.",
+              static_cast<double>(batches_removed_.value()));
+  // The first scrape waits up to a second for the monitor's first reading; later ones get the
+  // latest (at most MonitorSettings::interval old) without waiting.
+  auto state = monitor_.latest(std::chrono::seconds(1));
+  out.counter("monitor_errors_total",
+              "Failed readings of the queue's state by the monitor connection (its log says why).",
+              static_cast<double>(monitor_.errors()));
+  if (!state) return;
+  out.gauge("state_collected_timestamp_seconds",
+            "When the figures of the queue, its tables, drainers and backfills were read, in "
+            "seconds since the Unix epoch.",
+            state->collected_at_unix);
+  out.gauge("queue_table_bytes",
+            "Disk space of the queue table pg2kafka.event_batches: heap, indexes and TOAST.",
+            static_cast<double>(state->queue_table_bytes));
+  out.gauge("queue_index_bytes", "Disk space of the queue table's indexes.",
+            static_cast<double>(state->queue_index_bytes));
+  out.gauge("queue_dead_rows",
+            "Deleted queue rows that VACUUM has not removed yet (statistics estimate).",
+            static_cast<double>(state->queue_dead_rows));
+  out.gauge("queue_counted",
+            "1 when the queue was counted per table at the last reading; 0 when counting took "
+            "longer than the monitor's statement_timeout (the per-table figures are then absent).",
+            state->counted ? 1 : 0);
+  if (state->queue_oldest_age_seconds || state->counted)
+    out.gauge("queue_oldest_event_age_seconds",
+              "Age of the oldest queued event of any table, in seconds (0: none queued).",
+              state->queue_oldest_age_seconds.value_or(0));
+  for (const auto& t : state->tables) {
+    std::vector<sdk::Label> table{{"table", t.table_schema + "." + t.table_name}};
+    if (state->counted) {
+      out.gauge("queued_events", "Events queued for a table and not yet acknowledged.",
+                static_cast<double>(t.queued_events), table);
+      out.gauge("queued_bytes", "Bytes of the events queued for a table (their JSON data).",
+                static_cast<double>(t.queued_bytes), table);
+      out.gauge("oldest_event_age_seconds",
+                "Age of the oldest event queued for a table, in seconds (0: none queued).",
+                t.oldest_event_age_seconds.value_or(0), table);
+    }
+    if (t.tracked)
+      out.gauge("capture_enabled",
+                "1 when every capture trigger of a tracked table fires; 0 when one is disabled "
+                "or missing (its changes are not captured: see pg2kafka status).",
+                t.triggers == std::optional<std::string>("enabled") ? 1 : 0, table);
+  }
+  if (state->sessions_read) {
+    int active_sessions = 0, standbys = 0;
+    for (const auto& d : state->drainers) (d.role == "active" ? active_sessions : standbys)++;
+    out.gauge("drain_sessions",
+              "Sessions of this database that hold the drain lock (role active: 0 means nothing "
+              "drains) or stand by to take it.",
+              active_sessions, {{"role", "active"}});
+    out.gauge("drain_sessions", "", standbys, {{"role", "standby"}});
+  }
+  for (const auto& b : state->backfills) {
+    if (b.state != "pending" && b.state != "running") continue;
+    std::vector<sdk::Label> table{{"table", b.table_schema + "." + b.table_name}};
+    out.gauge("backfill_rows_done", "Rows of an open backfill delivered so far.",
+              static_cast<double>(b.rows_done), table);
+    if (b.rows_estimated)
+      out.gauge("backfill_rows_estimated", "The planner's estimate of an open backfill's rows.",
+                static_cast<double>(*b.rows_estimated), table);
+    if (b.rows_per_second)
+      out.gauge("backfill_rows_per_second", "The recent rate of an open backfill.",
+                *b.rows_per_second, table);
+  }
+}
+
+sdk::Health OutboxSource::health() {
+  if (interrupter_.interrupted()) return {false, "interrupted: the source is stopping"};
+  if (!opened_) return {false, "not connected to PostgreSQL yet"};
+  if (!connected_)
+    return {false, "the connection to PostgreSQL (" + config_.connection.target +
+                       ") is lost; reconnecting"};
+  if (active_) return {true, "active: this instance holds the drain lock and drains the queue"};
+  std::string holder = "another session";
+  if (auto state = monitor_.latest(std::chrono::milliseconds(0))) {
+    if (const DrainerSession* d = state->active()) {
+      holder = "session " + std::to_string(d->pid) + " (" + d->usename;
+      if (d->details_visible)
+        holder += ", application_name '" + d->application_name + "'" +
+                  (d->client_addr ? ", client " + *d->client_addr : std::string(", local")) +
+                  (d->backend_start ? ", connected " + *d->backend_start : std::string());
+      holder += ")";
+    }
+  }
+  return {true, "standby: " + holder +
+                    " holds the drain lock; this instance takes over when that session ends"};
+}
+
+std::string OutboxSource::status() {
+  try {
+    PgConnection conn(config_.connection, config_.application_name + "/status", nullptr, nullptr,
+                      &interrupter_);
+    conn.set_reply_timeout(config_.reply_timeout());
+    if (config_.statement_timeout.count() > 0)
+      conn.exec("SET statement_timeout = " + std::to_string(config_.statement_timeout.count()));
+    return status_json(read_state(conn));
+  } catch (const PgConnectError& e) {
+    if (e.permanent()) throw sdk::ConfigError(std::string(e.what()));
+    throw sdk::RetryError(std::string(e.what()));
+  } catch (const MonitorError& e) {
+    throw sdk::FatalError(e.what());
+  } catch (const PgInterrupted&) {
+    throw sdk::RetryError("interrupted while reading the state of the queue");
+  } catch (const PgError& e) {
+    if (e.transient() || e.connection_lost())
+      throw sdk::RetryError(std::string("reading the state of the queue: ") + e.what());
+    throw sdk::FatalError(std::string("reading the state of the queue: ") + e.what());
+  }
 }
 
 }  // namespace pg2kafka::pg_outbox

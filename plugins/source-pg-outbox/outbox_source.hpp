@@ -23,6 +23,7 @@
 
 #include <pg2kafka/sdk/plugin.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <map>
@@ -41,6 +42,7 @@
 #include "drain_window.hpp"
 #include "event_ledger.hpp"
 #include "json_text.hpp"
+#include "monitor.hpp"
 #include "outbox_config.hpp"
 #include "pg_connection.hpp"
 #include "record_format.hpp"
@@ -66,6 +68,13 @@ class OutboxSource : public sdk::Source {
   // close() still works. A connection attempt in progress is not cut short (connect_timeout
   // bounds it); its connection is not used.
   void interrupt() override;
+  // Operations (plugin ABI 1.3; sql/README.md "Monitoring"). metrics and health run on the host's
+  // HTTP thread: they read atomics and the Monitor (monitor.hpp), which reads the queue's lag,
+  // size, drainers and backfills on a connection and a thread of its own, started by the first
+  // call. status reads the same on a connection made for the call (the instance is not opened).
+  void metrics(sdk::MetricWriter& out) override;
+  sdk::Health health() override;
+  std::string status() override;
 
   // True while this instance holds the drain lock (it is the active drainer).
   bool active() const { return active_; }
@@ -132,8 +141,13 @@ class OutboxSource : public sdk::Source {
   // Whether the session's lock_timeout and statement_timeout are set (the drain's errors then
   // name them).
   bool timeouts_set_ = false;
-  bool opened_ = false;
-  bool active_ = false;
+  // Read by health() and metrics() from another thread.
+  std::atomic<bool> opened_{false};
+  std::atomic<bool> active_{false};
+  std::atomic<bool> connected_{false};
+  std::atomic<int64_t> active_since_ms_{0};  // Unix ms when the drain lock was taken
+  sdk::Counter reconnects_, batches_removed_;
+  Monitor monitor_;
   bool standby_logged_ = false;
   std::string database_;
 

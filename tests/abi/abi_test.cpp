@@ -338,3 +338,53 @@ TEST(AbiGrowth, TheHostCallsInterruptOnlyForPluginsThatAnsweredItsMinor) {
   EXPECT_TRUE(at_1_2.interruptible());
   EXPECT_EQ(at_1_2.interrupt(), "idle");
 }
+
+// Metrics and health (1.3): the SDK installs them only for classes that override them, the host
+// calls them only for plugins that answered 1.3 or later, and it drops every sample that breaks a
+// rule of plugin.h while keeping the valid ones.
+TEST(AbiGrowth, TheSdkInstallsMetricsHealthAndStatusOnlyForClassesThatOverrideThem) {
+  const auto* sequence =
+      load_plugin_file(plugin_path("P2K_TEST_PLUGIN_DIR", "pg2kafka-source-test-sequence.so"))
+          ->descriptor()
+          .source;
+  EXPECT_NE(sequence->metrics, nullptr);
+  EXPECT_NE(sequence->health, nullptr);
+  EXPECT_NE(sequence->status, nullptr);
+  const auto* generator =
+      load_plugin_file(plugin_path("P2K_PLUGIN_DIR", "pg2kafka-source-generator.so"))
+          ->descriptor()
+          .source;
+  EXPECT_EQ(generator->metrics, nullptr);
+  EXPECT_EQ(generator->health, nullptr);
+  EXPECT_EQ(generator->status, nullptr);
+}
+
+TEST(AbiGrowth, TheHostCallsMetricsAndHealthOnlyForPluginsThatAnsweredItsMinor) {
+  pg2kafka::config::ResolvedOptions none;
+  SinkInstance at_1_2(load_plugin_file(broken("metrics-at-1-2")), none);
+  EXPECT_FALSE(at_1_2.has_metrics());
+  EXPECT_FALSE(at_1_2.has_health());
+  pg2kafka::metrics::Exposition out;
+  at_1_2.metrics(out);  // would abort if called
+  EXPECT_EQ(out.families(), 0u);
+  EXPECT_FALSE(at_1_2.health().has_value());
+}
+
+TEST(AbiGrowth, BadMetricSamplesAreDroppedAndValidOnesKept) {
+  pg2kafka::config::ResolvedOptions none;
+  SinkInstance sink(load_plugin_file(broken("bad-metrics")), none);
+  ASSERT_TRUE(sink.has_metrics());
+  pg2kafka::metrics::Exposition out;
+  sink.metrics(out);
+  EXPECT_EQ(out.text(),
+            "# HELP pg2kafka_bad_metrics_good_gauge help\n"
+            "# TYPE pg2kafka_bad_metrics_good_gauge gauge\n"
+            "pg2kafka_bad_metrics_good_gauge{path=\"a\\\"b\\\\c\\nd\"} 2.5\n"
+            "# HELP pg2kafka_bad_metrics_good_total help\n"
+            "# TYPE pg2kafka_bad_metrics_good_total counter\n"
+            "pg2kafka_bad_metrics_good_total 3\n");
+  auto health = sink.health();
+  ASSERT_TRUE(health.has_value());
+  EXPECT_EQ(health->status, P2K_RETRY);
+  EXPECT_EQ(health->message, "not today: the destination is down");
+}

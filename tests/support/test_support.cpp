@@ -1,7 +1,10 @@
 #include "test_support.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +15,7 @@
 #include <random>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 extern char** environ;
 
@@ -187,6 +191,130 @@ std::vector<std::string> lines(const std::string& text) {
   std::string line;
   while (std::getline(in, line)) out.push_back(line);
   return out;
+}
+
+Background::Background(const std::vector<std::string>& argv,
+                       const std::map<std::string, std::string>& env) {
+  std::string out = (dir_.path() / "stdout").string(), err = (dir_.path() / "stderr").string();
+  pid_ = fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    int null_fd = open("/dev/null", O_RDONLY);
+    int out_fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int err_fd = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(null_fd, 0);
+    dup2(out_fd, 1);
+    dup2(err_fd, 2);
+    for (const auto& [k, v] : env) {
+      if (!k.empty() && k[0] == '-')
+        unsetenv(k.c_str() + 1);
+      else
+        setenv(k.c_str(), v.c_str(), 1);
+    }
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    dprintf(2, "exec %s failed: %s\n", args[0], strerror(errno));
+    _exit(127);
+  }
+}
+
+Background::~Background() {
+  if (status_ || pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int st;
+  waitpid(pid_, &st, 0);
+}
+
+void Background::signal(int sig) const {
+  if (pid_ > 0) kill(pid_, sig);
+}
+
+std::optional<int> Background::wait(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!status_) {
+    int st = 0;
+    pid_t r = waitpid(pid_, &st, WNOHANG);
+    if (r == pid_) {
+      status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return status_;
+}
+
+bool Background::running() {
+  return !wait(std::chrono::milliseconds(0));
+}
+
+std::string Background::out() const {
+  return read_file((dir_.path() / "stdout").string());
+}
+
+std::string Background::err() const {
+  return read_file((dir_.path() / "stderr").string());
+}
+
+std::optional<std::string> Background::wait_for_err(const std::string& text,
+                                                    std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    for (const auto& line : lines(err()))
+      if (line.find(text) != std::string::npos) return line;
+    if (!running() || std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+int served_port(Background& pg2kafka, std::chrono::milliseconds timeout) {
+  auto line = pg2kafka.wait_for_err("serving /metrics", timeout);
+  if (!line) throw std::runtime_error("pg2kafka did not start its HTTP endpoint:\n" + pg2kafka.err());
+  auto at = line->find("(port ");
+  if (at == std::string::npos) throw std::runtime_error("no port in: " + *line);
+  return std::stoi(line->substr(at + 6));
+}
+
+HttpAnswer http_raw(int port, const std::string& raw, std::chrono::milliseconds timeout) {
+  HttpAnswer answer;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return answer;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return answer;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  (void)!write(fd, raw.data(), raw.size());
+  std::string text;
+  char buf[65536];
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  auto end = text.find("\r\n\r\n");
+  if (text.rfind("HTTP/1.1 ", 0) != 0 || end == std::string::npos) return answer;
+  answer.status = std::stoi(text.substr(9, 3));
+  answer.headers = text.substr(0, end);
+  answer.body = text.substr(end + 4);
+  return answer;
+}
+
+HttpAnswer http_get(int port, const std::string& path, const std::string& method) {
+  return http_raw(port, method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
 }
 
 }  // namespace p2k_test

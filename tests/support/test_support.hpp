@@ -60,4 +60,46 @@ class TempDir {
 std::string read_file(const std::string& path);
 std::vector<std::string> lines(const std::string& text);
 
+// A process running in the background (no shell), its stdout and stderr in files of its own
+// directory; killed (SIGKILL) when the object goes away unless it was waited for.
+class Background {
+ public:
+  Background(const std::vector<std::string>& argv,
+             const std::map<std::string, std::string>& env = {});
+  ~Background();
+  Background(const Background&) = delete;
+  Background& operator=(const Background&) = delete;
+  int pid() const { return pid_; }
+  void signal(int sig) const;
+  // Waits for the exit; returns the status as CommandResult does (128 + signal when killed), or
+  // nullopt when `timeout` ran out first.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+  bool running();
+  std::string out() const;
+  std::string err() const;
+  // Waits until stderr holds `text`; returns the stderr line that holds it, or nullopt after
+  // `timeout` (or when the process ended first).
+  std::optional<std::string> wait_for_err(const std::string& text,
+                                          std::chrono::milliseconds timeout);
+
+ private:
+  TempDir dir_;
+  int pid_ = -1;
+  std::optional<int> status_;
+};
+
+// The port from pg2kafka's "serving /metrics, ... (port N)" log line (http.listen with port 0).
+int served_port(Background& pg2kafka, std::chrono::milliseconds timeout);
+
+struct HttpAnswer {
+  int status = 0;  // 0: no answer (connection refused, closed, timed out)
+  std::string headers;
+  std::string body;
+};
+// One HTTP/1.1 request to 127.0.0.1:port (GET by default), read to the end of the connection.
+HttpAnswer http_get(int port, const std::string& path, const std::string& method = "GET");
+// Sends `raw` as is (a malformed request) and reads the answer.
+HttpAnswer http_raw(int port, const std::string& raw,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
 }  // namespace p2k_test

@@ -11,7 +11,10 @@
 #include <iostream>
 #include <optional>
 
+#include "cli/status_text.hpp"
 #include "config/pipeline_config.hpp"
+#include "http/endpoints.hpp"
+#include "http/server.hpp"
 #include "plugin/plugin_describe.hpp"
 #include "plugin/plugin_instance.hpp"
 #include "plugin/plugin_registry.hpp"
@@ -29,7 +32,9 @@ const char* kUsage = R"(pg2kafka streams the changes of PostgreSQL tables to Kaf
 
 Usage:
   pg2kafka run [--config FILE] [--once] [--dry-run] [--plugin-dir DIR]... [--log-level LEVEL]
+               [--log-format text|json]
   pg2kafka check [--config FILE] [--plugin-dir DIR]...
+  pg2kafka status [--config FILE] [--format text|json] [--plugin-dir DIR]...
   pg2kafka plugins list [--plugin-dir DIR]...
   pg2kafka plugins describe NAME [--kind source|sink] [--format text|json|markdown]
   pg2kafka --help | --version
@@ -37,6 +42,10 @@ Usage:
 Commands:
   run       Run the pipeline described by the pipeline file.
   check     Validate the pipeline file and load its plugins, connecting to nothing.
+  status    Show the state of the pipeline's source: for pg-outbox, the schema version, the
+            queue per table (events, bytes, oldest event's age), which instance holds the drain
+            lock and which wait, backfills, and tracked tables whose triggers are disabled or
+            missing. Exit 0; 5 when it lists problems that need attention.
   plugins   List the plugins found in the plugin path, or describe one and its options.
 
 Without --config, the pipeline file is $PG2KAFKA_CONFIG, else the default pipeline shipped with
@@ -49,6 +58,9 @@ sink to confirm what is in flight, acknowledge it and exit 0. When that time run
 second signal or SIGQUIT, the stop is forced: blocked plugin calls are interrupted, nothing more
 is acknowledged, and pg2kafka exits 4 (what was not acknowledged is delivered again later).
 
+Monitoring (run): with http.listen set in the pipeline file (PG2KAFKA_HTTP_LISTEN in the default
+pipeline), pg2kafka serves GET /metrics (Prometheus), /healthz and /readyz on that address.
+
 Exit codes:
   0  success (run: stopped cleanly, everything confirmed acknowledged)
   1  unexpected internal error
@@ -57,6 +69,7 @@ Exit codes:
   4  the pipeline failed while running (a record could not be delivered, the source failed, a
      plugin could not be opened within open_timeout), or its stop was forced or left records
      unconfirmed
+  5  status: the state was read and lists problems (see "problems" in the output)
 
 Run `pg2kafka run --help` for the pipeline file's host settings.
 )";
@@ -69,6 +82,7 @@ void print_config_error(const config::ConfigError& e) {
 struct CommonOptions {
   std::vector<std::string> plugin_dirs;
   std::string log_level;
+  std::string log_format;
 };
 
 void add_common(po::options_description& desc, CommonOptions& common) {
@@ -76,8 +90,10 @@ void add_common(po::options_description& desc, CommonOptions& common) {
                      "Look for plugins in DIR first (repeatable); then $PG2KAFKA_PLUGIN_PATH, "
                      "the directory next to the binary and the install prefix.")(
       "log-level", po::value(&common.log_level),
-      "error, warn, info or debug; overrides the pipeline file's log_level.")("help,h",
-                                                                              "Show this help.");
+      "error, warn, info or debug; overrides the pipeline file's log_level.")(
+      "log-format", po::value(&common.log_format),
+      "text or json (one JSON object per line); overrides the pipeline file's log.format.")(
+      "help,h", "Show this help.");
 }
 
 // Parses a subcommand's arguments; throws po::error on bad input.
@@ -105,17 +121,30 @@ std::optional<std::string> default_config_path() {
   return std::nullopt;
 }
 
-void apply_log_level(const std::string& cli_level, const std::string& config_level) {
-  const std::string& chosen = cli_level.empty() ? config_level : cli_level;
-  if (auto l = log::parse_level(chosen)) log::set_level(*l);
+void apply_logging(const CommonOptions& common, const config::HostSettings& host) {
+  const std::string& level = common.log_level.empty() ? host.log_level : common.log_level;
+  if (auto l = log::parse_level(level)) log::set_level(*l);
+  const std::string& format = common.log_format.empty() ? host.log_format : common.log_format;
+  if (auto f = log::parse_format(format)) log::set_format(*f);
 }
 
-// --log-level is checked before anything else, so that `check` refuses what `run` would ignore.
-bool valid_log_level_option(const std::string& level) {
-  if (level.empty() || log::parse_level(level)) return true;
-  std::cerr << "pg2kafka: unknown --log-level " << config::quoted(level)
-            << ": use error, warn, info or debug (run `pg2kafka --help`)\n";
-  return false;
+// --log-level and --log-format are checked before anything else, so that `check` refuses what
+// `run` would ignore; a JSON log format applies at once, so that even the first lines parse.
+bool valid_log_options(const CommonOptions& common) {
+  if (!common.log_level.empty() && !log::parse_level(common.log_level)) {
+    std::cerr << "pg2kafka: unknown --log-level " << config::quoted(common.log_level)
+              << ": use error, warn, info or debug (run `pg2kafka --help`)\n";
+    return false;
+  }
+  if (common.log_format.empty()) return true;
+  auto format = log::parse_format(common.log_format);
+  if (!format) {
+    std::cerr << "pg2kafka: unknown --log-format " << config::quoted(common.log_format)
+              << ": use text or json (run `pg2kafka --help`)\n";
+    return false;
+  }
+  log::set_format(*format);
+  return true;
 }
 
 // Everything `run` and `check` share: the file, the plugins, their options, the instances.
@@ -150,7 +179,7 @@ std::optional<int> prepare(const std::string& config_arg, bool dry_run, const Co
     return kExitConfig;
   }
   const auto& cfg = *out.config;
-  apply_log_level(common.log_level, cfg.host().log_level);
+  apply_logging(common, cfg.host());
 
   plugin::PluginRegistry registry(plugin::PluginRegistry::default_search_path(common.plugin_dirs));
   std::vector<std::string> plugin_errors;
@@ -215,7 +244,7 @@ int cmd_run_or_check(const std::vector<std::string>& args, bool is_run) {
               << plugin::describe_options(config::host_options(), plugin::DescribeFormat::kText);
     return kExitOk;
   }
-  if (!valid_log_level_option(common.log_level)) return kExitConfig;
+  if (!valid_log_options(common)) return kExitConfig;
   Prepared p;
   if (auto code = prepare(config_path, dry_run, common, p)) return *code;
   try {
@@ -245,7 +274,89 @@ int cmd_run_or_check(const std::vector<std::string>& args, bool is_run) {
       ~ClearInterrupt() { stop.set_interrupt(nullptr); }
     } clear_interrupt{*stop};
     runtime::RunMode mode{once, p.config->host().dry_run};
-    return runtime::Pipeline(source, sink, p.config->host(), mode, *stop).run();
+    runtime::Pipeline pipeline(source, sink, p.config->host(), mode, *stop);
+    // After the pipeline and the instances, so it stops before they go.
+    std::optional<http::Endpoints> endpoints;
+    std::optional<http::Server> server;
+    if (const auto& listen = p.config->host().http_listen; !listen.empty()) {
+      std::string why;
+      auto address = http::parse_listen_address(listen, why);  // checked with the config
+      endpoints.emplace(pipeline.metrics(), source, sink, p.config->host().liveness_timeout);
+      server.emplace(*address, [&](std::string_view path) { return endpoints->handle(path); });
+      server->start();
+      log::info("serving /metrics, /healthz and /readyz on http://" + listen +
+                (address->port == 0 ? " (port " + std::to_string(server->port()) + ")" : ""));
+      if (!address->loopback)
+        log::warn("http.listen " + listen +
+                  " is not a loopback address: /metrics, /healthz and /readyz are served "
+                  "without authentication to every host that can reach it");
+    }
+    int code = pipeline.run();
+    if (server) server->stop();
+    return code;
+  } catch (const http::ServerError& e) {
+    std::cerr << "pg2kafka: " << e.what() << "\n";
+    return kExitConfig;
+  } catch (const config::ConfigError& e) {
+    print_config_error(e);
+    return kExitConfig;
+  } catch (const plugin::PluginError& e) {
+    std::cerr << "pg2kafka: " << e.what() << "\n";
+    return kExitPlugin;
+  }
+}
+
+int cmd_status(const std::vector<std::string>& args) {
+  CommonOptions common;
+  std::string config_path, format = "text";
+  po::options_description desc("pg2kafka status");
+  desc.add_options()("config,c", po::value(&config_path),
+                     "The pipeline file. Default: $PG2KAFKA_CONFIG, else the shipped default "
+                     "pipeline. Only its source section is used.")(
+      "format", po::value(&format), "text (for people) or json (one JSON object, for scripts).");
+  add_common(desc, common);
+  auto vm = parse(args, desc);
+  if (vm.count("help")) {
+    std::cout << desc;
+    return kExitOk;
+  }
+  if (format != "text" && format != "json") {
+    std::cerr << "pg2kafka: unknown --format " << config::quoted(format) << ": use text or json\n";
+    return kExitConfig;
+  }
+  if (!valid_log_options(common)) return kExitConfig;
+  Prepared p;
+  // As a dry run: the sink's settings (an unset KAFKA_BROKER) do not matter here.
+  if (auto code = prepare(config_path, /*dry_run=*/true, common, p)) return *code;
+  try {
+    plugin::SourceInstance source(p.source_plugin, p.source_options);
+    if (!source.has_status()) {
+      std::cerr << "pg2kafka: source '" << source.name() << "' (" << source.plugin().path()
+                << ") cannot describe its state: it has no status operation (plugin ABI 1.3)\n";
+      return kExitPlugin;
+    }
+    std::string text;
+    auto r = source.status(text);
+    if (!r.ok()) {
+      std::cerr << "pg2kafka: cannot read the state of source '" << source.name()
+                << "': " << r.message << "\n";
+      return r.status == P2K_INVALID_CONFIG ? kExitConfig : kExitRuntime;
+    }
+    boost::system::error_code ec;
+    auto doc = boost::json::parse(text, ec);
+    if (ec || !doc.is_object()) {
+      std::cerr << "pg2kafka: source '" << source.name()
+                << "' described its state in something else than a JSON object (a bug in the "
+                   "plugin)\n";
+      return kExitRuntime;
+    }
+    if (format == "json")
+      std::cout << text << "\n";
+    else
+      std::cout << status_text(doc.get_object());
+    const auto* problems = doc.get_object().if_contains("problems");
+    bool has_problems = problems && problems->is_array() && !problems->get_array().empty();
+    return has_problems ? kExitProblems : kExitOk;
   } catch (const config::ConfigError& e) {
     print_config_error(e);
     return kExitConfig;
@@ -354,8 +465,9 @@ int main_entry(int argc, char** argv) {
     }
     if (command == "run") return cmd_run_or_check(rest, true);
     if (command == "check") return cmd_run_or_check(rest, false);
+    if (command == "status") return cmd_status(rest);
     if (command == "plugins") return cmd_plugins(rest);
-    std::string near = config::nearest(command, {"run", "check", "plugins"});
+    std::string near = config::nearest(command, {"run", "check", "status", "plugins"});
     std::cerr << "pg2kafka: unknown command " << config::quoted(command)
               << (near.empty() ? "" : "; did you mean '" + near + "'?")
               << " (run `pg2kafka --help`)\n";

@@ -4,12 +4,15 @@
 
 #include <algorithm>
 
+#include "http/server.hpp"
+
 namespace pg2kafka::config {
 namespace {
 
 using sdk::option;
 
 const char* const kLogLevels[] = {"error", "warn", "info", "debug", nullptr};
+const char* const kLogFormats[] = {"text", "json", nullptr};
 
 const p2k_option kHostOptions[] = {
     option("batch_size", P2K_OPT_INT, "1000",
@@ -60,6 +63,23 @@ const p2k_option kHostOptions[] = {
     option("log_level", P2K_OPT_ENUM, "info",
            "Least important log messages written to stderr: error, warn, info or debug.", 0,
            kLogLevels),
+    option("log.format", P2K_OPT_ENUM, "text",
+           "How log lines are written to stderr: text (one readable line per message) or json "
+           "(one JSON object per line with time, level, component, message and fields, for log "
+           "pipelines). Same as --log-format, which takes precedence.",
+           0, kLogFormats),
+    option("http.listen", P2K_OPT_STRING, "",
+           "Address and port of the HTTP endpoint serving GET /metrics (Prometheus text format), "
+           "/healthz (liveness) and /readyz (readiness), e.g. 127.0.0.1:9464 (this host only), "
+           "[::1]:9464, or 0.0.0.0:9464 (every interface: the answers, table and topic names "
+           "among them, are served without authentication to whoever can reach the port). "
+           "Empty: no endpoint."),
+    option("http.liveness_timeout", P2K_OPT_DURATION, "5m",
+           "/healthz answers 503 (stuck) once the pipeline thread has been inside one plugin "
+           "call for longer than this (a query blocked behind a lock, a write to a destination "
+           "that does not answer); 0: never. Longer than every timeout of the plugins, so a "
+           "slow call that will still end is not taken for a stuck process.",
+           0, nullptr, 0, 86'400'000),
 };
 
 // PATH_MAX: a longer name or path cannot name a file.
@@ -129,6 +149,14 @@ void PipelineConfig::read(const EnvLookup& env, bool force_dry_run, Diagnostics&
   host_.open_timeout = ms("open_timeout");
   host_.dry_run = force_dry_run || host_values_.get("dry_run") == "true";
   host_.log_level = host_values_.get("log_level");
+  host_.log_format = host_values_.get("log.format");
+  host_.http_listen = host_values_.get("http.listen");
+  host_.liveness_timeout = ms("http.liveness_timeout");
+  if (!host_.http_listen.empty()) {
+    std::string why;
+    if (!http::parse_listen_address(host_.http_listen, why))
+      diagnostics.add(doc.diagnostic({"pipeline", "http.listen"}, why));
+  }
   if (host_.retry_max_backoff < host_.retry_initial_backoff)
     diagnostics.add(
         doc.diagnostic({"pipeline", "retry.max_backoff"},

@@ -39,6 +39,9 @@ struct HostSettings {
   std::chrono::milliseconds open_timeout{0};
   bool dry_run = false;
   std::string log_level;
+  std::string log_format;   // text or json
+  std::string http_listen;  // host:port, empty: no HTTP endpoint
+  std::chrono::milliseconds liveness_timeout{0};
 };
 
 struct PluginSection {

@@ -9,5 +9,7 @@ constexpr int kExitConfig = 2;   // bad command line or configuration (also a pl
 constexpr int kExitPlugin = 3;   // a plugin cannot be found, loaded or trusted
 // The pipeline failed while running, or its stop was forced or left records unconfirmed.
 constexpr int kExitRuntime = 4;
+// `status`: the state was read, and it lists problems that need attention.
+constexpr int kExitProblems = 5;
 
 }  // namespace pg2kafka

@@ -6,9 +6,12 @@
 #include <ctime>
 #include <mutex>
 
+#include <pg2kafka/sdk/json.hpp>
+
 namespace pg2kafka::log {
 namespace {
 std::atomic<int> g_level{P2K_LOG_INFO};
+std::atomic<int> g_format{static_cast<int>(Format::kText)};
 std::mutex g_mutex;
 
 const char* level_name(p2k_log_level l) {
@@ -41,7 +44,28 @@ std::optional<p2k_log_level> parse_level(std::string_view name) {
   return std::nullopt;
 }
 
-void write(p2k_log_level l, std::string_view origin, std::string_view message) {
+void set_format(Format f) {
+  g_format = static_cast<int>(f);
+}
+
+std::optional<Format> parse_format(std::string_view name) {
+  if (name == "text") return Format::kText;
+  if (name == "json") return Format::kJson;
+  return std::nullopt;
+}
+
+std::pair<std::string, std::string> field(std::string name, std::string_view text) {
+  std::string json;
+  sdk::append_json_string(json, text);
+  return {std::move(name), std::move(json)};
+}
+
+std::pair<std::string, std::string> field(std::string name, uint64_t number) {
+  return {std::move(name), std::to_string(number)};
+}
+
+void write(p2k_log_level l, std::string_view origin, std::string_view message,
+           const Fields& fields) {
   if (static_cast<int>(l) > g_level.load()) return;
   auto now = std::chrono::system_clock::now();
   auto secs = std::chrono::system_clock::to_time_t(now);
@@ -51,10 +75,38 @@ void write(p2k_log_level l, std::string_view origin, std::string_view message) {
   gmtime_r(&secs, &tm);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (g_format.load() == static_cast<int>(Format::kJson)) {
+    char time[48];
+    std::snprintf(time, sizeof time, "%s.%03dZ", stamp, static_cast<int>(ms));
+    std::string line = "{\"time\":\"";
+    line += time;
+    line += "\",\"level\":\"";
+    for (const char* c = level_name(l); *c; ++c) line += static_cast<char>(*c + ('a' - 'A'));
+    line += "\",\"component\":";
+    sdk::append_json_string(line, origin);
+    line += ",\"message\":";
+    sdk::append_json_string(line, message);
+    if (!fields.empty()) {
+      line += ",\"fields\":{";
+      for (size_t i = 0; i < fields.size(); ++i) {
+        if (i) line += ',';
+        sdk::append_json_string(line, fields[i].first);
+        line += ':' + fields[i].second;
+      }
+      line += '}';
+    }
+    line += "}\n";
+    std::lock_guard lock(g_mutex);
+    std::fwrite(line.data(), 1, line.size(), stderr);
+    std::fflush(stderr);
+    return;
+  }
+  std::string extra;
+  for (const auto& [name, value] : fields) extra += " " + name + "=" + value;
   std::lock_guard lock(g_mutex);
-  std::fprintf(stderr, "%s.%03dZ %-5s [%.*s] %.*s\n", stamp, static_cast<int>(ms), level_name(l),
+  std::fprintf(stderr, "%s.%03dZ %-5s [%.*s] %.*s%s\n", stamp, static_cast<int>(ms), level_name(l),
                static_cast<int>(origin.size()), origin.data(), static_cast<int>(message.size()),
-               message.data());
+               message.data(), extra.c_str());
   std::fflush(stderr);
 }
 

@@ -53,6 +53,27 @@ Pipeline::~Pipeline() {
   window_.clear();
 }
 
+metrics::TopicCounters& Pipeline::counters(const p2k_record& r) {
+  std::string_view topic = sdk::view(r.topic);
+  if (!last_counters_ || topic != last_topic_) {
+    last_counters_ = &metrics_.topic(topic);
+    last_topic_.assign(topic);
+  }
+  return *last_counters_;
+}
+
+void Pipeline::update_gauges() {
+  metrics_.in_flight_records.store(window_.unconfirmed(), std::memory_order_relaxed);
+  metrics_.in_flight_bytes.store(window_.unconfirmed_bytes(), std::memory_order_relaxed);
+  metrics_.awaiting_retry.store(window_.awaiting_retry(), std::memory_order_relaxed);
+}
+
+namespace {
+int64_t steady_ns(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+}  // namespace
+
 void Pipeline::fail(std::string message) {
   if (failed_) return;
   failed_ = true;
@@ -76,12 +97,24 @@ bool Pipeline::open_with_retry() {
   auto give_up_at = Clock::now() + settings_.open_timeout;
   for (auto* step : {"source", "sink"}) {
     bool is_source = std::string(step) == "source";
+    metrics_.phase =
+        static_cast<int>(is_source ? metrics::Phase::kOpeningSource : metrics::Phase::kOpeningSink);
     sdk::Backoff backoff(settings_.retry_initial_backoff, settings_.retry_max_backoff);
     while (true) {
       auto r = is_source ? source_.open() : sink_.open();
-      if (r.ok()) break;
+      if (r.ok()) {
+        is_source ? metrics_.clear_source_trouble() : metrics_.clear_sink_trouble();
+        break;
+      }
       std::string who =
           std::string(step) + " '" + (is_source ? source_.name() : sink_.name()) + "'";
+      if (is_source) {
+        metrics_.source_retries.add();
+        metrics_.set_source_trouble("cannot open: " + r.message);
+      } else {
+        metrics_.sink_retries.add();
+        metrics_.set_sink_trouble("cannot open: " + r.message);
+      }
       if (r.status == P2K_RETRY && settings_.open_timeout.count() > 0 &&
           Clock::now() >= give_up_at) {
         fail("cannot open " + who + " within open_timeout (" +
@@ -104,6 +137,7 @@ bool Pipeline::open_with_retry() {
       return false;
     }
   }
+  metrics_.phase = static_cast<int>(metrics::Phase::kPreparingTopics);
   std::vector<std::string> topics;
   auto r = source_.list_topics(topics);
   if (!r.ok()) {
@@ -157,6 +191,7 @@ void Pipeline::poll_source() {
   auto timeout = (mode_.once || !idle) ? std::chrono::milliseconds(0) : settings_.poll_timeout;
   p2k_batch batch{};
   auto r = source_.poll(max, timeout, batch);
+  metrics_.polls.add();
   if (!r.ok()) {
     last_poll_empty_ = true;
     if (r.status == P2K_RETRY) {
@@ -164,14 +199,19 @@ void Pipeline::poll_source() {
       log::warn("source '" + source_.name() + "' failed to poll: " + r.message + " (retrying in " +
                 std::to_string(wait.count()) + " ms)");
       next_poll_ = Clock::now() + wait;
+      metrics_.source_retries.add();
+      metrics_.source_backoff_until_ns.store(steady_ns(next_poll_), std::memory_order_relaxed);
+      metrics_.set_source_trouble("poll failed: " + r.message);
       return;
     }
     fail("source '" + source_.name() + "' failed: " + r.message);
     return;
   }
   source_backoff_.reset();
+  metrics_.clear_source_trouble();
   last_poll_empty_ = batch.count == 0;
   if (batch.count == 0) {
+    metrics_.empty_polls.add();
     if (mode_.once && idle) drained_ = true;
     if (!idle) next_poll_ = Clock::now() + std::min(kBusyRepoll, settings_.poll_timeout);
     return;
@@ -179,6 +219,7 @@ void Pipeline::poll_source() {
   auto holder = std::make_shared<Batch>(source_, batch.handle);
   for (size_t i = 0; i < batch.count; ++i) {
     const p2k_record& rec = batch.records[i];
+    counters(rec).polled.add();
     if (!window_.add(rec, holder)) {
       fail("source '" + source_.name() + "' returned position " + std::to_string(rec.position) +
            " after " + std::to_string(window_.last_added().value_or(0)) +
@@ -197,6 +238,9 @@ void Pipeline::retry_later(const std::string& what, const std::string& why) {
   auto wait = sink_backoff_.next();
   retry_due_ = Clock::now() + wait;
   retry_scheduled_ = true;
+  metrics_.sink_retries.add();
+  metrics_.sink_backoff_until_ns.store(steady_ns(retry_due_), std::memory_order_relaxed);
+  metrics_.set_sink_trouble(what + ": " + why);
   log::warn("sink '" + sink_.name() + "' " + what + ": " + why + " (retrying in " +
             std::to_string(wait.count()) + " ms)");
 }
@@ -204,7 +248,10 @@ void Pipeline::retry_later(const std::string& what, const std::string& why) {
 // Writes the given records (in position order, each already in the window) in one call.
 void Pipeline::write(std::span<const p2k_record> records) {
   auto mark_retry = [&](const std::string& why) {
-    for (const auto& r : records) window_.failed(r.position);
+    for (const auto& r : records) {
+      window_.failed(r.position);
+      counters(r).retried.add();
+    }
     stats_.retried += records.size();
     retry_later("could not take " + std::to_string(records.size()) + " records", why);
   };
@@ -212,12 +259,14 @@ void Pipeline::write(std::span<const p2k_record> records) {
     if (!failed_) mark_retry("a topic is not writable yet");
     return;
   }
+  for (const auto& rec : records) counters(rec).written.add();
   auto r = sink_.write(records.data(), records.size());
   if (r.ok()) return;
   if (r.status == P2K_RETRY) {
     mark_retry(r.message);
     return;
   }
+  for (const auto& rec : records) counters(rec).failed.add();
   fail("sink '" + sink_.name() + "' failed permanently writing " + record_label(records.front()) +
        " and " + std::to_string(records.size() - 1) + " more: " + r.message);
 }
@@ -231,18 +280,28 @@ void Pipeline::on_outcome(const plugin::Outcome& o) {
     return;
   }
   switch (o.status) {
-    case P2K_OK:
+    case P2K_OK: {
+      auto& c = counters(*record);
+      c.delivered.add();
+      c.delivered_bytes.add(record->key.size + record->value.size);
+      if (record->timestamp_ms > 0)
+        metrics_.delivery_latency.observe(
+            std::max<double>(0, static_cast<double>(outcome_now_ms_ - record->timestamp_ms) / 1e3));
       window_.delivered(o.position);
       sink_backoff_.reset();
+      metrics_.clear_sink_trouble();
       return;
+    }
     case P2K_RETRY: {
       std::string label = record_label(*record);
+      counters(*record).retried.add();
       window_.failed(o.position);
       ++stats_.retried;
       retry_later("could not deliver " + label + " for now", o.message);
       return;
     }
     default:
+      counters(*record).failed.add();
       fail("sink '" + sink_.name() + "' failed permanently on " + record_label(*record) + ": " +
            (o.message.empty() ? "no reason given" : o.message) +
            ". Nothing from this record on is acknowledged: it stays in the source.");
@@ -252,6 +311,10 @@ void Pipeline::on_outcome(const plugin::Outcome& o) {
 void Pipeline::handle_outcomes() {
   auto outcomes = sink_.outcomes().take();
   if (!outcomes.empty() || window_.unconfirmed() == 0) last_outcome_at_ = Clock::now();
+  if (!outcomes.empty())
+    outcome_now_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
   for (const auto& o : outcomes) {
     if (failed_ && (o.status != P2K_OK || !window_.awaiting(o.position))) continue;
     on_outcome(o);
@@ -297,12 +360,15 @@ void Pipeline::acknowledge() {
   size_t confirmed = 0;
   if (auto through = window_.take_ackable(&confirmed)) ack_wanted_ = through;
   stats_.delivered += confirmed;
+  confirmed_unacked_ += confirmed;
   if (mode_.dry_run || !ack_wanted_ || Clock::now() < ack_due_) return;
   auto r = source_.ack(*ack_wanted_);
   if (r.ok()) {
     stats_.acked_through = ack_wanted_;
     ack_wanted_.reset();
     ack_backoff_.reset();
+    metrics_.acknowledged.add(confirmed_unacked_);
+    confirmed_unacked_ = 0;
     return;
   }
   if (r.status == P2K_RETRY) {
@@ -311,6 +377,9 @@ void Pipeline::acknowledge() {
               std::to_string(*ack_wanted_) + ": " + r.message + " (retrying in " +
               std::to_string(wait.count()) + " ms)");
     ack_due_ = Clock::now() + wait;
+    metrics_.source_retries.add();
+    metrics_.ack_backoff_until_ns.store(steady_ns(ack_due_), std::memory_order_relaxed);
+    metrics_.set_source_trouble("acknowledging failed: " + r.message);
     return;
   }
   fail("source '" + source_.name() + "' failed to acknowledge: " + r.message);
@@ -321,16 +390,21 @@ int Pipeline::run() {
   log::info("pipeline running: source '" + source_.name() + "' -> sink '" + sink_.name() + "'" +
             (mode_.dry_run ? " (dry run: nothing is acknowledged)" : "") +
             (mode_.once ? " (once)" : ""));
+  metrics_.phase = static_cast<int>(metrics::Phase::kRunning);
   auto next_report = Clock::now() + kProgressInterval;
   uint64_t reported_delivered = 0;
   while (!failed_ && !stopping()) {
+    update_gauges();
     if (Clock::now() >= next_report) {
       if (stats_.delivered != reported_delivered) {
         auto seconds = std::chrono::duration_cast<std::chrono::seconds>(kProgressInterval).count();
-        log::info(std::to_string(stats_.delivered - reported_delivered) +
-                  " records delivered in the last " + std::to_string(seconds) + " s (" +
-                  std::to_string((stats_.delivered - reported_delivered) / seconds) + "/s), " +
-                  std::to_string(window_.unconfirmed()) + " in flight");
+        uint64_t delivered = stats_.delivered - reported_delivered;
+        log::info(std::to_string(delivered) + " records delivered in the last " +
+                      std::to_string(seconds) + " s (" + std::to_string(delivered / seconds) +
+                      "/s), " + std::to_string(window_.unconfirmed()) + " in flight",
+                  {log::field("delivered", delivered),
+                   log::field("per_second", delivered / static_cast<uint64_t>(seconds)),
+                   log::field("in_flight", window_.unconfirmed())});
         reported_delivered = stats_.delivered;
       }
       next_report = Clock::now() + kProgressInterval;
@@ -383,6 +457,7 @@ int Pipeline::finish(bool clean) {
   // Stop polling; give the sink a bounded time to confirm what is in flight (retrying what it
   // asks to retry), then acknowledge what was confirmed. The time counts from the stop request
   // (the stop control forces the stop when it runs out).
+  metrics_.phase = static_cast<int>(metrics::Phase::kStopping);
   auto deadline = stop_.shutting_down();
   if (stopping() && window_.unconfirmed() > 0)
     log::info("stopping: waiting up to " +
@@ -409,7 +484,9 @@ int Pipeline::finish(bool clean) {
     acknowledge();
   }
   size_t unconfirmed = window_.unconfirmed();
+  update_gauges();
   window_.clear();  // releases the source's batches before the source is closed
+  metrics_.phase = static_cast<int>(metrics::Phase::kStopped);
   sink_.close();
   source_.close();
   std::string summary = std::to_string(stats_.delivered) + " records delivered" +
@@ -417,8 +494,11 @@ int Pipeline::finish(bool clean) {
                          : stats_.acked_through ? ", acknowledged through position " +
                                                       std::to_string(*stats_.acked_through)
                                                 : ", none acknowledged");
+  log::Fields summary_fields{log::field("delivered", stats_.delivered)};
+  if (stats_.acked_through)
+    summary_fields.push_back(log::field("acknowledged_through", *stats_.acked_through));
   if (!clean) {
-    log::error("pipeline stopped on a failure: " + summary);
+    log::error("pipeline stopped on a failure: " + summary, summary_fields);
     return exit_code_ ? exit_code_ : kExitRuntime;
   }
   if (forced()) {
@@ -434,7 +514,7 @@ int Pipeline::finish(bool clean) {
                summary + ")");
     return kExitRuntime;
   }
-  log::info("pipeline stopped: " + summary);
+  log::info("pipeline stopped: " + summary, summary_fields);
   return kExitOk;
 }
 

@@ -12,6 +12,7 @@
 
 #include <pg2kafka/sdk/backoff.hpp>
 #include "config/pipeline_config.hpp"
+#include "metrics/host_metrics.hpp"
 #include "plugin/plugin_instance.hpp"
 #include "runtime/delivery_window.hpp"
 #include "runtime/stop_control.hpp"
@@ -42,6 +43,8 @@ class Pipeline {
   // stop (2 when a plugin rejects its configuration on open).
   int run();
   const PipelineStats& stats() const { return stats_; }
+  // The figures the HTTP endpoint serves; valid for the pipeline's life, readable from any thread.
+  const metrics::HostMetrics& metrics() const { return metrics_; }
 
  private:
   struct Batch;
@@ -65,6 +68,9 @@ class Pipeline {
   // sleep; kForced: only a forced stop does, so a shutdown still waits for a retry or an ack).
   void sleep_until(Clock::time_point until, int level);
   int finish(bool clean);
+  // The per-topic counters of a record (the last topic's are kept: records come in runs).
+  metrics::TopicCounters& counters(const p2k_record& r);
+  void update_gauges();
 
   plugin::SourceInstance& source_;
   plugin::SinkInstance& sink_;
@@ -88,6 +94,12 @@ class Pipeline {
   int exit_code_ = 0;
   std::string failure_;
   PipelineStats stats_;
+  metrics::HostMetrics metrics_;
+  std::string last_topic_;
+  metrics::TopicCounters* last_counters_ = nullptr;
+  size_t confirmed_unacked_ = 0;
+  int64_t outcome_now_ms_ = 0;  // the wall clock when the outcomes being handled were taken  //
+                                // records confirmed since the last successful ack
   // When the sink last reported an outcome (or the window was last empty), and when the host
   // may next warn that it has not reported for long.
   Clock::time_point last_outcome_at_ = Clock::now();

@@ -31,7 +31,9 @@ class SequenceSource : public sdk::Source {
         block_poll_at_(o.has("block_poll_at") ? o.integer("block_poll_at") : 0),
         honour_interrupt_(!o.has("honour_interrupt") || o.boolean("honour_interrupt")),
         throw_in_close_(o.has("throw_in_close") && o.boolean("throw_in_close")),
-        blocked_file_(o.find("blocked_file").value_or("")) {
+        blocked_file_(o.find("blocked_file").value_or("")),
+        unready_(o.has("unready") && o.boolean("unready")),
+        status_problem_(o.find("status_problem").value_or("")) {
     if (o.boolean("throw_in_create")) throw std::runtime_error("test-sequence was told to throw");
     if (keys_ < 1) throw sdk::ConfigError("keys", "must be at least 1");
     if (o.boolean("two_config_errors"))
@@ -89,6 +91,7 @@ class SequenceSource : public sdk::Source {
       value += "}";
       batch->add(i, topic_, key, value, 1700000000000 + static_cast<int64_t>(i),
                  "evt-" + std::to_string(i), {{"test", "yes"}});
+      emitted_.add();
     }
     if (batch->empty())
       std::this_thread::sleep_for(std::min(timeout, std::chrono::milliseconds(50)));
@@ -101,6 +104,7 @@ class SequenceSource : public sdk::Source {
       throw sdk::RetryError("test-sequence: simulated transient ack failure");
     }
     acked_ = through;
+    acked_gauge_.set(static_cast<double>(through));
     if (!ack_log_.empty()) std::ofstream(ack_log_, std::ios::app) << "ack " << through << "\n";
     if (!state_file_.empty()) std::ofstream(state_file_, std::ios::trunc) << through << "\n";
   }
@@ -109,6 +113,23 @@ class SequenceSource : public sdk::Source {
 
   void close() override {
     if (throw_in_close_) throw std::runtime_error("test-sequence was told to throw in close");
+  }
+
+  // ABI 1.3: figures, readiness and a status document, from the host's other threads.
+  void metrics(sdk::MetricWriter& out) override {
+    out.counter("records_emitted_total", "Records this source emitted.",
+                static_cast<double>(emitted_.value()), {{"topic", topic_}});
+    acked_gauge_.write(out);
+  }
+  sdk::Health health() override {
+    if (unready_) return {false, "told to be unready"};
+    return {true, "emitted " + std::to_string(emitted_.value())};
+  }
+  std::string status() override {
+    std::string problems = status_problem_.empty() ? "" : "\"" + status_problem_ + "\"";
+    return "{\"source\":\"test-sequence\",\"count\":" + std::to_string(count_) +
+           ",\"topics\":[{\"name\":\"" + topic_ + "\",\"records\":" + std::to_string(count_) +
+           "}],\"problems\":[" + problems + "]}";
   }
 
   void interrupt() override {
@@ -134,6 +155,16 @@ class SequenceSource : public sdk::Source {
   bool opened_once_ = false;
   uint64_t acked_ = 0;
   uint64_t next_ = 1;
+  bool unready_;
+  std::string status_problem_;
+  sdk::Counter emitted_;
+  struct AckedGauge {
+    sdk::Gauge gauge;
+    void set(double v) { gauge.set(v); }
+    void write(sdk::MetricWriter& out) const {
+      out.gauge("acked_position", "The last position acknowledged.", gauge.value());
+    }
+  } acked_gauge_;
 };
 
 using sdk::option;
@@ -162,6 +193,8 @@ const p2k_option kOptions[] = {
     option("two_config_errors", P2K_OPT_BOOL, "false",
            "Refuse the options with two problems, one about no single option."),
     option("required_text", P2K_OPT_STRING, nullptr, "An optional option, for tests."),
+    option("unready", P2K_OPT_BOOL, "false", "health() says not ready."),
+    option("status_problem", P2K_OPT_STRING, nullptr, "A problem the status document lists."),
 };
 
 }  // namespace
