@@ -12,7 +12,7 @@ SELECT pg_catalog.pg_advisory_xact_lock(1882352481, 1);  -- 1882352481 = 'p2ka',
 
 DO $$
 DECLARE
-  this_version CONSTANT integer := 5;  -- the function set's version
+  this_version CONSTANT integer := 6;  -- the function set's version
   installed    integer;
 BEGIN
   IF to_regclass('pg2kafka.schema_functions') IS NULL THEN

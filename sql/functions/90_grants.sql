@@ -35,3 +35,10 @@ GRANT EXECUTE ON FUNCTION
 -- The schema owner's repair after a restore (it needs UPDATE on the queue, which no one else
 -- holds; withheld anyway so that its existence promises nothing to others).
 REVOKE EXECUTE ON FUNCTION pg2kafka.adopt_restored_events() FROM PUBLIC;
+
+-- The monitoring views (70_monitoring.sql) are for every role: each filters what it shows by the
+-- reader's own rights (pg2kafka.lag: its own tables, or all with the drainer's grant or
+-- pg_read_all_stats; pg2kafka.drainers: what pg_locks and pg_stat_activity show it anyway).
+-- Revoked first: default privileges may have given PUBLIC more on new relations.
+REVOKE ALL ON pg2kafka.lag, pg2kafka.drainers FROM PUBLIC;
+GRANT SELECT ON pg2kafka.lag, pg2kafka.drainers TO PUBLIC;
