@@ -12,7 +12,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
   libpq-dev librdkafka-dev libgtest-dev libgmock-dev
   postgresql postgresql-contrib kcat python3
-  prometheus systemd dpkg-dev
+  prometheus systemd dpkg-dev file
 )
 command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)

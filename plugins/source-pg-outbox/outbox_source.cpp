@@ -771,8 +771,7 @@ void OutboxSource::metrics(sdk::MetricWriter& out) {
     out.gauge("drain_lock_acquired_timestamp_seconds",
               "When this instance took the drain lock, in seconds since the Unix epoch.",
               static_cast<double>(active_since_ms_.load()) / 1e3);
-  out.gauge("connected", "1 while the drain connection to PostgreSQL is up.",
-            connected_ ? 1 : 0);
+  out.gauge("connected", "1 while the drain connection to PostgreSQL is up.", connected_ ? 1 : 0);
   out.counter("reconnects_total", "Drain connections made again after one was lost.",
               static_cast<double>(reconnects_.value()));
   out.counter("batches_removed_total",

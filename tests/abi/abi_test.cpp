@@ -343,17 +343,16 @@ TEST(AbiGrowth, TheHostCallsInterruptOnlyForPluginsThatAnsweredItsMinor) {
 // calls them only for plugins that answered 1.3 or later, and it drops every sample that breaks a
 // rule of plugin.h while keeping the valid ones.
 TEST(AbiGrowth, TheSdkInstallsMetricsHealthAndStatusOnlyForClassesThatOverrideThem) {
-  const auto* sequence =
-      load_plugin_file(plugin_path("P2K_TEST_PLUGIN_DIR", "pg2kafka-source-test-sequence.so"))
-          ->descriptor()
-          .source;
+  // The handles keep the libraries loaded while their operations tables are read.
+  auto sequence_plugin =
+      load_plugin_file(plugin_path("P2K_TEST_PLUGIN_DIR", "pg2kafka-source-test-sequence.so"));
+  const auto* sequence = sequence_plugin->descriptor().source;
   EXPECT_NE(sequence->metrics, nullptr);
   EXPECT_NE(sequence->health, nullptr);
   EXPECT_NE(sequence->status, nullptr);
-  const auto* generator =
-      load_plugin_file(plugin_path("P2K_PLUGIN_DIR", "pg2kafka-source-generator.so"))
-          ->descriptor()
-          .source;
+  auto generator_plugin =
+      load_plugin_file(plugin_path("P2K_PLUGIN_DIR", "pg2kafka-source-generator.so"));
+  const auto* generator = generator_plugin->descriptor().source;
   EXPECT_EQ(generator->metrics, nullptr);
   EXPECT_EQ(generator->health, nullptr);
   EXPECT_EQ(generator->status, nullptr);
@@ -370,6 +369,7 @@ TEST(AbiGrowth, TheHostCallsMetricsAndHealthOnlyForPluginsThatAnsweredItsMinor) 
   EXPECT_FALSE(at_1_2.health().has_value());
 }
 
+// (Every broken plugin is named "broken", whatever its file: its metrics are pg2kafka_broken_*.)
 TEST(AbiGrowth, BadMetricSamplesAreDroppedAndValidOnesKept) {
   pg2kafka::config::ResolvedOptions none;
   SinkInstance sink(load_plugin_file(broken("bad-metrics")), none);
@@ -377,12 +377,12 @@ TEST(AbiGrowth, BadMetricSamplesAreDroppedAndValidOnesKept) {
   pg2kafka::metrics::Exposition out;
   sink.metrics(out);
   EXPECT_EQ(out.text(),
-            "# HELP pg2kafka_bad_metrics_good_gauge help\n"
-            "# TYPE pg2kafka_bad_metrics_good_gauge gauge\n"
-            "pg2kafka_bad_metrics_good_gauge{path=\"a\\\"b\\\\c\\nd\"} 2.5\n"
-            "# HELP pg2kafka_bad_metrics_good_total help\n"
-            "# TYPE pg2kafka_bad_metrics_good_total counter\n"
-            "pg2kafka_bad_metrics_good_total 3\n");
+            "# HELP pg2kafka_broken_good_gauge help\n"
+            "# TYPE pg2kafka_broken_good_gauge gauge\n"
+            "pg2kafka_broken_good_gauge{path=\"a\\\"b\\\\c\\nd\"} 2.5\n"
+            "# HELP pg2kafka_broken_good_total help\n"
+            "# TYPE pg2kafka_broken_good_total counter\n"
+            "pg2kafka_broken_good_total 3\n");
   auto health = sink.health();
   ASSERT_TRUE(health.has_value());
   EXPECT_EQ(health->status, P2K_RETRY);

@@ -28,7 +28,8 @@ struct Served {
   Served(const std::string& source_options, const std::string& sink_options,
          const std::string& pipeline_extra = "") {
     config = dir.write("pipeline.json", R"({
-      "source": {"plugin": "test-sequence", "options": {)" + source_options +
+      "source": {"plugin": "test-sequence", "options": {)" +
+                                            source_options +
                                             R"(}},
       "sink": {"plugin": "test-faulty", "options": {"output_file": ")" +
                                             (dir.path() / "out.log").string() + "\"" +
@@ -36,9 +37,9 @@ struct Served {
       "pipeline": {"http.listen": "127.0.0.1:0", "retry.initial_backoff": "10ms",
                    "retry.max_backoff": "100ms")" +
                                             pipeline_extra + "}}");
-    process = std::make_unique<Background>(std::vector<std::string>{
-        p2k_test::ctest_env("P2K_BINARY"), "run", "--config", config, "--plugin-dir",
-        p2k_test::ctest_env("P2K_TEST_PLUGIN_DIR")});
+    process = std::make_unique<Background>(
+        std::vector<std::string>{p2k_test::ctest_env("P2K_BINARY"), "run", "--config", config,
+                                 "--plugin-dir", p2k_test::ctest_env("P2K_TEST_PLUGIN_DIR")});
     port = p2k_test::served_port(*process, 20s);
   }
 
@@ -53,7 +54,8 @@ struct Served {
       if (a.status == 200 && pred(body)) return body;
       std::this_thread::sleep_for(50ms);
     }
-    ADD_FAILURE() << "the metrics never matched; last scrape:\n" << body << "\nstderr:\n"
+    ADD_FAILURE() << "the metrics never matched; last scrape:\n"
+                  << body << "\nstderr:\n"
                   << process->err();
     return body;
   }
@@ -74,9 +76,8 @@ void expect_promtool_accepts(const std::string& body) {
 
 TEST(Operations, MetricsFollowARun_AndPromtoolAcceptsThem) {
   Served s("\"count\": 500, \"keys\": 5", "");
-  std::string body = s.metrics_until([](const std::string& b) {
-    return sample(b, "pg2kafka_records_acknowledged_total") == 500;
-  });
+  std::string body = s.metrics_until(
+      [](const std::string& b) { return sample(b, "pg2kafka_records_acknowledged_total") == 500; });
   EXPECT_EQ(sample(body, "pg2kafka_records_polled_total{topic=\"test.topic\"}"), 500);
   EXPECT_EQ(sample(body, "pg2kafka_records_delivered_total{topic=\"test.topic\"}"), 500);
   EXPECT_GE(sample(body, "pg2kafka_records_written_total{topic=\"test.topic\"}"), 500);
@@ -129,9 +130,8 @@ TEST(Operations, ReadyzSaysReadyWithEachSidesHealth_AndNotReadyWhileTheSinkFails
     EXPECT_NE(a.body.find("source 'test-sequence': not ready: told to be unready"),
               std::string::npos)
         << a.body;
-    std::string body = s.metrics_until([](const std::string& b) {
-      return b.find("pg2kafka_ready 0") != std::string::npos;
-    });
+    std::string body = s.metrics_until(
+        [](const std::string& b) { return b.find("pg2kafka_ready 0") != std::string::npos; });
   }
   {
     // Every write fails transiently: the host says why.
@@ -191,9 +191,9 @@ TEST(Operations, TheEndpointRefusesWhatItDoesNotServe_AndSurvivesBadClients) {
   EXPECT_NE(head.headers.find("Content-Length: "), std::string::npos);
   EXPECT_EQ(http_get(s.port, "/metrics?name=x").status, 200) << "a query string is ignored";
   EXPECT_EQ(p2k_test::http_raw(s.port, "NONSENSE\r\n\r\n").status, 400);
-  EXPECT_EQ(p2k_test::http_raw(s.port, "GET /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello")
-                .status,
-            400)
+  EXPECT_EQ(
+      p2k_test::http_raw(s.port, "GET /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello").status,
+      400)
       << "a request with a body";
   std::string huge = "GET /metrics HTTP/1.1\r\nX-Fill: " + std::string(20000, 'a') + "\r\n\r\n";
   EXPECT_EQ(p2k_test::http_raw(s.port, huge).status, 400) << "headers over 8 KiB";
@@ -266,8 +266,7 @@ TEST(Operations, StatusRefusesASourceWithoutAStatusOperation) {
       "sink": {"plugin": "stdout"}})");
   auto r = p2k_test::run_pg2kafka({"status", "--config", config});
   EXPECT_EQ(r.exit_code, 3);
-  EXPECT_NE(r.err.find("cannot describe its state: it has no status operation"),
-            std::string::npos)
+  EXPECT_NE(r.err.find("cannot describe its state: it has no status operation"), std::string::npos)
       << r.err;
 }
 

@@ -4,8 +4,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -271,7 +271,8 @@ std::optional<std::string> Background::wait_for_err(const std::string& text,
 
 int served_port(Background& pg2kafka, std::chrono::milliseconds timeout) {
   auto line = pg2kafka.wait_for_err("serving /metrics", timeout);
-  if (!line) throw std::runtime_error("pg2kafka did not start its HTTP endpoint:\n" + pg2kafka.err());
+  if (!line)
+    throw std::runtime_error("pg2kafka did not start its HTTP endpoint:\n" + pg2kafka.err());
   auto at = line->find("(port ");
   if (at == std::string::npos) throw std::runtime_error("no port in: " + *line);
   return std::stoi(line->substr(at + 6));

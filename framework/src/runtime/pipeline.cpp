@@ -394,7 +394,6 @@ int Pipeline::run() {
   auto next_report = Clock::now() + kProgressInterval;
   uint64_t reported_delivered = 0;
   while (!failed_ && !stopping()) {
-    update_gauges();
     if (Clock::now() >= next_report) {
       if (stats_.delivered != reported_delivered) {
         auto seconds = std::chrono::duration_cast<std::chrono::seconds>(kProgressInterval).count();
@@ -413,6 +412,7 @@ int Pipeline::run() {
     warn_if_sink_silent();
     if (!failed_) write_due_retries();
     if (!failed_) acknowledge();
+    update_gauges();
     if (failed_) break;
     bool ack_outstanding = !mode_.dry_run && ack_wanted_.has_value();
     size_t unconfirmed = window_.unconfirmed();
@@ -426,6 +426,7 @@ int Pipeline::run() {
     if (can_poll) {
       bool idle = unconfirmed == 0;
       poll_source();
+      update_gauges();
       if (failed_) break;
       if (!last_poll_empty_) {
         sink_.wait(std::chrono::milliseconds(0));
