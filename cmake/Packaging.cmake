@@ -110,26 +110,26 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_RELEASE "${PG2KAFKA_PACKAGE_RELEASE}")
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
-# Debug symbols go into pg2kafka-dbgsym and pg2kafka-dev-dbgsym (.ddeb); the binaries in the
-# packages are stripped.
-set(CPACK_DEBIAN_DEBUGINFO_PACKAGE ON)
-
 # Dependencies: dpkg-shlibdeps computes the libraries' packages (libpq5, librdkafka1, the Boost
-# libraries, ...) with their minimum versions. It needs `file` (CPack sorts the files with it);
-# without it they are stated here, without versions.
+# libraries, ...) with their minimum versions, and the debug symbols go into pg2kafka-dbgsym and
+# pg2kafka-dev-dbgsym (.ddeb; the binaries in the packages are stripped). CPack needs `file` for
+# both (it sorts the files with it); without it the dependencies are stated here, without
+# versions, the binaries are stripped and their debug symbols are not packaged.
 find_program(PG2KAFKA_FILE_PROGRAM file)
 find_program(PG2KAFKA_DPKG_SHLIBDEPS dpkg-shlibdeps)
-if(PG2KAFKA_FILE_PROGRAM AND PG2KAFKA_DPKG_SHLIBDEPS)
+if(EXISTS "${PG2KAFKA_FILE_PROGRAM}" AND EXISTS "${PG2KAFKA_DPKG_SHLIBDEPS}")
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+  set(CPACK_DEBIAN_DEBUGINFO_PACKAGE ON)
   set(runtime_library_depends "")
   set(dev_library_depends "")
 else()
   message(STATUS "Packaging: `file` or dpkg-shlibdeps is missing: the packages' library "
-    "dependencies are stated, not computed")
+    "dependencies are stated, not computed, and there are no dbgsym packages")
+  set(CPACK_STRIP_FILES ON)
   set(boost_suffix "${Boost_MAJOR_VERSION}.${Boost_MINOR_VERSION}.${Boost_SUBMINOR_VERSION}")
-  set(dev_library_depends
-    "libc6, libgcc-s1, libstdc++6, libboost-json${boost_suffix}, libboost-program-options${boost_suffix}")
-  set(runtime_library_depends "${dev_library_depends}, libpq5, librdkafka1")
+  set(dev_library_depends "libc6, libgcc-s1, libstdc++6, libboost-json${boost_suffix}")
+  set(runtime_library_depends
+    "${dev_library_depends}, libboost-program-options${boost_suffix}, libpq5, librdkafka1")
 endif()
 
 # The first line of each description is the package's summary.
@@ -174,7 +174,7 @@ set(PG2KAFKA_DEB_LAYOUT_PROBLEM "")
 if(NOT CMAKE_INSTALL_PREFIX STREQUAL "/usr")
   set(PG2KAFKA_DEB_LAYOUT_PROBLEM "CMAKE_INSTALL_PREFIX is ${CMAKE_INSTALL_PREFIX}, not /usr")
 elseif(NOT CMAKE_INSTALL_SYSCONFDIR STREQUAL "/etc")
-  set(PG2KAFKA_DEB_LAYOUT_PROBLEM
+  string(CONCAT PG2KAFKA_DEB_LAYOUT_PROBLEM
     "CMAKE_INSTALL_SYSCONFDIR is ${CMAKE_INSTALL_SYSCONFDIR}, not /etc: the configuration would be "
     "installed into /usr/${CMAKE_INSTALL_SYSCONFDIR}/pg2kafka while the binary looks in /etc/pg2kafka")
   message(WARNING "Packaging: ${PG2KAFKA_DEB_LAYOUT_PROBLEM}. Configure with "

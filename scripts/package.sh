@@ -48,4 +48,4 @@ cmake --build "$build_dir" --target pg2kafka-packaged --parallel "${P2K_JOBS:-$(
 rm -rf "$build_dir/_CPack_Packages"
 (cd "$build_dir" && cpack -G DEB -B "$out_dir" >/dev/null)
 rm -rf "$out_dir/_CPack_Packages"
-ls -1 "$out_dir"/*.deb "$out_dir"/*.ddeb 2>/dev/null
+find "$out_dir" -maxdepth 1 -type f \( -name '*.deb' -o -name '*.ddeb' \) | sort
