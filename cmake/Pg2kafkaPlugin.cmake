@@ -1,6 +1,6 @@
 # pg2kafka_add_plugin(<target> KIND source|sink NAME <name> SOURCES <files...>
 #                     [LINK <libraries...>] [OUTPUT_DIRECTORY <dir>]
-#                     [INSTALL_DESTINATION <dir>] [NO_INSTALL])
+#                     [INSTALL_DESTINATION <dir>] [COMPONENT <component>] [NO_INSTALL])
 #
 # Builds a pg2kafka plugin: a shared module named pg2kafka-<kind>-<name>.so that exports only
 # its entry function, compiled against the pg2kafka SDK (target pg2kafka::sdk). Used by
@@ -13,6 +13,8 @@
 #     plugin without any flag;
 #   - or into INSTALL_DESTINATION when given (then name it with --plugin-dir or
 #     PG2KAFKA_PLUGIN_PATH). NO_INSTALL installs nothing.
+# COMPONENT names the install component (for CPack); pg2kafka's own plugins are in `runtime`, the
+# pg2kafka package.
 #
 # Hidden visibility alone still exports the standard library's template instantiations (vague
 # linkage), which could bind to another plugin's copies; a linker version script keeps the entry
@@ -20,7 +22,7 @@
 # library defines (a library forgotten in LINK) fails the build, instead of failing when the
 # host loads the plugin.
 function(pg2kafka_add_plugin target)
-  cmake_parse_arguments(P "NO_INSTALL" "KIND;NAME;OUTPUT_DIRECTORY;INSTALL_DESTINATION"
+  cmake_parse_arguments(P "NO_INSTALL" "KIND;NAME;OUTPUT_DIRECTORY;INSTALL_DESTINATION;COMPONENT"
     "SOURCES;LINK" ${ARGN})
   if(NOT P_KIND MATCHES "^(source|sink)$")
     message(FATAL_ERROR "pg2kafka_add_plugin(${target}): KIND must be source or sink")
@@ -59,5 +61,12 @@ function(pg2kafka_add_plugin target)
     message(FATAL_ERROR "pg2kafka_add_plugin(${target}): no plugin directory to install into: "
       "use find_package(pg2kafka), or give INSTALL_DESTINATION or NO_INSTALL")
   endif()
-  install(TARGETS ${target} LIBRARY DESTINATION "${destination}")
+  if(P_COMPONENT)
+    set(component COMPONENT "${P_COMPONENT}")
+  elseif(DEFINED PG2KAFKA_PLUGIN_INSTALL_DIR)
+    set(component COMPONENT runtime)
+  else()
+    set(component "")
+  endif()
+  install(TARGETS ${target} LIBRARY DESTINATION "${destination}" ${component})
 endfunction()
