@@ -11,7 +11,8 @@
 #      queue gets small batches in its heap and large ones in its TOAST table) while
 #      `pg2kafka run` (the shipped pipeline, config/pg2kafka.json) runs with its Kafka sink
 #      pointed at a loopback port where no broker listens: it holds the drain lock and waits
-#      for its sink, and nothing is delivered or removed;
+#      for its sink (giving up after open_timeout, 60 s, and started again, as a service manager
+#      would), and nothing is delivered or removed;
 #   2. "sink up": that instance is stopped and another `pg2kafka run` drains the queue, its sink
 #      working (the stdout sink into /dev/null: the source, its queries and its deletes are the
 #      product's; only Kafka is left out), while the writers go on at --drain-rate (default
@@ -157,20 +158,30 @@ source tests/support/free_port.sh
 log() { echo "soak.sh: $*" >&2; }
 dead_port=$(pick_port "$P2K_TEST_PG_PORT")
 say "sink down: writers at $rate/s for ${down_seconds}s; pg2kafka runs, its broker (127.0.0.1:$dead_port) is down (queue settings: $settings)"
-env -u PG2KAFKA_CONFIG -u DRY_RUN -u PERFORM_MIGRATIONS KAFKA_BROKER="127.0.0.1:$dead_port" \
-  "$bin" run >/dev/null 2>"$work/pg2kafka-down.log" &
-daemon_pid=$!
-pids+=("$daemon_pid")
+# It gives up after open_timeout (60 s) with exit code 4; a service manager starts it again, and
+# so does this loop.
+start_down_daemon() {
+  env -u PG2KAFKA_CONFIG -u DRY_RUN -u PERFORM_MIGRATIONS KAFKA_BROKER="127.0.0.1:$dead_port" \
+    "$bin" run >/dev/null 2>>"$work/pg2kafka-down.log" &
+  daemon_pid=$!
+  pids=("$writers_pid" "$daemon_pid")
+}
+restarts=0
 writers "$rate" "$down_seconds" "$work/writers-down.log"
+start_down_daemon
 while kill -0 "$writers_pid" 2>/dev/null; do
   sleep "$sample_every"
-  kill -0 "$daemon_pid" 2>/dev/null || { tail -n 20 "$work/pg2kafka-down.log" >&2; echo "soak.sh: pg2kafka stopped" >&2; exit 1; }
+  if ! kill -0 "$daemon_pid" 2>/dev/null; then
+    wait "$daemon_pid" || true
+    restarts=$((restarts + 1))
+    start_down_daemon
+  fi
   sample down
 done
 wait "$writers_pid" || { cat "$work/writers-down.log" >&2; echo "soak.sh: writers failed" >&2; exit 1; }
 grep -q "holds the drain lock" "$work/pg2kafka-down.log" ||
   { tail -n 20 "$work/pg2kafka-down.log" >&2; echo "soak.sh: pg2kafka did not take the drain lock" >&2; exit 1; }
-echo "   pg2kafka: $(grep -c "cannot open sink 'kafka' yet" "$work/pg2kafka-down.log") failed attempts to open its sink" >&2
+echo "   pg2kafka: $(grep -c "cannot open sink 'kafka' yet" "$work/pg2kafka-down.log") failed attempts to open its sink; gave up and was started again $restarts times" >&2
 kill -TERM "$daemon_pid"
 wait "$daemon_pid" || true
 pids=() # both waited for: never signal a pid that may have been reused
