@@ -8,13 +8,16 @@
 # the pg2kafka schema and one tracked table. Then:
 #   1. "sink down": pgbench writers insert into the table for --minutes (default 5) at --rate
 #      transactions per second (default 1000: nine one-row INSERTs for one 50-row INSERT, so the
-#      queue gets small batches in its heap and large ones in its TOAST table) while nothing
-#      drains the queue, as when the sink is down (a pg2kafka whose sink is down leaves its
-#      queue the same: it deletes only what the sink acknowledged);
-#   2. "sink up": `pg2kafka run` drains it (the pg-outbox source with the stdout sink into
-#      /dev/null: the source, its queries and its deletes are the product's; only Kafka is left
-#      out) while the writers go on at --drain-rate (default 200), until the queue is drained and
-#      then for --settle seconds more (default 4 autovacuum naptimes), for autovacuum to act.
+#      queue gets small batches in its heap and large ones in its TOAST table) while
+#      `pg2kafka run` (the shipped pipeline, config/pg2kafka.json) runs with its Kafka sink
+#      pointed at a loopback port where no broker listens: it holds the drain lock and waits
+#      for its sink (giving up after open_timeout, 60 s, and started again, as a service manager
+#      would), and nothing is delivered or removed;
+#   2. "sink up": that instance is stopped and another `pg2kafka run` drains the queue, its sink
+#      working (the stdout sink into /dev/null: the source, its queries and its deletes are the
+#      product's; only Kafka is left out), while the writers go on at --drain-rate (default
+#      200), until the queue is drained and then for --settle seconds more (default 4
+#      autovacuum naptimes), for autovacuum to act.
 # Every 10 s it records the queue table's sizes (pg_relation_size of the heap, of the TOAST
 # table with its index, pg_indexes_size, pg_total_relation_size), its rows and dead rows, and
 # autovacuum's runs; then prints them as a table with a verdict, and exits 1 when the sizes did
@@ -27,7 +30,9 @@
 #
 # --short: the CTest variant (Soak.QueueReturnsToABoundedSize, about a minute): 20 s of writers,
 # autovacuum_naptime 5 s (the naptime only sets how often autovacuum looks at a database; what it
-# then does is decided by the table's settings, which is what is tested), 30 s to settle.
+# then does is decided by the table's settings, which is what is tested), writers at 500/s while
+# it drains (so that autovacuum's thresholds are reached sooner), and it ends as soon as the
+# sizes are within the verdict's bounds (at most 60 s after the drain).
 # --no-build: use build/bin/pg2kafka as it is. --keep: keep the work directory (logs, samples).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +42,7 @@ bin=${P2K_BINARY:-"$repo/$build_dir/bin/pg2kafka"}
 
 minutes=5
 rate=1000
-drain_rate=200
+drain_rate=""
 settle=""
 naptime=""
 build=1
@@ -68,8 +73,10 @@ down_seconds=$((minutes * 60))
 if ((short)); then
   down_seconds=20
   naptime=${naptime:-5}
-  settle=${settle:-30}
+  settle=${settle:-60}
+  drain_rate=${drain_rate:-500}
 fi
+drain_rate=${drain_rate:-200}
 settle=${settle:-$((4 * ${naptime:-60}))}
 sample_every=10
 ((short)) && sample_every=5
@@ -147,13 +154,37 @@ sample() { # PHASE
     awk -F'\t' '{ printf "   %5ds %-5s events %9d batches %8d heap %7.1f MB toast %7.1f MB index %6.1f MB total %7.1f MB dead %8d autovacuums %d\n", $1, $2, $3, $4, $5/1048576, $6/1048576, $7/1048576, $8/1048576, $9, $10 }' >&2
 }
 
-say "sink down: writers at $rate/s for ${down_seconds}s, nothing drains (queue settings: $settings)"
+source tests/support/free_port.sh
+log() { echo "soak.sh: $*" >&2; }
+dead_port=$(pick_port "$P2K_TEST_PG_PORT")
+say "sink down: writers at $rate/s for ${down_seconds}s; pg2kafka runs, its broker (127.0.0.1:$dead_port) is down (queue settings: $settings)"
+# It gives up after open_timeout (60 s) with exit code 4; a service manager starts it again, and
+# so does this loop.
+start_down_daemon() {
+  env -u PG2KAFKA_CONFIG -u DRY_RUN -u PERFORM_MIGRATIONS KAFKA_BROKER="127.0.0.1:$dead_port" \
+    "$bin" run >/dev/null 2>>"$work/pg2kafka-down.log" &
+  daemon_pid=$!
+  pids=("$writers_pid" "$daemon_pid")
+}
+restarts=0
 writers "$rate" "$down_seconds" "$work/writers-down.log"
+start_down_daemon
 while kill -0 "$writers_pid" 2>/dev/null; do
   sleep "$sample_every"
+  if ! kill -0 "$daemon_pid" 2>/dev/null; then
+    wait "$daemon_pid" || true
+    restarts=$((restarts + 1))
+    start_down_daemon
+  fi
   sample down
 done
 wait "$writers_pid" || { cat "$work/writers-down.log" >&2; echo "soak.sh: writers failed" >&2; exit 1; }
+grep -q "holds the drain lock" "$work/pg2kafka-down.log" ||
+  { tail -n 20 "$work/pg2kafka-down.log" >&2; echo "soak.sh: pg2kafka did not take the drain lock" >&2; exit 1; }
+echo "   pg2kafka: $(grep -c "cannot open sink 'kafka' yet" "$work/pg2kafka-down.log") failed attempts to open its sink; gave up and was started again $restarts times" >&2
+kill -TERM "$daemon_pid"
+wait "$daemon_pid" || true
+pids=() # both waited for: never signal a pid that may have been reused
 grep -E "^(number of transactions actually processed|tps)" "$work/writers-down.log" | sed 's/^/   /' >&2
 
 say "sink up: pg2kafka drains while writers go on at $drain_rate/s; then ${settle}s to settle"
@@ -179,6 +210,12 @@ while ((SECONDS < deadline)); do
     echo "   drained (fewer than 1000 batches queued) at ${drained_at}s" >&2
   fi
   [[ -n "$drained_at" ]] && ((SECONDS - start >= drained_at + settle)) && break
+  # --short ends as soon as the verdict's bounds hold (--settle is then the longest wait).
+  if ((short)) && [[ -n "$drained_at" ]] && awk -F'\t' '
+      { data = $5 + $6; if (data > peak) peak = data; if ($8 > total) total = $8 }
+      END { exit !(data <= (0.1 * peak > 4194304 ? 0.1 * peak : 4194304) && $8 <= 0.25 * total) }' "$samples"; then
+    break
+  fi
 done
 kill -TERM "$writers_pid" "$daemon_pid" 2>/dev/null || true
 wait "$writers_pid" 2>/dev/null || true
