@@ -30,7 +30,7 @@ quick=0
 build=1
 json_out=""
 workloads=()
-all_workloads=(drain live live-notify write-path snapshot backfill footprint long-tx)
+all_workloads=(drain live live-notify write-path snapshot backfill footprint long-tx metrics)
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) quick=1 ;;

@@ -109,6 +109,10 @@ OutboxConfig OutboxConfig::from(const sdk::Options& options) {
   if (options.has("backfill_pause")) c.backfill_pause = options.duration("backfill_pause");
   if (c.backfill_pause.count() < 0 || c.backfill_pause.count() > kMaxBackfillPauseMs)
     problems.push_back({"backfill_pause", "must be between 0 and 1h"});
+  if (options.has("monitor_interval")) c.monitor_interval = options.duration("monitor_interval");
+  if (c.monitor_interval.count() < kMinMonitorIntervalMs ||
+      c.monitor_interval.count() > kMaxMonitorIntervalMs)
+    problems.push_back({"monitor_interval", "must be between 1s and 1h"});
   if (!problems.empty()) throw sdk::ConfigError(std::move(problems));
   return c;
 }

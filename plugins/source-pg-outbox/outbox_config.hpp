@@ -35,6 +35,8 @@ struct OutboxConfig {
   // pause between the starts of two chunks.
   size_t backfill_chunk_rows = 5000;
   std::chrono::milliseconds backfill_pause{0};
+  // How often, at most, the metrics endpoint's figures of the queue are read again (monitor.hpp).
+  std::chrono::milliseconds monitor_interval{10'000};
 
   // Throws sdk::ConfigError naming the option at fault.
   static OutboxConfig from(const sdk::Options& options);
@@ -55,6 +57,9 @@ constexpr int64_t kMinStatementTimeoutMs = 1000;
 // backfill_chunk_rows and backfill_pause.
 constexpr int64_t kMaxBackfillChunkRows = 1'000'000;
 constexpr int64_t kMaxBackfillPauseMs = 3600LL * 1000;
+// monitor_interval.
+constexpr int64_t kMinMonitorIntervalMs = 1000;
+constexpr int64_t kMaxMonitorIntervalMs = 3600LL * 1000;
 // How long past statement_timeout the source waits for the server's answer to a drain query (at
 // most as long again as statement_timeout) before it gives the connection up as stuck.
 constexpr int64_t kReplyGraceMs = 5000;

@@ -48,12 +48,23 @@ void route_notice(void* ctx, const char* message) {
 // The source
 // ---------------------------------------------------------------------------------------------
 
+namespace {
+// The metrics endpoint reads the drainers too: /readyz of a standby names the active instance.
+MonitorSettings monitor_settings(const OutboxConfig& config) {
+  MonitorSettings m;
+  m.interval = config.monitor_interval;
+  m.with_sessions = true;
+  return m;
+}
+}  // namespace
+
 OutboxSource::OutboxSource(sdk::Host host, const sdk::Options& options)
     : host_(host),
       config_(OutboxConfig::from(options)),
       target_(config_.connection.target),
-      monitor_(config_,
-               [host](p2k_log_level level, std::string message) { host.log(level, message); }),
+      monitor_(
+          config_, [host](p2k_log_level level, std::string message) { host.log(level, message); },
+          monitor_settings(config_)),
       reconnect_backoff_(kReconnectInitialBackoff, kMaxReconnectBackoff) {}
 
 OutboxSource::~OutboxSource() = default;

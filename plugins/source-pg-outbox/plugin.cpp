@@ -122,6 +122,15 @@ constexpr p2k_option kOptions[] = {
            "table are still read between any two chunks). While a backfill waits for it, the "
            "source's poll waits too. 0 to 1h.",
            0, nullptr, 0, pg2kafka::pg_outbox::kMaxBackfillPauseMs),
+    option("monitor_interval", P2K_OPT_DURATION, "10s",
+           "Metrics endpoint (pipeline setting http.listen): how often, at most, the figures of "
+           "the queue are read again: events, bytes and the oldest event's age per table, the "
+           "queue table's size, the drainers, the backfills. They are read on a connection of "
+           "their own, only while /metrics or /readyz is asked for, each query bounded by a 5 s "
+           "statement_timeout; counting the queue scans it once. Shorter gives fresher figures "
+           "for more load on the database. 1s to 1h.",
+           0, nullptr, pg2kafka::pg_outbox::kMinMonitorIntervalMs,
+           pg2kafka::pg_outbox::kMaxMonitorIntervalMs),
 };
 
 }  // namespace
