@@ -111,6 +111,8 @@ sdk::Health SinkHealth::health(Clock::time_point now) const {
       return {false, "not connected yet: the kafka sink connects to " + bootstrap_ +
                          " when the pipeline opens it"};
     case Phase::kOpening:
+      // While open is tried again, the reason the last attempt failed is what matters.
+      if (!open_error_.empty()) return {false, open_error_};
       return {false, "connecting to Kafka at " + bootstrap_};
     case Phase::kOpenFailed:
       return {false, open_error_};

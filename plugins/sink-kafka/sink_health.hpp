@@ -12,7 +12,8 @@
 //
 // The rules:
 //   - not ready before the first successful open ("not connected yet"), after a failed open (its
-//     reason), after close, and for good once the producer failed fatally;
+//     reason, also while open is tried again), after close, and for good once the producer
+//     failed fatally;
 //   - not ready at once when authentication or TLS failed, until a broker answers again;
 //   - not ready when no broker has been reachable for kDownGrace: "down" starts with a failed
 //     connection (_TRANSPORT, _RESOLVE), librdkafka's "all brokers down" error or a statistics
