@@ -50,14 +50,31 @@ size_t record_bytes(const p2k_record& r) {
 KafkaSink::KafkaSink(sdk::Host host, const sdk::Options& options)
     : KafkaSink(host, parse_config(options)) {}
 
-KafkaSink::KafkaSink(sdk::Host host, SinkConfig config) : host_(host), config_(std::move(config)) {}
+KafkaSink::KafkaSink(sdk::Host host, SinkConfig config)
+    : host_(host), config_(std::move(config)), health_(config_.bootstrap_list()) {}
 
 KafkaSink::~KafkaSink() {
   shut_down();
 }
 
 void KafkaSink::open() {
+  std::lock_guard lock(client_mutex_);
   if (producer_) return;
+  health_.opening();
+  try {
+    open_locked();
+  } catch (const sdk::RetryError& e) {
+    health_.open_failed(e.what(), true);
+    throw;
+  } catch (const std::exception& e) {
+    health_.open_failed(e.what(), false);
+    throw;
+  }
+  health_.opened();
+  start_service();
+}
+
+void KafkaSink::open_locked() {
   rdk::ConfPtr conf = producer_conf(config_, [](const std::string& name, const char* reason) {
     throw sdk::ConfigError("librdkafka refused property '" + name + "'" +
                            (is_secret_property(name) ? "" : std::string(": ") + reason));
@@ -66,6 +83,10 @@ void KafkaSink::open() {
   rd_kafka_conf_set_dr_msg_cb(conf.get(), &KafkaSink::on_delivery);
   rd_kafka_conf_set_error_cb(conf.get(), &KafkaSink::on_error);
   rd_kafka_conf_set_log_cb(conf.get(), &KafkaSink::on_log);
+  if (config_.statistics_interval_ms > 0)
+    rd_kafka_conf_set_stats_cb(conf.get(), &KafkaSink::on_statistics);
+  // A new client counts from 0 again: the metrics go on from the previous client's totals.
+  statistics_.new_client();
   try {
     producer_ = rdk::new_producer(std::move(conf));
   } catch (const std::runtime_error& e) {
@@ -94,6 +115,7 @@ void KafkaSink::open() {
 }
 
 void KafkaSink::prepare_topic(std::string_view name) {
+  std::lock_guard lock(client_mutex_);
   if (!producer_)
     throw sdk::FatalError("kafka sink: prepare_topic before open (a bug in the host)");
   topic(name);
@@ -138,6 +160,7 @@ void KafkaSink::release_slot(uint32_t index) {
 }
 
 void KafkaSink::write(std::span<const p2k_record> records) {
+  std::lock_guard lock(client_mutex_);
   if (!producer_) throw sdk::FatalError("kafka sink: write before open (a bug in the host)");
   if (fatal_) throw sdk::FatalError(*fatal_);
   // Every topic first: a missing one fails the whole call before anything is enqueued.
@@ -181,6 +204,7 @@ void KafkaSink::write(std::span<const p2k_record> records) {
     }
     rd_kafka_headers_destroy(headers);  // not taken by librdkafka on failure
     release_slot(slot);
+    delivery_errors_.get({rd_kafka_err2name(err)}).add();
 
     std::string id(view(r.id));
     std::string message;
@@ -236,9 +260,11 @@ void KafkaSink::delivered(const rd_kafka_message_t& m) {
   --in_flight_;
 
   if (!m.err) {
+    health_.reachable();
     host_.report(slot.position, P2K_OK);
     return;
   }
+  delivery_errors_.get({rd_kafka_err2name(m.err)}).add();
   std::string id(header_value(m, kEventIdHeader));
   std::string topic_name = m.rkt ? rd_kafka_topic_name(m.rkt) : "?";
   p2k_status status = record_status(m.err);
@@ -311,14 +337,20 @@ void KafkaSink::on_error(rd_kafka_t* rk, int err, const char* reason, void* opaq
           ". Grant the producer's principal the permissions it needs (WRITE on the topics; "
           "IDEMPOTENT_WRITE on the cluster for brokers before Kafka 3.0)";
     self->fatal_ = why;
+    self->health_.fatal(why);
     self->host_.error(why);
     return;
   }
-  self->last_error_ = code;
-  self->last_error_text_ = reason ? reason : rd_kafka_err2str(code);
+  std::string text = reason ? reason : rd_kafka_err2str(code);
+  // "1/1 brokers are down" follows the error that says why (a refused connection, a failed
+  // authentication): keep that one for open's message and verdict.
+  if (code != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || !self->last_error_) {
+    self->last_error_ = code;
+    self->last_error_text_ = text;
+  }
+  self->health_.broker_error(code, text, Clock::now());
   // librdkafka also logs these through the log callback; one line is enough.
-  self->host_.debug(std::string("kafka: ") + rd_kafka_err2name(code) + ": " +
-                    self->last_error_text_);
+  self->host_.debug(std::string("kafka: ") + rd_kafka_err2name(code) + ": " + text);
 }
 
 void KafkaSink::on_log(const rd_kafka_t* rk, int level, const char* facility, const char* text) {
@@ -329,13 +361,17 @@ void KafkaSink::on_log(const rd_kafka_t* rk, int level, const char* facility, co
 }
 
 void KafkaSink::poll(milliseconds timeout) {
-  if (producer_)
+  std::unique_lock lock(client_mutex_);
+  if (producer_) {
     rd_kafka_poll(producer_.get(), to_ms(timeout));
-  else
+  } else {
+    lock.unlock();
     std::this_thread::sleep_for(timeout);
+  }
 }
 
 bool KafkaSink::flush(milliseconds timeout) {
+  std::lock_guard lock(client_mutex_);
   if (!producer_) return in_flight_ == 0;
   auto deadline = Clock::now() + timeout;
   rd_kafka_flush(producer_.get(), to_ms(timeout));
@@ -353,7 +389,14 @@ void KafkaSink::close() {
 }
 
 void KafkaSink::shut_down() {
+  stop_service();
+  std::lock_guard lock(client_mutex_);
+  shut_down_locked();
+}
+
+void KafkaSink::shut_down_locked() {
   if (!producer_) return;
+  health_.closed();
   rd_kafka_t* rk = producer_.get();
   // What the host's flush did not see confirmed is given up: purged messages come back as
   // delivery reports (RETRY), even if a purged in-flight one reached the broker (a duplicate).
@@ -370,6 +413,90 @@ void KafkaSink::shut_down() {
     release_slot(static_cast<uint32_t>(i));
   }
   in_flight_ = 0;
+}
+
+// ---- statistics, the service thread, metrics and health ----
+
+int KafkaSink::on_statistics(rd_kafka_t*, char* json, size_t json_len, void* opaque) {
+  try {
+    static_cast<KafkaSink*>(opaque)->statistics_received(std::string_view(json, json_len));
+  } catch (...) {
+    // Out of memory: these statistics are lost, the next ones may do.
+  }
+  return 0;  // librdkafka frees the text
+}
+
+void KafkaSink::statistics_received(std::string_view json) {
+  auto now = Clock::now();
+  Statistics s;
+  try {
+    s = parse_statistics(json);
+  } catch (const std::invalid_argument& e) {
+    // Figures keep their last values; say it once, a newer librdkafka may have changed a field.
+    if (!statistics_warned_)
+      host_.warn(std::string("kafka sink: ignoring librdkafka's statistics (the broker and queue "
+                             "metrics stay as they were): ") +
+                 e.what());
+    statistics_warned_ = true;
+    return;
+  }
+  statistics_.update(s, now);
+  health_.brokers_seen(s.any_up(), s.learned_up(), s.learned_total(), now);
+}
+
+void KafkaSink::start_service() {
+  {
+    std::lock_guard lock(service_mutex_);
+    service_stop_ = false;
+  }
+  service_ = std::thread([this, rk = producer_.get()] { serve(rk); });
+}
+
+void KafkaSink::stop_service() {
+  if (!service_.joinable()) return;
+  {
+    std::lock_guard lock(service_mutex_);
+    service_stop_ = true;
+  }
+  service_wake_.notify_all();
+  service_.join();
+}
+
+void KafkaSink::serve(rd_kafka_t* rk) {
+  // How often errors and statistics are served while nothing is in flight, and how often the
+  // cluster is asked for metadata while no broker is reachable (each request waits at most a
+  // second, which bounds how long close waits for this thread).
+  constexpr milliseconds kServeInterval(200), kProbeInterval(1000);
+  const milliseconds probe_timeout = std::min(config_.request_timeout(), milliseconds(1000));
+  auto next_probe = Clock::now();
+  std::unique_lock lock(service_mutex_);
+  while (!service_wake_.wait_for(lock, kServeInterval, [&] { return service_stop_; })) {
+    lock.unlock();
+    try {
+      {
+        // Never waits for the pipeline thread: when it holds the lock, it serves the callbacks.
+        std::unique_lock client(client_mutex_, std::try_to_lock);
+        if (client.owns_lock() && in_flight_ == 0) rd_kafka_poll(rk, 0);
+      }
+      if (health_.probe_wanted() && Clock::now() >= next_probe) {
+        int brokers = 0;
+        if (!rdk::cluster_metadata(rk, probe_timeout, brokers)) health_.reachable();
+        next_probe = Clock::now() + kProbeInterval;
+      }
+    } catch (...) {
+      // Out of memory in a callback: try again at the next round.
+    }
+    lock.lock();
+  }
+}
+
+void KafkaSink::metrics(sdk::MetricWriter& out) {
+  statistics_.write(out, Clock::now());
+  delivery_errors_.write(out);
+}
+
+sdk::Health KafkaSink::health() {
+  return health_.health(Clock::now());
 }
 
 }  // namespace pg2kafka::kafka

@@ -44,6 +44,7 @@ struct SinkConfig {
   int64_t topic_partitions = 0;          // -1: the broker's num.partitions
   int64_t topic_replication_factor = 0;  // -1: the broker's default.replication.factor
   std::string client_id;
+  int64_t statistics_interval_ms = 0;  // 0: no statistics
   // librdkafka properties given as "rdkafka.<name>", without the prefix.
   std::map<std::string, std::string> passthrough;
 

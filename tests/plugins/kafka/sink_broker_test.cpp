@@ -3,11 +3,15 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "kafka_sink.hpp"
+#include "kafka_stats.hpp"
 #include "sink_test_util.hpp"
 #include "test_support.hpp"
 
@@ -370,6 +374,295 @@ TEST_F(KafkaSinkBroker, PluginSo_ProducesThroughTheCInterface) {
   auto messages = read_topic(brokers_, topic, 1);
   ASSERT_EQ(messages.size(), 1u);
   EXPECT_EQ(messages[0].key, "key");
+}
+
+// ---- metrics and health (ABI 1.3) ----
+
+// `count` records for `topic`, positions first..first+count-1.
+void add_records(Records& records, const std::string& topic, uint64_t first, size_t count) {
+  for (uint64_t p = first; p < first + count; ++p)
+    records.add({p,
+                 topic,
+                 "key-" + std::to_string(p % 7),
+                 "value " + std::to_string(p),
+                 0,
+                 "id-" + std::to_string(p),
+                 {}});
+}
+
+TEST_F(KafkaSinkBroker, Metrics_AfterProducing_ShowTheBrokerUpItsRttAndWhatWasSent) {
+  auto topic = unique_topic("p2k-metrics");
+  create_topic(brokers_, topic, 2);
+  auto sink = open_sink({{"statistics_interval", "200ms"}});
+  sink->prepare_topic(topic);
+  constexpr size_t kRecords = 60;
+  Records records;
+  add_records(records, topic, 1, kRecords);
+  auto view = records.view(0, kRecords);
+  sink->write(view);
+  ASSERT_TRUE(sink->flush(seconds(30)));
+  expect_reported_once(1, kRecords, P2K_OK);
+
+  // Nothing is in flight: the sink serves librdkafka's statistics on its own thread. Wait for
+  // statistics emitted after the flush.
+  Scrape s = wait_for_scrape(*sink, [&](const Scrape& s) {
+    const Sample* queued = s.find("queue_messages");
+    const Sample* sent = s.find("transmitted_messages_total");
+    return queued && sent && queued->value == 0 && sent->value >= kRecords;
+  });
+  ASSERT_TRUE(s.warnings.empty()) << s.warnings.front();
+  ASSERT_TRUE(s.convention_problems().empty()) << s.convention_problems().front();
+  ASSERT_NE(s.find("transmitted_messages_total"), nullptr) << s.text;
+  EXPECT_GE(s.find("transmitted_messages_total")->value, kRecords) << s.text;
+  EXPECT_EQ(s.find("queue_messages")->value, 0) << "nothing waits after the flush";
+  EXPECT_EQ(s.find("queue_bytes")->value, 0);
+  EXPECT_GT(s.find("queue_max_messages")->value, 0);
+  EXPECT_GT(s.find("queue_max_bytes")->value, 0);
+  EXPECT_GT(s.find("transmitted_bytes_total")->value, 0);
+  EXPECT_LT(s.find("statistics_age_seconds")->value, 5);
+
+  // One broker, named as librdkafka does: host:port/id.
+  auto up = s.with_prefix("broker_up");
+  ASSERT_EQ(up.size(), 1u) << s.text;
+  const std::string broker = up[0].labels.at("broker");
+  EXPECT_EQ(broker.rfind(brokers_ + "/", 0), 0u) << broker;
+  EXPECT_EQ(up[0].value, 1);
+  EXPECT_EQ(up[0].type, P2K_METRIC_GAUGE);
+  const Sample* rtt = s.find("broker_rtt_seconds", {{"broker", broker}});
+  ASSERT_NE(rtt, nullptr) << s.text;
+  EXPECT_GT(rtt->value, 0);
+  EXPECT_LT(rtt->value, 10) << "seconds, not microseconds";
+  for (const char* counter :
+       {"broker_requests_total", "broker_transmit_errors_total", "broker_transmit_retries_total",
+        "broker_request_timeouts_total", "broker_connects_total", "broker_disconnects_total"}) {
+    const Sample* c = s.find(counter, {{"broker", broker}});
+    ASSERT_NE(c, nullptr) << counter << "\n" << s.text;
+    EXPECT_EQ(c->type, P2K_METRIC_COUNTER) << counter;
+  }
+  EXPECT_GT(s.find("broker_requests_total", {{"broker", broker}})->value, 0);
+  EXPECT_GE(s.find("broker_connects_total", {{"broker", broker}})->value, 1);
+  EXPECT_FALSE(s.has("delivery_errors_total")) << "no delivery failed";
+  EXPECT_NE(s.text.find("pg2kafka_kafka_broker_up{broker=\"" + broker + "\"} 1"), std::string::npos)
+      << s.text;
+}
+
+// Scrapes run on another thread all along, while the sink writes, polls, closes and opens again
+// (a new librdkafka client, whose counters start at 0): no counter ever goes down.
+TEST_F(KafkaSinkBroker, Metrics_CountersNeverDecrease_AcrossScrapesAndAReopen) {
+  auto topic = unique_topic("p2k-metrics-monotonic");
+  create_topic(brokers_, topic, 1);
+  auto sink = open_sink({{"statistics_interval", "100ms"}});
+  sink->prepare_topic(topic);
+
+  std::atomic<bool> stop{false};
+  std::mutex mutex;
+  std::vector<Scrape> scrapes;
+  std::thread scraper([&] {
+    while (!stop) {
+      Scrape s = scrape(*sink);
+      std::lock_guard lock(mutex);
+      scrapes.push_back(std::move(s));
+    }
+  });
+  auto health = std::thread([&] {
+    while (!stop) wait_for_health(*sink, [](const auto&) { return true; });
+  });
+
+  Records records;
+  add_records(records, topic, 1, 400);
+  for (size_t from = 0; from < 200; from += 20) {
+    auto view = records.view(from, from + 20);
+    sink->write(view);
+    sink->poll(milliseconds(30));
+  }
+  ASSERT_TRUE(sink->flush(seconds(30)));
+  std::this_thread::sleep_for(milliseconds(300));  // statistics of the first client
+  sink->close();
+  sink->open();
+  sink->prepare_topic(topic);
+  for (size_t from = 200; from < 400; from += 20) {
+    auto view = records.view(from, from + 20);
+    sink->write(view);
+    sink->poll(milliseconds(30));
+  }
+  ASSERT_TRUE(sink->flush(seconds(30)));
+  Scrape last = wait_for_scrape(*sink, [](const Scrape& s) {
+    const Sample* sent = s.find("transmitted_messages_total");
+    return sent && sent->value >= 400;
+  });
+  stop = true;
+  scraper.join();
+  health.join();
+  expect_reported_once(1, 400, P2K_OK);
+  EXPECT_GE(last.find("transmitted_messages_total")->value, 400)
+      << "the second client's messages add to the first one's";
+
+  std::lock_guard lock(mutex);
+  ASSERT_GT(scrapes.size(), 10u);
+  std::map<std::pair<std::string, std::map<std::string, std::string>>, double> seen;
+  for (const auto& s : scrapes) {
+    ASSERT_TRUE(s.warnings.empty()) << s.warnings.front();
+    for (const auto& sample : s.samples) {
+      if (sample.type != P2K_METRIC_COUNTER) continue;
+      auto key = std::make_pair(sample.name, sample.labels);
+      auto it = seen.find(key);
+      if (it != seen.end()) {
+        EXPECT_GE(sample.value, it->second) << sample.name << " went down";
+      }
+      seen[key] = sample.value;
+    }
+  }
+}
+
+TEST_F(KafkaSinkBroker, Health_NotReadyBeforeOpen_ReadyAfterOpen_NamingTheBrokers) {
+  auto sink = make_sink(host_, brokers_, {{"statistics_interval", "200ms"}});
+  auto before = sink->health();
+  EXPECT_FALSE(before.ready);
+  EXPECT_NE(before.message.find("not connected yet"), std::string::npos) << before.message;
+  sink->open();
+  auto after = sink->health();
+  EXPECT_TRUE(after.ready) << after.message;
+  // Once the statistics came: how many brokers are up.
+  auto counted = wait_for_health(*sink, [](const auto& h) {
+    return h.message.find("connected to 1 of 1 Kafka broker") != std::string::npos;
+  });
+  EXPECT_TRUE(counted.ready) << counted.message;
+  EXPECT_EQ(counted.message, "connected to 1 of 1 Kafka broker");
+  sink->close();
+  EXPECT_FALSE(sink->health().ready);
+}
+
+TEST_F(KafkaSinkBroker, StatisticsOff_NoStatisticsMetrics_HealthStillReady) {
+  auto topic = unique_topic("p2k-metrics-off");
+  create_topic(brokers_, topic, 1);
+  auto sink = open_sink({{"statistics_interval", "0"}});
+  sink->prepare_topic(topic);
+  Records records;
+  add_records(records, topic, 1, 10);
+  auto view = records.view(0, 10);
+  sink->write(view);
+  ASSERT_TRUE(sink->flush(seconds(30)));
+  std::this_thread::sleep_for(milliseconds(500));  // what statistics there were would have come
+  Scrape s = scrape(*sink);
+  EXPECT_TRUE(s.samples.empty()) << s.text;
+  auto h = sink->health();
+  EXPECT_TRUE(h.ready) << h.message;
+  EXPECT_EQ(h.message, "connected to Kafka at " + brokers_);
+}
+
+// A producer of our own against the broker: what librdkafka really emits is what the parser reads.
+TEST_F(KafkaSinkBroker, StatisticsOfARealProducer_AreReadAndWrittenAsValidMetrics) {
+  auto topic = unique_topic("p2k-stats-sample");
+  create_topic(brokers_, topic, 1);
+  struct Captured {
+    std::mutex mutex;
+    std::string json;
+  } captured;
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  ASSERT_EQ(rd_kafka_conf_set(conf, "bootstrap.servers", brokers_.c_str(), errstr, sizeof errstr),
+            RD_KAFKA_CONF_OK);
+  ASSERT_EQ(rd_kafka_conf_set(conf, "statistics.interval.ms", "100", errstr, sizeof errstr),
+            RD_KAFKA_CONF_OK);
+  rd_kafka_conf_set_opaque(conf, &captured);
+  rd_kafka_conf_set_stats_cb(conf, [](rd_kafka_t*, char* json, size_t len, void* opaque) {
+    auto* c = static_cast<Captured*>(opaque);
+    std::lock_guard lock(c->mutex);
+    c->json.assign(json, len);
+    return 0;
+  });
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+  ASSERT_NE(rk, nullptr) << errstr;
+  ASSERT_EQ(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_VALUE((void*)"v", 1),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  rd_kafka_flush(rk, 30000);
+  pg2kafka::kafka::Statistics parsed;
+  auto deadline = std::chrono::steady_clock::now() + seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    rd_kafka_poll(rk, 100);
+    std::string json;
+    {
+      std::lock_guard lock(captured.mutex);
+      json = captured.json;
+    }
+    if (json.empty()) continue;
+    parsed = pg2kafka::kafka::parse_statistics(json);
+    if (parsed.txmsgs >= 1 && parsed.msg_cnt == 0) break;
+  }
+  rd_kafka_destroy(rk);
+  EXPECT_EQ(parsed.txmsgs, 1u);
+  EXPECT_EQ(parsed.msg_cnt, 0);
+  EXPECT_GT(parsed.msg_max, 0);
+  EXPECT_EQ(parsed.learned_total(), 1);
+  EXPECT_EQ(parsed.learned_up(), 1);
+  EXPECT_TRUE(parsed.any_up());
+  for (const auto& b : parsed.brokers)
+    if (b.learned()) {
+      EXPECT_EQ(b.name.rfind(brokers_ + "/", 0), 0u) << b.name;
+      EXPECT_EQ(b.state, "UP");
+      EXPECT_GE(b.tx, 1u);
+      EXPECT_GE(b.connects, 1u);
+    }
+
+  pg2kafka::kafka::StatisticsMetrics metrics;
+  metrics.update(parsed, std::chrono::steady_clock::now());
+  Scrape s = collect(
+      [&](pg2kafka::sdk::MetricWriter& w) { metrics.write(w, std::chrono::steady_clock::now()); });
+  EXPECT_TRUE(s.warnings.empty()) << s.warnings.front();
+  EXPECT_TRUE(s.convention_problems().empty()) << s.convention_problems().front();
+  EXPECT_EQ(s.with_prefix("broker_up").size(), 1u) << s.text;
+}
+
+// The built plugin as the host drives it: the metrics and health operations of ABI 1.3.
+TEST_F(KafkaSinkBroker, PluginSo_ReportsMetricsAndHealthThroughTheCInterface) {
+  std::string path = p2k_test::ctest_env("P2K_PLUGIN_DIR") + "/pg2kafka-sink-kafka.so";
+  void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(lib, nullptr) << dlerror();
+  auto entry = reinterpret_cast<p2k_plugin_entry_fn>(dlsym(lib, P2K_PLUGIN_ENTRY_SYMBOL));
+  const p2k_plugin* plugin = entry(P2K_ABI_MAJOR, P2K_ABI_MINOR);
+  ASSERT_EQ(plugin->abi_minor, 3u);
+  const p2k_sink_ops* ops = plugin->sink;
+  ASSERT_NE(ops->metrics, nullptr);
+  ASSERT_NE(ops->health, nullptr);
+  auto options = p2k_test::kafka::resolved(
+      {{"bootstrap_servers", brokers_}, {"statistics_interval", "100ms"}});
+  auto values = options.c_values();
+  void* instance = nullptr;
+  char err[1024] = "";
+  ASSERT_EQ(ops->create(host_.raw(), values.data(), values.size(), &instance, err, sizeof err),
+            P2K_OK)
+      << err;
+  char message[256] = "";
+  EXPECT_EQ(ops->health(instance, message, sizeof message), P2K_RETRY);
+  EXPECT_NE(std::string(message).find("not connected yet"), std::string::npos) << message;
+  ASSERT_EQ(ops->open(instance, err, sizeof err), P2K_OK) << err;
+  EXPECT_EQ(ops->health(instance, message, sizeof message), P2K_OK) << message;
+
+  pg2kafka::metrics::Exposition exposition;
+  std::vector<std::string> warnings;
+  pg2kafka::metrics::PluginSamples checker("kafka",
+                                           [&](const std::string& w) { warnings.push_back(w); });
+  auto deadline = std::chrono::steady_clock::now() + seconds(30);
+  while (exposition.text().find("pg2kafka_kafka_broker_up{") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(50));
+    exposition = pg2kafka::metrics::Exposition();
+    checker.begin(exposition);
+    ops->metrics(instance, &pg2kafka::metrics::PluginSamples::callback, &checker);
+  }
+  ops->close(instance);
+  EXPECT_EQ(ops->health(instance, message, sizeof message), P2K_RETRY) << "closed";
+  ops->destroy(instance);
+  dlclose(lib);
+  EXPECT_TRUE(warnings.empty()) << warnings.front();
+  std::string text = exposition.text();
+  EXPECT_NE(text.find("pg2kafka_kafka_broker_up{broker=\"" + brokers_ + "/"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("# TYPE pg2kafka_kafka_broker_transmit_errors_total counter"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("pg2kafka_kafka_statistics_age_seconds "), std::string::npos) << text;
 }
 
 // Not a test (no timing assertions in the suite): prints the sink's throughput. Run with

@@ -1,7 +1,11 @@
 // The kafka sink's options and descriptor: no broker needed (one test opens against a closed
 // loopback port).
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <string>
@@ -138,6 +142,51 @@ TEST(KafkaSinkConfig, Open_UnreachableBroker_IsRetryNamingTheAddress) {
   EXPECT_EQ(sink->in_flight(), 0u);
 }
 
+TEST(KafkaSinkConfig, StatisticsInterval_DefaultsTo5s_ZeroTurnsThemOff_PassthroughRefused) {
+  auto c = parse_config(options({{"bootstrap_servers", "h:1"}}));
+  EXPECT_EQ(c.statistics_interval_ms, 5000);
+  EXPECT_EQ(property(c, "statistics.interval.ms"), "5000");
+  auto off = parse_config(options({{"bootstrap_servers", "h:1"}, {"statistics_interval", "0"}}));
+  EXPECT_EQ(property(off, "statistics.interval.ms"), "0");
+  auto e = config_error({{"bootstrap_servers", "h:1"}, {"rdkafka.statistics.interval.ms", "100"}});
+  EXPECT_NE(e.find("use the option 'statistics_interval' instead"), std::string::npos) << e;
+}
+
+// A loopback port where nothing listens: bound, then closed.
+int closed_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  socklen_t len = sizeof addr;
+  EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+TEST(KafkaSinkConfig, Health_NoListenerOnThePort_IsNotReadyNamingTheBrokerAndTheFix) {
+  p2k_test::kafka::FakeHost host;
+  std::string broker = "127.0.0.1:" + std::to_string(closed_port());
+  auto sink = p2k_test::kafka::make_sink(host, broker, {{"request_timeout", "1500"}});
+  auto before = sink->health();
+  EXPECT_FALSE(before.ready);
+  EXPECT_NE(before.message.find("not connected yet"), std::string::npos) << before.message;
+  EXPECT_THROW(sink->open(), pg2kafka::sdk::RetryError);
+  auto after = sink->health();
+  EXPECT_FALSE(after.ready);
+  EXPECT_NE(after.message.find("cannot reach Kafka at " + broker), std::string::npos)
+      << after.message;
+  EXPECT_NE(after.message.find("Connection refused"), std::string::npos) << after.message;
+  EXPECT_NE(after.message.find("check that the brokers run and that bootstrap_servers"),
+            std::string::npos)
+      << after.message;
+  EXPECT_LE(after.message.size(), 255u) << "fits the host's buffer: " << after.message;
+  // No statistics without a producer.
+  EXPECT_TRUE(p2k_test::kafka::scrape(*sink).samples.empty());
+}
+
 // ---- the built plugin, through its C entry point ----
 
 class KafkaPluginSo : public ::testing::Test {
@@ -173,6 +222,13 @@ TEST_F(KafkaPluginSo, Descriptor_IsAKafkaSinkWithDocumentedOptions) {
   EXPECT_TRUE(bootstrap->flags & P2K_OPT_REQUIRED);
   ASSERT_NE(find("rdkafka."), nullptr);
   EXPECT_EQ(find("rdkafka.")->type, P2K_OPT_PREFIX);
+  ASSERT_NE(find("statistics_interval"), nullptr);
+  EXPECT_EQ(find("statistics_interval")->type, P2K_OPT_DURATION);
+  EXPECT_STREQ(find("statistics_interval")->default_value, "5s");
+  // ABI 1.3: metrics for /metrics, health for /readyz.
+  EXPECT_EQ(plugin_->abi_minor, 3u);
+  EXPECT_NE(plugin_->sink->metrics, nullptr);
+  EXPECT_NE(plugin_->sink->health, nullptr);
   for (size_t i = 0; i < plugin_->option_count; ++i) {
     const char* d = plugin_->options[i].description;
     ASSERT_NE(d, nullptr);

@@ -367,4 +367,94 @@ TEST(KafkaSinkMock, RecordAfterAFailedOne_IsReportedAsItHappened_AndTheHostWrite
       << "B was stored before A, then again behind it";
 }
 
+// ---- health (ABI 1.3) ----
+
+// The pipeline is idle (no sink operation is called): the sink learns by itself that the broker
+// went down and came back, from librdkafka's errors and statistics, or, with the statistics off,
+// from its errors and a metadata request now and then.
+void expect_health_follows_the_broker(const std::string& statistics_interval) {
+  MockCluster cluster(1);
+  const std::string topic = "p2k-mock-health";
+  cluster.create_topic(topic, 1);
+  FakeHost host;
+  auto sink = make_sink(host, cluster.bootstraps(),
+                        {{"statistics_interval", statistics_interval},
+                         {"request_timeout", "2000"},
+                         {"rdkafka.reconnect.backoff.max.ms", "500"}});
+  sink->open();
+  sink->prepare_topic(topic);
+  auto ready = sink->health();
+  ASSERT_TRUE(ready.ready) << ready.message;
+
+  rd_kafka_mock_broker_set_down(cluster.get(), 1);
+  auto down = wait_for_health(*sink, is_not_ready, seconds(30));
+  ASSERT_FALSE(down.ready) << "still ready 30 s after the broker went down: " << down.message;
+  EXPECT_NE(down.message.find("no Kafka broker reachable for"), std::string::npos) << down.message;
+  EXPECT_NE(down.message.find(cluster.bootstraps()), std::string::npos)
+      << "names the broker: " << down.message;
+  if (statistics_interval != "0") {
+    Scrape s = wait_for_scrape(*sink, [](const Scrape& s) {
+      auto up = s.with_prefix("broker_up");
+      return up.size() == 1 && up[0].value == 0;
+    });
+    auto up = s.with_prefix("broker_up");
+    ASSERT_EQ(up.size(), 1u) << s.text;
+    EXPECT_EQ(up[0].value, 0) << s.text;
+  }
+
+  rd_kafka_mock_broker_set_up(cluster.get(), 1);
+  auto back = wait_for_health(*sink, is_ready, seconds(30));
+  EXPECT_TRUE(back.ready) << "not ready 30 s after the broker came back: " << back.message;
+  if (statistics_interval == "0") {
+    EXPECT_TRUE(scrape(*sink).samples.empty());
+  }
+
+  // And the sink delivers again.
+  Records records;
+  records.add({1, topic, "k", "v", 0, "id-1", {}});
+  auto view = records.view(0, 1);
+  sink->write(view);
+  ASSERT_TRUE(sink->flush(seconds(30)));
+  ASSERT_EQ(host.reports().size(), 1u);
+  EXPECT_EQ(host.reports()[0].status, P2K_OK) << host.reports()[0].message;
+}
+
+TEST(KafkaSinkMock, Health_BrokerDownThenUp_NotReadyThenReadyAgain) {
+  expect_health_follows_the_broker("200ms");
+}
+
+TEST(KafkaSinkMock, Health_WithStatisticsOff_StillFollowsTheBroker) {
+  expect_health_follows_the_broker("0");
+}
+
+// Records that time out while the broker is down are counted by librdkafka's error name, so an
+// operator sees why records are retried.
+TEST(KafkaSinkMock, DeliveryErrors_AreCountedByErrorName) {
+  MockCluster cluster(1);
+  const std::string topic = "p2k-mock-delivery-errors";
+  cluster.create_topic(topic, 1);
+  FakeHost host;
+  auto sink = make_sink(host, cluster.bootstraps(),
+                        {{"message_timeout", "500"},
+                         {"request_timeout", "2000"},
+                         {"rdkafka.reconnect.backoff.max.ms", "500"}});
+  sink->open();
+  sink->prepare_topic(topic);
+  rd_kafka_mock_broker_set_down(cluster.get(), 1);
+  Records records;
+  for (uint64_t p = 1; p <= 3; ++p)
+    records.add({p, topic, "k", std::to_string(p), 0, "id-" + std::to_string(p), {}});
+  auto view = records.view(0, 3);
+  sink->write(view);
+  ASSERT_TRUE(wait_for_reports(*sink, host, 3, seconds(20)));
+  for (const auto& r : host.reports()) ASSERT_EQ(r.status, P2K_RETRY) << r.message;
+  Scrape s = scrape(*sink);
+  EXPECT_TRUE(s.warnings.empty()) << s.warnings.front();
+  const Sample* timed_out = s.find("delivery_errors_total", {{"error", "_MSG_TIMED_OUT"}});
+  ASSERT_NE(timed_out, nullptr) << s.text;
+  EXPECT_EQ(timed_out->value, 3);
+  EXPECT_EQ(timed_out->type, P2K_METRIC_COUNTER);
+  rd_kafka_mock_broker_set_up(cluster.get(), 1);
+}
+
 }  // namespace
