@@ -577,7 +577,10 @@ typedef struct p2k_sink_ops {
   /* Since 1.3. Optional (NULL allowed): as p2k_source_ops.metrics. */
   void (*metrics)(void* instance, p2k_metric_fn fn, void* fn_ctx);
   /* Since 1.3. Optional (NULL allowed): as p2k_source_ops.health. A sink is not ready while its
-   * destination cannot take records (no broker reachable, a refused credential). */
+   * destination cannot take records (no broker reachable, a refused credential). The host calls
+   * no other sink operation while nothing is in flight: a sink whose client learns of connection
+   * trouble only when polled serves it from a thread of its own, so that health stays current
+   * while the pipeline is idle. */
   p2k_status (*health)(void* instance, char* message, size_t message_size);
 } p2k_sink_ops;
 
