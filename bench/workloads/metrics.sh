@@ -32,7 +32,8 @@ metrics_scrape() {
 }
 
 wl_metrics() {
-  local round mode n=$metrics_size sum_off=0 sum_on=0 min_off="" max_off="" rate port
+  local round mode n=$metrics_size sum_off=0 sum_on=0 min_off="" max_off="" port
+  local cpu_off=0 cpu_on=0 cpu
   # shellcheck source=../../tests/support/free_port.sh
   log() { say "$*"; }
   source "$repo/tests/support/free_port.sh"
@@ -58,6 +59,7 @@ wl_metrics() {
         remember_pids "$scraper"
       fi
       drain_once "$name" "$n" "endpoint $mode, round $round" metrics
+      cpu=$(calc "$(json_get "$state/$name.run.json" user_s) + $(json_get "$state/$name.run.json" sys_s)" 3)
       if [[ $mode == on ]]; then
         wait "$scraper" || true
         forget_pids "$scraper"
@@ -67,10 +69,13 @@ wl_metrics() {
         record metrics "endpoint on, round $round: answers served" "$scrapes" requests "> 0" \
           "GET /metrics and /readyz every second during the drain"
         sum_on=$(calc "$sum_on + $drain_rate" 0)
+        cpu_on=$(calc "$cpu_on + $cpu" 3)
       else
         sum_off=$(calc "$sum_off + $drain_rate" 0)
-        [[ -z "$min_off" || $(calc "$drain_rate < $min_off" 0) -eq 1 ]] && min_off=$drain_rate
-        [[ -z "$max_off" || $(calc "$drain_rate > $max_off" 0) -eq 1 ]] && max_off=$drain_rate
+        cpu_off=$(calc "$cpu_off + $cpu" 3)
+        # (Parenthesised: a bare > in awk's printf is an output redirection.)
+        [[ -z "$min_off" || $(calc "($drain_rate < $min_off)" 0) -eq 1 ]] && min_off=$drain_rate
+        [[ -z "$max_off" || $(calc "($drain_rate > $max_off)" 0) -eq 1 ]] && max_off=$drain_rate
       fi
     done
   done
@@ -78,4 +83,6 @@ wl_metrics() {
     "$metrics_rounds rounds of $n events, off and on alternating"
   record metrics "spread of the off runs (max / min)" "$(calc "$max_off / $min_off" 3)" ratio "-" \
     "the run-to-run noise the ratio above is to be read against"
+  record metrics "daemon CPU time, endpoint on / off" "$(calc "$cpu_on / $cpu_off" 3)" ratio "-" \
+    "the daemon's user + system time over all rounds: HTTP thread and monitor included"
 }
