@@ -156,7 +156,7 @@ mode() { dpkg-deb -c "$runtime_deb" | awk -v f="./${1#/}" '$6 == f {print $1}'; 
 [ "$(mode /usr/bin/pg2kafka)" = "-rwxr-xr-x" ] || fail "/usr/bin/pg2kafka is not 0755"
 [ "$(mode /lib/systemd/system/pg2kafka.service)" = "-rw-r--r--" ] || fail "the unit is not 0644"
 # The env template names every variable of the default pipeline, and the operations' ones.
-for var in $(grep -o '[$][{][A-Z_]*' "$x/etc/pg2kafka/pg2kafka.json" | cut -c3- | sort -u) \
+for var in $(grep -o '[$][{][A-Z0-9_]*' "$x/etc/pg2kafka/pg2kafka.json" | cut -c3- | sort -u) \
   PG2KAFKA_HTTP_LISTEN PG2KAFKA_LOG_FORMAT; do
   grep -q "^#$var=" "$x/etc/pg2kafka/env" || fail "/etc/pg2kafka/env does not list $var"
 done
@@ -314,6 +314,8 @@ for pkg in runtime dev; do
     awk '$2 == "=>" && $3 ~ /^\// {print $3}' "$work/ldd" >>"$work/libraries"
     while read -r soname; do
       path=$(awk -v s="$soname" '$1 == s && $3 ~ /^\// {print $3}' "$work/ldd")
+      # The dynamic loader (NEEDED by code using thread-local storage) has no "=>" in ldd's output.
+      [ -n "$path" ] || path=$(awk -v s="/$soname" 'substr($1, length($1) - length(s) + 1) == s {print $1}' "$work/ldd")
       [ -n "$path" ] || fail "$f: $soname not found"
       [ -n "${owners[$path]:-}" ] || owners[$path]=$(owner "$path") ||
         fail "$f: no package owns $path"
