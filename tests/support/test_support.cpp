@@ -54,6 +54,25 @@ std::string test_plugin(const std::string& kind, const std::string& name) {
   return ctest_env("P2K_TEST_PLUGIN_DIR") + "/pg2kafka-" + kind + "-" + name + ".so";
 }
 
+namespace {
+// In a forked child: applies `env` (a name starting with '-' is removed) and execs argv.
+[[noreturn]] void exec_child(const std::vector<std::string>& argv,
+                             const std::map<std::string, std::string>& env) {
+  for (const auto& [k, v] : env) {
+    if (!k.empty() && k[0] == '-')
+      unsetenv(k.c_str() + 1);
+    else
+      setenv(k.c_str(), v.c_str(), 1);
+  }
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  execvp(args[0], args.data());
+  dprintf(2, "exec %s failed: %s\n", args[0], strerror(errno));
+  _exit(127);
+}
+}  // namespace
+
 CommandResult run(const std::vector<std::string>& argv,
                   const std::map<std::string, std::string>& env, std::chrono::seconds timeout,
                   const std::string& input) {
@@ -67,18 +86,7 @@ CommandResult run(const std::vector<std::string>& argv,
     dup2(err_pipe[1], 2);
     for (int fd : {in_pipe[0], in_pipe[1], out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]})
       close(fd);
-    for (const auto& [k, v] : env) {
-      if (!k.empty() && k[0] == '-')
-        unsetenv(k.c_str() + 1);
-      else
-        setenv(k.c_str(), v.c_str(), 1);
-    }
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execvp(args[0], args.data());
-    dprintf(2, "exec %s failed: %s\n", args[0], strerror(errno));
-    _exit(127);
+    exec_child(argv, env);
   }
   close(in_pipe[0]);
   close(out_pipe[1]);
@@ -205,18 +213,7 @@ Background::Background(const std::vector<std::string>& argv,
     dup2(null_fd, 0);
     dup2(out_fd, 1);
     dup2(err_fd, 2);
-    for (const auto& [k, v] : env) {
-      if (!k.empty() && k[0] == '-')
-        unsetenv(k.c_str() + 1);
-      else
-        setenv(k.c_str(), v.c_str(), 1);
-    }
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execvp(args[0], args.data());
-    dprintf(2, "exec %s failed: %s\n", args[0], strerror(errno));
-    _exit(127);
+    exec_child(argv, env);
   }
 }
 
