@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
@@ -44,6 +45,37 @@ std::optional<p2k_log_level> parse_level(std::string_view name) {
   return std::nullopt;
 }
 
+namespace {
+// Invalid UTF-8 (a plugin's message may carry any bytes) would make the whole JSON line
+// unparsable for a strict reader: each byte of a broken sequence becomes U+FFFD.
+std::string valid_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool ok = n > 0 && i + n <= s.size();
+    uint32_t cp = n == 1 ? c : c & (0x7F >> n);
+    for (size_t k = 1; ok && k < n; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      ok = (cc >> 6) == 0x2;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    ok = ok && !((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+                 cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF));
+    if (ok) {
+      out.append(s.data() + i, n);
+      i += n;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+}  // namespace
+
 void set_format(Format f) {
   g_format = static_cast<int>(f);
 }
@@ -56,7 +88,7 @@ std::optional<Format> parse_format(std::string_view name) {
 
 std::pair<std::string, std::string> field(std::string name, std::string_view text) {
   std::string json;
-  sdk::append_json_string(json, text);
+  sdk::append_json_string(json, valid_utf8(text));
   return {std::move(name), std::move(json)};
 }
 
@@ -83,9 +115,9 @@ void write(p2k_log_level l, std::string_view origin, std::string_view message,
     line += "\",\"level\":\"";
     for (const char* c = level_name(l); *c; ++c) line += static_cast<char>(*c + ('a' - 'A'));
     line += "\",\"component\":";
-    sdk::append_json_string(line, origin);
+    sdk::append_json_string(line, valid_utf8(origin));
     line += ",\"message\":";
-    sdk::append_json_string(line, message);
+    sdk::append_json_string(line, valid_utf8(message));
     if (!fields.empty()) {
       line += ",\"fields\":{";
       for (size_t i = 0; i < fields.size(); ++i) {
