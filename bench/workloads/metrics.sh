@@ -5,21 +5,22 @@
 # scrapes every 15 s by default: this is 15 times that load, and it keeps the pg-outbox monitor
 # reading the queue's lag every monitor_interval, 10 s). Off and on alternate within each round
 # so that the machine's drift hits both; the figure is the ratio of the mean rates, with the
-# spread between the off runs for scale.
+# spread between the off runs for scale. BENCH_METRICS_PATHS changes what is asked for (e.g.
+# "/healthz", which reaches no plugin: the server's own cost).
 
 if ((quick)); then
   metrics_size=50000
   metrics_rounds=2
 else
   metrics_size=200000
-  metrics_rounds=4
+  metrics_rounds=${BENCH_METRICS_ROUNDS:-4}
 fi
 
 # Asks for /metrics and /readyz every second while the process $1 lives; counts the answers.
 metrics_scrape() {
   local pid=$1 port=$2 count_file=$3 n=0
   while kill -0 "$pid" 2>/dev/null; do
-    for path in /metrics /readyz; do
+    for path in ${BENCH_METRICS_PATHS:-/metrics /readyz}; do
       if exec 3<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
         printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' "$path" >&3
         if head -c 12 <&3 | grep -q '^HTTP/1.1'; then n=$((n + 1)); fi

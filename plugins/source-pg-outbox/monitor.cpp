@@ -826,9 +826,22 @@ std::optional<std::string> Monitor::last_error() const {
   return last_error_;
 }
 
+// A reading that takes long (counting a large backlog) is repeated less often: the monitor spends
+// at most 1/kReadShare of the time reading, so its scans never compete much with the drain. A
+// reading of under a second (every reading but a count of a large queue) changes nothing.
+Monitor::Clock::duration Monitor::reading_period(Clock::duration interval,
+                                                 Clock::duration last_took) {
+  if (last_took < std::chrono::seconds(1)) return interval;
+  return std::max<Clock::duration>(interval, kReadShare * last_took);
+}
+
+Monitor::Clock::duration Monitor::period() const {
+  return reading_period(settings_.interval, last_read_took_);
+}
+
 bool Monitor::due(Clock::time_point now) const {
   bool wanted = now - last_request_ <= std::max(settings_.keep_alive, settings_.interval);
-  bool stale = !state_ || now - state_at_ >= settings_.interval;
+  bool stale = !state_ || now - state_at_ >= period();
   return wanted && stale && now >= retry_at_;
 }
 
@@ -855,7 +868,7 @@ void Monitor::run() {
     auto now = Clock::now();
     if (!due(now)) {
       // Woken by a request, by stop(), or when a state goes stale or a retry wait ends.
-      auto next = std::max(state_at_ + settings_.interval, retry_at_);
+      auto next = std::max(state_at_ + period(), retry_at_);
       if (next <= now) next = now + settings_.interval;
       cv_.wait_until(lock, next);
       continue;
@@ -888,13 +901,16 @@ void Monitor::read_once() {
     ReadOptions options;
     options.with_sessions = settings_.with_sessions;
     options.count_queue = Clock::now() >= count_at_;
+    auto began = Clock::now();
     auto state = std::make_shared<OutboxState>(read_state(*conn_, options));
+    auto took = Clock::now() - began;
     if (options.count_queue && !state->counted) count_at_ = Clock::now() + settings_.count_retry;
     bool recovered;
     {
       std::lock_guard lock(mutex_);
       state_ = std::move(state);
       state_at_ = Clock::now();
+      last_read_took_ = took;
       recovered = last_error_.has_value();
       last_error_.reset();
       retry_at_ = {};

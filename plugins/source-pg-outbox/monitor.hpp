@@ -194,7 +194,9 @@ std::string status_json(const OutboxState& state);
 
 struct MonitorSettings {
   // A new state is read at most this often, and only while requests keep coming (within
-  // keep_alive of the last one): nothing is read for an endpoint nobody scrapes.
+  // keep_alive of the last one): nothing is read for an endpoint nobody scrapes. A reading that
+  // takes over a second (counting a large backlog) is repeated less often: at most a twentieth
+  // of the time is spent reading.
   std::chrono::milliseconds interval{10'000};
   std::chrono::milliseconds keep_alive{120'000};
   // The monitor session's statement_timeout: the longest any of its queries runs. A count of the
@@ -230,6 +232,10 @@ class Monitor {
   std::shared_ptr<const OutboxState> latest(std::chrono::milliseconds wait);
   // The last read's error while reads fail (none once one succeeds).
   std::optional<std::string> last_error() const;
+  // How often readings follow each other: `interval`, or kReadShare (20) times as long as the
+  // last reading took when that took over a second (at most a twentieth of the time reading).
+  static std::chrono::steady_clock::duration reading_period(
+      std::chrono::steady_clock::duration interval, std::chrono::steady_clock::duration last_took);
   // Failed reads so far (for pg2kafka_pg_outbox_monitor_errors_total).
   uint64_t errors() const { return errors_.load(); }
   // Interrupts a read in progress, and joins the thread (a connection attempt in progress may
@@ -240,6 +246,12 @@ class Monitor {
   void run();
   void read_once();
   bool due(std::chrono::steady_clock::time_point now) const;
+  using Clock = std::chrono::steady_clock;
+  // How often a reading is due: MonitorSettings::interval, or kReadShare times as long as the
+  // last reading took when that took over a second and is longer.
+  static constexpr int kReadShare = 20;
+  Clock::duration period() const;
+  Clock::duration last_read_took_{};
 
   const OutboxConfig config_;
   const Log log_;

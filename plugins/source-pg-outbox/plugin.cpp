@@ -127,7 +127,9 @@ constexpr p2k_option kOptions[] = {
            "the queue are read again: events, bytes and the oldest event's age per table, the "
            "queue table's size, the drainers, the backfills. They are read on a connection of "
            "their own, only while /metrics or /readyz is asked for, each query bounded by a 5 s "
-           "statement_timeout; counting the queue scans it once. Shorter gives fresher figures "
+           "statement_timeout; counting the queue scans it once, and a reading that takes over a "
+           "second is repeated less often (at most a twentieth of the time is spent reading). "
+           "Shorter gives fresher figures "
            "for more load on the database. 1s to 1h.",
            0, nullptr, pg2kafka::pg_outbox::kMinMonitorIntervalMs,
            pg2kafka::pg_outbox::kMaxMonitorIntervalMs),
