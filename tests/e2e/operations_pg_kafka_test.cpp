@@ -20,12 +20,7 @@ namespace {
 using namespace std::chrono_literals;
 using p2k_test::Background;
 using p2k_test::http_get;
-
-double sample(const std::string& body, const std::string& series) {
-  for (const auto& line : p2k_test::lines(body))
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  return -1;
-}
+using p2k_test::metric_sample;
 
 // A Kafka broker of this test's own (kafka_fixture.sh in a directory of its own), so that it can
 // be frozen (SIGSTOP: a broker that stops answering) without disturbing the other tests.
@@ -119,18 +114,18 @@ TEST_F(OperationsPgKafka, MetricsFollowTheQueue_AndReadinessTheBroker) {
   const std::string topic = "{topic=\"pg2kafka." + db_->name() + ".t\"}";
 
   auto m = until(*daemon, port, "/metrics", [&](const p2k_test::HttpAnswer& a) {
-    return sample(a.body, "pg2kafka_records_acknowledged_total") == 200 &&
-           sample(a.body, "pg2kafka_pg_outbox_queued_events" + table) == 0;
+    return metric_sample(a.body, "pg2kafka_records_acknowledged_total") == 200 &&
+           metric_sample(a.body, "pg2kafka_pg_outbox_queued_events" + table) == 0;
   });
-  EXPECT_EQ(sample(m.body, "pg2kafka_records_delivered_total" + topic), 200);
-  EXPECT_EQ(sample(m.body, "pg2kafka_pg_outbox_oldest_event_age_seconds" + table), 0);
-  EXPECT_EQ(sample(m.body, "pg2kafka_pg_outbox_drain_lock_held"), 1);
-  EXPECT_EQ(sample(m.body, "pg2kafka_pg_outbox_capture_enabled" + table), 1);
-  EXPECT_GT(sample(m.body, "pg2kafka_pg_outbox_queue_table_bytes"), 0);
-  EXPECT_EQ(sample(m.body, "pg2kafka_pg_outbox_drain_sessions{role=\"active\"}"), 1);
-  EXPECT_EQ(sample(m.body, "pg2kafka_delivery_latency_seconds_count"), 200);
-  EXPECT_GT(sample(m.body, "pg2kafka_delivery_latency_seconds_sum"), 0);
-  EXPECT_EQ(sample(m.body, "pg2kafka_ready"), 1);
+  EXPECT_EQ(metric_sample(m.body, "pg2kafka_records_delivered_total" + topic), 200);
+  EXPECT_EQ(metric_sample(m.body, "pg2kafka_pg_outbox_oldest_event_age_seconds" + table), 0);
+  EXPECT_EQ(metric_sample(m.body, "pg2kafka_pg_outbox_drain_lock_held"), 1);
+  EXPECT_EQ(metric_sample(m.body, "pg2kafka_pg_outbox_capture_enabled" + table), 1);
+  EXPECT_GT(metric_sample(m.body, "pg2kafka_pg_outbox_queue_table_bytes"), 0);
+  EXPECT_EQ(metric_sample(m.body, "pg2kafka_pg_outbox_drain_sessions{role=\"active\"}"), 1);
+  EXPECT_EQ(metric_sample(m.body, "pg2kafka_delivery_latency_seconds_count"), 200);
+  EXPECT_GT(metric_sample(m.body, "pg2kafka_delivery_latency_seconds_sum"), 0);
+  EXPECT_EQ(metric_sample(m.body, "pg2kafka_ready"), 1);
   auto lint = p2k_test::run({"promtool", "check", "metrics"}, {}, 30s, m.body);
   EXPECT_EQ(lint.exit_code, 0) << "promtool check metrics:\n" << lint.out << lint.err;
   EXPECT_EQ(http_get(port, "/readyz").status, 200);
@@ -146,26 +141,26 @@ TEST_F(OperationsPgKafka, MetricsFollowTheQueue_AndReadinessTheBroker) {
       90s);
   EXPECT_EQ(r.status, 503) << r.body;
   m = until(*daemon, port, "/metrics", [&](const p2k_test::HttpAnswer& a) {
-    return sample(a.body, "pg2kafka_pg_outbox_queued_events" + table) == 50 &&
-           sample(a.body, "pg2kafka_pg_outbox_oldest_event_age_seconds" + table) > 2;
+    return metric_sample(a.body, "pg2kafka_pg_outbox_queued_events" + table) == 50 &&
+           metric_sample(a.body, "pg2kafka_pg_outbox_oldest_event_age_seconds" + table) > 2;
   });
-  double age = sample(m.body, "pg2kafka_pg_outbox_oldest_event_age_seconds" + table);
+  double age = metric_sample(m.body, "pg2kafka_pg_outbox_oldest_event_age_seconds" + table);
   m = until(*daemon, port, "/metrics", [&](const p2k_test::HttpAnswer& a) {
-    return sample(a.body, "pg2kafka_pg_outbox_oldest_event_age_seconds" + table) > age;
+    return metric_sample(a.body, "pg2kafka_pg_outbox_oldest_event_age_seconds" + table) > age;
   });
-  EXPECT_EQ(sample(m.body, "pg2kafka_records_acknowledged_total"), 200);
-  EXPECT_EQ(sample(m.body, "pg2kafka_ready"), 0);
+  EXPECT_EQ(metric_sample(m.body, "pg2kafka_records_acknowledged_total"), 200);
+  EXPECT_EQ(metric_sample(m.body, "pg2kafka_ready"), 0);
 
   // It answers again: everything is delivered, the lag falls to zero, ready again.
   broker.thaw();
   m = until(
       *daemon, port, "/metrics",
       [&](const p2k_test::HttpAnswer& a) {
-        return sample(a.body, "pg2kafka_records_acknowledged_total") == 250 &&
-               sample(a.body, "pg2kafka_pg_outbox_queued_events" + table) == 0;
+        return metric_sample(a.body, "pg2kafka_records_acknowledged_total") == 250 &&
+               metric_sample(a.body, "pg2kafka_pg_outbox_queued_events" + table) == 0;
       },
       120s);
-  EXPECT_EQ(sample(m.body, "pg2kafka_pg_outbox_oldest_event_age_seconds" + table), 0);
+  EXPECT_EQ(metric_sample(m.body, "pg2kafka_pg_outbox_oldest_event_age_seconds" + table), 0);
   until(*daemon, port, "/readyz", [](const p2k_test::HttpAnswer& a) { return a.status == 200; });
   auto messages =
       p2k_test::kafka::read_topic(broker.brokers(), "pg2kafka." + db_->name() + ".t", 250, 60s);
@@ -193,10 +188,10 @@ TEST_F(OperationsPgKafka, AStandbyInstanceIsReadyAsStandby_NamingTheActiveOne) {
   EXPECT_NE(r.body.find("source 'pg-outbox': ready: standby: session "), std::string::npos)
       << r.body;
   auto m = until(*standby, standby_port, "/metrics", [](const p2k_test::HttpAnswer& a) {
-    return sample(a.body, "pg2kafka_pg_outbox_drain_sessions{role=\"standby\"}") == 1;
+    return metric_sample(a.body, "pg2kafka_pg_outbox_drain_sessions{role=\"standby\"}") == 1;
   });
-  EXPECT_EQ(sample(m.body, "pg2kafka_pg_outbox_drain_lock_held"), 0);
-  EXPECT_EQ(sample(m.body, "pg2kafka_pg_outbox_drain_sessions{role=\"active\"}"), 1);
+  EXPECT_EQ(metric_sample(m.body, "pg2kafka_pg_outbox_drain_lock_held"), 0);
+  EXPECT_EQ(metric_sample(m.body, "pg2kafka_pg_outbox_drain_sessions{role=\"active\"}"), 1);
 
   // The active one goes: the standby takes over.
   active->signal(SIGTERM);

@@ -17,6 +17,7 @@ namespace {
 using namespace std::chrono_literals;
 using p2k_test::Background;
 using p2k_test::http_get;
+using p2k_test::metric_sample;
 
 // A pipeline from test-sequence to test-faulty with the HTTP endpoint on a free loopback port.
 struct Served {
@@ -61,13 +62,6 @@ struct Served {
   }
 };
 
-// The value of one sample ("name{labels}" exactly as exposed), or -1 when absent.
-double sample(const std::string& body, const std::string& series) {
-  for (const auto& line : p2k_test::lines(body))
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  return -1;
-}
-
 // promtool's linter accepts the exposition (naming conventions, HELP and TYPE lines, syntax).
 void expect_promtool_accepts(const std::string& body) {
   auto r = p2k_test::run({"promtool", "check", "metrics"}, {}, 30s, body);
@@ -76,27 +70,29 @@ void expect_promtool_accepts(const std::string& body) {
 
 TEST(Operations, MetricsFollowARun_AndPromtoolAcceptsThem) {
   Served s("\"count\": 500, \"keys\": 5", "");
-  std::string body = s.metrics_until(
-      [](const std::string& b) { return sample(b, "pg2kafka_records_acknowledged_total") == 500; });
-  EXPECT_EQ(sample(body, "pg2kafka_records_polled_total{topic=\"test.topic\"}"), 500);
-  EXPECT_EQ(sample(body, "pg2kafka_records_delivered_total{topic=\"test.topic\"}"), 500);
-  EXPECT_GE(sample(body, "pg2kafka_records_written_total{topic=\"test.topic\"}"), 500);
-  EXPECT_EQ(sample(body, "pg2kafka_records_failed_total{topic=\"test.topic\"}"), 0);
-  EXPECT_EQ(sample(body, "pg2kafka_in_flight_records"), 0);
-  EXPECT_EQ(sample(body, "pg2kafka_phase{phase=\"running\"}"), 1);
-  EXPECT_EQ(sample(body, "pg2kafka_ready"), 1);
-  EXPECT_EQ(sample(body, "pg2kafka_up"), 1);
+  std::string body = s.metrics_until([](const std::string& b) {
+    return metric_sample(b, "pg2kafka_records_acknowledged_total") == 500;
+  });
+  EXPECT_EQ(metric_sample(body, "pg2kafka_records_polled_total{topic=\"test.topic\"}"), 500);
+  EXPECT_EQ(metric_sample(body, "pg2kafka_records_delivered_total{topic=\"test.topic\"}"), 500);
+  EXPECT_GE(metric_sample(body, "pg2kafka_records_written_total{topic=\"test.topic\"}"), 500);
+  EXPECT_EQ(metric_sample(body, "pg2kafka_records_failed_total{topic=\"test.topic\"}"), 0);
+  EXPECT_EQ(metric_sample(body, "pg2kafka_in_flight_records"), 0);
+  EXPECT_EQ(metric_sample(body, "pg2kafka_phase{phase=\"running\"}"), 1);
+  EXPECT_EQ(metric_sample(body, "pg2kafka_ready"), 1);
+  EXPECT_EQ(metric_sample(body, "pg2kafka_up"), 1);
   // The sequence's event times are in 2023: every delivery lands in the +Inf bucket.
-  EXPECT_EQ(sample(body, "pg2kafka_delivery_latency_seconds_count"), 500);
-  EXPECT_EQ(sample(body, "pg2kafka_delivery_latency_seconds_bucket{le=\"+Inf\"}"), 500);
-  EXPECT_EQ(sample(body, "pg2kafka_delivery_latency_seconds_bucket{le=\"3600\"}"), 0);
-  EXPECT_GT(sample(body, "pg2kafka_delivered_bytes_total{topic=\"test.topic\"}"), 500 * 10);
+  EXPECT_EQ(metric_sample(body, "pg2kafka_delivery_latency_seconds_count"), 500);
+  EXPECT_EQ(metric_sample(body, "pg2kafka_delivery_latency_seconds_bucket{le=\"+Inf\"}"), 500);
+  EXPECT_EQ(metric_sample(body, "pg2kafka_delivery_latency_seconds_bucket{le=\"3600\"}"), 0);
+  EXPECT_GT(metric_sample(body, "pg2kafka_delivered_bytes_total{topic=\"test.topic\"}"), 500 * 10);
   // The plugin's own metrics, under its prefix.
-  EXPECT_EQ(sample(body, "pg2kafka_test_sequence_records_emitted_total{topic=\"test.topic\"}"),
-            500);
-  EXPECT_EQ(sample(body, "pg2kafka_test_sequence_acked_position"), 500);
-  EXPECT_GT(sample(body, "process_resident_memory_bytes"), 1e6);
-  EXPECT_GE(sample(body, "process_cpu_seconds_total"), 0);
+  EXPECT_EQ(
+      metric_sample(body, "pg2kafka_test_sequence_records_emitted_total{topic=\"test.topic\"}"),
+      500);
+  EXPECT_EQ(metric_sample(body, "pg2kafka_test_sequence_acked_position"), 500);
+  EXPECT_GT(metric_sample(body, "process_resident_memory_bytes"), 1e6);
+  EXPECT_GE(metric_sample(body, "process_cpu_seconds_total"), 0);
   EXPECT_NE(body.find("# TYPE pg2kafka_delivery_latency_seconds histogram"), std::string::npos);
   expect_promtool_accepts(body);
 
@@ -148,11 +144,11 @@ TEST(Operations, ReadyzSaysReadyWithEachSidesHealth_AndNotReadyWhileTheSinkFails
     EXPECT_NE(a.body.find("sink 'test-faulty': not ready: could not take"), std::string::npos)
         << a.body;
     std::string body = s.metrics_until([](const std::string& b) {
-      return sample(b, "pg2kafka_retries_total{side=\"sink\"}") > 3 &&
-             sample(b, "pg2kafka_records_awaiting_retry") > 0;
+      return metric_sample(b, "pg2kafka_retries_total{side=\"sink\"}") > 3 &&
+             metric_sample(b, "pg2kafka_records_awaiting_retry") > 0;
     });
-    EXPECT_EQ(sample(body, "pg2kafka_records_delivered_total{topic=\"test.topic\"}"), 0);
-    EXPECT_GT(sample(body, "pg2kafka_records_retried_total{topic=\"test.topic\"}"), 0);
+    EXPECT_EQ(metric_sample(body, "pg2kafka_records_delivered_total{topic=\"test.topic\"}"), 0);
+    EXPECT_GT(metric_sample(body, "pg2kafka_records_retried_total{topic=\"test.topic\"}"), 0);
   }
 }
 

@@ -275,6 +275,12 @@ int served_port(Background& pg2kafka, std::chrono::milliseconds timeout) {
   return std::stoi(line->substr(at + 6));
 }
 
+double metric_sample(const std::string& body, const std::string& series) {
+  for (const auto& line : lines(body))
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  return -1;
+}
+
 HttpAnswer http_raw(int port, const std::string& raw, std::chrono::milliseconds timeout) {
   HttpAnswer answer;
   int fd = socket(AF_INET, SOCK_STREAM, 0);

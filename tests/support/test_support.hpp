@@ -91,6 +91,10 @@ class Background {
 // The port from pg2kafka's "serving /metrics, ... (port N)" log line (http.listen with port 0).
 int served_port(Background& pg2kafka, std::chrono::milliseconds timeout);
 
+// The value of one sample of a Prometheus exposition, its series written exactly as exposed
+// ("name{label=\"value\"}"), or -1 when absent.
+double metric_sample(const std::string& body, const std::string& series);
+
 struct HttpAnswer {
   int status = 0;  // 0: no answer (connection refused, closed, timed out)
   std::string headers;

@@ -223,6 +223,24 @@ void print_options(const std::string& title, const config::ResolvedOptions& opti
               << (o.from_default ? "  (default)" : "") << "\n";
 }
 
+// Runs the part of a command that creates plugin instances (and the HTTP endpoint), turning what
+// can go wrong there into the documented exit codes.
+template <class F>
+int with_setup_errors(F&& body) {
+  try {
+    return body();
+  } catch (const http::ServerError& e) {
+    std::cerr << "pg2kafka: " << e.what() << "\n";
+    return kExitConfig;
+  } catch (const config::ConfigError& e) {
+    print_config_error(e);
+    return kExitConfig;
+  } catch (const plugin::PluginError& e) {
+    std::cerr << "pg2kafka: " << e.what() << "\n";
+    return kExitPlugin;
+  }
+}
+
 int cmd_run_or_check(const std::vector<std::string>& args, bool is_run) {
   CommonOptions common;
   std::string config_path;
@@ -247,7 +265,7 @@ int cmd_run_or_check(const std::vector<std::string>& args, bool is_run) {
   if (!valid_log_options(common)) return kExitConfig;
   Prepared p;
   if (auto code = prepare(config_path, dry_run, common, p)) return *code;
-  try {
+  return with_setup_errors([&] {
     // Before the instances: it outlives them, so that a forced stop still ends a destroy that
     // hangs; and it blocks the stop signals before any plugin thread starts.
     std::optional<runtime::StopControl> stop;
@@ -294,16 +312,7 @@ int cmd_run_or_check(const std::vector<std::string>& args, bool is_run) {
     int code = pipeline.run();
     if (server) server->stop();
     return code;
-  } catch (const http::ServerError& e) {
-    std::cerr << "pg2kafka: " << e.what() << "\n";
-    return kExitConfig;
-  } catch (const config::ConfigError& e) {
-    print_config_error(e);
-    return kExitConfig;
-  } catch (const plugin::PluginError& e) {
-    std::cerr << "pg2kafka: " << e.what() << "\n";
-    return kExitPlugin;
-  }
+  });
 }
 
 int cmd_status(const std::vector<std::string>& args) {
@@ -328,7 +337,7 @@ int cmd_status(const std::vector<std::string>& args) {
   Prepared p;
   // As a dry run: the sink's settings (an unset KAFKA_BROKER) do not matter here.
   if (auto code = prepare(config_path, /*dry_run=*/true, common, p)) return *code;
-  try {
+  return with_setup_errors([&] {
     plugin::SourceInstance source(p.source_plugin, p.source_options);
     if (!source.has_status()) {
       std::cerr << "pg2kafka: source '" << source.name() << "' (" << source.plugin().path()
@@ -357,13 +366,7 @@ int cmd_status(const std::vector<std::string>& args) {
     const auto* problems = doc.get_object().if_contains("problems");
     bool has_problems = problems && problems->is_array() && !problems->get_array().empty();
     return has_problems ? kExitProblems : kExitOk;
-  } catch (const config::ConfigError& e) {
-    print_config_error(e);
-    return kExitConfig;
-  } catch (const plugin::PluginError& e) {
-    std::cerr << "pg2kafka: " << e.what() << "\n";
-    return kExitPlugin;
-  }
+  });
 }
 
 int cmd_plugins(const std::vector<std::string>& args) {

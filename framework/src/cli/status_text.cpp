@@ -1,5 +1,7 @@
 #include "cli/status_text.hpp"
 
+#include "config/diagnostics.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -12,17 +14,7 @@ namespace json = boost::json;
 
 // Control characters would let a value (a table name, an application_name) rewrite the terminal.
 std::string printable(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7F) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
+  return config::printable(s, std::string::npos);
 }
 
 std::string scalar(const json::value& v) {

@@ -1,5 +1,7 @@
 #include "metrics/exposition.hpp"
 
+#include <pg2kafka/sdk/text.hpp>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -51,24 +53,10 @@ std::string label_text(const Labels& labels, const char* extra_name = nullptr,
   return out + '}';
 }
 
-// Valid UTF-8 (no overlong forms, no surrogates): label values reach scrapers as is.
+// Valid UTF-8: label values reach scrapers as they are.
 bool valid_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    uint32_t cp = n == 1 ? c : c & (0x7F >> n);
-    for (size_t k = 1; k < n; ++k) {
-      auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc >> 6) != 0x2) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    i += n;
-  }
+  for (size_t i = 0, n = 0; i < s.size(); i += n)
+    if ((n = sdk::utf8_length_at(s, i)) == 0) return false;
   return true;
 }
 

@@ -31,33 +31,6 @@ const char* phase_name(Phase p) {
   return "unknown";
 }
 
-OwnedHistogram::OwnedHistogram(std::vector<double> bounds)
-    : bounds_(std::move(bounds)), buckets_(new std::atomic<uint64_t>[bounds_.size()]) {
-  for (size_t i = 0; i < bounds_.size(); ++i) buckets_[i] = 0;
-}
-
-void OwnedHistogram::observe(double v) {
-  for (size_t i = 0; i < bounds_.size(); ++i)
-    if (v <= bounds_[i]) {
-      buckets_[i].store(buckets_[i].load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-      break;
-    }
-  sum_.store(sum_.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
-  count_.store(count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-}
-
-void OwnedHistogram::write(Exposition& out, const std::string& name,
-                           const std::string& help) const {
-  std::vector<uint64_t> cumulative(bounds_.size());
-  uint64_t running = 0;
-  for (size_t i = 0; i < bounds_.size(); ++i)
-    cumulative[i] = running += buckets_[i].load(std::memory_order_relaxed);
-  // Read without a lock while the writer goes on: keep the +Inf bucket at least the last one.
-  uint64_t count = std::max(running, count_.load(std::memory_order_relaxed));
-  out.add_histogram(name, help, {}, bounds_, cumulative, count,
-                    sum_.load(std::memory_order_relaxed));
-}
-
 HostMetrics::HostMetrics() : delivery_latency(sdk::latency_buckets()) {}
 
 TopicCounters& HostMetrics::topic(std::string_view name) {
@@ -150,9 +123,11 @@ void HostMetrics::write(Exposition& out) const {
   backoff("sink_write", sink_backoff_until_ns);
   backoff("source_poll", source_backoff_until_ns);
   backoff("source_ack", ack_backoff_until_ns);
-  delivery_latency.write(out, "pg2kafka_delivery_latency_seconds",
-                         "Time from an event's creation (the record's timestamp) to the sink's "
-                         "confirmation of its delivery.");
+  auto latency = delivery_latency.snapshot();
+  out.add_histogram("pg2kafka_delivery_latency_seconds",
+                    "Time from an event's creation (the record's timestamp) to the sink's "
+                    "confirmation of its delivery.",
+                    {}, delivery_latency.bounds(), latency.cumulative, latency.count, latency.sum);
   auto p = static_cast<Phase>(phase.load(std::memory_order_relaxed));
   for (Phase each : {Phase::kStarting, Phase::kOpeningSource, Phase::kOpeningSink,
                      Phase::kPreparingTopics, Phase::kRunning, Phase::kStopping, Phase::kStopped})

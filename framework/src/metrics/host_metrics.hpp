@@ -1,10 +1,12 @@
 // The host's own figures: what the pipeline thread counts as records flow (per topic), the state
 // of its retries and backoffs, its phase and readiness, and the process's memory and CPU. The
-// pipeline thread is the only writer of the counters (plain relaxed loads and stores, no locked
-// instructions on the hot path); the HTTP thread reads them on a scrape.
+// pipeline thread writes them (the SDK's lock-free Counter and Histogram, as plugins use); the
+// HTTP thread reads them on a scrape.
 #pragma once
 
 #include <pg2kafka/plugin.h>
+
+#include <pg2kafka/sdk/metrics.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -21,34 +23,8 @@
 
 namespace pg2kafka::metrics {
 
-// A counter with a single writer: add() is a load and a store, not an atomic read-modify-write.
-class OwnedCounter {
- public:
-  void add(uint64_t n = 1) {
-    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
-  uint64_t value() const { return value_.load(std::memory_order_relaxed); }
-
- private:
-  std::atomic<uint64_t> value_{0};
-};
-
 struct TopicCounters {
-  OwnedCounter polled, written, delivered, delivered_bytes, retried, failed;
-};
-
-// A histogram with a single writer (see OwnedCounter).
-class OwnedHistogram {
- public:
-  explicit OwnedHistogram(std::vector<double> bounds);
-  void observe(double v);
-  void write(Exposition& out, const std::string& name, const std::string& help) const;
-
- private:
-  std::vector<double> bounds_;
-  std::unique_ptr<std::atomic<uint64_t>[]> buckets_;  // per bucket, not cumulative
-  std::atomic<uint64_t> count_{0};
-  std::atomic<double> sum_{0};
+  sdk::Counter polled, written, delivered, delivered_bytes, retried, failed;
 };
 
 // Where the pipeline is in its life (pg2kafka_phase, /readyz).
@@ -72,12 +48,12 @@ class HostMetrics {
   TopicCounters& topic(std::string_view name);
 
   // Pipeline thread writes, any thread reads.
-  OwnedCounter acknowledged;  // records acknowledged to the source
-  OwnedCounter polls, empty_polls;
-  OwnedCounter source_retries;  // poll, ack or open of the source failed transiently
-  OwnedCounter sink_retries;    // write or open of the sink failed transiently, or a prepare
+  sdk::Counter acknowledged;  // records acknowledged to the source
+  sdk::Counter polls, empty_polls;
+  sdk::Counter source_retries;  // poll, ack or open of the source failed transiently
+  sdk::Counter sink_retries;    // write or open of the sink failed transiently, or a prepare
   std::atomic<uint64_t> in_flight_records{0}, in_flight_bytes{0}, awaiting_retry{0};
-  OwnedHistogram delivery_latency;  // event time to delivery confirmation, seconds
+  sdk::Histogram delivery_latency;  // event time to delivery confirmation, seconds
   // When the current backoff of an operation ends (steady clock, ns; 0: not backing off).
   std::atomic<int64_t> sink_backoff_until_ns{0}, source_backoff_until_ns{0},
       ack_backoff_until_ns{0};

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include <pg2kafka/sdk/json.hpp>
+#include <pg2kafka/sdk/text.hpp>
 
 namespace pg2kafka::log {
 namespace {
@@ -51,25 +52,14 @@ namespace {
 std::string valid_utf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());
-  size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    bool ok = n > 0 && i + n <= s.size();
-    uint32_t cp = n == 1 ? c : c & (0x7F >> n);
-    for (size_t k = 1; ok && k < n; ++k) {
-      auto cc = static_cast<unsigned char>(s[i + k]);
-      ok = (cc >> 6) == 0x2;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    ok = ok && !((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-                 cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF));
-    if (ok) {
-      out.append(s.data() + i, n);
-      i += n;
-    } else {
+  for (size_t i = 0; i < s.size();) {
+    size_t n = sdk::utf8_length_at(s, i);
+    if (n == 0) {
       out += "\xEF\xBF\xBD";
       ++i;
+    } else {
+      out.append(s.data() + i, n);
+      i += n;
     }
   }
   return out;

@@ -158,15 +158,25 @@ class Histogram {
     while (!sum_.compare_exchange_weak(s, s + v, std::memory_order_relaxed)) {
     }
   }
-  void write(MetricWriter& out, const char* name, const char* help,
-             std::span<const Label> labels = {}) const {
-    std::vector<uint64_t> cumulative(bounds_.size());
+  // The observations now, as Prometheus counts them: per bound, how many were <= it.
+  struct Snapshot {
+    std::vector<uint64_t> cumulative;
+    uint64_t count;
+    double sum;
+  };
+  Snapshot snapshot() const {
+    Snapshot snap{std::vector<uint64_t>(bounds_.size()), 0, sum_.load(std::memory_order_relaxed)};
     uint64_t running = 0;
     for (size_t i = 0; i < bounds_.size(); ++i)
-      cumulative[i] = running += buckets_[i].load(std::memory_order_relaxed);
-    uint64_t count = std::max(running, count_.load(std::memory_order_relaxed));
-    out.histogram(name, help, bounds_, cumulative, count, sum_.load(std::memory_order_relaxed),
-                  labels);
+      snap.cumulative[i] = running += buckets_[i].load(std::memory_order_relaxed);
+    // Read while observations go on: keep the +Inf bucket at least the last one.
+    snap.count = std::max(running, count_.load(std::memory_order_relaxed));
+    return snap;
+  }
+  void write(MetricWriter& out, const char* name, const char* help,
+             std::span<const Label> labels = {}) const {
+    Snapshot snap = snapshot();
+    out.histogram(name, help, bounds_, snap.cumulative, snap.count, snap.sum, labels);
   }
   const std::vector<double>& bounds() const { return bounds_; }
 
