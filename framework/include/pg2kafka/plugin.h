@@ -51,6 +51,9 @@
  *        the end of p2k_source_ops: a plugin exports its own figures on the host's /metrics
  *        endpoint, says whether it is ready for /readyz, and a source describes the state of its
  *        origin for `pg2kafka status` (see "Metrics, health and status" below).
+ *   1.4  Parking (see "Permanent failures and parking" below): `park` and `queue` at the end of
+ *        p2k_source_ops, and `unusable` at the end of p2k_batch, so that a source reports a
+ *        record it cannot make deliverable (a malformed row) instead of failing the poll.
  *
  * Threading
  * ---------
@@ -109,7 +112,7 @@ extern "C" {
 #endif
 
 #define P2K_ABI_MAJOR 1
-#define P2K_ABI_MINOR 3
+#define P2K_ABI_MINOR 4
 
 /* The name of the one symbol a plugin exports. */
 #define P2K_PLUGIN_ENTRY_SYMBOL "p2k_plugin_entry_v1"
@@ -139,7 +142,9 @@ typedef enum p2k_status {
    * backoff: a failed operation is called again, a record reported RETRY is written again. */
   P2K_RETRY = 1,
   /* A permanent failure. The host stops the pipeline, acknowledges nothing after the failed
-   * record and exits with the runtime-failure code (4). */
+   * record and exits with the runtime-failure code (4); for a record's delivery report, since
+   * 1.4, it does so unless the pipeline parks such records (see "Permanent failures and
+   * parking"). */
   P2K_FATAL = 2,
   /* Bad configuration detected by the plugin (`create`, `open`). The host exits with the
    * configuration-error code (2). */
@@ -393,6 +398,32 @@ typedef void (*p2k_metric_fn)(void* ctx, const p2k_metric* metric);
 typedef void (*p2k_text_fn)(void* ctx, p2k_slice text);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Permanent failures and parking (since 1.4)                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * A record the sink reports P2K_FATAL, or that a source marks unusable (p2k_batch.unusable), is
+ * handled by the host as the pipeline file's `on_permanent_failure` says:
+ *   stop  (the default) the pipeline stops with exit code 4 and acknowledges nothing from that
+ *         record on: it stays at the origin, and so does everything after it.
+ *   park  the host calls the source's `park` (the pipeline refuses to start with a source
+ *         that has none), writes the record to the pipeline's dead-letter topic when one is
+ *         set, and goes on: once parked (and dead-lettered), the record counts as done and its
+ *         position is acknowledged with the others. Other scopes (keys, tables) keep flowing.
+ * The dead-letter record goes through the same sink, to the topic named by `dead_letter.topic`,
+ * with the original key, value and headers, plus headers naming what happened:
+ *   pg2kafka.original_topic  the topic the record was for
+ *   pg2kafka.event_id        its id (p2k_record.id)
+ *   pg2kafka.error           the failure (at most 4 KiB)
+ *   pg2kafka.reason          "failed" (the sink refused it) or "unusable" (the source did)
+ *   pg2kafka.value_omitted   "true" when the value was left out (see below), with
+ *   pg2kafka.value_size      the size in bytes of the value left out
+ * When the sink fails the dead-letter record permanently too (a value too large for any topic),
+ * the host writes it once more without its value; when that fails too, the pipeline stops (the
+ * record is parked at the origin either way). A sink needs nothing new for any of this.
+ */
+
+/* ------------------------------------------------------------------------------------------ */
 /* Operations                                                                                  */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -403,6 +434,19 @@ typedef struct p2k_batch {
   const p2k_record* records;
   size_t count;
   void* handle;
+  /*
+   * Since 1.4, set by the source only when `struct_size` covers it (the host then set it to
+   * NULL): NULL when every record is deliverable, or `count` pointers parallel to `records`,
+   * each NULL for a record to deliver or a NUL-terminated message saying why that record cannot
+   * be delivered at all and what to do about it (e.g. "queue row 12 is malformed: its data is
+   * not a JSON array"). Owned by the source like the records (valid until release). The host
+   * writes no such record: it handles it as a record the sink failed permanently (see
+   * "Permanent failures and parking"), so such a record needs a position, an id and as much of
+   * topic, key and value as the source could read (the value may be the raw origin row). A
+   * source talking to an older host, whose struct_size does not cover this field, fails the
+   * poll with P2K_FATAL instead, as before 1.4.
+   */
+  const char* const* unusable;
 } p2k_batch;
 
 /* Called by a source for each topic it will produce to (see list_topics). */
@@ -512,6 +556,43 @@ typedef struct p2k_source_ops {
    * P2K_INVALID_CONFIG: anything else; `err` says why.
    */
   p2k_status (*status)(void* instance, p2k_text_fn fn, void* fn_ctx, char* err, size_t err_size);
+  /*
+   * Since 1.4. Optional (NULL allowed; needed for the host's on_permanent_failure=park): set
+   * aside, at the origin, a record that poll returned and that can never be delivered: the sink
+   * failed it permanently (`error` is the sink's message) or the source marked it unusable
+   * (`error` is its own). `record` is the record as poll returned it (its batch is not released
+   * yet), or as the host last wrote it. Called on the pipeline thread, before the host
+   * acknowledges the record's position; return P2K_OK only once the record is durably kept
+   * (the acknowledgement that follows must not lose it). From then on the source holds back
+   * every later record of the same scope (pg-outbox: the same table and key) in the same place,
+   * instead of returning it from poll, until an operator retries or skips the parked records
+   * (see `queue`), so that the scope's order is kept: parked records, once retried, come back
+   * from poll before any later record of their scope. Records of the scope that poll returned
+   * before the call may still be delivered. Parking a record that was parked before and came
+   * back by a retry updates it (its error, its count of attempts). P2K_RETRY: the host calls
+   * again after a backoff; P2K_FATAL: the pipeline stops.
+   */
+  p2k_status (*park)(void* instance, const p2k_record* record, const char* error, char* err,
+                     size_t err_size);
+  /*
+   * Since 1.4. Optional (NULL allowed): administer the origin's queue for `pg2kafka queue`.
+   * `request` is one JSON object (NUL-terminated), `{"command": C, ...}`:
+   *   {"command": "list", "table": T or null, "parked": bool, "limit": N}
+   *        events waiting at the origin (queued and parked), oldest first, at most N of each;
+   *   {"command": "show", "event": ID}      one event, queued or parked, with its content;
+   *   {"command": "retry", "event": ID} | {"command": "retry", "table": T} |
+   *   {"command": "retry", "all": true}     deliver parked records again, each scope in its
+   *                                         order, before the scope's later records;
+   *   {"command": "skip", "event": ID}      remove one event for good, recording who and when.
+   * The answer is one JSON object written through `fn` in pieces, laid out like `status`'s
+   * (scalars, sections, tables; a top-level "problems" array of sentences). Called as `status`
+   * is: on the thread that created the instance, which is never opened. P2K_INVALID_CONFIG: the
+   * request cannot be done as asked (an unknown event id, a table that has none, a skip that the
+   * running drain makes unsafe): `err` says why and what to do. P2K_RETRY: the origin is
+   * unreachable now. P2K_FATAL: anything else, or a command the source does not know.
+   */
+  p2k_status (*queue)(void* instance, const char* request, p2k_text_fn fn, void* fn_ctx,
+                      char* err, size_t err_size);
 } p2k_source_ops;
 
 /*
@@ -630,6 +711,8 @@ typedef const p2k_plugin* (*p2k_plugin_entry_fn)(uint32_t host_abi_major, uint32
 #define P2K_SOURCE_OPS_SIZE_1_3 P2K_SIZE_THROUGH(p2k_source_ops, status)
 #define P2K_SINK_OPS_SIZE_1_3 P2K_SIZE_THROUGH(p2k_sink_ops, health)
 #define P2K_METRIC_SIZE_1_3 P2K_SIZE_THROUGH(p2k_metric, count)
+#define P2K_SOURCE_OPS_SIZE_1_4 P2K_SIZE_THROUGH(p2k_source_ops, queue)
+#define P2K_BATCH_SIZE_1_4 P2K_SIZE_THROUGH(p2k_batch, unusable)
 
 /*
  * Plugin files are named "pg2kafka-<kind>-<name>.so", e.g. "pg2kafka-sink-stdout.so", and found

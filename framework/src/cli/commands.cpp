@@ -35,6 +35,9 @@ Usage:
                [--log-format text|json]
   pg2kafka check [--config FILE] [--plugin-dir DIR]...
   pg2kafka status [--config FILE] [--format text|json] [--plugin-dir DIR]...
+  pg2kafka queue list [--table T] [--parked] [--limit N] [--config FILE] [--format text|json]
+  pg2kafka queue show EVENT_ID | retry (EVENT_ID | --table T | --all) | skip EVENT_ID
+               [--config FILE] [--format text|json]
   pg2kafka plugins list [--plugin-dir DIR]...
   pg2kafka plugins describe NAME [--kind source|sink] [--format text|json|markdown]
   pg2kafka --help | --version
@@ -46,6 +49,13 @@ Commands:
             queue per table (events, bytes, oldest event's age), which instance holds the drain
             lock and which wait, backfills, and tracked tables whose triggers are disabled or
             missing. Exit 0; 5 when it lists problems that need attention.
+  queue     Administer the source's queue (pg-outbox: pg2kafka.event_batches and the events
+            parked by on_permanent_failure=park): list waiting and parked events, show one,
+            retry parked events (each key's in order, before its later events), or skip one
+            (removed for good, recorded with who and when in pg2kafka.queue_audit). Uses the
+            pipeline file's source connection; safe while pg2kafka runs (a retry is carried
+            out by the running instance; skipping an event still queued is refused while an
+            instance drains, since it may have read it already).
   plugins   List the plugins found in the plugin path, or describe one and its options.
 
 Without --config, the pipeline file is $PG2KAFKA_CONFIG, else the default pipeline shipped with
@@ -64,7 +74,8 @@ pipeline), pg2kafka serves GET /metrics (Prometheus), /healthz and /readyz on th
 Exit codes:
   0  success (run: stopped cleanly, everything confirmed acknowledged)
   1  unexpected internal error
-  2  bad command line or configuration (also a plugin refusing its options or credentials)
+  2  bad command line or configuration (also a plugin refusing its options or credentials, and
+     a queue request that cannot be done as asked: an unknown event id, an unsafe skip)
   3  a plugin cannot be found, loaded or trusted (missing, not a plugin, other ABI, unsafe file)
   4  the pipeline failed while running (a record could not be delivered, the source failed, a
      plugin could not be opened within open_timeout), or its stop was forced or left records
@@ -272,6 +283,14 @@ int cmd_run_or_check(const std::vector<std::string>& args, bool is_run) {
     if (is_run) stop.emplace(p.config->host().shutdown_timeout, /*take_signals=*/true);
     plugin::SourceInstance source(p.source_plugin, p.source_options);
     plugin::SinkInstance sink(p.sink_plugin, p.sink_options);
+    if (p.config->host().park_failures && !source.has_park()) {
+      std::cerr << "pg2kafka: configuration error: " << p.config->document().file()
+                << ": pipeline.on_permanent_failure is park, but source '" << source.name()
+                << "' (" << source.plugin().path()
+                << ") cannot park records (it has no park operation, plugin ABI 1.4): set it to "
+                   "stop, or use a source that parks\n";
+      return kExitConfig;
+    }
     if (!is_run) {
       std::cout << "configuration OK: " << p.config->document().file() << "\n";
       print_options("source " + source.name() + " (" + source.plugin().path() + "):",
@@ -366,6 +385,93 @@ int cmd_status(const std::vector<std::string>& args) {
     const auto* problems = doc.get_object().if_contains("problems");
     bool has_problems = problems && problems->is_array() && !problems->get_array().empty();
     return has_problems ? kExitProblems : kExitOk;
+  });
+}
+
+int cmd_queue(const std::vector<std::string>& args) {
+  CommonOptions common;
+  std::string config_path, format = "text", action, event, table;
+  bool parked = false, all = false;
+  int64_t limit = 100;
+  po::options_description desc("pg2kafka queue");
+  desc.add_options()("action", po::value(&action), "list, show, retry or skip")(
+      "event", po::value(&event), "the event id (show, retry, skip): the message's uuid")(
+      "config,c", po::value(&config_path),
+      "The pipeline file. Default: $PG2KAFKA_CONFIG, else the shipped default pipeline. Only its "
+      "source section is used.")("table", po::value(&table),
+                                 "list: only this table's events; retry: every parked event of "
+                                 "this table (schema.table, or a table of any schema).")(
+      "parked", po::bool_switch(&parked), "list: only parked events.")(
+      "all", po::bool_switch(&all), "retry: every parked event.")(
+      "limit", po::value(&limit), "list: at most this many events of each kind (default 100).")(
+      "format", po::value(&format), "text (for people) or json (one JSON object, for scripts).");
+  add_common(desc, common);
+  po::positional_options_description positional;
+  positional.add("action", 1).add("event", 1);
+  auto vm = parse(args, desc, &positional);
+  if (vm.count("help") || action.empty()) {
+    std::cout << desc;
+    return action.empty() && !vm.count("help") ? kExitConfig : kExitOk;
+  }
+  auto usage = [](const std::string& why) {
+    std::cerr << "pg2kafka: " << why << " (run `pg2kafka queue --help`)\n";
+    return kExitConfig;
+  };
+  if (format != "text" && format != "json")
+    return usage("unknown --format " + config::quoted(format) + ": use text or json");
+  boost::json::object request{{"command", action}};
+  if (action == "list") {
+    if (!event.empty()) return usage("queue list takes no event id (use queue show)");
+    if (all) return usage("--all is for queue retry");
+    if (limit < 1 || limit > 100000) return usage("--limit must be between 1 and 100000");
+    request["table"] = table.empty() ? boost::json::value(nullptr) : boost::json::value(table);
+    request["parked"] = parked;
+    request["limit"] = limit;
+  } else if (action == "show" || action == "skip") {
+    if (event.empty()) return usage("queue " + action + " needs an EVENT_ID");
+    if (!table.empty() || all || parked)
+      return usage("queue " + action + " takes only an EVENT_ID");
+    request["event"] = event;
+  } else if (action == "retry") {
+    int chosen = !event.empty() + !table.empty() + all;
+    if (chosen != 1) return usage("queue retry needs exactly one of EVENT_ID, --table T and --all");
+    if (parked) return usage("--parked is for queue list");
+    if (!event.empty()) request["event"] = event;
+    if (!table.empty()) request["table"] = table;
+    if (all) request["all"] = true;
+  } else {
+    return usage("unknown queue action " + config::quoted(action) +
+                 ": use list, show, retry or skip");
+  }
+  if (!valid_log_options(common)) return kExitConfig;
+  Prepared p;
+  if (auto code = prepare(config_path, /*dry_run=*/true, common, p)) return *code;
+  return with_setup_errors([&] {
+    plugin::SourceInstance source(p.source_plugin, p.source_options);
+    if (!source.has_queue()) {
+      std::cerr << "pg2kafka: source '" << source.name() << "' (" << source.plugin().path()
+                << ") has no queue to administer: it has no queue operation (plugin ABI 1.4)\n";
+      return kExitPlugin;
+    }
+    std::string text;
+    auto r = source.queue(boost::json::serialize(request), text);
+    if (!r.ok()) {
+      std::cerr << "pg2kafka: queue " << action << ": " << r.message << "\n";
+      return r.status == P2K_INVALID_CONFIG ? kExitConfig : kExitRuntime;
+    }
+    boost::system::error_code ec;
+    auto doc = boost::json::parse(text, ec);
+    if (ec || !doc.is_object()) {
+      std::cerr << "pg2kafka: source '" << source.name()
+                << "' answered a queue request with something else than a JSON object (a bug "
+                   "in the plugin)\n";
+      return kExitRuntime;
+    }
+    if (format == "json")
+      std::cout << text << "\n";
+    else
+      std::cout << status_text(doc.get_object());
+    return kExitOk;
   });
 }
 
@@ -469,8 +575,9 @@ int main_entry(int argc, char** argv) {
     if (command == "run") return cmd_run_or_check(rest, true);
     if (command == "check") return cmd_run_or_check(rest, false);
     if (command == "status") return cmd_status(rest);
+    if (command == "queue") return cmd_queue(rest);
     if (command == "plugins") return cmd_plugins(rest);
-    std::string near = config::nearest(command, {"run", "check", "status", "plugins"});
+    std::string near = config::nearest(command, {"run", "check", "status", "queue", "plugins"});
     std::cerr << "pg2kafka: unknown command " << config::quoted(command)
               << (near.empty() ? "" : "; did you mean '" + near + "'?")
               << " (run `pg2kafka --help`)\n";

@@ -13,6 +13,7 @@ using sdk::option;
 
 const char* const kLogLevels[] = {"error", "warn", "info", "debug", nullptr};
 const char* const kLogFormats[] = {"text", "json", nullptr};
+const char* const kFailurePolicies[] = {"stop", "park", nullptr};
 
 const p2k_option kHostOptions[] = {
     option("batch_size", P2K_OPT_INT, "1000",
@@ -80,6 +81,23 @@ const p2k_option kHostOptions[] = {
            "that does not answer); 0: never. Longer than every timeout of the plugins, so a "
            "slow call that will still end is not taken for a stuck process.",
            0, nullptr, 0, 86'400'000),
+    option("on_permanent_failure", P2K_OPT_ENUM, "stop",
+           "What a record that can never be delivered does (the sink refuses it for good, e.g. "
+           "a value larger than the topic accepts, or the source cannot read it, e.g. a malformed "
+           "queue row). stop: the pipeline stops with exit code 4 and the record, with "
+           "everything after it, stays in the source: nothing is lost, nothing goes on until "
+           "someone acts. park: the source sets the record aside (pg-outbox: in "
+           "pg2kafka.parked_events) together with every later record of its key, which keeps "
+           "their order, and everything else goes on; `pg2kafka queue list --parked` shows "
+           "them, `pg2kafka queue retry` delivers them again in order once the cause is fixed. "
+           "Needs a source that can park (pg-outbox can).",
+           0, kFailurePolicies),
+    option("dead_letter.topic", P2K_OPT_STRING, "",
+           "With on_permanent_failure=park: a topic to which every parked record is also written, "
+           "through the same sink, with its key, value and headers plus pg2kafka.original_topic, "
+           "pg2kafka.event_id, pg2kafka.error and pg2kafka.reason headers; a value the sink "
+           "refuses there too (too large for any topic) is left out (pg2kafka.value_omitted: "
+           "true, pg2kafka.value_size). Empty: parked records are only kept in the source."),
 };
 
 // PATH_MAX: a longer name or path cannot name a file.
@@ -152,6 +170,13 @@ void PipelineConfig::read(const EnvLookup& env, bool force_dry_run, Diagnostics&
   host_.log_format = host_values_.get("log.format");
   host_.http_listen = host_values_.get("http.listen");
   host_.liveness_timeout = ms("http.liveness_timeout");
+  host_.park_failures = host_values_.get("on_permanent_failure") == "park";
+  host_.dead_letter_topic = host_values_.get("dead_letter.topic");
+  if (!host_.dead_letter_topic.empty() && !host_.park_failures)
+    diagnostics.add(doc.diagnostic(
+        {"pipeline", "dead_letter.topic"},
+        "a dead-letter topic is written only when records are parked: set "
+        "\"on_permanent_failure\": \"park\" too, or remove dead_letter.topic"));
   if (!host_.http_listen.empty()) {
     std::string why;
     if (!http::parse_listen_address(host_.http_listen, why))

@@ -42,6 +42,9 @@ struct HostSettings {
   std::string log_format;   // text or json
   std::string http_listen;  // host:port, empty: no HTTP endpoint
   std::chrono::milliseconds liveness_timeout{0};
+  // on_permanent_failure: true for park, false for stop.
+  bool park_failures = false;
+  std::string dead_letter_topic;  // empty: none
 };
 
 struct PluginSection {

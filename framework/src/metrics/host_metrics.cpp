@@ -90,8 +90,17 @@ void HostMetrics::write(Exposition& out) const {
               "Records that failed transiently and are written again, by topic.", l,
               c->retried.value());
       counter("pg2kafka_records_failed_total",
-              "Records that failed permanently (the pipeline stops), by topic.", l,
-              c->failed.value());
+              "Records that failed permanently, by topic (the pipeline stops, or parks them with "
+              "on_permanent_failure=park).",
+              l, c->failed.value());
+      counter("pg2kafka_records_parked_total",
+              "Records set aside in the source after a permanent failure "
+              "(on_permanent_failure=park), by their topic.",
+              l, c->parked.value());
+      counter("pg2kafka_dead_letters_total",
+              "Parked records whose copy the sink confirmed on the dead-letter topic, by their "
+              "original topic.",
+              l, c->dead_lettered.value());
     }
   }
   counter("pg2kafka_records_acknowledged_total",
@@ -111,6 +120,16 @@ void HostMetrics::write(Exposition& out) const {
         static_cast<double>(in_flight_bytes.load(std::memory_order_relaxed)));
   gauge("pg2kafka_records_awaiting_retry", "Records that failed transiently and wait for a retry.",
         {}, static_cast<double>(awaiting_retry.load(std::memory_order_relaxed)));
+  gauge("pg2kafka_records_parking",
+        "Records that failed permanently and are being parked (or their dead letter written).",
+        {}, static_cast<double>(parking.load(std::memory_order_relaxed)));
+  counter("pg2kafka_dead_letters_without_value_total",
+          "Dead letters written without the record's value, because the sink refused it with it "
+          "(a value too large for the dead-letter topic too).",
+          {}, dead_letters_without_value.value());
+  counter("pg2kafka_park_retries_total",
+          "Parks the source could not do for now (retried after a backoff).", {},
+          park_retries.value());
   int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                        std::chrono::steady_clock::now().time_since_epoch())
                        .count();

@@ -25,6 +25,9 @@ namespace pg2kafka::metrics {
 
 struct TopicCounters {
   sdk::Counter polled, written, delivered, delivered_bytes, retried, failed;
+  // on_permanent_failure=park: records of this topic set aside in the source, and their dead
+  // letters confirmed by the sink (by the original topic).
+  sdk::Counter parked, dead_lettered;
 };
 
 // Where the pipeline is in its life (pg2kafka_phase, /readyz).
@@ -52,6 +55,10 @@ class HostMetrics {
   sdk::Counter polls, empty_polls;
   sdk::Counter source_retries;  // poll, ack or open of the source failed transiently
   sdk::Counter sink_retries;    // write or open of the sink failed transiently, or a prepare
+  // Dead letters written without their value (the sink refused them with it), and parks of a
+  // record that the source could not do yet (retried).
+  sdk::Counter dead_letters_without_value, park_retries;
+  std::atomic<uint64_t> parking{0};  // records failed permanently, not parked (or dead-lettered) yet
   std::atomic<uint64_t> in_flight_records{0}, in_flight_bytes{0}, awaiting_retry{0};
   sdk::Histogram delivery_latency;  // event time to delivery confirmation, seconds
   // When the current backoff of an operation ends (steady clock, ns; 0: not backing off).

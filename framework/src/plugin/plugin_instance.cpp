@@ -274,6 +274,28 @@ SourceInstance::SourceInstance(PluginHandle plugin, const config::ResolvedOption
   create(ops());
   if (plugin_->abi_minor() >= 3 && ops().struct_size >= P2K_SIZE_THROUGH(p2k_source_ops, status))
     status_op_ = ops().status;
+  if (plugin_->abi_minor() >= 4 && ops().struct_size >= P2K_SIZE_THROUGH(p2k_source_ops, queue)) {
+    park_op_ = ops().park;
+    queue_op_ = ops().queue;
+  }
+}
+
+CallResult SourceInstance::park(const p2k_record& record, const std::string& error) {
+  if (!park_op_) return {P2K_FATAL, "source '" + name_ + "' cannot park records"};
+  return call("park", [&] {
+    return park_op_(instance_, &record, error.c_str(), error_, sizeof error_);
+  });
+}
+
+CallResult SourceInstance::queue(const std::string& request, std::string& json) {
+  json.clear();
+  if (!queue_op_) return {P2K_FATAL, "source '" + name_ + "' has no queue to administer"};
+  auto collect = [](void* c, p2k_slice text) {
+    if (text.data) static_cast<std::string*>(c)->append(text.data, text.size);
+  };
+  return call("queue", [&] {
+    return queue_op_(instance_, request.c_str(), collect, &json, error_, sizeof error_);
+  });
 }
 
 CallResult SourceInstance::status(std::string& json) {
@@ -288,10 +310,12 @@ CallResult SourceInstance::status(std::string& json) {
 
 CallResult SourceInstance::poll(size_t max_records, std::chrono::milliseconds timeout,
                                 p2k_batch& batch) {
-  batch = p2k_batch{sizeof(p2k_batch), nullptr, 0, nullptr};
+  batch = p2k_batch{sizeof(p2k_batch), nullptr, 0, nullptr, nullptr};
   auto r = call("poll", [&] {
     return ops().poll(instance_, max_records, timeout_ms(timeout), &batch, error_, sizeof error_);
   });
+  // Rule 5 of plugin.h "Versioning": a field of a later minor than the answered one means nothing.
+  if (plugin_->abi_minor() < 4) batch.unusable = nullptr;
   if (r.ok() && batch.count > 0 && !batch.records) {
     r.status = P2K_FATAL;
     r.message = "plugin '" + name_ + "' returned " + std::to_string(batch.count) +

@@ -147,10 +147,19 @@ class SourceInstance : public InstanceBase {
   // description (one JSON text), on an instance that is not opened.
   bool has_status() const { return status_op_ != nullptr; }
   CallResult status(std::string& json);
+  // Since ABI 1.4 (plugin.h, "Permanent failures and parking"): whether the source can park
+  // records, parking one (on the pipeline thread), and administering its queue for
+  // `pg2kafka queue` (one JSON request, one JSON answer; on an instance that is not opened).
+  bool has_park() const { return park_op_ != nullptr; }
+  CallResult park(const p2k_record& record, const std::string& error);
+  bool has_queue() const { return queue_op_ != nullptr; }
+  CallResult queue(const std::string& request, std::string& json);
 
  private:
   const p2k_source_ops& ops() const { return *plugin_->descriptor().source; }
   p2k_status (*status_op_)(void*, p2k_text_fn, void*, char*, size_t) = nullptr;
+  p2k_status (*park_op_)(void*, const p2k_record*, const char*, char*, size_t) = nullptr;
+  p2k_status (*queue_op_)(void*, const char*, p2k_text_fn, void*, char*, size_t) = nullptr;
 };
 
 class SinkInstance : public InstanceBase {

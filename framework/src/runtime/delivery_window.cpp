@@ -75,6 +75,60 @@ bool DeliveryWindow::failed(uint64_t position) {
   return true;
 }
 
+bool DeliveryWindow::set_aside(uint64_t position) {
+  Entry* e = find(position);
+  if (!e || e->state != State::kWritten) return false;
+  e->state = State::kSetAside;
+  --written_;
+  ++set_aside_;
+  return true;
+}
+
+bool DeliveryWindow::add_set_aside(const p2k_record& record, std::shared_ptr<void> holder) {
+  if (!add(record, std::move(holder))) return false;
+  return set_aside(record.position);
+}
+
+const p2k_record* DeliveryWindow::set_aside_record(uint64_t position) const {
+  const Entry* e = find(position);
+  return e && e->state == State::kSetAside ? &e->record : nullptr;
+}
+
+std::shared_ptr<void> DeliveryWindow::holder(uint64_t position) const {
+  const Entry* e = find(position);
+  return e ? e->holder : nullptr;
+}
+
+bool DeliveryWindow::replace(uint64_t position, const p2k_record& letter,
+                             std::shared_ptr<void> holder, Letter kind) {
+  Entry* e = find(position);
+  if (!e || e->state != State::kSetAside) return false;
+  unconfirmed_bytes_ -= bytes(e->record);
+  e->record = letter;
+  e->record.position = position;
+  e->holder = std::move(holder);
+  e->letter = kind;
+  e->state = State::kWritten;
+  unconfirmed_bytes_ += bytes(e->record);
+  --set_aside_;
+  ++written_;
+  return true;
+}
+
+bool DeliveryWindow::settle(uint64_t position) {
+  Entry* e = find(position);
+  if (!e || e->state != State::kSetAside) return false;
+  e->state = State::kDelivered;
+  --set_aside_;
+  unconfirmed_bytes_ -= bytes(e->record);
+  return true;
+}
+
+DeliveryWindow::Letter DeliveryWindow::letter(uint64_t position) const {
+  const Entry* e = find(position);
+  return e ? e->letter : Letter::kNone;
+}
+
 std::vector<p2k_record> DeliveryWindow::take_rewrites() {
   std::vector<p2k_record> out;
   if (retry_ == 0 || written_ > 0) return out;
@@ -114,6 +168,7 @@ void DeliveryWindow::clear() {
   entries_.clear();
   written_ = 0;
   retry_ = 0;
+  set_aside_ = 0;
   unconfirmed_bytes_ = 0;
 }
 

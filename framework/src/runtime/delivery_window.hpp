@@ -5,6 +5,11 @@
 // unbroken prefix of delivered records, so that a crash never loses a record that was
 // acknowledged before an earlier one was delivered.
 //
+// Parking (on_permanent_failure=park). A record that failed permanently is *set aside*: it stays
+// unconfirmed (acknowledgement stops before it) while the host parks it in the source and,
+// with a dead-letter topic, writes its dead letter in its place (same position, another
+// record); it is confirmed when that dead letter is delivered, or at once without one.
+//
 // Ordering after a retry (plugin.h, p2k_host.report). A record the sink reports RETRY is written
 // again, but only once no record written before is still awaiting its outcome, so that it goes out
 // after all of them; and every later record with the same topic and key that the sink reported
@@ -32,7 +37,10 @@ class DeliveryWindow {
     kWritten,        // handed to the sink, outcome not known yet
     kAwaitingRetry,  // failed transiently (reported RETRY, or its write failed): to write again
     kDelivered,      // reported OK, not acknowledged yet (an earlier record is not delivered)
+    kSetAside,       // failed permanently: being parked, its dead letter not written yet
   };
+  // What a position holds: the source's record, or the dead letter written in its place.
+  enum class Letter : uint8_t { kNone, kWithValue, kWithoutValue };
 
   // A record the host is about to write: a shallow copy whose memory `holder` keeps alive (the
   // source's batch). Returns false, adding nothing, when its position does not exceed every
@@ -46,6 +54,23 @@ class DeliveryWindow {
   bool failed(uint64_t position);
   // The record of a position that is awaiting an outcome, or nullptr.
   const p2k_record* awaiting(uint64_t position) const;
+
+  // Parking. set_aside: a record awaiting its outcome failed permanently; add_set_aside: a record
+  // the source marked unusable, never written (positions increase, as for add). Both false when
+  // the record is not in that state (add_set_aside: when add would refuse it).
+  bool set_aside(uint64_t position);
+  bool add_set_aside(const p2k_record& record, std::shared_ptr<void> holder);
+  // The record set aside at `position` (or nullptr) and what keeps its memory.
+  const p2k_record* set_aside_record(uint64_t position) const;
+  std::shared_ptr<void> holder(uint64_t position) const;
+  // Puts a dead letter in place of the record set aside at `position`, awaiting its outcome (to
+  // be written now); `holder` keeps its memory. False when nothing is set aside there.
+  bool replace(uint64_t position, const p2k_record& letter, std::shared_ptr<void> holder,
+               Letter kind);
+  // Confirms a record set aside (parked, without a dead letter).
+  bool settle(uint64_t position);
+  // Whether the position holds a dead letter, and which.
+  Letter letter(uint64_t position) const;
 
   // The records to write again now, in position order, marked written: every record awaiting a
   // retry, plus the later records of the same topic and key that were delivered meanwhile (the
@@ -66,8 +91,9 @@ class DeliveryWindow {
 
   size_t awaiting_outcome() const { return written_; }
   size_t awaiting_retry() const { return retry_; }
+  size_t set_aside_count() const { return set_aside_; }
   // Records written and not yet confirmed: what max_in_flight bounds.
-  size_t unconfirmed() const { return written_ + retry_; }
+  size_t unconfirmed() const { return written_ + retry_ + set_aside_; }
   // Their keys and values: what max_in_flight_bytes bounds.
   size_t unconfirmed_bytes() const { return unconfirmed_bytes_; }
   // Records not acknowledged yet (unconfirmed, or delivered behind an unconfirmed one).
@@ -80,6 +106,7 @@ class DeliveryWindow {
     p2k_record record;
     std::shared_ptr<void> holder;
     State state;
+    Letter letter = Letter::kNone;
   };
   Entry* find(uint64_t position);
   const Entry* find(uint64_t position) const;
@@ -88,6 +115,7 @@ class DeliveryWindow {
   std::deque<Entry> entries_;  // sorted by position
   size_t written_ = 0;
   size_t retry_ = 0;
+  size_t set_aside_ = 0;
   size_t unconfirmed_bytes_ = 0;
   std::optional<uint64_t> last_added_;
 };

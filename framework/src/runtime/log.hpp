@@ -39,8 +39,8 @@ void write(p2k_log_level level, std::string_view origin, std::string_view messag
 inline void error(std::string_view m, const Fields& fields = {}) {
   write(P2K_LOG_ERROR, "host", m, fields);
 }
-inline void warn(std::string_view m) {
-  write(P2K_LOG_WARN, "host", m);
+inline void warn(std::string_view m, const Fields& fields = {}) {
+  write(P2K_LOG_WARN, "host", m, fields);
 }
 inline void info(std::string_view m, const Fields& fields = {}) {
   write(P2K_LOG_INFO, "host", m, fields);

@@ -3,6 +3,7 @@
 #include <pg2kafka/sdk/plugin.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <thread>
 
 #include "runtime/deadline.hpp"
@@ -22,6 +23,66 @@ std::string record_label(const p2k_record& r) {
   std::string out = "position " + std::to_string(r.position);
   if (r.id.size) out = "event " + std::string(sdk::view(r.id)) + " (" + out + ")";
   return out;
+}
+
+// The longest error a dead letter's header carries, cut at a character boundary.
+constexpr size_t kMaxErrorHeader = 4096;
+
+std::string header_error(const std::string& error) {
+  if (error.size() <= kMaxErrorHeader) return error;
+  size_t end = kMaxErrorHeader;
+  while (end > 0 && (static_cast<unsigned char>(error[end]) & 0xC0) == 0x80) --end;
+  return error.substr(0, end);
+}
+
+p2k_slice slice(const std::string& s) {
+  return p2k_slice{s.data(), s.size()};
+}
+
+// A dead letter (plugin.h, "Permanent failures and parking"): the record that failed, written to
+// the dead-letter topic with headers saying what happened. It keeps the source's batch alive
+// (the original's key, value and headers point into it) and owns everything it adds.
+struct DeadLetter {
+  std::shared_ptr<void> original_holder;
+  p2k_record original;
+  std::string topic, original_topic, error, reason, value_size;
+  std::vector<p2k_header> headers;
+  p2k_record record;
+};
+
+std::shared_ptr<DeadLetter> make_dead_letter(const p2k_record& original,
+                                                       std::shared_ptr<void> original_holder,
+                                                       const std::string& topic,
+                                                       const std::string& error,
+                                                       const std::string& reason, bool with_value) {
+  auto d = std::make_shared<DeadLetter>();
+  d->original_holder = std::move(original_holder);
+  d->original = original;
+  d->topic = topic;
+  d->original_topic = std::string(sdk::view(original.topic));
+  d->error = header_error(error);
+  d->reason = reason;
+  d->value_size = std::to_string(original.value.size);
+  auto add = [&](const char* name, const std::string& value) {
+    d->headers.push_back(p2k_header{p2k_slice{name, std::strlen(name)}, slice(value)});
+  };
+  for (size_t i = 0; i < original.header_count; ++i) d->headers.push_back(original.headers[i]);
+  add("pg2kafka.original_topic", d->original_topic);
+  static constexpr std::string_view kEventId = "pg2kafka.event_id";
+  d->headers.push_back(p2k_header{p2k_slice{kEventId.data(), kEventId.size()}, original.id});
+  add("pg2kafka.error", d->error);
+  add("pg2kafka.reason", d->reason);
+  static const std::string kTrue = "true";
+  if (!with_value) {
+    add("pg2kafka.value_omitted", kTrue);
+    add("pg2kafka.value_size", d->value_size);
+  }
+  d->record = original;
+  d->record.topic = slice(d->topic);
+  if (!with_value) d->record.value = p2k_slice{"", 0};
+  d->record.headers = d->headers.data();
+  d->record.header_count = d->headers.size();
+  return d;
 }
 
 }  // namespace
@@ -47,7 +108,9 @@ Pipeline::Pipeline(plugin::SourceInstance& source, plugin::SinkInstance& sink,
       stop_(stop),
       sink_backoff_(settings.retry_initial_backoff, settings.retry_max_backoff),
       source_backoff_(settings.retry_initial_backoff, settings.retry_max_backoff),
-      ack_backoff_(settings.retry_initial_backoff, settings.retry_max_backoff) {}
+      ack_backoff_(settings.retry_initial_backoff, settings.retry_max_backoff),
+      park_(settings.park_failures && !mode.dry_run),
+      park_backoff_(settings.retry_initial_backoff, settings.retry_max_backoff) {}
 
 Pipeline::~Pipeline() {
   window_.clear();
@@ -66,6 +129,7 @@ void Pipeline::update_gauges() {
   metrics_.in_flight_records.store(window_.unconfirmed(), std::memory_order_relaxed);
   metrics_.in_flight_bytes.store(window_.unconfirmed_bytes(), std::memory_order_relaxed);
   metrics_.awaiting_retry.store(window_.awaiting_retry(), std::memory_order_relaxed);
+  metrics_.parking.store(window_.set_aside_count(), std::memory_order_relaxed);
 }
 
 namespace {
@@ -153,6 +217,18 @@ bool Pipeline::open_with_retry() {
     }
     prepared_topics_.insert(t);
   }
+  if (park_ && !settings_.dead_letter_topic.empty() &&
+      !prepared_topics_.count(settings_.dead_letter_topic)) {
+    const std::string& t = settings_.dead_letter_topic;
+    auto p = sink_.prepare_topic(t);
+    if (!p.ok()) {
+      fail("sink '" + sink_.name() + "' cannot write to the dead-letter topic '" + t +
+           "' (dead_letter.topic): " + p.message);
+      if (p.status == P2K_INVALID_CONFIG) exit_code_ = kExitConfig;
+      return false;
+    }
+    prepared_topics_.insert(t);
+  }
   return true;
 }
 
@@ -220,15 +296,28 @@ void Pipeline::poll_source() {
   for (size_t i = 0; i < batch.count; ++i) {
     const p2k_record& rec = batch.records[i];
     counters(rec).polled.add();
-    if (!window_.add(rec, holder)) {
+    bool unusable = batch.unusable && batch.unusable[i];
+    if (!(unusable ? window_.add_set_aside(rec, holder) : window_.add(rec, holder))) {
       fail("source '" + source_.name() + "' returned position " + std::to_string(rec.position) +
            " after " + std::to_string(window_.last_added().value_or(0)) +
            ": positions must strictly increase (a bug in the plugin)");
       return;
     }
+    if (unusable) permanent_failure(rec, batch.unusable[i], "unusable");
+    if (failed_) return;
   }
   stats_.polled += batch.count;
-  write({batch.records, batch.count});
+  if (!batch.unusable) {
+    write({batch.records, batch.count});
+    return;
+  }
+  // The runs of deliverable records between the unusable ones, in order.
+  size_t start = 0;
+  for (size_t i = 0; i <= batch.count && !failed_; ++i) {
+    if (i < batch.count && !batch.unusable[i]) continue;
+    if (i > start) write({batch.records + start, i - start});
+    start = i + 1;
+  }
 }
 
 // A transient failure: the records marked awaiting a retry are written again after a backoff,
@@ -281,6 +370,12 @@ void Pipeline::on_outcome(const plugin::Outcome& o) {
   }
   switch (o.status) {
     case P2K_OK: {
+      if (auto letter = window_.letter(o.position); letter != DeliveryWindow::Letter::kNone) {
+        auto dead = std::static_pointer_cast<DeadLetter>(window_.holder(o.position));
+        counters(dead->original).dead_lettered.add();
+        if (letter == DeliveryWindow::Letter::kWithoutValue)
+          metrics_.dead_letters_without_value.add();
+      }
       auto& c = counters(*record);
       c.delivered.add();
       c.delivered_bytes.add(record->key.size + record->value.size);
@@ -300,12 +395,110 @@ void Pipeline::on_outcome(const plugin::Outcome& o) {
       retry_later("could not deliver " + label + " for now", o.message);
       return;
     }
-    default:
+    default: {
       counters(*record).failed.add();
-      fail("sink '" + sink_.name() + "' failed permanently on " + record_label(*record) + ": " +
-           (o.message.empty() ? "no reason given" : o.message) +
-           ". Nothing from this record on is acknowledged: it stays in the source.");
+      std::string why = o.message.empty() ? "no reason given" : o.message;
+      auto letter = window_.letter(o.position);
+      if (letter == DeliveryWindow::Letter::kNone) {
+        permanent_failure(*record, why, "failed");
+        return;
+      }
+      auto dead = std::static_pointer_cast<DeadLetter>(window_.holder(o.position));
+      if (letter == DeliveryWindow::Letter::kWithValue) {
+        log::warn("sink '" + sink_.name() + "' refused the dead letter of " +
+                  record_label(dead->original) + " on topic '" + settings_.dead_letter_topic +
+                  "' (" + why + "); writing it again without its value (" + dead->value_size +
+                  " bytes)");
+        window_.set_aside(o.position);
+        write_dead_letter(o.position, /*with_value=*/false);
+        return;
+      }
+      fail("sink '" + sink_.name() + "' cannot write the dead letter of " +
+           record_label(dead->original) + " to topic '" + settings_.dead_letter_topic +
+           "', even without its value: " + why +
+           ". The event is parked in the source; make the dead-letter topic writable (or "
+           "remove dead_letter.topic) and start again.");
+    }
   }
+}
+
+void Pipeline::permanent_failure(const p2k_record& record, const std::string& error,
+                                 const char* reason) {
+  bool unusable = std::string_view(reason) == "unusable";
+  if (!park_) {
+    fail((unusable ? "source '" + source_.name() + "' cannot make " + record_label(record) +
+                         " deliverable: "
+                   : "sink '" + sink_.name() + "' failed permanently on " + record_label(record) +
+                         ": ") +
+         error +
+         ". Nothing from this record on is acknowledged: it stays in the source. (With "
+         "on_permanent_failure=park such a record is set aside, with the later records of its "
+         "key, and the rest goes on.)");
+    return;
+  }
+  if (!unusable) window_.set_aside(record.position);
+  set_aside_.push_back(SetAside{record.position, error, reason});
+}
+
+void Pipeline::park_set_aside() {
+  while (!set_aside_.empty() && !failed_ && Clock::now() >= park_due_) {
+    const SetAside& s = set_aside_.front();
+    const p2k_record* record = window_.set_aside_record(s.position);
+    if (!record) {  // cannot happen: only this loop takes records out of that state
+      set_aside_.pop_front();
+      continue;
+    }
+    auto r = source_.park(*record, s.error);
+    if (r.status == P2K_RETRY) {
+      auto wait = park_backoff_.next();
+      park_due_ = Clock::now() + wait;
+      metrics_.park_retries.add();
+      metrics_.set_source_trouble("parking failed: " + r.message);
+      log::warn("source '" + source_.name() + "' could not park " + record_label(*record) +
+                " yet: " + r.message + " (retrying in " + std::to_string(wait.count()) + " ms)");
+      return;
+    }
+    if (!r.ok()) {
+      fail("source '" + source_.name() + "' could not park " + record_label(*record) + ": " +
+           r.message + ". Nothing from this record on is acknowledged: it stays in the source.");
+      return;
+    }
+    park_backoff_.reset();
+    counters(*record).parked.add();
+    ++stats_.parked;
+    std::string id(sdk::view(record->id));
+    log::warn("parked " + record_label(*record) + " of topic '" +
+                  std::string(sdk::view(record->topic)) + "' (" + s.reason + "): " + s.error +
+                  ". Later records of its key are held with it; `pg2kafka queue show " + id +
+                  "` shows it, `pg2kafka queue retry " + id +
+                  "` delivers them again once the cause is fixed",
+              {log::field("event_id", id), log::field("reason", std::string(s.reason))});
+    if (settings_.dead_letter_topic.empty())
+      window_.settle(s.position);
+    else
+      write_dead_letter(s.position, /*with_value=*/true);
+    set_aside_.pop_front();
+  }
+}
+
+void Pipeline::write_dead_letter(uint64_t position, bool with_value) {
+  std::shared_ptr<DeadLetter> letter;
+  if (window_.letter(position) == DeliveryWindow::Letter::kNone) {
+    const SetAside& s = set_aside_.front();
+    letter = make_dead_letter(*window_.set_aside_record(position), window_.holder(position),
+                              settings_.dead_letter_topic, s.error, s.reason, with_value);
+  } else {
+    auto previous = std::static_pointer_cast<DeadLetter>(window_.holder(position));
+    letter = make_dead_letter(previous->original, previous->original_holder,
+                              settings_.dead_letter_topic, previous->error, previous->reason,
+                              with_value);
+  }
+  p2k_record record = letter->record;
+  window_.replace(position, record, letter,
+                  with_value ? DeliveryWindow::Letter::kWithValue
+                             : DeliveryWindow::Letter::kWithoutValue);
+  record.position = position;
+  write({&record, 1});
 }
 
 void Pipeline::handle_outcomes() {
@@ -410,6 +603,7 @@ int Pipeline::run() {
     }
     handle_outcomes();
     warn_if_sink_silent();
+    if (!failed_) park_set_aside();
     if (!failed_) write_due_retries();
     if (!failed_) acknowledge();
     update_gauges();
@@ -444,6 +638,7 @@ int Pipeline::run() {
     if (window_.awaiting_retry() > 0 && window_.awaiting_outcome() == 0)
       until = std::min(until, retry_due_);
     if (!drained_ && next_poll_ > now) until = std::min(until, next_poll_);
+    if (!set_aside_.empty()) until = std::min(until, park_due_);
     if (ack_outstanding)
       until = drained_ && unconfirmed == 0 ? ack_due_ : std::min(until, ack_due_);
     if (window_.unconfirmed() > 0)
@@ -465,11 +660,15 @@ int Pipeline::finish(bool clean) {
               std::to_string(millis_until(deadline, Clock::now()).count()) + " ms for " +
               std::to_string(window_.unconfirmed()) + " records in flight");
   while (window_.unconfirmed() > 0 && Clock::now() < deadline && !forced()) {
+    if (!failed_) park_set_aside();
     if (!failed_) write_due_retries();
     auto left = millis_until(deadline, Clock::now());
     if (window_.awaiting_outcome() == 0) {
       if (failed_) break;
-      sleep_until(std::min(deadline, retry_due_), StopControl::kForced);
+      auto until = deadline;
+      if (window_.awaiting_retry() > 0) until = std::min(until, retry_due_);
+      if (!set_aside_.empty()) until = std::min(until, park_due_);
+      sleep_until(until, StopControl::kForced);
       continue;
     }
     auto f = sink_.flush(std::min(left, std::chrono::milliseconds(100)));

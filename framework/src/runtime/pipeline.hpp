@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <set>
 #include <span>
@@ -28,6 +29,7 @@ struct PipelineStats {
   uint64_t polled = 0;
   uint64_t delivered = 0;
   uint64_t retried = 0;
+  uint64_t parked = 0;
   std::optional<uint64_t> acked_through;
 };
 
@@ -60,6 +62,12 @@ class Pipeline {
   void write_due_retries();
   bool retry_due() const;
   void acknowledge();
+  // A record that can never be delivered: stop (on_permanent_failure=stop), or set it aside to
+  // be parked. `reason`: "failed" (the sink refused it) or "unusable" (the source marked it).
+  void permanent_failure(const p2k_record& record, const std::string& error, const char* reason);
+  // Parks the records set aside, in order (called from the loop); writes their dead letters.
+  void park_set_aside();
+  void write_dead_letter(uint64_t position, bool with_value);
   void fail(std::string message);
   bool stopping() const { return stop_.level() > StopControl::kRunning; }
   bool forced() const { return stop_.level() >= StopControl::kForced; }
@@ -97,9 +105,20 @@ class Pipeline {
   metrics::HostMetrics metrics_;
   std::string last_topic_;
   metrics::TopicCounters* last_counters_ = nullptr;
-  size_t confirmed_unacked_ = 0;
-  int64_t outcome_now_ms_ = 0;  // the wall clock when the outcomes being handled were taken  //
-                                // records confirmed since the last successful ack
+  size_t confirmed_unacked_ = 0;  // records confirmed since the last successful ack
+  int64_t outcome_now_ms_ = 0;    // the wall clock when the outcomes being handled were taken
+  // Parking (on_permanent_failure=park, never in a dry run): the records set aside, in the
+  // order they failed, with their error and reason, and the backoff of a park the source could
+  // not do yet.
+  struct SetAside {
+    uint64_t position;
+    std::string error;
+    const char* reason;
+  };
+  bool park_ = false;
+  std::deque<SetAside> set_aside_;
+  sdk::Backoff park_backoff_;
+  Clock::time_point park_due_{};
   // When the sink last reported an outcome (or the window was last empty), and when the host
   // may next warn that it has not reported for long.
   Clock::time_point last_outcome_at_ = Clock::now();

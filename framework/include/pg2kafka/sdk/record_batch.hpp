@@ -46,6 +46,24 @@ class RecordBatch {
                headers.data(), headers.size());
   }
 
+  // Since ABI 1.4 (plugin.h, p2k_batch.unusable): marks the record added last as one that cannot
+  // be delivered at all, saying why and what to do; the host never writes it and handles it as
+  // a permanent failure (it parks it, or stops). With a host older than 1.4, the poll that
+  // returns this batch fails with the first such message instead.
+  void mark_last_unusable(std::string why) {
+    if (owned_.empty()) return;
+    unusable_.resize(owned_.size());
+    unusable_.back() = std::move(why);
+    any_unusable_ = true;
+    records_.clear();
+  }
+  // NULL when every record is deliverable, else one pointer per record (NULL: deliverable).
+  const char* const* unusable() {
+    if (!any_unusable_) return nullptr;
+    if (records_.size() != owned_.size()) build();
+    return unusable_ptrs_.data();
+  }
+
   size_t size() const { return owned_.size(); }
   bool empty() const { return owned_.empty(); }
   uint64_t last_position() const { return owned_.empty() ? 0 : owned_.back().position; }
@@ -114,6 +132,11 @@ class RecordBatch {
       r.header_count = o.header_count;
       records_.push_back(r);
     }
+    if (any_unusable_) {
+      unusable_.resize(owned_.size());
+      unusable_ptrs_.clear();
+      for (const auto& u : unusable_) unusable_ptrs_.push_back(u ? u->c_str() : nullptr);
+    }
   }
 
   std::deque<Owned> owned_;
@@ -121,6 +144,9 @@ class RecordBatch {
   std::vector<std::pair<const std::string*, const std::string*>> headers_;
   std::vector<p2k_header> c_headers_;
   std::vector<p2k_record> records_;
+  bool any_unusable_ = false;
+  std::vector<std::optional<std::string>> unusable_;  // by record, once one is marked
+  std::vector<const char*> unusable_ptrs_;
 };
 
 }  // namespace pg2kafka::sdk

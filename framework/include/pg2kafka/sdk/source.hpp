@@ -51,6 +51,16 @@ class Source {
   // p2k_source_ops.status), on an instance that is never opened. Throw RetryError when the origin
   // is unreachable. The SDK gives the host a status operation only when overridden.
   virtual std::string status() { return {}; }
+  // Since ABI 1.4 (plugin.h, p2k_source_ops.park and "Permanent failures and parking"): keep a
+  // record that can never be delivered at the origin, durably, before the host acknowledges its
+  // position, and hold back the later records of its scope until an operator retries or skips
+  // it. On the pipeline thread. The SDK gives the host a park operation only when overridden.
+  virtual void park(const p2k_record& /*record*/, const std::string& /*error*/) {}
+  // Since ABI 1.4, for `pg2kafka queue` (plugin.h, p2k_source_ops.queue): answer one JSON request
+  // with one JSON object, on an instance that is never opened. Throw ConfigError for a request
+  // that cannot be done as asked, RetryError when the origin is unreachable. The SDK gives the
+  // host a queue operation only when overridden.
+  virtual std::string queue(const std::string& /*request*/) { return {}; }
 };
 
 }  // namespace pg2kafka::sdk

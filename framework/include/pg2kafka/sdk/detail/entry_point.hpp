@@ -99,6 +99,12 @@ template <class T, class Base>
 constexpr bool overrides_health = !std::is_same_v<decltype(&T::health), Health (Base::*)()>;
 template <class T>
 constexpr bool overrides_status = !std::is_same_v<decltype(&T::status), std::string (Source::*)()>;
+template <class T>
+constexpr bool overrides_park =
+    !std::is_same_v<decltype(&T::park), void (Source::*)(const p2k_record&, const std::string&)>;
+template <class T>
+constexpr bool overrides_queue =
+    !std::is_same_v<decltype(&T::queue), std::string (Source::*)(const std::string&)>;
 
 // What sources and sinks share: the instance handed to the host, create, open, close, destroy,
 // interrupt, metrics and health. `Base` is Source or Sink.
@@ -169,11 +175,19 @@ struct SourceTrampolines : InstanceTrampolines<T, Source> {
       out->records = nullptr;
       out->count = 0;
       out->handle = nullptr;
+      if (P2K_HAS_FIELD(out, p2k_batch, unusable)) out->unusable = nullptr;
       if (max == 0) return;
       auto batch = self(p)->poll(max, std::chrono::milliseconds(std::max(timeout_ms, 0)));
       if (!batch || batch->empty()) return;
+      const char* const* unusable = batch->unusable();
+      if (unusable && !P2K_HAS_FIELD(out, p2k_batch, unusable)) {
+        // A host before 1.4 cannot set such a record aside: fail the poll, as sources did then.
+        for (size_t i = 0; i < batch->size(); ++i)
+          if (unusable[i]) throw FatalError(unusable[i]);
+      }
       out->records = batch->records();
       out->count = batch->size();
+      if (unusable) out->unusable = unusable;
       out->handle = batch.release();
     });
   }
@@ -184,6 +198,17 @@ struct SourceTrampolines : InstanceTrampolines<T, Source> {
   static p2k_status status(void* p, p2k_text_fn fn, void* ctx, char* err, size_t es) {
     return guarded(err, es, [&] {
       std::string text = self(p)->status();
+      fn(ctx, p2k_slice{text.data(), text.size()});
+    });
+  }
+  static p2k_status park(void* p, const p2k_record* record, const char* error, char* err,
+                         size_t es) {
+    return guarded(err, es, [&] { self(p)->park(*record, error ? error : ""); });
+  }
+  static p2k_status queue(void* p, const char* request, p2k_text_fn fn, void* ctx, char* err,
+                          size_t es) {
+    return guarded(err, es, [&] {
+      std::string text = self(p)->queue(request ? request : "");
       fn(ctx, p2k_slice{text.data(), text.size()});
     });
   }
@@ -206,7 +231,9 @@ struct SourceTrampolines : InstanceTrampolines<T, Source> {
                                   Common::interrupt_op(),
                                   Common::metrics_op(),
                                   Common::health_op(),
-                                  overrides_status<T> ? &status : nullptr};
+                                  overrides_status<T> ? &status : nullptr,
+                                  overrides_park<T> ? &park : nullptr,
+                                  overrides_queue<T> ? &queue : nullptr};
     return &o;
   }
 };
