@@ -23,6 +23,7 @@ namespace pg2kafka::pg_outbox {
 struct TableNames {
   std::string topic;
   std::string qualified;  // schema.table, the "table" header
+  std::string schema, table;
 };
 
 class EventLedger {
@@ -36,11 +37,33 @@ class EventLedger {
     // key an UPDATE changed); must outlive the ledger's use of it.
     const std::string* statement = nullptr;
   };
+  // What the source knows of a record in flight, for parking it.
+  struct InFlight {
+    uint64_t position;
+    int64_t batch_id;  // the queue batch (0 for an event retried from pg2kafka.parked_events)
+    bool last_of_batch;
+    const TableNames* names;
+    int64_t parked_id = 0;  // > 0: retried from pg2kafka.parked_events, this row
+    bool malformed = false;
+    bool parked = false;  // parked (again) while in flight: not delivered
+  };
 
   // Adds the events of one queue batch (at least one), in order, numbered with the next
   // positions. `names` and `statement` must outlive the ledger's use of them.
   void add_batch(int64_t batch_id, const TableNames& names, const std::string& statement,
                  std::vector<Event> events);
+  // Adds the one event of a queue batch that cannot be delivered (a malformed row, whose value
+  // is then the row itself), with why, for the host (p2k_batch.unusable).
+  void add_unusable(int64_t batch_id, const TableNames& names, const std::string& statement,
+                    Event event, std::string why);
+  // Adds an event retried from pg2kafka.parked_events (row `parked_id`), numbered with the next
+  // position.
+  void add_parked(int64_t parked_id, const TableNames& names, const std::string& statement,
+                  Event event);
+  // The record in flight at `position`, or nullptr.
+  InFlight* in_flight(uint64_t position);
+  // Events retried from pg2kafka.parked_events that are pending or in flight.
+  size_t parked_outstanding() const { return parked_outstanding_; }
   // Whether the batch has events here (pending or returned and not acknowledged).
   bool holds(int64_t batch_id) const { return batches_.count(batch_id) > 0; }
   bool has_pending() const { return !pending_.empty(); }
@@ -53,6 +76,9 @@ class EventLedger {
   // acknowledged (acks come in position order). Changes nothing: call forget() once they are
   // removed from the queue.
   std::vector<int64_t> completed_through(uint64_t through) const;
+  // The pg2kafka.parked_events rows retried and delivered at or before `through` (not those
+  // parked again). Changes nothing.
+  std::vector<int64_t> parked_delivered_through(uint64_t through) const;
   // Forgets the events at or before `through`.
   void forget_through(uint64_t through);
 
@@ -64,16 +90,14 @@ class EventLedger {
     const TableNames* names;
     const std::string* statement;
     Event event;
-  };
-  struct InFlight {
-    uint64_t position;
-    int64_t batch_id;
-    bool last_of_batch;
+    int64_t parked_id = 0;
+    std::optional<std::string> unusable;
   };
   uint64_t next_position_ = 1;
   std::deque<Pending> pending_;
   std::deque<InFlight> in_flight_;  // in position order
   std::unordered_set<int64_t> batches_;
+  size_t parked_outstanding_ = 0;
 };
 
 }  // namespace pg2kafka::pg_outbox

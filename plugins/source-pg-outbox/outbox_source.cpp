@@ -35,6 +35,41 @@ constexpr milliseconds kChunkRetryWait{1'000};
 constexpr milliseconds kMaxChunkRetryWait{30'000};
 constexpr milliseconds kBackfillLogInterval{5'000};
 constexpr size_t kMaxChunksInFlight = 2;
+// Parking: how often the active instance looks for retry requests while keys are parked, and
+// how often it reads the parked keys again (an operator may have skipped a key's last event).
+constexpr milliseconds kRetryCheckInterval{1'000};
+constexpr milliseconds kParkedKeysInterval{10'000};
+
+// The scope a parked event holds back: its table and key (a null key is a key of its own).
+std::string park_scope(std::string_view schema, std::string_view table,
+                       const std::optional<std::string_view>& key) {
+  std::string s;
+  s.reserve(schema.size() + table.size() + (key ? key->size() : 0) + 3);
+  s.append(schema).append(1, '\0').append(table).append(1, '\0');
+  if (key)
+    s.append(1, '1').append(*key);
+  else
+    s.append(1, '0');
+  return s;
+}
+
+// {1,4} (an integer array's text) as its elements.
+std::vector<uint32_t> parse_index_array(std::string_view text) {
+  std::vector<uint32_t> out;
+  uint32_t v = 0;
+  bool in = false;
+  for (char c : text) {
+    if (c >= '0' && c <= '9') {
+      v = v * 10 + static_cast<uint32_t>(c - '0');
+      in = true;
+    } else {
+      if (in) out.push_back(v);
+      v = 0;
+      in = false;
+    }
+  }
+  return out;
+}
 
 void route_notice(void* ctx, const char* message) {
   std::string m(message ? message : "");
@@ -190,6 +225,18 @@ void OutboxSource::prepare_session() {
     std::string fetch = kFetchSql;
     for (auto at = fetch.find("%BYTES%"); at != std::string::npos; at = fetch.find("%BYTES%"))
       fetch.replace(at, 7, bytes);
+    parking_ = installed.migrations >= 12;
+    fetch.replace(fetch.find("%SKIPPED%"), 9, parking_ ? kSkippedColumn : kNoSkippedColumn);
+    if (parking_) {
+      conn_->prepare("p2k_park", kParkSql, {0, 0, 0, kOidInt8, 0});
+      conn_->prepare("p2k_park_malformed", kParkMalformedSql, {kOidInt8, 0});
+      conn_->prepare("p2k_repark", kReparkSql, {kOidInt8, 0});
+      conn_->prepare("p2k_hold", kHoldSql, {0, 0, 0, kOidInt8, 0, 16});
+      conn_->prepare("p2k_parked_keys", kParkedKeysSql, {});
+      conn_->prepare("p2k_retry_requested", kRetryRequestedSql, {});
+      conn_->prepare("p2k_retry_events", kRetryEventsSql, {});
+    }
+    parked_keys_loaded_ = false;
     conn_->prepare("p2k_fetch", fetch,
                    {kOidPgSnapshot, kOidPgSnapshot, kOidInt8, kOidInt8, kOidInt8, kOidInt8});
     conn_->prepare(
@@ -277,6 +324,7 @@ void OutboxSource::try_become_active() {
                      [&] { return conn_->exec_prepared("p2k_lock", {}).boolean(0, 0); });
   if (got) {
     active_ = true;
+    parked_keys_loaded_ = false;  // another instance may have parked events meanwhile
     active_since_ms_ = std::chrono::duration_cast<milliseconds>(
                            std::chrono::system_clock::now().time_since_epoch())
                            .count();
@@ -313,7 +361,7 @@ const TableNames& OutboxSource::names_for(const std::string& schema, const std::
   if (it == tables_.end())
     it = tables_
              .emplace(key, TableNames{topic_name(config_.topic_namespace, database_, schema, table),
-                                      schema + "." + table})
+                                      schema + "." + table, schema, table})
              .first;
   return it->second;
 }
@@ -340,6 +388,7 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
       }
       window_began_at_ = now;
       maybe_log_backfill(now);
+      if (parking_) maybe_retry_parked(now);
       guarded("taking a horizon", [&] {
         maybe_take_horizon();
         return 0;
@@ -412,11 +461,16 @@ int64_t OutboxSource::add_pending(const PgResult& rows, bool& cut_by_bytes) {
     try {
       batch_events = expand_batch(row, &mismatch);
     } catch (const std::invalid_argument& e) {
-      // Only a hand-made row can look like this; stop rather than skip it.
-      throw sdk::FatalError("pg2kafka.event_batches row " + std::to_string(id) +
-                            " is malformed: " + e.what() +
-                            ". Fix or delete that row (it was not written by pg2kafka's "
-                            "triggers) and start again.");
+      // Only a hand-made row can look like this. It goes to the host as one unusable record
+      // (the row itself): parked with on_permanent_failure=park, else the pipeline stops.
+      add_malformed(id, row, schema, table, rows.int64(i, kCreatedAtMicros), e.what());
+      continue;
+    }
+    if (!rows.is_null(i, kSkipped)) {
+      auto skipped = parse_index_array(rows.text(i, kSkipped));
+      std::erase_if(batch_events, [&](const BatchEvent& e) {
+        return std::find(skipped.begin(), skipped.end(), e.index) != skipped.end();
+      });
     }
     if (!mismatch.empty())
       host_.warn("pg2kafka.event_batches row " + std::to_string(id) + " disagrees with itself (" +
@@ -449,6 +503,14 @@ int64_t OutboxSource::add_pending(const PgResult& rows, bool& cut_by_bytes) {
                          std::find(moved.begin(), moved.end(), index) != moved.end();
       std::optional<std::string> key = whole ? e.key : std::nullopt;
       std::string value = envelope_json(e.uuid, e.key, *statement, e.data(), created_at);
+      if (!parked_keys_.empty()) {
+        auto held = parked_keys_.find(park_scope(schema, table, e.key));
+        if (held != parked_keys_.end()) {
+          // Its key has a parked event: it waits behind it, in the same place.
+          hold(id, schema, table, value, held->second);
+          continue;
+        }
+      }
       out.push_back({std::move(e.key), std::move(value), created_us / 1000, std::move(e.uuid)});
       if (whole) {
         const std::string& snapshot = *statements_.emplace("SNAPSHOT").first;
@@ -458,10 +520,177 @@ int64_t OutboxSource::add_pending(const PgResult& rows, bool& cut_by_bytes) {
             {std::move(key), std::move(image), created_us / 1000, std::move(uuid), &snapshot});
       }
     }
+    if (out.empty()) {
+      // Every event held behind a parked key (they are in pg2kafka.parked_events now).
+      empty_batches.push_back(id);
+      continue;
+    }
     ledger_.add_batch(id, names, *statement, std::move(out));
   }
   if (!empty_batches.empty()) remove_batches(empty_batches);
   return events;
+}
+
+void OutboxSource::add_malformed(int64_t id, const BatchRow& row, const std::string& schema,
+                                 const std::string& table, int64_t created_us,
+                                 const std::string& what) {
+  std::string why = "pg2kafka.event_batches row " + std::to_string(id) + " (" + schema + "." +
+                    table + ") is malformed: " + what +
+                    ". Only a row queued by hand can look like this: fix or delete that row, "
+                    "or park it (on_permanent_failure=park) and skip it (pg2kafka queue skip " +
+                    std::string(row.uuid) + ")";
+  // The row as far as it can be read (its JSON columns are valid JSON: their type checks it).
+  std::string value = "{\"batch_id\":" + std::to_string(id) + ",\"uuid\":";
+  sdk::append_json_string(value, row.uuid);
+  value += ",\"table_schema\":";
+  sdk::append_json_string(value, schema);
+  value += ",\"table_name\":";
+  sdk::append_json_string(value, table);
+  value += ",\"statement\":";
+  sdk::append_json_string(value, row.statement);
+  value += ",\"events\":" + std::to_string(row.events) + ",\"data\":";
+  value += row.data ? std::string(*row.data) : "null";
+  value += ",\"old_data\":";
+  value += row.old_data ? std::string(*row.old_data) : "null";
+  value += "}";
+  std::optional<std::string> key;
+  if (row.external_id) key = std::string(*row.external_id);
+  EventLedger::Event e{std::move(key), std::move(value), created_us / 1000, std::string(row.uuid),
+                       nullptr};
+  auto statement = statements_.emplace(row.statement).first;
+  ledger_.add_unusable(id, names_for(schema, table), *statement, std::move(e), std::move(why));
+}
+
+void OutboxSource::hold(int64_t batch_id, const std::string& schema, const std::string& table,
+                        const std::string& message, const ParkedKey& behind) {
+  guarded("holding an event behind a parked one", [&] {
+    return conn_->exec_prepared(
+        "p2k_hold", {schema, table, message, std::to_string(batch_id),
+                     "held behind event " + behind.head + ", parked on the same key",
+                     behind.retrying ? "true" : "false"});
+  });
+  held_.add();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parking (sql/README.md, "Parked events")
+// ---------------------------------------------------------------------------------------------
+
+void OutboxSource::load_parked_keys() {
+  auto rows = guarded("reading the parked keys",
+                      [&] { return conn_->exec_prepared("p2k_parked_keys", {}); });
+  std::unordered_map<std::string, ParkedKey> keys;
+  for (int i = 0; i < rows.rows(); ++i) {
+    std::optional<std::string_view> key;
+    if (!rows.is_null(i, kPkKey)) key = rows.text(i, kPkKey);
+    std::string scope = park_scope(rows.text(i, kPkSchema), rows.text(i, kPkTable), key);
+    ParkedKey k{std::string(rows.text(i, kPkHead)), false};
+    if (auto old = parked_keys_.find(scope); old != parked_keys_.end())
+      k.retrying = old->second.retrying;
+    keys.emplace(std::move(scope), std::move(k));
+  }
+  parked_keys_ = std::move(keys);
+  parked_keys_gauge_.store(static_cast<int64_t>(parked_keys_.size()));
+  parked_keys_loaded_ = true;
+}
+
+void OutboxSource::maybe_retry_parked(Clock::time_point now) {
+  if (!parked_keys_loaded_ || now >= next_keys_reload_) {
+    load_parked_keys();
+    next_keys_reload_ = now + kParkedKeysInterval;
+  }
+  // One round at a time: the next once every event of this one is acknowledged.
+  if (parked_keys_.empty() || ledger_.parked_outstanding() > 0 || now < next_retry_check_)
+    return;
+  next_retry_check_ = now + kRetryCheckInterval;
+  bool requested = guarded("looking for retry requests", [&] {
+    return conn_->exec_prepared("p2k_retry_requested", {}).boolean(0, 0);
+  });
+  if (!requested) return;
+  auto rows = guarded("reading the parked events to retry",
+                      [&] { return conn_->exec_prepared("p2k_retry_events", {}); });
+  // Per key, in park order: an event that failed goes alone (if it fails again, nothing of its
+  // key is in flight behind it); events held behind it go together, up to the next failed one.
+  size_t events = 0, keys = 0;
+  std::string scope, taking_scope;
+  bool taking = false;
+  for (int i = 0; i < rows.rows(); ++i) {
+    std::optional<std::string_view> key;
+    if (!rows.is_null(i, kRtKey)) key = rows.text(i, kRtKey);
+    std::string this_scope = park_scope(rows.text(i, kRtSchema), rows.text(i, kRtTable), key);
+    bool first_of_key = this_scope != scope;
+    scope = this_scope;
+    bool failed = rows.text(i, kRtReason) == "failed";
+    bool requested_row = rows.boolean(i, kRtRequested);
+    if (first_of_key) {
+      taking = requested_row;  // the oldest event must be asked for: nothing overtakes it
+      if (taking) ++keys;
+    } else if (taking) {
+      taking = requested_row && !failed;
+    }
+    if (!taking) continue;
+    const TableNames& names =
+        names_for(std::string(rows.text(i, kRtSchema)), std::string(rows.text(i, kRtTable)));
+    const std::string& statement = *statements_.emplace(rows.text(i, kRtStatement)).first;
+    EventLedger::Event e{key ? std::optional<std::string>(std::string(*key)) : std::nullopt,
+                         std::string(rows.text(i, kRtMessage)), rows.int64(i, kRtCreatedMs),
+                         std::string(rows.text(i, kRtUuid)), nullptr};
+    ledger_.add_parked(rows.int64(i, kRtId), names, statement, std::move(e));
+    if (auto k = parked_keys_.find(scope); k != parked_keys_.end()) k->second.retrying = true;
+    ++events;
+    if (failed) taking = false;
+  }
+  if (events == 0) return;
+  retried_.add(events);
+  host_.info("retrying " + std::to_string(events) + " parked event" + (events == 1 ? "" : "s") +
+             " of " + std::to_string(keys) + " key" + (keys == 1 ? "" : "s") +
+             " (pg2kafka queue retry)");
+}
+
+void OutboxSource::park(const p2k_record& record, const std::string& error) {
+  refuse_if_interrupted("park");
+  if (!parking_)
+    throw sdk::FatalError(
+        "cannot park event " + std::string(sdk::view(record.id)) + ": the pg2kafka schema of " +
+        "database \"" + database_ +
+        "\" has no pg2kafka.parked_events (migration 012). Upgrade it (perform_migrations=true, "
+        "or psql --single-transaction -f sql/install.sql), or set on_permanent_failure=stop");
+  EventLedger::InFlight* f = ledger_.in_flight(record.position);
+  if (!f)
+    throw sdk::FatalError("park: position " + std::to_string(record.position) +
+                          " was not returned by poll or is acknowledged (a bug in the host)");
+  ensure_session();
+  guarded("parking an event", [&] {
+    if (f->parked_id > 0)
+      return conn_->exec_prepared("p2k_repark", {std::to_string(f->parked_id), error});
+    if (f->malformed)
+      return conn_->exec_prepared("p2k_park_malformed", {std::to_string(f->batch_id), error});
+    return conn_->exec_prepared("p2k_park", {f->names->schema, f->names->table,
+                                             std::string(sdk::view(record.value)),
+                                             std::to_string(f->batch_id), error});
+  });
+  f->parked = true;
+  (f->malformed ? parked_malformed_ : parked_failed_).add();
+  if (f->malformed) return;
+  std::optional<std::string_view> key;
+  if (record.key.data) key = sdk::view(record.key);
+  auto [it, added] = parked_keys_.try_emplace(park_scope(f->names->schema, f->names->table, key),
+                                              ParkedKey{std::string(sdk::view(record.id)), false});
+  it->second.retrying = false;  // it failed again: the rest of its key waits for a new request
+  parked_keys_gauge_.store(static_cast<int64_t>(parked_keys_.size()));
+}
+
+void OutboxSource::remove_retried(const std::vector<int64_t>& ids) {
+  std::string list;
+  for (int64_t id : ids) list += (list.empty() ? "" : ",") + std::to_string(id);
+  // One transaction: marked delivered (the audit trigger records a delivery, not a skip), then
+  // removed. A crash in between delivers them again later, as any unacknowledged event.
+  guarded("removing retried events", [&] {
+    return conn_->exec("UPDATE pg2kafka.parked_events SET delivered_at = now() WHERE id IN (" +
+                       list + "); DELETE FROM pg2kafka.parked_events WHERE id IN (" + list + ")");
+  });
+  // Their keys flow again once nothing of theirs is parked: read the keys again.
+  parked_keys_loaded_ = false;
 }
 
 void OutboxSource::remove_batches(const std::vector<int64_t>& ids) {
@@ -536,6 +765,13 @@ void OutboxSource::ack(uint64_t through) {
   for (int64_t id : ledger_.completed_through(through)) (id < 0 ? chunks : batches).push_back(id);
   if (!batches.empty()) remove_batches(batches);
   if (!chunks.empty()) record_chunks(chunks);
+  if (ledger_.parked_outstanding() > 0) {
+    auto retried = ledger_.parked_delivered_through(through);
+    if (!retried.empty()) {
+      ensure_session();
+      remove_retried(retried);
+    }
+  }
   ledger_.forget_through(through);
 }
 
@@ -788,6 +1024,21 @@ void OutboxSource::metrics(sdk::MetricWriter& out) {
   out.counter("batches_removed_total",
               "Queue rows (batches of events) removed once all their events were acknowledged.",
               static_cast<double>(batches_removed_.value()));
+  out.counter("events_parked_total",
+              "Events this instance parked in pg2kafka.parked_events, by reason: failed (the sink "
+              "refused them for good), malformed (a queue row that cannot be read), held (behind "
+              "a parked event of the same key).",
+              static_cast<double>(parked_failed_.value()), {{"reason", "failed"}});
+  out.counter("events_parked_total", "", static_cast<double>(parked_malformed_.value()),
+              {{"reason", "malformed"}});
+  out.counter("events_parked_total", "", static_cast<double>(held_.value()),
+              {{"reason", "held"}});
+  out.counter("events_retried_total",
+              "Parked events sent again after a retry request (pg2kafka queue retry).",
+              static_cast<double>(retried_.value()));
+  out.gauge("parked_keys",
+            "Keys (table and key) this instance holds back because they have parked events.",
+            static_cast<double>(parked_keys_gauge_.load()));
   // The first scrape waits up to a second for the monitor's first reading; later ones get the
   // latest (at most MonitorSettings::interval old) without waiting.
   auto state = monitor_.latest(std::chrono::seconds(1));

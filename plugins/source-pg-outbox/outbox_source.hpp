@@ -31,6 +31,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -75,6 +76,16 @@ class OutboxSource : public sdk::Source {
   void metrics(sdk::MetricWriter& out) override;
   sdk::Health health() override;
   std::string status() override;
+  // Parking (plugin ABI 1.4; sql/README.md "Parked events"). park: the record (a failed event, a
+  // malformed row, or a parked event retried that failed again) goes to pg2kafka.parked_events,
+  // and its table and key become held: later events of the key are parked behind it as they are
+  // read ("held"). Retry requests (pg2kafka.retry_event and its siblings, `pg2kafka queue
+  // retry`) are carried out by the active instance between windows: each requested key's parked
+  // events are sent again in park order, before anything the key queues later, the failed one
+  // alone first; once delivered they leave pg2kafka.parked_events and the key flows again.
+  // queue: `pg2kafka queue` (on an instance never opened; queue_admin.cpp).
+  void park(const p2k_record& record, const std::string& error) override;
+  std::string queue(const std::string& request) override;
 
   // True while this instance holds the drain lock (it is the active drainer).
   bool active() const { return active_; }
@@ -102,6 +113,18 @@ class OutboxSource : public sdk::Source {
   // they were pending already).
   int64_t add_pending(const PgResult& rows, bool& cut_by_bytes);
   void remove_batches(const std::vector<int64_t>& ids);
+  // Parking.
+  struct ParkedKey {
+    std::string head;  // the uuid of its oldest parked event
+    bool retrying;     // a retry of the key is under way: events held now join it
+  };
+  void add_malformed(int64_t id, const BatchRow& row, const std::string& schema,
+                     const std::string& table, int64_t created_us, const std::string& what);
+  void hold(int64_t batch_id, const std::string& schema, const std::string& table,
+            const std::string& message, const ParkedKey& behind);
+  void load_parked_keys();
+  void maybe_retry_parked(std::chrono::steady_clock::time_point now);
+  void remove_retried(const std::vector<int64_t>& ids);
   // Backfills (backfill.hpp).
   // Takes up the oldest open backfill when none is being sent (a window's snapshot tells when
   // one is open).
@@ -189,6 +212,15 @@ class OutboxSource : public sdk::Source {
   std::chrono::steady_clock::time_point next_chunk_at_{};
   std::chrono::steady_clock::time_point progress_since_{}, backfill_taken_at_{};
   int64_t progress_rows_ = 0, backfill_taken_rows_ = 0;
+
+  // Parking: whether the schema has it (migration 012), the keys held back (by park_scope), and
+  // when to look for retry requests and read the keys again.
+  bool parking_ = false;
+  bool parked_keys_loaded_ = false;
+  std::unordered_map<std::string, ParkedKey> parked_keys_;
+  std::atomic<int64_t> parked_keys_gauge_{0};
+  std::chrono::steady_clock::time_point next_retry_check_{}, next_keys_reload_{};
+  sdk::Counter parked_failed_, parked_malformed_, held_, retried_;
 
   std::chrono::steady_clock::time_point next_purge_at_{};
   std::map<std::pair<std::string, std::string>, TableNames> tables_;

@@ -24,7 +24,8 @@ SELECT w.id, w.uuid, w.key_column, w.external_id, w.table_schema, w.table_name, 
        CASE WHEN w.within THEN w.data::text END,
        CASE WHEN w.within THEN w.old_data::text END,
        (extract(epoch FROM w.created_at) * 1000000)::int8,
-       NOT w.within AS over
+       NOT w.within AS over,
+       %SKIPPED%
   FROM (SELECT b.*, sum(b.events) OVER p AS upto,
                (sum(%BYTES%) OVER p <= $6 OR sum(%BYTES%) OVER p = %BYTES%) AS within
           FROM pg2kafka.event_batches b
@@ -36,6 +37,9 @@ SELECT w.id, w.uuid, w.key_column, w.external_id, w.table_schema, w.table_name, 
          LIMIT $4) w
  WHERE w.upto - w.events < $4
  ORDER BY w.id)sql";
+// %SKIPPED%: the batch's skipped events (migration 012), or NULL before it.
+constexpr const char* kSkippedColumn = "w.skipped::text";
+constexpr const char* kNoSkippedColumn = "NULL::text";
 constexpr const char* kStoredBytes =
     "(coalesce(pg_column_size(b.data), 0) + coalesce(pg_column_size(b.old_data), 0))";
 
@@ -80,6 +84,93 @@ enum FetchColumn : int {
   kOldData,
   kCreatedAtMicros,
   kOverBudget,  // past the page's byte budget: the page ends before this row
+  kSkipped,     // the indexes of the batch's skipped events, as an array's text ("{1,4}"), or NULL
+};
+
+// Parking (migration 012; sql/README.md "Parked events"). The message is stored as sent, and
+// its uuid, key, statement and created_at are read from it, so a parked event is sent again
+// byte for byte.
+//   $1 schema, $2 table, $3 message (json), $4 batch id, $5 error
+// A record parked before (its batch was read again after a crash) keeps its row.
+constexpr const char* kParkSql = R"sql(
+INSERT INTO pg2kafka.parked_events
+       (uuid, table_schema, table_name, statement, external_id, message, created_at, batch_id,
+        reason, error, attempts)
+SELECT (m ->> 'uuid')::uuid, $1, $2, m ->> 'statement', m ->> 'external_id', m,
+       (m ->> 'created_at')::timestamptz, $4, 'failed', $5, 1
+  FROM (SELECT $3::json AS m) x
+ON CONFLICT (uuid) DO UPDATE
+   SET reason = 'failed', error = EXCLUDED.error, last_error_at = now(),
+       attempts = pg2kafka.parked_events.attempts + 1)sql";
+
+// A malformed queue row: the row itself. $1 batch id, $2 error.
+constexpr const char* kParkMalformedSql = R"sql(
+INSERT INTO pg2kafka.parked_events
+       (uuid, table_schema, table_name, statement, external_id, malformed_row, created_at,
+        batch_id, reason, error, attempts)
+SELECT b.uuid, b.table_schema, b.table_name, b.statement, b.external_id, row_to_json(b),
+       b.created_at, b.id, 'malformed', $2, 1
+  FROM pg2kafka.event_batches b
+ WHERE b.id = $1
+ON CONFLICT (uuid) DO NOTHING)sql";
+
+// A retried parked event failed again: $1 its row, $2 error.
+constexpr const char* kReparkSql = R"sql(
+UPDATE pg2kafka.parked_events
+   SET reason = 'failed', error = $2, attempts = attempts + 1, last_error_at = now(),
+       retry_requested_at = NULL, retry_requested_by = NULL
+ WHERE id = $1)sql";
+
+// An event of a parked key, held behind it: $1 schema, $2 table, $3 message, $4 batch id, $5
+// why, $6 whether its key is being retried (it then joins the retry).
+constexpr const char* kHoldSql = R"sql(
+INSERT INTO pg2kafka.parked_events
+       (uuid, table_schema, table_name, statement, external_id, message, created_at, batch_id,
+        reason, error, attempts, retry_requested_at, retry_requested_by)
+SELECT (m ->> 'uuid')::uuid, $1, $2, m ->> 'statement', m ->> 'external_id', m,
+       (m ->> 'created_at')::timestamptz, $4, 'held', $5, 0,
+       CASE WHEN $6 THEN now() END,
+       CASE WHEN $6 THEN 'pg2kafka (held while its key was retried)' END
+  FROM (SELECT $3::json AS m) x
+ON CONFLICT (uuid) DO NOTHING)sql";
+
+// The keys with parked events (a malformed row holds nothing back), each with its oldest
+// event's uuid, and whether any of its events is to be retried.
+constexpr const char* kParkedKeysSql = R"sql(
+SELECT DISTINCT ON (table_schema, table_name, external_id)
+       table_schema, table_name, external_id, uuid::text
+  FROM pg2kafka.parked_events
+ WHERE reason <> 'malformed'
+ ORDER BY table_schema, table_name, external_id, id)sql";
+enum ParkedKeyColumn : int { kPkSchema = 0, kPkTable, kPkKey, kPkHead };
+
+constexpr const char* kRetryRequestedSql =
+    "SELECT EXISTS (SELECT FROM pg2kafka.parked_events WHERE retry_requested_at IS NOT NULL)";
+
+// The parked events of every key with a retry request, each key's in park order.
+constexpr const char* kRetryEventsSql = R"sql(
+SELECT p.id, p.table_schema, p.table_name, p.external_id, p.message::text, p.reason,
+       p.retry_requested_at IS NOT NULL, (extract(epoch FROM p.created_at) * 1000)::int8,
+       p.statement, p.uuid::text
+  FROM pg2kafka.parked_events p
+ WHERE p.reason <> 'malformed'
+   AND EXISTS (SELECT FROM pg2kafka.parked_events r
+                WHERE r.retry_requested_at IS NOT NULL AND r.table_schema = p.table_schema
+                  AND r.table_name = p.table_name
+                  AND r.external_id IS NOT DISTINCT FROM p.external_id)
+ ORDER BY p.table_schema, p.table_name, p.external_id, p.id
+ LIMIT 100000)sql";
+enum RetryColumn : int {
+  kRtId = 0,
+  kRtSchema,
+  kRtTable,
+  kRtKey,
+  kRtMessage,
+  kRtReason,
+  kRtRequested,
+  kRtCreatedMs,
+  kRtStatement,
+  kRtUuid,
 };
 
 // A window's snapshot and, read in that same snapshot, the largest id: every event visible in

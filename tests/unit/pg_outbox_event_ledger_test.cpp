@@ -22,7 +22,7 @@ std::vector<EventLedger::Event> events(int n, const std::string& tag) {
 }  // namespace
 
 TEST(EventLedger, NumbersEventsInOrder_AndHandsThemOutWithTheirHeaders) {
-  TableNames names{"pg2kafka.db.t", "public.t"};
+  TableNames names{"pg2kafka.db.t", "public.t", "public", "t"};
   std::string update = "UPDATE";
   EventLedger ledger;
   ledger.add_batch(7, names, update, events(3, "a"));
@@ -45,7 +45,7 @@ TEST(EventLedger, NumbersEventsInOrder_AndHandsThemOutWithTheirHeaders) {
 }
 
 TEST(EventLedger, ABatchIsCompleteOnlyOnceItsLastEventIsAcknowledged) {
-  TableNames names{"t", "public.t"};
+  TableNames names{"t", "public.t", "public", "t"};
   std::string insert = "INSERT";
   EventLedger ledger;
   ledger.add_batch(7, names, insert, events(3, "a"));  // positions 1..3
@@ -63,7 +63,7 @@ TEST(EventLedger, ABatchIsCompleteOnlyOnceItsLastEventIsAcknowledged) {
 }
 
 TEST(EventLedger, CompletedThroughChangesNothing_SoAFailedRemovalIsRetried) {
-  TableNames names{"t", "public.t"};
+  TableNames names{"t", "public.t", "public", "t"};
   std::string del = "DELETE";
   EventLedger ledger;
   ledger.add_batch(3, names, del, events(1, "a"));
@@ -71,4 +71,47 @@ TEST(EventLedger, CompletedThroughChangesNothing_SoAFailedRemovalIsRetried) {
   EXPECT_EQ(ledger.completed_through(1), std::vector<int64_t>{3});
   EXPECT_EQ(ledger.completed_through(1), std::vector<int64_t>{3}) << "asked again after a failure";
   EXPECT_TRUE(ledger.holds(3));
+}
+
+TEST(EventLedger, AnUnusableEventGoesToTheHostMarked_AndCompletesItsBatch) {
+  TableNames names{"t", "public.t", "public", "t"};
+  std::string insert = "INSERT";
+  EventLedger ledger;
+  ledger.add_batch(1, names, insert, events(1, "a"));
+  ledger.add_unusable(2, names, insert, events(1, "bad").front(), "row 2 is malformed");
+  ledger.add_batch(3, names, insert, events(1, "c"));
+  auto batch = ledger.take(10);
+  ASSERT_EQ(batch->size(), 3u);
+  const char* const* unusable = batch->unusable();
+  ASSERT_NE(unusable, nullptr);
+  EXPECT_EQ(unusable[0], nullptr);
+  EXPECT_STREQ(unusable[1], "row 2 is malformed");
+  EXPECT_EQ(unusable[2], nullptr);
+  ASSERT_NE(ledger.in_flight(2), nullptr);
+  EXPECT_TRUE(ledger.in_flight(2)->malformed);
+  EXPECT_FALSE(ledger.in_flight(1)->malformed);
+  EXPECT_EQ(ledger.completed_through(2), (std::vector<int64_t>{1, 2}))
+      << "once parked and acknowledged, the malformed row leaves the queue";
+}
+
+TEST(EventLedger, RetriedParkedEvents_AreRemovedOnlyWhenDeliveredNotWhenParkedAgain) {
+  TableNames names{"t", "public.t", "public", "t"};
+  std::string update = "UPDATE";
+  EventLedger ledger;
+  auto e = events(3, "p");
+  ledger.add_parked(40, names, update, e[0]);
+  ledger.add_parked(41, names, update, e[1]);
+  ledger.add_batch(9, names, update, events(1, "q"));
+  EXPECT_EQ(ledger.parked_outstanding(), 2u);
+  auto batch = ledger.take(10);
+  ASSERT_EQ(batch->size(), 3u);
+  EXPECT_EQ(batch->unusable(), nullptr);
+  EXPECT_EQ(std::string(batch->records()[0].id.data, batch->records()[0].id.size), "p-uuid-0");
+  ledger.in_flight(2)->parked = true;  // failed again: parked again, stays in parked_events
+  EXPECT_EQ(ledger.parked_delivered_through(3), std::vector<int64_t>{40});
+  EXPECT_EQ(ledger.completed_through(3), std::vector<int64_t>{9})
+      << "retried events belong to no queue batch";
+  ledger.forget_through(3);
+  EXPECT_EQ(ledger.parked_outstanding(), 0u);
+  EXPECT_EQ(ledger.in_flight(1), nullptr);
 }
