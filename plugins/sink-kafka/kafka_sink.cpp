@@ -229,15 +229,20 @@ void KafkaSink::write(std::span<const p2k_record> records) {
       message =
           "cannot enqueue event " + id + " for Kafka topic '" + t.name + "': " + error_text(err);
     }
-    failed_before_send(records, i, record_status(err), message);
+    // Too large is this record's own failure: reported for it alone, so that a pipeline that
+    // parks such records parks only it (plugin.h, "Permanent failures and parking").
+    failed_before_send(records, i, record_status(err), message,
+                       err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
     return;
   }
 }
 
 void KafkaSink::failed_before_send(std::span<const p2k_record> records, size_t index,
-                                   p2k_status status, const std::string& message) {
-  // Nothing of the call was accepted yet: fail the call, the host fails every record of it.
-  if (index == 0) {
+                                   p2k_status status, const std::string& message,
+                                   bool record_only) {
+  // Nothing of the call was accepted yet: fail the call, the host fails every record of it
+  // (unless the failure is the record's own).
+  if (index == 0 && !record_only) {
     if (status == P2K_RETRY) throw sdk::RetryError(message);
     throw sdk::FatalError(message);
   }

@@ -119,9 +119,10 @@ class KafkaSink final : public sdk::Sink {
   Topic& cached_topic(std::string_view name);
   void delivered(const rd_kafka_message_t& message);
   // Record `index` of `records` could not be enqueued (`status`, `message`): throws when it is
-  // the first of the call, reports it and the records after it otherwise (see write()).
+  // the first of the call, reports it and the records after it otherwise (see write()). With
+  // `record_only` (the failure is the record's own, e.g. too large) it is always reported.
   void failed_before_send(std::span<const p2k_record> records, size_t index, p2k_status status,
-                          const std::string& message);
+                          const std::string& message, bool record_only = false);
   std::string too_large_message(const rd_kafka_message_t& message, std::string_view id,
                                 const std::string& topic_name);
   std::string fatal_reason() const;
