@@ -83,6 +83,32 @@ std::string unique_topic(std::string_view prefix) {
   return out;
 }
 
+void set_topic_configs(const std::string& brokers, const std::string& topic,
+                       const std::map<std::string, std::string>& configs) {
+  auto rk = new_client(RD_KAFKA_PRODUCER, brokers, {{"allow.auto.create.topics", "false"}});
+  rd_kafka_ConfigResource_t* res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC,
+                                                               topic.c_str());
+  for (const auto& [k, v] : configs) rd_kafka_ConfigResource_set_config(res, k.c_str(), v.c_str());
+  rd_kafka_queue_t* q = rd_kafka_queue_new(rk.get());
+  rd_kafka_AlterConfigs(rk.get(), &res, 1, nullptr, q);
+  rd_kafka_ConfigResource_destroy(res);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 30000);
+  std::string error;
+  if (!ev) {
+    error = "no answer within 30 s";
+  } else if (rd_kafka_event_error(ev)) {
+    error = rd_kafka_event_error_string(ev);
+  } else {
+    size_t n = 0;
+    auto out = rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(ev), &n);
+    if (n < 1 || rd_kafka_ConfigResource_error(out[0]))
+      error = n < 1 ? "no result" : rd_kafka_ConfigResource_error_string(out[0]);
+  }
+  if (ev) rd_kafka_event_destroy(ev);
+  rd_kafka_queue_destroy(q);
+  if (!error.empty()) throw std::runtime_error("altering topic " + topic + ": " + error);
+}
+
 void create_topic(const std::string& brokers, const std::string& topic, int partitions,
                   const std::map<std::string, std::string>& configs) {
   auto rk = new_client(RD_KAFKA_PRODUCER, brokers, {{"allow.auto.create.topics", "false"}});

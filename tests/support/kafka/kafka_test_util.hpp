@@ -31,6 +31,10 @@ std::string unique_topic(std::string_view prefix);
 void create_topic(const std::string& brokers, const std::string& topic, int partitions,
                   const std::map<std::string, std::string>& configs = {});
 
+// Replaces the topic's configs (AlterConfigs: those not given return to their defaults).
+void set_topic_configs(const std::string& brokers, const std::string& topic,
+                       const std::map<std::string, std::string>& configs);
+
 // The topic's partition count, or -1 when it does not exist.
 int partition_count(const std::string& brokers, const std::string& topic);
 
