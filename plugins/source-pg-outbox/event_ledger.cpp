@@ -26,9 +26,8 @@ void EventLedger::add_unusable(int64_t batch_id, const TableNames& names,
 
 void EventLedger::add_parked(int64_t parked_id, const TableNames& names,
                              const std::string& statement, Event event) {
-  pending_.push_back(
-      Pending{next_position_++, 0, false, &names, &statement, std::move(event), parked_id,
-              std::nullopt});
+  pending_.push_back(Pending{next_position_++, 0, false, &names, &statement, std::move(event),
+                             parked_id, std::nullopt});
   ++parked_outstanding_;
 }
 

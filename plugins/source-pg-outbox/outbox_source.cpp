@@ -564,10 +564,10 @@ void OutboxSource::add_malformed(int64_t id, const BatchRow& row, const std::str
 void OutboxSource::hold(int64_t batch_id, const std::string& schema, const std::string& table,
                         const std::string& message, const ParkedKey& behind) {
   guarded("holding an event behind a parked one", [&] {
-    return conn_->exec_prepared(
-        "p2k_hold", {schema, table, message, std::to_string(batch_id),
-                     "held behind event " + behind.head + ", parked on the same key",
-                     behind.retrying ? "true" : "false"});
+    return conn_->exec_prepared("p2k_hold",
+                                {schema, table, message, std::to_string(batch_id),
+                                 "held behind event " + behind.head + ", parked on the same key",
+                                 behind.retrying ? "true" : "false"});
   });
   held_.add();
 }
@@ -600,8 +600,7 @@ void OutboxSource::maybe_retry_parked(Clock::time_point now) {
     next_keys_reload_ = now + kParkedKeysInterval;
   }
   // One round at a time: the next once every event of this one is acknowledged.
-  if (parked_keys_.empty() || ledger_.parked_outstanding() > 0 || now < next_retry_check_)
-    return;
+  if (parked_keys_.empty() || ledger_.parked_outstanding() > 0 || now < next_retry_check_) return;
   next_retry_check_ = now + kRetryCheckInterval;
   bool requested = guarded("looking for retry requests", [&] {
     return conn_->exec_prepared("p2k_retry_requested", {}).boolean(0, 0);
@@ -665,9 +664,9 @@ void OutboxSource::park(const p2k_record& record, const std::string& error) {
       return conn_->exec_prepared("p2k_repark", {std::to_string(f->parked_id), error});
     if (f->malformed)
       return conn_->exec_prepared("p2k_park_malformed", {std::to_string(f->batch_id), error});
-    return conn_->exec_prepared("p2k_park", {f->names->schema, f->names->table,
-                                             std::string(sdk::view(record.value)),
-                                             std::to_string(f->batch_id), error});
+    return conn_->exec_prepared(
+        "p2k_park", {f->names->schema, f->names->table, std::string(sdk::view(record.value)),
+                     std::to_string(f->batch_id), error});
   });
   f->parked = true;
   (f->malformed ? parked_malformed_ : parked_failed_).add();
@@ -1031,8 +1030,7 @@ void OutboxSource::metrics(sdk::MetricWriter& out) {
               static_cast<double>(parked_failed_.value()), {{"reason", "failed"}});
   out.counter("events_parked_total", "", static_cast<double>(parked_malformed_.value()),
               {{"reason", "malformed"}});
-  out.counter("events_parked_total", "", static_cast<double>(held_.value()),
-              {{"reason", "held"}});
+  out.counter("events_parked_total", "", static_cast<double>(held_.value()), {{"reason", "held"}});
   out.counter("events_retried_total",
               "Parked events sent again after a retry request (pg2kafka queue retry).",
               static_cast<double>(retried_.value()));

@@ -172,8 +172,8 @@ std::string OutboxSource::queue(const std::string& request) {
                                          "--parked)");
       std::string out = "{\"retry_requested\":" + std::to_string(n) + ",\"delivered_by\":";
       if (drained_by) {
-        sdk::append_json_string(out, "the running pg2kafka, session " + *drained_by +
-                                         ", within a second or so");
+        sdk::append_json_string(
+            out, "the running pg2kafka, session " + *drained_by + ", within a second or so");
       } else {
         out += "\"the next pg2kafka to drain this database (none does now)\"";
       }

@@ -52,10 +52,11 @@ class ParkingPgKafka : public ::testing::Test {
       "sink": {"plugin": "kafka", "options": {"bootstrap_servers": ")" +
                                            brokers_ + R"(",
         "rdkafka": {"message.max.bytes": 33554432, "socket.timeout.ms": 10000}}},
-      "pipeline": {"on_permanent_failure": ")" + policy + R"(", )" +
-                                           (dead_letters ? R"("dead_letter.topic": ")" + dead_ +
-                                                               R"(", )"
-                                                         : std::string()) +
+      "pipeline": {"on_permanent_failure": ")" +
+                                           policy + R"(", )" +
+                                           (dead_letters
+                                                ? R"("dead_letter.topic": ")" + dead_ + R"(", )"
+                                                : std::string()) +
                                            R"("retry.initial_backoff": "50ms",
                    "retry.max_backoff": "1s", "shutdown_timeout": "20s"}})");
   }
@@ -190,8 +191,7 @@ TEST_F(ParkingPgKafka, ATenMegabyteValueIsParkedWithItsKey_OthersFlow_RetryDeliv
   auto deadline = std::chrono::steady_clock::now() + 120s;
   while (std::chrono::steady_clock::now() < deadline) {
     a = read(topic_a_, 6, 5s);
-    if (a.size() >= 6 &&
-        db_->sql().value("SELECT count(*) FROM pg2kafka.parked_events") == "0")
+    if (a.size() >= 6 && db_->sql().value("SELECT count(*) FROM pg2kafka.parked_events") == "0")
       break;
   }
   // Later writes of key 2 flow again once its parked events are delivered.
@@ -200,7 +200,7 @@ TEST_F(ParkingPgKafka, ATenMegabyteValueIsParkedWithItsKey_OthersFlow_RetryDeliv
   daemon.signal(SIGTERM);
   EXPECT_EQ(daemon.wait(60s), 0) << daemon.err();
   EXPECT_EQ(keys_of(a), (std::vector<std::string>{"1:INSERT", "3:INSERT", "1:UPDATE", "2:INSERT",
-                                                   "2:UPDATE", "2:UPDATE", "2:UPDATE"}))
+                                                  "2:UPDATE", "2:UPDATE", "2:UPDATE"}))
       << daemon.err();
   ASSERT_GE(a.size(), 4u);
   ASSERT_TRUE(a[3].value);
@@ -234,16 +234,16 @@ TEST_F(ParkingPgKafka, AMalformedQueueRowIsParked_NotFatal_AndCanBeSkippedNotRet
   auto& s = db_->sql();
   s.exec("INSERT INTO a VALUES (1, 'one')");
   // Queued by hand by the schema's owner: data is not an array of rows.
-  s.exec("INSERT INTO pg2kafka.event_batches (table_schema, table_name, statement, key_column, "
-         "events, data) VALUES ('public', 'a', 'INSERT', 'id', 1, '{\"id\": 9}')");
+  s.exec(
+      "INSERT INTO pg2kafka.event_batches (table_schema, table_name, statement, key_column, "
+      "events, data) VALUES ('public', 'a', 'INSERT', 'id', 1, '{\"id\": 9}')");
   s.exec("INSERT INTO a VALUES (2, 'two')");
   s.exec("INSERT INTO b VALUES (1, 'b-one')");
   auto run = p2k_test::run_pg2kafka({"run", "--once", "--config", config("park")}, {}, 120s);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(keys_of(read(topic_a_, 2)), (std::vector<std::string>{"1:INSERT", "2:INSERT"}));
   EXPECT_EQ(keys_of(read(topic_b_, 1)), (std::vector<std::string>{"1:INSERT"}));
-  auto parked = s.rows(
-      "SELECT reason, error, malformed_row->>'data' FROM pg2kafka.parked_events");
+  auto parked = s.rows("SELECT reason, error, malformed_row->>'data' FROM pg2kafka.parked_events");
   ASSERT_EQ(parked.size(), 1u);
   EXPECT_EQ(parked[0][0], "malformed");
   EXPECT_NE(parked[0][1]->find("malformed"), std::string::npos) << *parked[0][1];
@@ -260,7 +260,8 @@ TEST_F(ParkingPgKafka, AMalformedQueueRowIsParked_NotFatal_AndCanBeSkippedNotRet
   EXPECT_EQ(skip.at("was").as_string(), "parked");
   EXPECT_EQ(s.value("SELECT count(*) FROM pg2kafka.parked_events"), "0");
   EXPECT_EQ(s.value("SELECT count(*) FROM pg2kafka.queue_audit WHERE action = 'skip' AND "
-                    "event_uuid = '" + id + "'"),
+                    "event_uuid = '" +
+                    id + "'"),
             "1");
 }
 
@@ -319,7 +320,8 @@ TEST_F(ParkingPgKafka, QueueSubcommands_ListShowSkip_BadIds_AndARunningDaemon) {
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(keys_of(read(topic_a_, 2)), (std::vector<std::string>{"1:INSERT", "3:INSERT"}));
   EXPECT_EQ(s.value("SELECT count(*) FROM pg2kafka.queue_audit WHERE action = 'skip' AND "
-                    "event_uuid = '" + second + "'"),
+                    "event_uuid = '" +
+                    second + "'"),
             "1");
 }
 

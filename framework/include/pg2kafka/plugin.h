@@ -591,8 +591,8 @@ typedef struct p2k_source_ops {
    * running drain makes unsafe): `err` says why and what to do. P2K_RETRY: the origin is
    * unreachable now. P2K_FATAL: anything else, or a command the source does not know.
    */
-  p2k_status (*queue)(void* instance, const char* request, p2k_text_fn fn, void* fn_ctx,
-                      char* err, size_t err_size);
+  p2k_status (*queue)(void* instance, const char* request, p2k_text_fn fn, void* fn_ctx, char* err,
+                      size_t err_size);
 } p2k_source_ops;
 
 /*

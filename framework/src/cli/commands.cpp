@@ -285,8 +285,8 @@ int cmd_run_or_check(const std::vector<std::string>& args, bool is_run) {
     plugin::SinkInstance sink(p.sink_plugin, p.sink_options);
     if (p.config->host().park_failures && !source.has_park()) {
       std::cerr << "pg2kafka: configuration error: " << p.config->document().file()
-                << ": pipeline.on_permanent_failure is park, but source '" << source.name()
-                << "' (" << source.plugin().path()
+                << ": pipeline.on_permanent_failure is park, but source '" << source.name() << "' ("
+                << source.plugin().path()
                 << ") cannot park records (it has no park operation, plugin ABI 1.4): set it to "
                    "stop, or use a source that parks\n";
       return kExitConfig;

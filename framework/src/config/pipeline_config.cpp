@@ -173,10 +173,10 @@ void PipelineConfig::read(const EnvLookup& env, bool force_dry_run, Diagnostics&
   host_.park_failures = host_values_.get("on_permanent_failure") == "park";
   host_.dead_letter_topic = host_values_.get("dead_letter.topic");
   if (!host_.dead_letter_topic.empty() && !host_.park_failures)
-    diagnostics.add(doc.diagnostic(
-        {"pipeline", "dead_letter.topic"},
-        "a dead-letter topic is written only when records are parked: set "
-        "\"on_permanent_failure\": \"park\" too, or remove dead_letter.topic"));
+    diagnostics.add(
+        doc.diagnostic({"pipeline", "dead_letter.topic"},
+                       "a dead-letter topic is written only when records are parked: set "
+                       "\"on_permanent_failure\": \"park\" too, or remove dead_letter.topic"));
   if (!host_.http_listen.empty()) {
     std::string why;
     if (!http::parse_listen_address(host_.http_listen, why))

@@ -121,8 +121,8 @@ void HostMetrics::write(Exposition& out) const {
   gauge("pg2kafka_records_awaiting_retry", "Records that failed transiently and wait for a retry.",
         {}, static_cast<double>(awaiting_retry.load(std::memory_order_relaxed)));
   gauge("pg2kafka_records_parking",
-        "Records that failed permanently and are being parked (or their dead letter written).",
-        {}, static_cast<double>(parking.load(std::memory_order_relaxed)));
+        "Records that failed permanently and are being parked (or their dead letter written).", {},
+        static_cast<double>(parking.load(std::memory_order_relaxed)));
   counter("pg2kafka_dead_letters_without_value_total",
           "Dead letters written without the record's value, because the sink refused it with it "
           "(a value too large for the dead-letter topic too).",

@@ -58,7 +58,8 @@ class HostMetrics {
   // Dead letters written without their value (the sink refused them with it), and parks of a
   // record that the source could not do yet (retried).
   sdk::Counter dead_letters_without_value, park_retries;
-  std::atomic<uint64_t> parking{0};  // records failed permanently, not parked (or dead-lettered) yet
+  std::atomic<uint64_t> parking{
+      0};  // records failed permanently, not parked (or dead-lettered) yet
   std::atomic<uint64_t> in_flight_records{0}, in_flight_bytes{0}, awaiting_retry{0};
   sdk::Histogram delivery_latency;  // event time to delivery confirmation, seconds
   // When the current backoff of an operation ends (steady clock, ns; 0: not backing off).

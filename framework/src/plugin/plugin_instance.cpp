@@ -282,9 +282,8 @@ SourceInstance::SourceInstance(PluginHandle plugin, const config::ResolvedOption
 
 CallResult SourceInstance::park(const p2k_record& record, const std::string& error) {
   if (!park_op_) return {P2K_FATAL, "source '" + name_ + "' cannot park records"};
-  return call("park", [&] {
-    return park_op_(instance_, &record, error.c_str(), error_, sizeof error_);
-  });
+  return call("park",
+              [&] { return park_op_(instance_, &record, error.c_str(), error_, sizeof error_); });
 }
 
 CallResult SourceInstance::queue(const std::string& request, std::string& json) {

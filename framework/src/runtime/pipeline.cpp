@@ -51,10 +51,9 @@ struct DeadLetter {
 };
 
 std::shared_ptr<DeadLetter> make_dead_letter(const p2k_record& original,
-                                                       std::shared_ptr<void> original_holder,
-                                                       const std::string& topic,
-                                                       const std::string& error,
-                                                       const std::string& reason, bool with_value) {
+                                             std::shared_ptr<void> original_holder,
+                                             const std::string& topic, const std::string& error,
+                                             const std::string& reason, bool with_value) {
   auto d = std::make_shared<DeadLetter>();
   d->original_holder = std::move(original_holder);
   d->original = original;
@@ -489,14 +488,14 @@ void Pipeline::write_dead_letter(uint64_t position, bool with_value) {
                               settings_.dead_letter_topic, s.error, s.reason, with_value);
   } else {
     auto previous = std::static_pointer_cast<DeadLetter>(window_.holder(position));
-    letter = make_dead_letter(previous->original, previous->original_holder,
-                              settings_.dead_letter_topic, previous->error, previous->reason,
-                              with_value);
+    letter =
+        make_dead_letter(previous->original, previous->original_holder, settings_.dead_letter_topic,
+                         previous->error, previous->reason, with_value);
   }
   p2k_record record = letter->record;
-  window_.replace(position, record, letter,
-                  with_value ? DeliveryWindow::Letter::kWithValue
-                             : DeliveryWindow::Letter::kWithoutValue);
+  window_.replace(
+      position, record, letter,
+      with_value ? DeliveryWindow::Letter::kWithValue : DeliveryWindow::Letter::kWithoutValue);
   record.position = position;
   write({&record, 1});
 }

@@ -86,8 +86,8 @@ std::string unique_topic(std::string_view prefix) {
 void set_topic_configs(const std::string& brokers, const std::string& topic,
                        const std::map<std::string, std::string>& configs) {
   auto rk = new_client(RD_KAFKA_PRODUCER, brokers, {{"allow.auto.create.topics", "false"}});
-  rd_kafka_ConfigResource_t* res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC,
-                                                               topic.c_str());
+  rd_kafka_ConfigResource_t* res =
+      rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
   for (const auto& [k, v] : configs) rd_kafka_ConfigResource_set_config(res, k.c_str(), v.c_str());
   rd_kafka_queue_t* q = rd_kafka_queue_new(rk.get());
   rd_kafka_AlterConfigs(rk.get(), &res, 1, nullptr, q);

@@ -43,7 +43,10 @@ class FaultyCore {
         report_twice_(o.integer("report_twice_position")),
         topic_error_(o.string("topic_error")),
         report_delay_(o.duration("report_delay")),
-        silent_from_(o.has("silent_from") ? o.integer("silent_from") : 0) {
+        silent_from_(o.has("silent_from") ? o.integer("silent_from") : 0),
+        fatal_on_topic_(o.find("fatal_on_topic").value_or("")),
+        refuse_values_on_topic_(o.find("refuse_values_on_topic").value_or("")),
+        log_headers_(o.has("log_headers") && o.boolean("log_headers")) {
     for (const auto& p : o.list("retry_positions")) retry_positions_.insert(std::stoull(p));
   }
 
@@ -68,14 +71,26 @@ class FaultyCore {
       } else if (retry_positions_.erase(r.position)) {
         rep.status = P2K_RETRY;
         rep.message = "test-faulty: simulated transient failure of event " + id;
-      } else if (r.position == static_cast<uint64_t>(fatal_position_)) {
+      } else if (r.position == static_cast<uint64_t>(fatal_position_) &&
+                 (fatal_on_topic_.empty() || sdk::view(r.topic) == fatal_on_topic_)) {
         rep.status = P2K_FATAL;
         rep.message = "test-faulty: simulated permanent failure of event " + id;
+      } else if (!refuse_values_on_topic_.empty() &&
+                 sdk::view(r.topic) == refuse_values_on_topic_ && r.value.size > 0) {
+        rep.status = P2K_FATAL;
+        rep.message =
+            "test-faulty: event " + id + " is too large for topic " + refuse_values_on_topic_;
       } else {
-        std::ofstream(output_, std::ios::app)
-            << "deliver " << r.position << " "
+        std::ofstream out(output_, std::ios::app);
+        out << "deliver " << r.position << " "
             << (r.key.data ? std::string(sdk::view(r.key)) : std::string("(null)")) << " "
             << sdk::view(r.value) << "\n";
+        if (log_headers_) {
+          out << "topic-of " << r.position << " " << sdk::view(r.topic) << "\n";
+          for (size_t h = 0; h < r.header_count; ++h)
+            out << "header " << r.position << " " << sdk::view(r.headers[h].name) << "="
+                << sdk::view(r.headers[h].value) << "\n";
+        }
       }
       queue_.push_back(rep);
       if (r.position == static_cast<uint64_t>(report_twice_)) queue_.push_back(rep);
@@ -140,6 +155,8 @@ class FaultyCore {
   std::string topic_error_;
   milliseconds report_delay_;
   int64_t silent_from_;
+  std::string fatal_on_topic_, refuse_values_on_topic_;
+  bool log_headers_;
   std::set<uint64_t> retry_positions_;
   std::mutex mutex_;
   std::condition_variable cv_;
@@ -209,6 +226,12 @@ const p2k_option kOptions[] = {
     option("retry_positions", P2K_OPT_LIST, "",
            "Positions that fail transiently on their first write (only those)."),
     option("fatal_position", P2K_OPT_INT, "0", "Position that fails permanently (0: none)."),
+    option("fatal_on_topic", P2K_OPT_STRING, nullptr,
+           "fatal_position fails only on records of this topic (default: any)."),
+    option("refuse_values_on_topic", P2K_OPT_STRING, nullptr,
+           "Records with a non-empty value to this topic fail permanently (too large)."),
+    option("log_headers", P2K_OPT_BOOL, "false",
+           "After each delivery line, a topic-of line and one header line per header."),
     option("write_retries", P2K_OPT_INT, "0", "The first N write calls fail as a whole."),
     option("reverse", P2K_OPT_BOOL, "false", "Report each batch's outcomes in reverse order."),
     option("report_delay", P2K_OPT_DURATION, "2ms",

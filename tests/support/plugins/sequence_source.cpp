@@ -33,7 +33,10 @@ class SequenceSource : public sdk::Source {
         throw_in_close_(o.has("throw_in_close") && o.boolean("throw_in_close")),
         blocked_file_(o.find("blocked_file").value_or("")),
         unready_(o.has("unready") && o.boolean("unready")),
-        status_problem_(o.find("status_problem").value_or("")) {
+        status_problem_(o.find("status_problem").value_or("")),
+        park_log_(o.find("park_log").value_or("")),
+        unusable_at_(o.has("unusable_at") ? o.integer("unusable_at") : 0),
+        park_retries_(o.has("park_retries") ? o.integer("park_retries") : 0) {
     if (o.boolean("throw_in_create")) throw std::runtime_error("test-sequence was told to throw");
     if (keys_ < 1) throw sdk::ConfigError("keys", "must be at least 1");
     if (o.boolean("two_config_errors"))
@@ -91,6 +94,8 @@ class SequenceSource : public sdk::Source {
       value += "}";
       batch->add(i, topic_, key, value, 1700000000000 + static_cast<int64_t>(i),
                  "evt-" + std::to_string(i), {{"test", "yes"}});
+      if (i == static_cast<uint64_t>(unusable_at_))
+        batch->mark_last_unusable("test-sequence: record " + std::to_string(i) + " is unusable");
       emitted_.add();
     }
     if (batch->empty())
@@ -132,6 +137,18 @@ class SequenceSource : public sdk::Source {
            "}],\"problems\":[" + problems + "]}";
   }
 
+  // ABI 1.4: parking is logged ("park <position> <id> <error>"), after park_retries transient
+  // failures; without park_log it is refused.
+  void park(const p2k_record& record, const std::string& error) override {
+    if (park_log_.empty()) throw sdk::FatalError("test-sequence: parking is not configured");
+    if (park_retries_ > 0) {
+      --park_retries_;
+      throw sdk::RetryError("test-sequence: simulated transient park failure");
+    }
+    std::ofstream(park_log_, std::ios::app)
+        << "park " << record.position << " " << sdk::view(record.id) << " " << error << "\n";
+  }
+
   void interrupt() override {
     {
       std::lock_guard lock(mutex_);
@@ -157,6 +174,8 @@ class SequenceSource : public sdk::Source {
   uint64_t next_ = 1;
   bool unready_;
   std::string status_problem_;
+  std::string park_log_;
+  int64_t unusable_at_, park_retries_;
   sdk::Counter emitted_;
   struct AckedGauge {
     sdk::Gauge gauge;
@@ -183,6 +202,10 @@ const p2k_option kOptions[] = {
            "Polls fail permanently once this position is next (0: never)."),
     option("open_error", P2K_OPT_ENUM, "none", "How open fails.", 0, kOpenErrors),
     option("value_size", P2K_OPT_INT, "0", "Bytes of padding added to each value."),
+    option("park_log", P2K_OPT_STRING, nullptr,
+           "File to which every park call appends a line; without it parking fails."),
+    option("unusable_at", P2K_OPT_INT, "0", "Position marked unusable (0: none)."),
+    option("park_retries", P2K_OPT_INT, "0", "The first N park calls fail transiently."),
     option("throw_in_create", P2K_OPT_BOOL, "false", "Throw from the constructor."),
     option("throw_in_close", P2K_OPT_BOOL, "false", "Throw from close()."),
     option("block_poll_at", P2K_OPT_INT, "0",
