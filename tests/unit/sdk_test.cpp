@@ -331,3 +331,45 @@ TEST(SdkAsyncDelivery, StopReportsWhatIsStillQueuedAsRetry) {
   for (uint64_t p = 2; p <= 4; ++p) EXPECT_EQ(status[p], P2K_RETRY) << p;
   EXPECT_EQ(delivery.in_flight(), 0u);
 }
+
+namespace {
+// A source whose second record cannot be delivered (plugin.h, p2k_batch.unusable).
+class UnusableSecond : public pg2kafka::sdk::Source {
+ public:
+  UnusableSecond(pg2kafka::sdk::Host, const pg2kafka::sdk::Options&) {}
+  std::unique_ptr<pg2kafka::sdk::RecordBatch> poll(size_t, std::chrono::milliseconds) override {
+    auto b = std::make_unique<pg2kafka::sdk::RecordBatch>();
+    b->add(1, "t", "k", "v1", 0, "id-1");
+    b->add(2, "t", "k", "{broken", 0, "id-2");
+    b->mark_last_unusable("row 2 is malformed");
+    b->add(3, "t", "k", "v3", 0, "id-3");
+    return b;
+  }
+  void ack(uint64_t) override {}
+};
+}  // namespace
+
+TEST(SdkUnusable, AHostOf1_4GetsTheMarks_AnOlderHostAFailedPoll) {
+  using Tramp = pg2kafka::sdk::detail::SourceTrampolines<UnusableSecond>;
+  p2k_host host{};
+  host.struct_size = sizeof host;
+  void* instance = nullptr;
+  char err[256] = {0};
+  ASSERT_EQ(Tramp::create(&host, nullptr, 0, &instance, err, sizeof err), P2K_OK) << err;
+
+  p2k_batch batch{sizeof(p2k_batch), nullptr, 0, nullptr, nullptr};
+  ASSERT_EQ(Tramp::poll(instance, 10, 0, &batch, err, sizeof err), P2K_OK) << err;
+  ASSERT_EQ(batch.count, 3u);
+  ASSERT_NE(batch.unusable, nullptr);
+  EXPECT_EQ(batch.unusable[0], nullptr);
+  EXPECT_STREQ(batch.unusable[1], "row 2 is malformed");
+  EXPECT_EQ(batch.unusable[2], nullptr);
+  Tramp::release(instance, batch.handle);
+
+  // A 1.3 host's p2k_batch ends before `unusable`: the poll fails, as sources did before 1.4.
+  p2k_batch old{P2K_SIZE_THROUGH(p2k_batch, handle), nullptr, 0, nullptr, nullptr};
+  EXPECT_EQ(Tramp::poll(instance, 10, 0, &old, err, sizeof err), P2K_FATAL);
+  EXPECT_STREQ(err, "row 2 is malformed");
+  EXPECT_EQ(old.unusable, nullptr) << "a field the host does not know is never written";
+  Tramp::destroy(instance);
+}
