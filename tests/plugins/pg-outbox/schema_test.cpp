@@ -91,7 +91,7 @@ TEST(Migrations, InstallIdempotently_AndSafelyFromTwoProcessesAtOnce) {
   db.sql().exec(std::string("BEGIN;\n") + pg2kafka::pg_outbox::migrations().back().sql +
                 "\nCOMMIT;");
   apply_function_set(db.sql());
-  EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.schema_migrations"), "11");
+  EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.schema_migrations"), "12");
   EXPECT_EQ(versions(db.sql()), shipped_versions());
   seed_products(db.sql());
   EXPECT_EQ(db.sql().value("SELECT pg2kafka.setup('products', 'sku')"), "t");
