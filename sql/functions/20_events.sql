@@ -52,7 +52,7 @@ $$;
 --              It assumes at most 2^20 events per batch (the triggers write at most 10000) and
 --              batch ids below 2^43 (8.8e12).
 --   processed  always false: delivered events leave the queue.
--- DELETE FROM it skips the events (the INSTEAD OF trigger pg2kafka_delete, 80_queue_admin.sql).
+-- DELETE FROM it skips the events (the INSTEAD OF trigger skip_on_delete, 80_queue_admin.sql).
 CREATE OR REPLACE VIEW pg2kafka.outbound_event_queue AS
 SELECT b.id AS batch_id, e.batch_index, e.uuid, e.external_id, b.table_name, b.statement,
        e.data, b.created_at, b.table_schema, b.txid,

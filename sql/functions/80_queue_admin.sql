@@ -37,7 +37,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT coalesce(nullif(current_setting('pg2kafka.audit_note', true), ''), $1)
 $$;
 
--- Trigger pg2kafka_skip (BEFORE UPDATE OF skipped ON pg2kafka.event_batches, FOR EACH ROW): an
+-- Trigger audit_skip (BEFORE UPDATE OF skipped ON pg2kafka.event_batches, FOR EACH ROW): an
 -- event skipped in place. `skipped` may only grow (NULL to an array is growing), each new index
 -- must be an event of the batch, and nothing is skipped while another session drains the queue:
 -- the drainer may have read the event already, and would deliver it all the same. Writes one
@@ -58,7 +58,7 @@ DECLARE
 BEGIN
   IF TG_RELID <> 'pg2kafka.event_batches'::regclass OR TG_WHEN <> 'BEFORE' OR TG_LEVEL <> 'ROW'
      OR TG_OP <> 'UPDATE' THEN
-    RAISE EXCEPTION 'pg2kafka.event_batches_skip() is the trigger pg2kafka_skip of '
+    RAISE EXCEPTION 'pg2kafka.event_batches_skip() is the trigger audit_skip of '
                     'pg2kafka.event_batches only'
       USING ERRCODE = 'prohibited_sql_statement_attempted';
   END IF;
@@ -122,7 +122,7 @@ BEGIN
 END
 $$;
 
--- Trigger pg2kafka_parked_deleted (AFTER DELETE ON pg2kafka.parked_events, FOR EACH ROW): a
+-- Trigger audit_parked_delete (AFTER DELETE ON pg2kafka.parked_events, FOR EACH ROW): a
 -- parked event leaves the table, skipped ('skip') or, when the drainer set delivered_at just
 -- before (a grant only the drainer has), delivered ('delivered'). The audit row keeps its
 -- message (or the malformed queue row).
@@ -131,7 +131,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF TG_RELID <> 'pg2kafka.parked_events'::regclass OR TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'ROW'
      OR TG_OP <> 'DELETE' THEN
-    RAISE EXCEPTION 'pg2kafka.parked_events_deleted() is the trigger pg2kafka_parked_deleted '
+    RAISE EXCEPTION 'pg2kafka.parked_events_deleted() is the trigger audit_parked_delete '
                     'of pg2kafka.parked_events only'
       USING ERRCODE = 'prohibited_sql_statement_attempted';
   END IF;
@@ -145,7 +145,7 @@ BEGIN
 END
 $$;
 
--- Trigger pg2kafka_parked_retry (BEFORE UPDATE ON pg2kafka.parked_events, FOR EACH ROW, when
+-- Trigger audit_retry_request (BEFORE UPDATE ON pg2kafka.parked_events, FOR EACH ROW, when
 -- retry_requested_at or retry_requested_by changes): a retry request, however made, records its
 -- true requester and time (current_user, now()) and one queue_audit row ('retry'); asking again
 -- changes nothing. A malformed event cannot be retried (it has no message). Clearing the request
@@ -155,7 +155,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF TG_RELID <> 'pg2kafka.parked_events'::regclass OR TG_WHEN <> 'BEFORE' OR TG_LEVEL <> 'ROW'
      OR TG_OP <> 'UPDATE' THEN
-    RAISE EXCEPTION 'pg2kafka.parked_events_retry() is the trigger pg2kafka_parked_retry of '
+    RAISE EXCEPTION 'pg2kafka.parked_events_retry() is the trigger audit_retry_request of '
                     'pg2kafka.parked_events only'
       USING ERRCODE = 'prohibited_sql_statement_attempted';
   END IF;
@@ -183,7 +183,7 @@ BEGIN
 END
 $$;
 
--- Trigger pg2kafka_delete (INSTEAD OF DELETE ON pg2kafka.outbound_event_queue, FOR EACH ROW):
+-- Trigger skip_on_delete (INSTEAD OF DELETE ON pg2kafka.outbound_event_queue, FOR EACH ROW):
 -- the original tool's `DELETE FROM pg2kafka.outbound_event_queue WHERE ...` skips those events
 -- in place (the other events of their batches keep their ids and uuids); the row count is the
 -- number of events skipped. Refused while another session drains the queue (see
@@ -197,7 +197,7 @@ DECLARE
 BEGIN
   IF TG_RELID <> 'pg2kafka.outbound_event_queue'::regclass OR TG_WHEN <> 'INSTEAD OF'
      OR TG_OP <> 'DELETE' THEN
-    RAISE EXCEPTION 'pg2kafka.outbound_event_queue_delete() is the trigger pg2kafka_delete of '
+    RAISE EXCEPTION 'pg2kafka.outbound_event_queue_delete() is the trigger skip_on_delete of '
                     'pg2kafka.outbound_event_queue only'
       USING ERRCODE = 'prohibited_sql_statement_attempted';
   END IF;
@@ -219,8 +219,8 @@ DO $$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t
                   WHERE t.tgrelid = 'pg2kafka.outbound_event_queue'::regclass
-                    AND t.tgname = 'pg2kafka_delete') THEN
-    CREATE TRIGGER pg2kafka_delete INSTEAD OF DELETE ON pg2kafka.outbound_event_queue
+                    AND t.tgname = 'skip_on_delete') THEN
+    CREATE TRIGGER skip_on_delete INSTEAD OF DELETE ON pg2kafka.outbound_event_queue
     FOR EACH ROW EXECUTE FUNCTION pg2kafka.outbound_event_queue_delete();
   END IF;
 END

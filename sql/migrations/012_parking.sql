@@ -9,7 +9,7 @@
 --    the drainer's DELETE. An operator skips by updating this one column (UPDATE (skipped) is
 --    granted to the operator's role only; the policy queue_skip lets a role do what that grant
 --    allows), through pg2kafka.skip_event or DELETE FROM pg2kafka.outbound_event_queue. The
---    row trigger pg2kafka_skip (BEFORE UPDATE OF skipped) keeps the list growing only, refuses
+--    row trigger audit_skip (BEFORE UPDATE OF skipped) keeps the list growing only, refuses
 --    while a pg2kafka drains the queue (it may have read the event already), and writes one
 --    pg2kafka.queue_audit row per event skipped, so a direct UPDATE skips nothing unrecorded.
 -- 2. pg2kafka.parked_events: an event that cannot be delivered (on_permanent_failure: park), and
@@ -80,10 +80,10 @@ BEGIN
   END IF;
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t
                   WHERE t.tgrelid = 'pg2kafka.event_batches'::regclass
-                    AND t.tgname = 'pg2kafka_skip') THEN
+                    AND t.tgname = 'audit_skip') THEN
     -- UPDATE OF skipped: fires for nothing else (the capture triggers' INSERT, the drainer's
     -- DELETE, adopt_restored_events' UPDATE of txid).
-    CREATE TRIGGER pg2kafka_skip BEFORE UPDATE OF skipped ON pg2kafka.event_batches
+    CREATE TRIGGER audit_skip BEFORE UPDATE OF skipped ON pg2kafka.event_batches
     FOR EACH ROW EXECUTE FUNCTION pg2kafka.event_batches_skip();
   END IF;
 END
@@ -158,16 +158,16 @@ DO $$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t
                   WHERE t.tgrelid = 'pg2kafka.parked_events'::regclass
-                    AND t.tgname = 'pg2kafka_parked_deleted') THEN
-    CREATE TRIGGER pg2kafka_parked_deleted AFTER DELETE ON pg2kafka.parked_events
+                    AND t.tgname = 'audit_parked_delete') THEN
+    CREATE TRIGGER audit_parked_delete AFTER DELETE ON pg2kafka.parked_events
     FOR EACH ROW EXECUTE FUNCTION pg2kafka.parked_events_deleted();
   END IF;
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t
                   WHERE t.tgrelid = 'pg2kafka.parked_events'::regclass
-                    AND t.tgname = 'pg2kafka_parked_retry') THEN
+                    AND t.tgname = 'audit_retry_request') THEN
     -- A retry request, however made (pg2kafka.retry_event or a direct UPDATE), is recorded
     -- with its true requester and time.
-    CREATE TRIGGER pg2kafka_parked_retry BEFORE UPDATE ON pg2kafka.parked_events
+    CREATE TRIGGER audit_retry_request BEFORE UPDATE ON pg2kafka.parked_events
     FOR EACH ROW
     WHEN (NEW.retry_requested_at IS DISTINCT FROM OLD.retry_requested_at
           OR NEW.retry_requested_by IS DISTINCT FROM OLD.retry_requested_by)

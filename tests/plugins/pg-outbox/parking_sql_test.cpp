@@ -458,7 +458,7 @@ TEST(ParkingSecurity, TheOperatorWithItsGrants_DoesItsJob_AndCannotForgeAlterOrH
            "INSERT INTO pg2kafka.parked_events (uuid, table_schema, table_name, statement, "
            "created_at, reason, error, delivered_at) VALUES (gen_random_uuid(), 'public', 't', "
            "'INSERT', now(), 'failed', 'x', now())",
-           "ALTER TABLE pg2kafka.event_batches DISABLE TRIGGER pg2kafka_skip",
+           "ALTER TABLE pg2kafka.event_batches DISABLE TRIGGER audit_skip",
            "ALTER TABLE pg2kafka.parked_events DISABLE TRIGGER USER",
            "SET session_replication_role = replica",
        })
