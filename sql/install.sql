@@ -23,9 +23,9 @@ DECLARE
 BEGIN
   IF to_regclass('pg2kafka.schema_migrations') IS NOT NULL THEN
     EXECUTE 'SELECT max(version) FROM pg2kafka.schema_migrations' INTO v_installed;
-    IF v_installed > 11 THEN
+    IF v_installed > 12 THEN
       RAISE EXCEPTION 'pg2kafka: the database has schema migrations up to %, newer than this '
-                      'release knows (11)', v_installed
+                      'release knows (12)', v_installed
         USING ERRCODE = 'object_not_in_prerequisite_state',
               HINT = 'A newer pg2kafka installed it: use the sql/ of that release or a newer one.';
     END IF;
@@ -95,6 +95,11 @@ SELECT :p2k_version < 11 AS p2k_apply \gset
 \ir migrations/011_monitoring.sql
 \endif
 
+SELECT :p2k_version < 12 AS p2k_apply \gset
+\if :p2k_apply
+\ir migrations/012_parking.sql
+\endif
+
 
 \ir functions/00_version.sql
 \ir functions/10_limits.sql
@@ -104,5 +109,6 @@ SELECT :p2k_version < 11 AS p2k_apply \gset
 \ir functions/50_queue_access.sql
 \ir functions/60_backfill.sql
 \ir functions/70_monitoring.sql
+\ir functions/80_queue_admin.sql
 \ir functions/90_grants.sql
 \o

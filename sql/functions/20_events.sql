@@ -43,21 +43,33 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
    WHERE $6 IS NULL
 $$;
 
--- One row per queued event, in queue order (batch_id, batch_index). Expanding JSON costs time on
--- a large queue: to count pending events, SELECT sum(events) FROM pg2kafka.event_batches.
+-- One row per queued event, in queue order (batch_id, batch_index), without the events skipped
+-- in place (event_batches.skipped). Expanding JSON costs time on a large queue: to count pending
+-- events, SELECT sum(events) FROM pg2kafka.event_batches.
+-- The last two columns are the original tool's (function set 7), for its scripts:
+--   id         batch_id * 2^20 + batch_index: increases in the order the drainer sends the
+--              events (batch id order, then index), and stays an event's id while it is queued.
+--              It assumes at most 2^20 events per batch (the triggers write at most 10000) and
+--              batch ids below 2^43 (8.8e12).
+--   processed  always false: delivered events leave the queue.
+-- DELETE FROM it skips the events (the INSTEAD OF trigger skip_on_delete, 80_queue_admin.sql).
 CREATE OR REPLACE VIEW pg2kafka.outbound_event_queue AS
 SELECT b.id AS batch_id, e.batch_index, e.uuid, e.external_id, b.table_name, b.statement,
-       e.data, b.created_at, b.table_schema, b.txid
+       e.data, b.created_at, b.table_schema, b.txid,
+       b.id OPERATOR(pg_catalog.*) 1048576 OPERATOR(pg_catalog.+) e.batch_index AS id,
+       false AS processed
   FROM pg2kafka.event_batches b,
        LATERAL pg2kafka.batch_events(b.uuid, b.statement, b.key_column, b.external_id, b.events,
-                                     b.data, b.old_data) e;
+                                     b.data, b.old_data) e
+ WHERE b.skipped IS NULL OR e.batch_index OPERATOR(pg_catalog.<>) ALL (b.skipped);
 
 CREATE OR REPLACE VIEW pg2kafka.acknowledged_events AS
 SELECT b.id AS batch_id, e.batch_index, e.uuid, e.external_id, b.table_name, b.statement,
        e.data, b.created_at, b.table_schema, b.txid, b.acked_at
   FROM pg2kafka.acknowledged_batches b,
        LATERAL pg2kafka.batch_events(b.uuid, b.statement, b.key_column, b.external_id, b.events,
-                                     b.data, b.old_data) e;
+                                     b.data, b.old_data) e
+ WHERE b.skipped IS NULL OR e.batch_index OPERATOR(pg_catalog.<>) ALL (b.skipped);
 
 -- pg2kafka.adopt_restored_events(): makes events restored from a dump of another PostgreSQL
 -- cluster deliverable, and returns how many batches it changed. Such a batch carries a

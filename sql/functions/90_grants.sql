@@ -42,3 +42,24 @@ REVOKE EXECUTE ON FUNCTION pg2kafka.adopt_restored_events() FROM PUBLIC;
 -- Revoked first: default privileges may have given PUBLIC more on new relations.
 REVOKE ALL ON pg2kafka.lag, pg2kafka.drainers FROM PUBLIC;
 GRANT SELECT ON pg2kafka.lag, pg2kafka.drainers TO PUBLIC;
+
+-- Queue administration (80_queue_admin.sql, function set 7): for every role to call; each runs
+-- as its caller, who needs the operator's grants on the tables it changes (sql/README.md,
+-- "Security model"), so calling them grants nothing. The trigger functions are for their
+-- triggers only (each refuses to run as another trigger), created by the schema's owner:
+-- withheld from PUBLIC, so that no one attaches them elsewhere.
+GRANT EXECUTE ON FUNCTION
+  pg2kafka.drain_lock_holder(), pg2kafka.audit_note(text),
+  pg2kafka.skip_event(uuid, text),
+  pg2kafka.retry_parked(bigint, text, text, text), pg2kafka.retry_event(uuid),
+  pg2kafka.retry_table(text, text), pg2kafka.retry_all()
+  TO PUBLIC;
+REVOKE EXECUTE ON FUNCTION
+  pg2kafka.event_batches_skip(), pg2kafka.parked_events_deleted(),
+  pg2kafka.parked_events_retry(), pg2kafka.outbound_event_queue_delete()
+  FROM PUBLIC;
+
+-- Parked events and the audit record are for the drainer's and the operator's roles only, by
+-- the DBA's grants. Revoked first: default privileges may have given PUBLIC some.
+REVOKE ALL ON pg2kafka.parked_events, pg2kafka.queue_audit FROM PUBLIC;
+REVOKE ALL ON SEQUENCE pg2kafka.parked_events_id_seq, pg2kafka.queue_audit_id_seq FROM PUBLIC;
