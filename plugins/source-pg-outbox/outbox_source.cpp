@@ -231,6 +231,7 @@ void OutboxSource::prepare_session() {
       conn_->prepare("p2k_park", kParkSql, {0, 0, 0, kOidInt8, 0});
       conn_->prepare("p2k_park_malformed", kParkMalformedSql, {kOidInt8, 0});
       conn_->prepare("p2k_repark", kReparkSql, {kOidInt8, 0});
+      conn_->prepare("p2k_rehold", kReholdSql, {kOidInt8, 0});
       conn_->prepare("p2k_hold", kHoldSql, {0, 0, 0, kOidInt8, 0, 16});
       conn_->prepare("p2k_parked_keys", kParkedKeysSql, {});
       conn_->prepare("p2k_retry_requested", kRetryRequestedSql, {});
@@ -239,9 +240,13 @@ void OutboxSource::prepare_session() {
     parked_keys_loaded_ = false;
     conn_->prepare("p2k_fetch", fetch,
                    {kOidPgSnapshot, kOidPgSnapshot, kOidInt8, kOidInt8, kOidInt8, kOidInt8});
+    std::string ack_keep = kAckKeepSql;
+    for (auto at = ack_keep.find("%SKIPPED%"); at != std::string::npos;
+         at = ack_keep.find("%SKIPPED%"))
+      ack_keep.replace(at, 9, parking_ ? ", skipped" : "");
     conn_->prepare(
         "p2k_ack",
-        config_.acknowledged == OutboxConfig::Acknowledged::kKeep ? kAckKeepSql : kAckDeleteSql,
+        config_.acknowledged == OutboxConfig::Acknowledged::kKeep ? ack_keep : kAckDeleteSql,
         {kOidInt8Array});
     conn_->prepare(
         "p2k_lock",
@@ -640,6 +645,7 @@ void OutboxSource::maybe_retry_parked(Clock::time_point now) {
     if (failed) taking = false;
   }
   if (events == 0) return;
+  reparked_this_round_.clear();
   retried_.add(events);
   host_.info("retrying " + std::to_string(events) + " parked event" + (events == 1 ? "" : "s") +
              " of " + std::to_string(keys) + " key" + (keys == 1 ? "" : "s") +
@@ -658,23 +664,36 @@ void OutboxSource::park(const p2k_record& record, const std::string& error) {
   if (!f)
     throw sdk::FatalError("park: position " + std::to_string(record.position) +
                           " was not returned by poll or is acknowledged (a bug in the host)");
-  ensure_session();
-  guarded("parking an event", [&] {
-    if (f->parked_id > 0)
-      return conn_->exec_prepared("p2k_repark", {std::to_string(f->parked_id), error});
-    if (f->malformed)
-      return conn_->exec_prepared("p2k_park_malformed", {std::to_string(f->batch_id), error});
-    return conn_->exec_prepared(
-        "p2k_park", {f->names->schema, f->names->table, std::string(sdk::view(record.value)),
-                     std::to_string(f->batch_id), error});
-  });
-  f->parked = true;
-  (f->malformed ? parked_malformed_ : parked_failed_).add();
-  if (f->malformed) return;
   std::optional<std::string_view> key;
   if (record.key.data) key = sdk::view(record.key);
-  auto [it, added] = parked_keys_.try_emplace(park_scope(f->names->schema, f->names->table, key),
-                                              ParkedKey{std::string(sdk::view(record.id)), false});
+  std::string scope = park_scope(f->names->schema, f->names->table, key);
+  // The host parks the later records of the key behind a failed one (those it had in flight):
+  // they are held, as if read after the park. For events of a retry round, those behind the one
+  // of their key that failed again this round.
+  auto earlier = parked_keys_.find(scope);
+  bool held = !f->malformed && (f->parked_id == 0 ? earlier != parked_keys_.end()
+                                                  : reparked_this_round_.count(scope) > 0);
+  ensure_session();
+  guarded("parking an event", [&] {
+    std::string message(sdk::view(record.value));
+    if (f->parked_id > 0)
+      return conn_->exec_prepared(held ? "p2k_rehold" : "p2k_repark",
+                                  {std::to_string(f->parked_id), error});
+    if (f->malformed)
+      return conn_->exec_prepared("p2k_park_malformed", {std::to_string(f->batch_id), error});
+    if (held)
+      return conn_->exec_prepared(
+          "p2k_hold", {f->names->schema, f->names->table, message, std::to_string(f->batch_id),
+                       error, earlier->second.retrying ? "true" : "false"});
+    return conn_->exec_prepared("p2k_park", {f->names->schema, f->names->table, message,
+                                             std::to_string(f->batch_id), error});
+  });
+  f->parked = true;
+  (f->malformed ? parked_malformed_ : held ? held_ : parked_failed_).add();
+  if (f->malformed || held) return;
+  if (f->parked_id > 0) reparked_this_round_.insert(scope);
+  auto it =
+      parked_keys_.try_emplace(scope, ParkedKey{std::string(sdk::view(record.id)), false}).first;
   it->second.retrying = false;  // it failed again: the rest of its key waits for a new request
   parked_keys_gauge_.store(static_cast<int64_t>(parked_keys_.size()));
 }

@@ -219,6 +219,7 @@ class OutboxSource : public sdk::Source {
   bool parked_keys_loaded_ = false;
   std::unordered_map<std::string, ParkedKey> parked_keys_;
   std::atomic<int64_t> parked_keys_gauge_{0};
+  std::unordered_set<std::string> reparked_this_round_;  // keys whose retried event failed again
   std::chrono::steady_clock::time_point next_retry_check_{}, next_keys_reload_{};
   sdk::Counter parked_failed_, parked_malformed_, held_, retried_;
 

@@ -45,13 +45,14 @@ constexpr const char* kStoredBytes =
 
 constexpr const char* kAckDeleteSql = "DELETE FROM pg2kafka.event_batches WHERE id = ANY($1)";
 
+// %SKIPPED%: ", skipped" since migration 012 (the archive keeps which events were skipped).
 constexpr const char* kAckKeepSql = R"sql(
 WITH done AS (DELETE FROM pg2kafka.event_batches WHERE id = ANY($1) RETURNING *)
 INSERT INTO pg2kafka.acknowledged_batches
        (id, uuid, table_schema, table_name, statement, key_column, external_id, events, data,
-        old_data, created_at, txid)
+        old_data, created_at, txid%SKIPPED%)
 SELECT id, uuid, table_schema, table_name, statement, key_column, external_id, events, data,
-       old_data, created_at, txid
+       old_data, created_at, txid%SKIPPED%
   FROM done
 ON CONFLICT (id) DO NOTHING)sql";
 
@@ -119,6 +120,13 @@ constexpr const char* kReparkSql = R"sql(
 UPDATE pg2kafka.parked_events
    SET reason = 'failed', error = $2, attempts = attempts + 1, last_error_at = now(),
        retry_requested_at = NULL, retry_requested_by = NULL
+ WHERE id = $1)sql";
+
+// A retried event behind one of its key that failed again in the same round: held again, not
+// requested any more. $1 its row, $2 why.
+constexpr const char* kReholdSql = R"sql(
+UPDATE pg2kafka.parked_events
+   SET reason = 'held', error = $2, retry_requested_at = NULL, retry_requested_by = NULL
  WHERE id = $1)sql";
 
 // An event of a parked key, held behind it: $1 schema, $2 table, $3 message, $4 batch id, $5

@@ -201,3 +201,64 @@ TEST(DeliveryWindow, KeepsTheRecordsMemoryUntilAcknowledged) {
   EXPECT_EQ(w.take_ackable(), 2u);
   EXPECT_TRUE(watch.expired());
 }
+
+// Parking (on_permanent_failure=park): a record set aside holds back the later records of its
+// key, whatever their state, and stays unacknowledged until it is settled or its dead letter is
+// delivered.
+TEST(DeliveryWindowParking, ASetAsideRecordHoldsItsKey_AndAcknowledgementWaitsForIt) {
+  Records rec;
+  DeliveryWindow w;
+  for (uint64_t p = 1; p <= 6; ++p)
+    ASSERT_TRUE(w.add(rec.make(p, p % 2 ? "odd" : "even"), nullptr));
+  ASSERT_TRUE(w.delivered(1));
+  ASSERT_TRUE(w.delivered(5));  // odd, later than 3: arrived before 3 failed
+  ASSERT_TRUE(w.failed(4));     // even: unaffected
+  ASSERT_TRUE(w.set_aside(3));
+  EXPECT_EQ(w.hold_later_of_key(3), std::vector<uint64_t>{5});
+  EXPECT_EQ(w.set_aside_count(), 2u);
+  EXPECT_EQ(w.take_ackable(), std::optional<uint64_t>(1));
+  EXPECT_EQ(w.take_ackable(), std::nullopt) << "2 is awaiting its outcome";
+  ASSERT_TRUE(w.delivered(2));
+  EXPECT_EQ(w.take_ackable(), std::optional<uint64_t>(2)) << "3 is being parked";
+  EXPECT_FALSE(w.take_stray_outcome(5)) << "5 was delivered: no outcome is owed";
+  ASSERT_TRUE(w.settle(3));
+  ASSERT_TRUE(w.settle(5));
+  EXPECT_EQ(w.take_ackable(), std::optional<uint64_t>(3)) << "4 awaits its retry";
+  ASSERT_TRUE(w.delivered(6));
+  EXPECT_EQ(positions(w.take_rewrites()), (std::vector<uint64_t>{4, 6}))
+      << "the retry rule for the other key as ever; the parked 5 is not written again";
+}
+
+TEST(DeliveryWindowParking, AnOutcomeOfAHeldRecordInFlightIsIgnoredOnce) {
+  Records rec;
+  DeliveryWindow w;
+  for (uint64_t p = 1; p <= 3; ++p) ASSERT_TRUE(w.add(rec.make(p, "k"), nullptr));
+  ASSERT_TRUE(w.set_aside(1));
+  EXPECT_EQ(w.hold_later_of_key(1), (std::vector<uint64_t>{2, 3}));
+  EXPECT_EQ(w.awaiting_outcome(), 0u);
+  EXPECT_EQ(w.awaiting(2), nullptr);
+  EXPECT_TRUE(w.take_stray_outcome(2));
+  EXPECT_FALSE(w.take_stray_outcome(2)) << "once";
+  EXPECT_EQ(w.unconfirmed(), 3u);
+  for (uint64_t p = 1; p <= 3; ++p) ASSERT_TRUE(w.settle(p));
+  EXPECT_EQ(w.unconfirmed(), 0u);
+  EXPECT_EQ(w.unconfirmed_bytes(), 0u);
+  EXPECT_EQ(w.take_ackable(), std::optional<uint64_t>(3));
+}
+
+TEST(DeliveryWindowParking, ADeadLetterTakesTheRecordsPlace_AndIsConfirmedByItsOutcome) {
+  Records rec;
+  DeliveryWindow w;
+  ASSERT_TRUE(w.add(rec.make(1, "k"), nullptr));
+  ASSERT_TRUE(w.add_set_aside(rec.make(2, "k"), nullptr)) << "an unusable record, never written";
+  EXPECT_EQ(w.set_aside_record(2)->position, 2u);
+  auto letter = rec.make(99, "k", "dead");
+  ASSERT_TRUE(w.replace(2, letter, nullptr, DeliveryWindow::Letter::kWithValue));
+  EXPECT_EQ(w.letter(2), DeliveryWindow::Letter::kWithValue);
+  ASSERT_NE(w.awaiting(2), nullptr);
+  EXPECT_EQ(w.awaiting(2)->position, 2u) << "the letter keeps the record's position";
+  EXPECT_EQ(std::string(w.awaiting(2)->topic.data, w.awaiting(2)->topic.size), "dead");
+  ASSERT_TRUE(w.delivered(1));
+  ASSERT_TRUE(w.delivered(2));
+  EXPECT_EQ(w.take_ackable(), std::optional<uint64_t>(2));
+}

@@ -407,9 +407,11 @@ typedef void (*p2k_text_fn)(void* ctx, p2k_slice text);
  *   stop  (the default) the pipeline stops with exit code 4 and acknowledges nothing from that
  *         record on: it stays at the origin, and so does everything after it.
  *   park  the host calls the source's `park` (the pipeline refuses to start with a source
- *         that has none), writes the record to the pipeline's dead-letter topic when one is
- *         set, and goes on: once parked (and dead-lettered), the record counts as done and its
- *         position is acknowledged with the others. Other scopes (keys, tables) keep flowing.
+ *         that has none), then parks the later unacknowledged records of the same topic and
+ *         key behind it, writes the record to the pipeline's dead-letter topic when one is set,
+ *         and goes on: once parked (and dead-lettered), the record counts as done and its
+ *         position is acknowledged with the others. Other keys and topics keep flowing. (No
+ *         dead letter for the records held behind it: they did not fail.)
  * The dead-letter record goes through the same sink, to the topic named by `dead_letter.topic`,
  * with the original key, value and headers, plus headers naming what happened:
  *   pg2kafka.original_topic  the topic the record was for
@@ -567,10 +569,14 @@ typedef struct p2k_source_ops {
    * every later record of the same scope (pg-outbox: the same table and key) in the same place,
    * instead of returning it from poll, until an operator retries or skips the parked records
    * (see `queue`), so that the scope's order is kept: parked records, once retried, come back
-   * from poll before any later record of their scope. Records of the scope that poll returned
-   * before the call may still be delivered. Parking a record that was parked before and came
-   * back by a retry updates it (its error, its count of attempts). P2K_RETRY: the host calls
-   * again after a backoff; P2K_FATAL: the pipeline stops.
+   * from poll before any later record of their scope. The host parks, right after the failed
+   * record and in order, every later record of the same topic and key that poll returned and
+   * that is not acknowledged yet (`error` then says it is held behind the failed one): the source
+   * keeps them as held behind it too. Some of those may have reached the destination already;
+   * they reach it once more, in order, after the retry (consumers keep the last copy of an id).
+   * Parking a record that was parked before and came back by a retry updates it (its error, its
+   * count of attempts). P2K_RETRY: the host calls again after a backoff; P2K_FATAL: the pipeline
+   * stops.
    */
   p2k_status (*park)(void* instance, const p2k_record* record, const char* error, char* err,
                      size_t err_size);

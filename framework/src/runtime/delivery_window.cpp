@@ -124,6 +124,42 @@ bool DeliveryWindow::settle(uint64_t position) {
   return true;
 }
 
+std::vector<uint64_t> DeliveryWindow::hold_later_of_key(uint64_t position) {
+  std::vector<uint64_t> held;
+  const Entry* first = find(position);
+  if (!first) return held;
+  std::string key = order_key(first->record);
+  for (auto& e : entries_) {
+    if (e.record.position <= position || e.state == State::kSetAside) continue;
+    if (order_key(e.record) != key) continue;
+    switch (e.state) {
+      case State::kWritten:
+        --written_;
+        e.stray_outcome = true;
+        break;
+      case State::kAwaitingRetry:
+        --retry_;
+        break;
+      case State::kDelivered:
+        unconfirmed_bytes_ += bytes(e.record);  // settle() takes them off again
+        break;
+      case State::kSetAside:
+        break;
+    }
+    e.state = State::kSetAside;
+    ++set_aside_;
+    held.push_back(e.record.position);
+  }
+  return held;
+}
+
+bool DeliveryWindow::take_stray_outcome(uint64_t position) {
+  Entry* e = find(position);
+  if (!e || !e->stray_outcome) return false;
+  e->stray_outcome = false;
+  return true;
+}
+
 DeliveryWindow::Letter DeliveryWindow::letter(uint64_t position) const {
   const Entry* e = find(position);
   return e ? e->letter : Letter::kNone;

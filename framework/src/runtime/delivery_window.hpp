@@ -8,7 +8,11 @@
 // Parking (on_permanent_failure=park). A record that failed permanently is *set aside*: it stays
 // unconfirmed (acknowledgement stops before it) while the host parks it in the source and,
 // with a dead-letter topic, writes its dead letter in its place (same position, another
-// record); it is confirmed when that dead letter is delivered, or at once without one.
+// record); it is confirmed when that dead letter is delivered, or at once without one. Every
+// later record of its topic and key still here is set aside with it (held), whatever its
+// state, to be parked behind it: the parked records then reach consumers in order after a
+// retry, and one that already arrived arrives again there (consumers keep the last copy, as
+// after a retry); an outcome the sink still reports for a held record is ignored.
 //
 // Ordering after a retry (plugin.h, p2k_host.report). A record the sink reports RETRY is written
 // again, but only once no record written before is still awaiting its outcome, so that it goes out
@@ -69,6 +73,12 @@ class DeliveryWindow {
                Letter kind);
   // Confirms a record set aside (parked, without a dead letter).
   bool settle(uint64_t position);
+  // Sets aside every later record of the same topic and key as the record at `position` that
+  // is not set aside yet (held behind it), returning their positions in order.
+  std::vector<uint64_t> hold_later_of_key(uint64_t position);
+  // Whether the sink's outcome for `position` is one to ignore: the record was held while its
+  // write was awaiting an outcome. True once per such record.
+  bool take_stray_outcome(uint64_t position);
   // Whether the position holds a dead letter, and which.
   Letter letter(uint64_t position) const;
 
@@ -107,6 +117,7 @@ class DeliveryWindow {
     std::shared_ptr<void> holder;
     State state;
     Letter letter = Letter::kNone;
+    bool stray_outcome = false;  // held while written: its outcome will come, and be ignored
   };
   Entry* find(uint64_t position);
   const Entry* find(uint64_t position) const;

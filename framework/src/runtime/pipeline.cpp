@@ -361,6 +361,7 @@ void Pipeline::write(std::span<const p2k_record> records) {
 
 void Pipeline::on_outcome(const plugin::Outcome& o) {
   const p2k_record* record = window_.awaiting(o.position);
+  if (!record && window_.take_stray_outcome(o.position)) return;  // held: parked anyway
   if (!record) {
     fail("sink '" + sink_.name() + "' reported position " + std::to_string(o.position) +
          ", which is not awaiting an outcome (reported twice, or never written): a bug in the "
@@ -435,8 +436,18 @@ void Pipeline::permanent_failure(const p2k_record& record, const std::string& er
          "key, and the rest goes on.)");
     return;
   }
-  if (!unusable) window_.set_aside(record.position);
-  set_aside_.push_back(SetAside{record.position, error, reason});
+  if (unusable) {
+    // A record the source could not read has no key to hold back (the source says so).
+    set_aside_.push_back(SetAside{record.position, error, reason});
+    return;
+  }
+  uint64_t position = record.position;
+  std::string held_why = "held behind event " + std::string(sdk::view(record.id)) +
+                         ", which failed permanently on the same key";
+  window_.set_aside(position);
+  set_aside_.push_back(SetAside{position, error, reason});
+  for (uint64_t later : window_.hold_later_of_key(position))
+    set_aside_.push_back(SetAside{later, held_why, "held"});
 }
 
 void Pipeline::park_set_aside() {
@@ -466,13 +477,18 @@ void Pipeline::park_set_aside() {
     counters(*record).parked.add();
     ++stats_.parked;
     std::string id(sdk::view(record->id));
-    log::warn("parked " + record_label(*record) + " of topic '" +
-                  std::string(sdk::view(record->topic)) + "' (" + s.reason + "): " + s.error +
-                  ". Later records of its key are held with it; `pg2kafka queue show " + id +
-                  "` shows it, `pg2kafka queue retry " + id +
-                  "` delivers them again once the cause is fixed",
-              {log::field("event_id", id), log::field("reason", std::string(s.reason))});
-    if (settings_.dead_letter_topic.empty())
+    if (std::string_view(s.reason) == "held")
+      log::info("parked " + record_label(*record) + " too: " + s.error,
+                {log::field("event_id", id), log::field("reason", std::string(s.reason))});
+    else
+      log::warn("parked " + record_label(*record) + " of topic '" +
+                    std::string(sdk::view(record->topic)) + "' (" + s.reason + "): " + s.error +
+                    ". Later records of its key are held with it; `pg2kafka queue show " + id +
+                    "` shows it, `pg2kafka queue retry " + id +
+                    "` delivers them again once the cause is fixed",
+                {log::field("event_id", id), log::field("reason", std::string(s.reason))});
+    // Held records are not failures of their own: no dead letter (as for those the source holds).
+    if (settings_.dead_letter_topic.empty() || std::string_view(s.reason) == "held")
       window_.settle(s.position);
     else
       write_dead_letter(s.position, /*with_value=*/true);
