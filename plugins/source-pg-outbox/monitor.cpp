@@ -368,6 +368,25 @@ void read_backfills(PgConnection& conn, OutboxState& s) {
   }
 }
 
+void read_parked(PgConnection& conn, OutboxState& s) {
+  s.parked_visible =
+      conn.exec("SELECT has_table_privilege('pg2kafka.parked_events', 'SELECT')").boolean(0, 0);
+  if (!s.parked_visible) return;
+  auto r = conn.exec(
+      "SELECT p.table_schema, p.table_name, p.reason, count(*), "
+      "extract(epoch FROM now() - min(p.parked_at))::float8 FROM pg2kafka.parked_events p "
+      "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 LIMIT 1000");
+  for (int i = 0; i < r.rows(); ++i) {
+    ParkedCount c;
+    c.table_schema = std::string(r.text(i, 0));
+    c.table_name = std::string(r.text(i, 1));
+    c.reason = std::string(r.text(i, 2));
+    c.events = r.int64(i, 3);
+    c.oldest_age_seconds = optional_double(r, i, 4).value_or(0);
+    s.parked.push_back(std::move(c));
+  }
+}
+
 }  // namespace
 
 int64_t OutboxState::queued_events() const {
@@ -407,6 +426,7 @@ OutboxState read_state(PgConnection& conn, const ReadOptions& options) {
     read_lag(conn, options, s);
     if (options.with_sessions) read_sessions(conn, s);
     if (s.schema_version >= 10) read_backfills(conn, s);
+    if (s.schema_version >= 12) read_parked(conn, s);
     if (s.function_set.value_or(0) >= 1) {
       auto r = conn.exec("SELECT message FROM pg2kafka.tracking_problems()");
       for (int i = 0; i < r.rows(); ++i) s.tracking_problems.emplace_back(r.text(i, 0));
@@ -490,6 +510,17 @@ std::vector<std::string> problems(const OutboxState& s) {
   } else if (age && *age > kLagProblemSeconds) {
     out.push_back("the oldest queued event has waited " + human_seconds(*age));
   }
+
+  int64_t parked = 0, failed = 0;
+  for (const auto& c : s.parked) {
+    parked += c.events;
+    if (c.reason != "held") failed += c.events;
+  }
+  if (parked > 0)
+    out.push_back(std::to_string(parked) + " event" + (parked == 1 ? " is" : "s are") +
+                  " parked (" + std::to_string(failed) + " failed, the others held behind them " +
+                  "on their keys): see pg2kafka queue list --parked; once the cause is fixed, " +
+                  "pg2kafka queue retry delivers them in order, or pg2kafka queue skip drops one");
 
   for (const auto& b : s.backfills)
     if (b.state == "failed")
@@ -787,6 +818,22 @@ std::string status_json(const OutboxState& s) {
     w.string(b.requested_by);
     w.key("error");
     w.string(b.error);
+    w.end('}');
+  }
+  w.end(']');
+
+  w.key("parked");
+  w.begin('[');
+  for (const auto& c : s.parked) {
+    w.begin('{');
+    w.key("table");
+    w.string(qualified(c.table_schema, c.table_name));
+    w.key("reason");
+    w.string(c.reason);
+    w.key("events");
+    w.number(c.events);
+    w.key("oldest_parked_age_seconds");
+    w.number(c.oldest_age_seconds);
     w.end('}');
   }
   w.end(']');

@@ -76,6 +76,14 @@ struct BackfillState {
 
 // The oldest transaction horizon of the cluster: what keeps VACUUM from removing the queue's
 // deleted rows (and everyone else's) while it lasts.
+// Events parked in pg2kafka.parked_events (migration 012), per table and reason.
+struct ParkedCount {
+  std::string table_schema, table_name;
+  std::string reason;  // failed, held, malformed
+  int64_t events = 0;
+  double oldest_age_seconds = 0;  // since the oldest was parked
+};
+
 struct VacuumHorizon {
   std::string kind;        // "session", "prepared transaction" or "replication slot"
   std::optional<int> pid;  // sessions
@@ -124,6 +132,8 @@ struct OutboxState {
   std::optional<VacuumHorizon> vacuum_horizon;
 
   std::vector<BackfillState> backfills;  // migration 010 on
+  std::vector<ParkedCount> parked;       // migration 012 on, when the reader may see them
+  bool parked_visible = false;
   // pg2kafka.tracking_problems() (function set 1 on): one message, with its fix, per tracked
   // table whose capture is not complete and current.
   std::vector<std::string> tracking_problems;

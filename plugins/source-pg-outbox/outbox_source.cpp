@@ -225,8 +225,20 @@ void OutboxSource::prepare_session() {
     std::string fetch = kFetchSql;
     for (auto at = fetch.find("%BYTES%"); at != std::string::npos; at = fetch.find("%BYTES%"))
       fetch.replace(at, 7, bytes);
-    parking_ = installed.migrations >= 12;
-    fetch.replace(fetch.find("%SKIPPED%"), 9, parking_ ? kSkippedColumn : kNoSkippedColumn);
+    // Skipped events (migration 012) are left out whatever the role; parking needs its grants,
+    // which a pipeline that never parks may do without (README, the drainer's grants).
+    schema_parks_ = installed.migrations >= 12;
+    parking_ = schema_parks_ &&
+               conn_->exec("SELECT has_table_privilege('pg2kafka.parked_events', 'SELECT, INSERT')")
+                   .boolean(0, 0);
+    if (schema_parks_ && !parking_ && !parking_note_logged_) {
+      parking_note_logged_ = true;
+      host_.info(
+          "this role may not read and write pg2kafka.parked_events: parking events that cannot "
+          "be delivered (on_permanent_failure=park) is unavailable until it is granted (README, "
+          "\"parking undeliverable events\")");
+    }
+    fetch.replace(fetch.find("%SKIPPED%"), 9, schema_parks_ ? kSkippedColumn : kNoSkippedColumn);
     if (parking_) {
       conn_->prepare("p2k_park", kParkSql, {0, 0, 0, kOidInt8, 0});
       conn_->prepare("p2k_park_malformed", kParkMalformedSql, {kOidInt8, 0});
@@ -243,7 +255,7 @@ void OutboxSource::prepare_session() {
     std::string ack_keep = kAckKeepSql;
     for (auto at = ack_keep.find("%SKIPPED%"); at != std::string::npos;
          at = ack_keep.find("%SKIPPED%"))
-      ack_keep.replace(at, 9, parking_ ? ", skipped" : "");
+      ack_keep.replace(at, 9, schema_parks_ ? ", skipped" : "");
     conn_->prepare(
         "p2k_ack",
         config_.acknowledged == OutboxConfig::Acknowledged::kKeep ? ack_keep : kAckDeleteSql,
@@ -654,12 +666,19 @@ void OutboxSource::maybe_retry_parked(Clock::time_point now) {
 
 void OutboxSource::park(const p2k_record& record, const std::string& error) {
   refuse_if_interrupted("park");
-  if (!parking_)
+  if (!parking_ && !schema_parks_)
     throw sdk::FatalError(
         "cannot park event " + std::string(sdk::view(record.id)) + ": the pg2kafka schema of " +
         "database \"" + database_ +
         "\" has no pg2kafka.parked_events (migration 012). Upgrade it (perform_migrations=true, "
         "or psql --single-transaction -f sql/install.sql), or set on_permanent_failure=stop");
+  if (!parking_)
+    throw sdk::FatalError(
+        "cannot park event " + std::string(sdk::view(record.id)) +
+        ": this role may not read and write pg2kafka.parked_events. Grant it what the README "
+        "lists under \"parking undeliverable events\" (SELECT, INSERT, DELETE and UPDATE of "
+        "some columns on pg2kafka.parked_events, INSERT on pg2kafka.queue_audit and their "
+        "sequences), or set on_permanent_failure=stop");
   EventLedger::InFlight* f = ledger_.in_flight(record.position);
   if (!f)
     throw sdk::FatalError("park: position " + std::to_string(record.position) +
@@ -1067,6 +1086,12 @@ void OutboxSource::metrics(sdk::MetricWriter& out) {
             "When the figures of the queue, its tables, drainers and backfills were read, in "
             "seconds since the Unix epoch.",
             state->collected_at_unix);
+  for (const auto& c : state->parked)
+    out.gauge("parked_events",
+              "Events waiting in pg2kafka.parked_events, by table and reason (failed, held, "
+              "malformed): an operator retries or skips them (pg2kafka queue).",
+              static_cast<double>(c.events),
+              {{"table", c.table_schema + "." + c.table_name}, {"reason", c.reason}});
   out.gauge("queue_table_bytes",
             "Disk space of the queue table pg2kafka.event_batches: heap, indexes and TOAST.",
             static_cast<double>(state->queue_table_bytes));

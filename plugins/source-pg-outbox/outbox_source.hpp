@@ -215,7 +215,9 @@ class OutboxSource : public sdk::Source {
 
   // Parking: whether the schema has it (migration 012), the keys held back (by park_scope), and
   // when to look for retry requests and read the keys again.
-  bool parking_ = false;
+  bool schema_parks_ = false;  // migration 012: parked_events, event_batches.skipped
+  bool parking_ = false;       // and this role may read and write parked_events
+  bool parking_note_logged_ = false;
   bool parked_keys_loaded_ = false;
   std::unordered_map<std::string, ParkedKey> parked_keys_;
   std::atomic<int64_t> parked_keys_gauge_{0};

@@ -197,6 +197,19 @@ TEST_F(ParkingPgKafka, ATenMegabyteValueIsParkedWithItsKey_OthersFlow_RetryDeliv
       << *letter.header("pg2kafka.error");
   EXPECT_TRUE(!letter.value || letter.value->empty());
 
+  // status lists them as a problem (exit 5), per table and reason.
+  auto status = p2k_test::run_pg2kafka(
+      {"status", "--config", dir_.path().string() + "/pipeline.json", "--format", "json"});
+  EXPECT_EQ(status.exit_code, 5) << status.out << status.err;
+  auto state = boost::json::parse(status.out).as_object();
+  std::map<std::string, int64_t> by_reason;
+  for (const auto& c : state.at("parked").as_array())
+    by_reason[std::string(c.at("table").as_string()) + " " +
+              std::string(c.at("reason").as_string())] = c.at("events").as_int64();
+  EXPECT_EQ(by_reason,
+            (std::map<std::string, int64_t>{{"public.a failed", 1}, {"public.a held", 2}}));
+  EXPECT_NE(boost::json::serialize(state.at("problems")).find("parked"), std::string::npos);
+
   // queue list shows them; retrying a held one first is refused (its key's first event waits).
   auto list = queue_json({"list", "--parked"});
   EXPECT_EQ(list.at("parked_events").as_int64(), 3);

@@ -109,6 +109,7 @@ Pipeline::Pipeline(plugin::SourceInstance& source, plugin::SinkInstance& sink,
       source_backoff_(settings.retry_initial_backoff, settings.retry_max_backoff),
       ack_backoff_(settings.retry_initial_backoff, settings.retry_max_backoff),
       park_(settings.park_failures && !mode.dry_run),
+      dead_letters_(park_ && !settings.dead_letter_topic.empty()),
       park_backoff_(settings.retry_initial_backoff, settings.retry_max_backoff) {}
 
 Pipeline::~Pipeline() {
@@ -370,7 +371,8 @@ void Pipeline::on_outcome(const plugin::Outcome& o) {
   }
   switch (o.status) {
     case P2K_OK: {
-      if (auto letter = window_.letter(o.position); letter != DeliveryWindow::Letter::kNone) {
+      auto letter = dead_letters_ ? window_.letter(o.position) : DeliveryWindow::Letter::kNone;
+      if (letter != DeliveryWindow::Letter::kNone) {
         auto dead = std::static_pointer_cast<DeadLetter>(window_.holder(o.position));
         counters(dead->original).dead_lettered.add();
         if (letter == DeliveryWindow::Letter::kWithoutValue)
@@ -398,7 +400,7 @@ void Pipeline::on_outcome(const plugin::Outcome& o) {
     default: {
       counters(*record).failed.add();
       std::string why = o.message.empty() ? "no reason given" : o.message;
-      auto letter = window_.letter(o.position);
+      auto letter = dead_letters_ ? window_.letter(o.position) : DeliveryWindow::Letter::kNone;
       if (letter == DeliveryWindow::Letter::kNone) {
         permanent_failure(*record, why, "failed");
         return;

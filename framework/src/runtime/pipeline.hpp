@@ -116,6 +116,7 @@ class Pipeline {
     const char* reason;
   };
   bool park_ = false;
+  bool dead_letters_ = false;  // park_ with a dead-letter topic
   std::deque<SetAside> set_aside_;
   sdk::Backoff park_backoff_;
   Clock::time_point park_due_{};

@@ -625,7 +625,7 @@ TEST_F(KafkaSinkBroker, PluginSo_ReportsMetricsAndHealthThroughTheCInterface) {
   ASSERT_NE(lib, nullptr) << dlerror();
   auto entry = reinterpret_cast<p2k_plugin_entry_fn>(dlsym(lib, P2K_PLUGIN_ENTRY_SYMBOL));
   const p2k_plugin* plugin = entry(P2K_ABI_MAJOR, P2K_ABI_MINOR);
-  ASSERT_EQ(plugin->abi_minor, 3u);
+  ASSERT_EQ(plugin->abi_minor, uint32_t{P2K_ABI_MINOR});
   const p2k_sink_ops* ops = plugin->sink;
   ASSERT_NE(ops->metrics, nullptr);
   ASSERT_NE(ops->health, nullptr);

@@ -226,7 +226,7 @@ TEST_F(KafkaPluginSo, Descriptor_IsAKafkaSinkWithDocumentedOptions) {
   EXPECT_EQ(find("statistics_interval")->type, P2K_OPT_DURATION);
   EXPECT_STREQ(find("statistics_interval")->default_value, "5s");
   // ABI 1.3: metrics for /metrics, health for /readyz.
-  EXPECT_EQ(plugin_->abi_minor, 3u);
+  EXPECT_EQ(plugin_->abi_minor, uint32_t{P2K_ABI_MINOR});
   EXPECT_NE(plugin_->sink->metrics, nullptr);
   EXPECT_NE(plugin_->sink->health, nullptr);
   for (size_t i = 0; i < plugin_->option_count; ++i) {

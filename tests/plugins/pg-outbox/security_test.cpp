@@ -192,6 +192,20 @@ TEST(Security, EachRoleWithItsDocumentedGrants_DoesItsJob_AndCannotForgeAlterOrR
   db.sql().exec("GRANT SELECT, DELETE ON pg2kafka.event_batches TO " + drainer.name());
   db.sql().exec("GRANT SELECT ON pg2kafka.tracked_tables, pg2kafka.schema_migrations TO " +
                 drainer.name());
+  // Parking's (README): the drainer parks; what it may do with them is ParkingSecurity.*'s.
+  db.sql().exec("GRANT SELECT, INSERT, DELETE ON pg2kafka.parked_events TO " + drainer.name());
+  db.sql().exec(
+      "GRANT UPDATE (reason, error, attempts, last_error_at, retry_requested_at, "
+      "retry_requested_by, delivered_at) ON pg2kafka.parked_events TO " +
+      drainer.name());
+  db.sql().exec(
+      "GRANT INSERT (action, source, event_uuid, table_schema, table_name, statement, "
+      "external_id, data, created_at, note) ON pg2kafka.queue_audit TO " +
+      drainer.name());
+  db.sql().exec(
+      "GRANT USAGE ON SEQUENCE pg2kafka.parked_events_id_seq, "
+      "pg2kafka.queue_audit_id_seq TO " +
+      drainer.name());
   Session as_owner(owner.url());
   as_owner.exec("CREATE TABLE app.t (id int PRIMARY KEY, k text, v int)");
   as_owner.exec("INSERT INTO app.t VALUES (1, 'a', 1)");
