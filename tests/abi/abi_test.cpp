@@ -369,6 +369,37 @@ TEST(AbiGrowth, TheHostCallsMetricsAndHealthOnlyForPluginsThatAnsweredItsMinor) 
   EXPECT_FALSE(at_1_2.health().has_value());
 }
 
+// Parking (1.4): the host calls park and queue only for sources that answered 1.4 or later; the
+// SDK installs them only for classes that override them.
+TEST(AbiGrowth, TheHostCallsParkAndQueueOnlyForSourcesThatAnsweredItsMinor) {
+  pg2kafka::config::ResolvedOptions none;
+  auto source_file = [](const std::string& name) {
+    return std::string(BROKEN_PLUGIN_DIR) + "/pg2kafka-source-" + name + ".so";
+  };
+  SourceInstance at_1_3(load_plugin_file(source_file("park-at-1-3")), none);
+  EXPECT_FALSE(at_1_3.has_park());
+  EXPECT_FALSE(at_1_3.has_queue());
+  p2k_record record{};
+  record.struct_size = sizeof record;
+  EXPECT_EQ(at_1_3.park(record, "x").status, P2K_FATAL) << "refused, never called (it aborts)";
+  std::string json;
+  EXPECT_EQ(at_1_3.queue("{}", json).status, P2K_FATAL);
+  SourceInstance at_1_4(load_plugin_file(source_file("park-at-1-4")), none);
+  EXPECT_TRUE(at_1_4.has_park());
+  EXPECT_TRUE(at_1_4.park(record, "x").ok());
+  ASSERT_TRUE(at_1_4.queue("{}", json).ok());
+  EXPECT_EQ(json, "{\"answered\":true}");
+
+  auto sequence_plugin =
+      load_plugin_file(plugin_path("P2K_TEST_PLUGIN_DIR", "pg2kafka-source-test-sequence.so"));
+  EXPECT_NE(sequence_plugin->descriptor().source->park, nullptr);
+  EXPECT_EQ(sequence_plugin->descriptor().source->queue, nullptr);
+  auto generator_plugin =
+      load_plugin_file(plugin_path("P2K_PLUGIN_DIR", "pg2kafka-source-generator.so"));
+  EXPECT_EQ(generator_plugin->descriptor().source->park, nullptr);
+  EXPECT_EQ(generator_plugin->descriptor().source->queue, nullptr);
+}
+
 // (Every broken plugin is named "broken", whatever its file: its metrics are pg2kafka_broken_*.)
 TEST(AbiGrowth, BadMetricSamplesAreDroppedAndValidOnesKept) {
   pg2kafka::config::ResolvedOptions none;
