@@ -54,7 +54,7 @@ class ParkingPgKafka : public ::testing::Test {
       "sink": {"plugin": "kafka", "options": {"bootstrap_servers": ")" +
                                            brokers_ + R"(", "compression": "none",
         "rdkafka": {"message.max.bytes": 33554432, "socket.timeout.ms": 10000}}},
-      "pipeline": {"on_permanent_failure": ")" +
+      "pipeline": {"http.listen": "127.0.0.1:0", "on_permanent_failure": ")" +
                                            policy + R"(", )" +
                                            (dead_letters
                                                 ? R"("dead_letter.topic": ")" + dead_ + R"(", )"
@@ -225,6 +225,16 @@ TEST_F(ParkingPgKafka, ATenMegabyteValueIsParkedWithItsKey_OthersFlow_RetryDeliv
   kafka::set_topic_configs(brokers_, topic_a_, {{"max.message.bytes", "33554432"}});
   Background daemon({p2k_test::ctest_env("P2K_BINARY"), "run", "--config",
                      dir_.path().string() + "/pipeline.json"});
+  // /metrics shows what waits, per table and reason.
+  int port = p2k_test::served_port(daemon, 30s);
+  auto metrics = p2k_test::http_get(port, "/metrics").body;
+  EXPECT_EQ(p2k_test::metric_sample(
+                metrics, R"(pg2kafka_pg_outbox_parked_events{table="public.a",reason="failed"})"),
+            1)
+      << metrics;
+  EXPECT_EQ(p2k_test::metric_sample(
+                metrics, R"(pg2kafka_pg_outbox_parked_events{table="public.a",reason="held"})"),
+            2);
   auto retry = queue_json({"retry", big});
   EXPECT_EQ(retry.at("retry_requested").as_int64(), 3);
   std::vector<kafka::Message> a;
@@ -237,6 +247,8 @@ TEST_F(ParkingPgKafka, ATenMegabyteValueIsParkedWithItsKey_OthersFlow_RetryDeliv
   // Later writes of key 2 flow again once its parked events are delivered.
   db_->sql().exec("UPDATE a SET v = 'two, after the retry' WHERE id = 2");
   a = last_copies(read(topic_a_, first_run.size() + 4, 60s));
+  auto after = p2k_test::http_get(port, "/metrics").body;
+  EXPECT_EQ(p2k_test::metric_sample(after, "pg2kafka_pg_outbox_events_retried_total"), 3) << after;
   daemon.signal(SIGTERM);
   EXPECT_EQ(daemon.wait(60s), 0) << daemon.err();
   EXPECT_EQ(keys_of(a), (std::vector<std::string>{"1:INSERT", "3:INSERT", "1:UPDATE", "2:INSERT",

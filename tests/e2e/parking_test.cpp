@@ -3,7 +3,10 @@
 // through the source and counted as done, so everything after it is acknowledged; its dead
 // letter goes to the dead-letter topic with headers, without its value when refused with it;
 // with stop, or in a dry run, the pipeline stops as before.
+#include <signal.h>
+
 #include <algorithm>
+#include <thread>
 
 #include "e2e_helpers.hpp"
 
@@ -178,4 +181,33 @@ TEST(Parking, ADeadLetterTopicWithoutParking_IsAConfigurationError) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_TRUE(contains(r.err, "dead_letter.topic")) << r.err;
   EXPECT_TRUE(contains(r.err, "on_permanent_failure")) << r.err;
+}
+
+TEST(Parking, MetricsCountParkedRecordsAndDeadLetters) {
+  using namespace std::chrono_literals;
+  FaultyPipeline dir("", "");
+  FaultyPipeline p("\"count\": 6, " + park_log_option(dir),
+                   "\"fatal_position\": 3, \"fatal_on_topic\": \"test.topic\", "
+                   "\"refuse_values_on_topic\": \"dead\"",
+                   R"({"retry.initial_backoff": "10ms", "retry.max_backoff": "50ms",
+                       "on_permanent_failure": "park", "dead_letter.topic": "dead",
+                       "http.listen": "127.0.0.1:0"})");
+  p2k_test::Background daemon({p2k_test::ctest_env("P2K_BINARY"), "run", "--config", p.config,
+                               "--plugin-dir", p2k_test::ctest_env("P2K_TEST_PLUGIN_DIR")});
+  int port = p2k_test::served_port(daemon, 20s);
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!has_line(p.lines(), "ack 6") && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(has_line(p.lines(), "ack 6")) << daemon.err();
+  auto body = p2k_test::http_get(port, "/metrics").body;
+  auto sample = [&](const std::string& series) { return p2k_test::metric_sample(body, series); };
+  // 3 failed, 6 (same key) held behind it; one dead letter, for 3, without its value.
+  EXPECT_EQ(sample(R"(pg2kafka_records_parked_total{topic="test.topic"})"), 2) << body;
+  EXPECT_EQ(sample(R"(pg2kafka_records_failed_total{topic="test.topic"})"), 1);
+  EXPECT_EQ(sample(R"(pg2kafka_records_failed_total{topic="dead"})"), 1) << "refused with value";
+  EXPECT_EQ(sample(R"(pg2kafka_dead_letters_total{topic="test.topic"})"), 1);
+  EXPECT_EQ(sample("pg2kafka_dead_letters_without_value_total"), 1);
+  EXPECT_EQ(sample("pg2kafka_records_parking"), 0);
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(30s), 0) << daemon.err();
 }

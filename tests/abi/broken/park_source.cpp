@@ -43,10 +43,24 @@ p2k_status queue(void*, const char*, p2k_text_fn fn, void* ctx, char*, size_t) {
 }
 #endif
 
-p2k_source_ops ops = {sizeof(p2k_source_ops), create, open, poll, ack, release, nullptr, close,
-                      destroy, nullptr, nullptr, nullptr, nullptr, park, queue};
+p2k_source_ops ops = {sizeof(p2k_source_ops),
+                      create,
+                      open,
+                      poll,
+                      ack,
+                      release,
+                      nullptr,
+                      close,
+                      destroy,
+                      nullptr,
+                      nullptr,
+                      nullptr,
+                      nullptr,
+                      park,
+                      queue};
 
-p2k_plugin descriptor = {sizeof(p2k_plugin), P2K_ABI_MAJOR,
+p2k_plugin descriptor = {sizeof(p2k_plugin),
+                         P2K_ABI_MAJOR,
 #if defined(PARK_AT_1_3)
                          3,
 #else
@@ -58,8 +72,12 @@ p2k_plugin descriptor = {sizeof(p2k_plugin), P2K_ABI_MAJOR,
 #else
                          "park-at-1-4",
 #endif
-                         "1.0.0", "A source that parks.", nullptr, 0,
-                         &ops, nullptr};
+                         "1.0.0",
+                         "A source that parks.",
+                         nullptr,
+                         0,
+                         &ops,
+                         nullptr};
 
 }  // namespace
 
