@@ -31,11 +31,38 @@ void EventLedger::add_parked(int64_t parked_id, const TableNames& names,
   ++parked_outstanding_;
 }
 
-std::unique_ptr<sdk::RecordBatch> EventLedger::take(size_t limit) {
+std::unique_ptr<sdk::RecordBatch> EventLedger::take(size_t limit, const HoldCheck& hold,
+                                                    std::vector<int64_t>* completed) {
   auto batch = std::make_unique<sdk::RecordBatch>();
   while (!pending_.empty() && batch->size() < limit) {
     Pending& p = pending_.front();
     bool malformed = p.unusable.has_value();
+    bool held = false;
+    if (hold) {
+      try {
+        held = hold({*p.names, p.event.key, p.event.value, p.batch_id, p.parked_id, malformed});
+      } catch (...) {
+        if (batch->empty()) throw;
+        break;  // what was taken goes out; this event is offered again next time
+      }
+    }
+    if (held) {
+      if (p.parked_id > 0) --parked_outstanding_;
+      if (p.last_of_batch) {
+        // The batch completes with its last event still here (in flight), or now.
+        auto earlier = std::find_if(in_flight_.rbegin(), in_flight_.rend(), [&](const InFlight& f) {
+          return f.batch_id == p.batch_id && p.parked_id == 0;
+        });
+        if (earlier != in_flight_.rend()) {
+          earlier->last_of_batch = true;
+        } else {
+          batches_.erase(p.batch_id);
+          if (completed && p.parked_id == 0) completed->push_back(p.batch_id);
+        }
+      }
+      pending_.pop_front();
+      continue;
+    }
     in_flight_.push_back(
         {p.position, p.batch_id, p.last_of_batch, p.names, p.parked_id, malformed, false});
     batch->add(p.position, p.names->topic, std::move(p.event.key), std::move(p.event.value),

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -69,9 +70,26 @@ class EventLedger {
   bool has_pending() const { return !pending_.empty(); }
   // No event pending or awaiting its acknowledgement.
   bool idle() const { return pending_.empty() && in_flight_.empty(); }
+  // What `take` shows its hold check of a pending event.
+  struct PendingView {
+    const TableNames& names;
+    const std::optional<std::string>& key;
+    const std::string& value;  // the message
+    int64_t batch_id;          // the queue batch (negative: a backfill chunk; 0: a retried one)
+    int64_t parked_id;         // > 0: retried from pg2kafka.parked_events
+    bool unusable;
+  };
+  // Returns true when it kept the event elsewhere (parked it): the ledger then drops it. It may
+  // throw, leaving that event and those after it pending.
+  using HoldCheck = std::function<bool(const PendingView&)>;
+
   // Up to `limit` pending events as records (with the "statement" and "table" headers); they
-  // are in flight from then on.
-  std::unique_ptr<sdk::RecordBatch> take(size_t limit);
+  // are in flight from then on. With `hold`, each is first offered to it (parking: events of a
+  // held key never leave). A batch whose last events were held is complete once its earlier ones
+  // are acknowledged; when none of its events is left at all, its id goes to `completed` (the
+  // caller removes it from the queue).
+  std::unique_ptr<sdk::RecordBatch> take(size_t limit, const HoldCheck& hold = nullptr,
+                                         std::vector<int64_t>* completed = nullptr);
   // The batches whose last event is at or before position `through`: every event of theirs is
   // acknowledged (acks come in position order). Changes nothing: call forget() once they are
   // removed from the queue.

@@ -228,8 +228,18 @@ void OutboxSource::prepare_session() {
     // Skipped events (migration 012) are left out whatever the role; parking needs its grants,
     // which a pipeline that never parks may do without (README, the drainer's grants).
     schema_parks_ = installed.migrations >= 12;
+    // Each grant parking uses (has_table_privilege with a list is true for any one of them).
     parking_ = schema_parks_ &&
-               conn_->exec("SELECT has_table_privilege('pg2kafka.parked_events', 'SELECT, INSERT')")
+               conn_
+                   ->exec(
+                       "SELECT has_table_privilege('pg2kafka.parked_events', 'SELECT') "
+                       "AND has_table_privilege('pg2kafka.parked_events', 'INSERT') "
+                       "AND has_table_privilege('pg2kafka.parked_events', 'DELETE') "
+                       "AND has_column_privilege('pg2kafka.parked_events', 'delivered_at', "
+                       "'UPDATE') "
+                       "AND has_column_privilege('pg2kafka.parked_events', 'retry_requested_at', "
+                       "'UPDATE') "
+                       "AND has_column_privilege('pg2kafka.queue_audit', 'event_uuid', 'INSERT')")
                    .boolean(0, 0);
     if (schema_parks_ && !parking_ && !parking_note_logged_) {
       parking_note_logged_ = true;
@@ -342,6 +352,7 @@ void OutboxSource::try_become_active() {
   if (got) {
     active_ = true;
     parked_keys_loaded_ = false;  // another instance may have parked events meanwhile
+    for (auto& [scope, key] : parked_keys_) key.retrying = false;
     active_since_ms_ = std::chrono::duration_cast<milliseconds>(
                            std::chrono::system_clock::now().time_since_epoch())
                            .count();
@@ -443,7 +454,7 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
       if (chunk_) queue_chunk();
       next_window_at_ = window_began_at_ + config_.min_poll_interval;
     }
-    if (ledger_.has_pending()) return ledger_.take(limit);
+    if (ledger_.has_pending()) return take_records(limit);
     // Nothing new: stop when a fresh window was empty; otherwise the window ended (a new one
     // may hold more) or a whole page was our own in-flight events: keep reading.
     if (window_done && fresh) return std::make_unique<sdk::RecordBatch>();
@@ -520,14 +531,6 @@ int64_t OutboxSource::add_pending(const PgResult& rows, bool& cut_by_bytes) {
                          std::find(moved.begin(), moved.end(), index) != moved.end();
       std::optional<std::string> key = whole ? e.key : std::nullopt;
       std::string value = envelope_json(e.uuid, e.key, *statement, e.data(), created_at);
-      if (!parked_keys_.empty()) {
-        auto held = parked_keys_.find(park_scope(schema, table, e.key));
-        if (held != parked_keys_.end()) {
-          // Its key has a parked event: it waits behind it, in the same place.
-          hold(id, schema, table, value, held->second);
-          continue;
-        }
-      }
       out.push_back({std::move(e.key), std::move(value), created_us / 1000, std::move(e.uuid)});
       if (whole) {
         const std::string& snapshot = *statements_.emplace("SNAPSHOT").first;
@@ -536,11 +539,6 @@ int64_t OutboxSource::add_pending(const PgResult& rows, bool& cut_by_bytes) {
         out.push_back(
             {std::move(key), std::move(image), created_us / 1000, std::move(uuid), &snapshot});
       }
-    }
-    if (out.empty()) {
-      // Every event held behind a parked key (they are in pg2kafka.parked_events now).
-      empty_batches.push_back(id);
-      continue;
     }
     ledger_.add_batch(id, names, *statement, std::move(out));
   }
@@ -578,15 +576,48 @@ void OutboxSource::add_malformed(int64_t id, const BatchRow& row, const std::str
   ledger_.add_unusable(id, names_for(schema, table), *statement, std::move(e), std::move(why));
 }
 
-void OutboxSource::hold(int64_t batch_id, const std::string& schema, const std::string& table,
-                        const std::string& message, const ParkedKey& behind) {
+std::unique_ptr<sdk::RecordBatch> OutboxSource::take_records(size_t limit) {
+  if (parked_keys_.empty() && reparked_this_round_.empty()) return ledger_.take(limit);
+  std::vector<int64_t> completed;
+  auto batch = ledger_.take(
+      limit, [&](const EventLedger::PendingView& e) { return hold(e); }, &completed);
+  std::vector<int64_t> batches, chunks;
+  for (int64_t id : completed) (id < 0 ? chunks : batches).push_back(id);
+  if (!batches.empty()) remove_batches(batches);
+  if (!chunks.empty()) record_chunks(chunks);
+  return batch;
+}
+
+bool OutboxSource::hold(const EventLedger::PendingView& e) {
+  if (e.unusable) return false;  // a malformed row has no key to hold
+  std::optional<std::string_view> key;
+  if (e.key) key = *e.key;
+  std::string scope = park_scope(e.names.schema, e.names.table, key);
+  if (e.parked_id > 0) {
+    // Retried: held again only behind an event of its key that failed again this round.
+    if (!reparked_this_round_.count(scope)) return false;
+    ensure_session();
+    guarded("holding a retried event again", [&] {
+      return conn_->exec_prepared(
+          "p2k_rehold", {std::to_string(e.parked_id),
+                         "held behind an event of the same key that failed again when retried"});
+    });
+    return true;
+  }
+  auto k = parked_keys_.find(scope);
+  if (k == parked_keys_.end()) return false;
+  // Its key has a parked event: it waits behind it, in the same place, in the order read.
+  ensure_session();
   guarded("holding an event behind a parked one", [&] {
-    return conn_->exec_prepared("p2k_hold",
-                                {schema, table, message, std::to_string(batch_id),
-                                 "held behind event " + behind.head + ", parked on the same key",
-                                 behind.retrying ? "true" : "false"});
+    return conn_->exec_prepared(
+        "p2k_hold",
+        {e.names.schema, e.names.table, e.value,
+         e.batch_id > 0 ? std::optional<std::string>(std::to_string(e.batch_id)) : std::nullopt,
+         "held behind event " + k->second.head + ", parked on the same key",
+         k->second.retrying ? "true" : "false"});
   });
   held_.add();
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -612,7 +643,7 @@ void OutboxSource::load_parked_keys() {
 }
 
 void OutboxSource::maybe_retry_parked(Clock::time_point now) {
-  if (!parked_keys_loaded_ || now >= next_keys_reload_) {
+  if (!parked_keys_loaded_ || (!parked_keys_.empty() && now >= next_keys_reload_)) {
     load_parked_keys();
     next_keys_reload_ = now + kParkedKeysInterval;
   }
@@ -751,7 +782,7 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::poll(size_t max_records, millise
   while (true) {
     if (ledger_.has_pending()) {
       last_events_at_ = Clock::now();
-      return ledger_.take(limit);
+      return take_records(limit);
     }
     ensure_session();
     try_become_active();

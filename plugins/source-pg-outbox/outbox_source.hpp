@@ -120,8 +120,9 @@ class OutboxSource : public sdk::Source {
   };
   void add_malformed(int64_t id, const BatchRow& row, const std::string& schema,
                      const std::string& table, int64_t created_us, const std::string& what);
-  void hold(int64_t batch_id, const std::string& schema, const std::string& table,
-            const std::string& message, const ParkedKey& behind);
+  // The ledger's pending events, those of held keys parked instead of returned.
+  std::unique_ptr<sdk::RecordBatch> take_records(size_t limit);
+  bool hold(const EventLedger::PendingView& e);
   void load_parked_keys();
   void maybe_retry_parked(std::chrono::steady_clock::time_point now);
   void remove_retried(const std::vector<int64_t>& ids);

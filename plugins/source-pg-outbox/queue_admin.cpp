@@ -1,7 +1,7 @@
 // `pg2kafka queue` for pg-outbox (plugin ABI 1.4, p2k_source_ops.queue): list, show, retry and
 // skip events, on a connection made for the call. The answers are built by PostgreSQL
 // (json_build_object) from the queue, pg2kafka.parked_events and the SQL functions of
-// sql/functions/55_parking.sql, which also decide what is allowed: a retry is a request the
+// sql/functions/80_queue_admin.sql, which also decide what is allowed: a retry is a request the
 // active instance carries out in order; a skip of a queued event is refused while an instance
 // drains (it may have read the event already). Errors of the operator's making (an unknown id, a
 // refused skip, a missing grant) are configuration errors (exit 2) that say what to do.

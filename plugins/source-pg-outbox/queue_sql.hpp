@@ -115,12 +115,21 @@ SELECT b.uuid, b.table_schema, b.table_name, b.statement, b.external_id, row_to_
  WHERE b.id = $1
 ON CONFLICT (uuid) DO NOTHING)sql";
 
-// A retried parked event failed again: $1 its row, $2 error.
+// A retried parked event failed again: $1 its row, $2 error. The requests of its key end with it
+// (the events behind it wait for a new one).
 constexpr const char* kReparkSql = R"sql(
-UPDATE pg2kafka.parked_events
-   SET reason = 'failed', error = $2, attempts = attempts + 1, last_error_at = now(),
-       retry_requested_at = NULL, retry_requested_by = NULL
- WHERE id = $1)sql";
+WITH failed AS (
+  UPDATE pg2kafka.parked_events
+     SET reason = 'failed', error = $2, attempts = attempts + 1, last_error_at = now(),
+         retry_requested_at = NULL, retry_requested_by = NULL
+   WHERE id = $1
+  RETURNING table_schema, table_name, external_id)
+UPDATE pg2kafka.parked_events p
+   SET retry_requested_at = NULL, retry_requested_by = NULL
+  FROM failed f
+ WHERE p.table_schema = f.table_schema AND p.table_name = f.table_name
+   AND p.external_id IS NOT DISTINCT FROM f.external_id AND p.id <> $1
+   AND p.retry_requested_at IS NOT NULL)sql";
 
 // A retried event behind one of its key that failed again in the same round: held again, not
 // requested any more. $1 its row, $2 why.
@@ -130,16 +139,23 @@ UPDATE pg2kafka.parked_events
  WHERE id = $1)sql";
 
 // An event of a parked key, held behind it: $1 schema, $2 table, $3 message, $4 batch id, $5
-// why, $6 whether its key is being retried (it then joins the retry).
+// why, $6 whether its key is being retried. It joins the key's retry when one is under way or
+// asked for (a request recorded before the round took the key), so the key is not left stuck
+// behind an event nobody asked for.
 constexpr const char* kHoldSql = R"sql(
 INSERT INTO pg2kafka.parked_events
        (uuid, table_schema, table_name, statement, external_id, message, created_at, batch_id,
         reason, error, attempts, retry_requested_at, retry_requested_by)
 SELECT (m ->> 'uuid')::uuid, $1, $2, m ->> 'statement', m ->> 'external_id', m,
        (m ->> 'created_at')::timestamptz, $4, 'held', $5, 0,
-       CASE WHEN $6 THEN now() END,
-       CASE WHEN $6 THEN 'pg2kafka (held while its key was retried)' END
-  FROM (SELECT $3::json AS m) x
+       CASE WHEN q.joins THEN now() END,
+       CASE WHEN q.joins THEN 'pg2kafka (held while its key was retried)' END
+  FROM (SELECT $3::json AS m) x,
+       LATERAL (SELECT $6 OR EXISTS (
+                  SELECT FROM pg2kafka.parked_events r
+                   WHERE r.table_schema = $1 AND r.table_name = $2
+                     AND r.external_id IS NOT DISTINCT FROM x.m ->> 'external_id'
+                     AND r.retry_requested_at IS NOT NULL) AS joins) q
 ON CONFLICT (uuid) DO NOTHING)sql";
 
 // The keys with parked events (a malformed row holds nothing back), each with its oldest
@@ -152,22 +168,28 @@ SELECT DISTINCT ON (table_schema, table_name, external_id)
  ORDER BY table_schema, table_name, external_id, id)sql";
 enum ParkedKeyColumn : int { kPkSchema = 0, kPkTable, kPkKey, kPkHead };
 
+// Keys whose oldest parked event (a malformed row holds nothing) is to be sent: one asked for,
+// or one held behind an event that is gone (skipped), which nothing holds back any more.
+#define P2K_RETRY_HEADS_SQL                                                                  \
+  "WITH heads AS (SELECT DISTINCT ON (table_schema, table_name, external_id) table_schema, " \
+  "table_name, external_id, (retry_requested_at IS NOT NULL OR reason = 'held') AS due "     \
+  "FROM pg2kafka.parked_events WHERE reason <> 'malformed' "                                 \
+  "ORDER BY table_schema, table_name, external_id, id) "
 constexpr const char* kRetryRequestedSql =
-    "SELECT EXISTS (SELECT FROM pg2kafka.parked_events WHERE retry_requested_at IS NOT NULL)";
+    P2K_RETRY_HEADS_SQL "SELECT EXISTS (SELECT FROM heads WHERE due)";
 
-// The parked events of every key with a retry request, each key's in park order.
-constexpr const char* kRetryEventsSql = R"sql(
+// The parked events of those keys, each key's in park order.
+constexpr const char* kRetryEventsSql = P2K_RETRY_HEADS_SQL R"sql(
 SELECT p.id, p.table_schema, p.table_name, p.external_id, p.message::text, p.reason,
-       p.retry_requested_at IS NOT NULL, (extract(epoch FROM p.created_at) * 1000)::int8,
-       p.statement, p.uuid::text
+       p.retry_requested_at IS NOT NULL OR p.reason = 'held',
+       floor(extract(epoch FROM p.created_at) * 1000)::int8, p.statement, p.uuid::text
   FROM pg2kafka.parked_events p
+  JOIN heads h ON h.due AND h.table_schema = p.table_schema AND h.table_name = p.table_name
+              AND h.external_id IS NOT DISTINCT FROM p.external_id
  WHERE p.reason <> 'malformed'
-   AND EXISTS (SELECT FROM pg2kafka.parked_events r
-                WHERE r.retry_requested_at IS NOT NULL AND r.table_schema = p.table_schema
-                  AND r.table_name = p.table_name
-                  AND r.external_id IS NOT DISTINCT FROM p.external_id)
  ORDER BY p.table_schema, p.table_name, p.external_id, p.id
  LIMIT 100000)sql";
+#undef P2K_RETRY_HEADS_SQL
 enum RetryColumn : int {
   kRtId = 0,
   kRtSchema,

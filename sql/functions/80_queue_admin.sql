@@ -79,8 +79,11 @@ BEGIN
     NEW.skipped := OLD.skipped;
     RETURN NEW;
   END IF;
-  v_holder := pg2kafka.drain_lock_holder();
-  IF v_holder IS NOT NULL THEN
+  -- Taken, not only looked at: held until this transaction ends, the drain lock cannot be taken
+  -- by an instance that would read the batch before the skip commits (the lock spaces of session
+  -- and transaction advisory locks are one).
+  IF NOT pg_try_advisory_xact_lock(1882352481, 2) THEN
+    v_holder := pg2kafka.drain_lock_holder();
     RAISE EXCEPTION 'pg2kafka: cannot skip queued events while pg2kafka drains the queue '
                     '(process % holds the drain lock, and may have read them already)', v_holder
       USING ERRCODE = 'lock_not_available',
@@ -284,9 +287,9 @@ $$;
 
 -- pg2kafka.retry_parked(table_schema, table_name, all_tables, first_id): asks for the parked
 -- events of one key from first_id on, of a table, or of the database to be retried, and
--- returns how many are now asked for (those asked for earlier included). An event of a key held
--- behind a malformed one of that key stays parked (it would only be held again): a notice says
--- how many. Internal: the work of retry_event, retry_table and retry_all.
+-- returns how many are now asked for (those asked for earlier included). Malformed events are
+-- left out: they cannot be retried, and hold nothing back. Internal: the work of retry_event,
+-- retry_table and retry_all.
 CREATE OR REPLACE FUNCTION pg2kafka.retry_parked(first_id bigint, table_schema text,
                                                  table_name text, note text) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -294,20 +297,13 @@ DECLARE
   v_prev    text := current_setting('pg2kafka.audit_note', true);
   v_key     pg2kafka.parked_events;
   v_count   integer;
-  v_blocked integer;
 BEGIN
   IF first_id IS NOT NULL THEN
     SELECT * INTO v_key FROM pg2kafka.parked_events p WHERE p.id = first_id;
   END IF;
   PERFORM set_config('pg2kafka.audit_note', pg2kafka.audit_note(note), true);
   WITH chosen AS (
-    SELECT p.id, p.reason, p.retry_requested_at,
-           EXISTS (SELECT FROM pg2kafka.parked_events m
-                    WHERE m.reason = 'malformed'
-                      AND m.table_schema = p.table_schema AND m.table_name = p.table_name
-                      AND m.external_id IS NOT DISTINCT FROM p.external_id
-                      AND m.id < p.id
-                      AND (first_id IS NULL OR m.id > first_id)) AS blocked
+    SELECT p.id, p.reason, p.retry_requested_at
       FROM pg2kafka.parked_events p
      WHERE CASE
              WHEN first_id IS NOT NULL THEN
@@ -323,18 +319,10 @@ BEGIN
     UPDATE pg2kafka.parked_events p
        SET retry_requested_at = now(), retry_requested_by = current_user
       FROM chosen c
-     WHERE p.id = c.id AND NOT c.blocked AND c.retry_requested_at IS NULL
+     WHERE p.id = c.id AND c.retry_requested_at IS NULL
   )
-  SELECT count(*) FILTER (WHERE NOT c.blocked), count(*) FILTER (WHERE c.blocked)
-    INTO v_count, v_blocked
-    FROM chosen c;
+  SELECT count(*) INTO v_count FROM chosen c;
   PERFORM set_config('pg2kafka.audit_note', coalesce(v_prev, ''), true);
-  IF v_blocked > 0 THEN
-    RAISE NOTICE 'pg2kafka: % parked event(s) stay parked behind a malformed event of the same '
-                 'key', v_blocked
-      USING HINT = 'A malformed event cannot be retried: skip it (pg2kafka queue skip <uuid>), '
-                   'then retry the events behind it.';
-  END IF;
   RETURN v_count;
 END
 $$;
@@ -369,7 +357,7 @@ BEGIN
     FROM pg2kafka.parked_events p
    WHERE p.table_schema = v_event.table_schema AND p.table_name = v_event.table_name
      AND p.external_id IS NOT DISTINCT FROM v_event.external_id
-     AND p.id < v_event.id AND p.retry_requested_at IS NULL
+     AND p.id < v_event.id AND p.retry_requested_at IS NULL AND p.reason <> 'malformed'
    ORDER BY p.id
    LIMIT 1;
   IF FOUND THEN
@@ -384,8 +372,8 @@ END
 $$;
 
 -- pg2kafka.retry_table(table_schema, table_name): asks for every parked event of a table (as
--- the events name it) to be retried; returns how many are asked for. Malformed events, and the
--- events of a key held behind one, stay parked.
+-- the events name it) to be retried; returns how many are asked for. Malformed events stay parked
+-- (they cannot be retried, and hold nothing back).
 CREATE OR REPLACE FUNCTION pg2kafka.retry_table(table_schema text, table_name text)
 RETURNS integer
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$

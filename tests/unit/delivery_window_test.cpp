@@ -229,6 +229,24 @@ TEST(DeliveryWindowParking, ASetAsideRecordHoldsItsKey_AndAcknowledgementWaitsFo
       << "the retry rule for the other key as ever; the parked 5 is not written again";
 }
 
+TEST(DeliveryWindowParking, ParkedRecordsAreNeverWrittenAgain_AndWaitForEarlierOnesOfTheirKey) {
+  Records rec;
+  DeliveryWindow w;
+  for (uint64_t p = 1; p <= 3; ++p) ASSERT_TRUE(w.add(rec.make(p, "k"), nullptr));
+  ASSERT_TRUE(w.failed(1));  // awaiting a retry
+  ASSERT_TRUE(w.set_aside(2));
+  EXPECT_TRUE(w.earlier_of_key_unresolved(2)) << "1 may still fail: 2 is parked after it";
+  EXPECT_EQ(w.hold_later_of_key(2), std::vector<uint64_t>{3});
+  ASSERT_TRUE(w.settle(2));
+  ASSERT_TRUE(w.take_stray_outcome(3));
+  ASSERT_TRUE(w.settle(3));
+  EXPECT_EQ(positions(w.take_rewrites()), std::vector<uint64_t>{1})
+      << "the ordering rule never writes a parked record again";
+  ASSERT_TRUE(w.delivered(1));
+  EXPECT_FALSE(w.earlier_of_key_unresolved(2));
+  EXPECT_EQ(w.take_ackable(), std::optional<uint64_t>(3));
+}
+
 TEST(DeliveryWindowParking, AnOutcomeOfAHeldRecordInFlightIsIgnoredOnce) {
   Records rec;
   DeliveryWindow w;
@@ -237,12 +255,16 @@ TEST(DeliveryWindowParking, AnOutcomeOfAHeldRecordInFlightIsIgnoredOnce) {
   EXPECT_EQ(w.hold_later_of_key(1), (std::vector<uint64_t>{2, 3}));
   EXPECT_EQ(w.awaiting_outcome(), 0u);
   EXPECT_EQ(w.awaiting(2), nullptr);
-  EXPECT_TRUE(w.take_stray_outcome(2));
-  EXPECT_FALSE(w.take_stray_outcome(2)) << "once";
   EXPECT_EQ(w.unconfirmed(), 3u);
   for (uint64_t p = 1; p <= 3; ++p) ASSERT_TRUE(w.settle(p));
   EXPECT_EQ(w.unconfirmed(), 0u);
   EXPECT_EQ(w.unconfirmed_bytes(), 0u);
+  EXPECT_EQ(w.take_ackable(), std::optional<uint64_t>(1))
+      << "2 and 3 stay until the sink's reports of them came (they must find them here)";
+  EXPECT_TRUE(w.take_stray_outcome(2));
+  EXPECT_FALSE(w.take_stray_outcome(2)) << "once";
+  EXPECT_EQ(w.take_ackable(), std::optional<uint64_t>(2));
+  EXPECT_TRUE(w.take_stray_outcome(3));
   EXPECT_EQ(w.take_ackable(), std::optional<uint64_t>(3));
 }
 

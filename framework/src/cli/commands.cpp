@@ -456,7 +456,9 @@ int cmd_queue(const std::vector<std::string>& args) {
     std::string text;
     auto r = source.queue(boost::json::serialize(request), text);
     if (!r.ok()) {
-      std::cerr << "pg2kafka: queue " << action << ": " << r.message << "\n";
+      // The message may quote stored errors and data: printed without control characters.
+      std::cerr << "pg2kafka: queue " << action << ": " << config::printable(r.message, 4000)
+                << "\n";
       return r.status == P2K_INVALID_CONFIG ? kExitConfig : kExitRuntime;
     }
     boost::system::error_code ec;

@@ -119,6 +119,7 @@ bool DeliveryWindow::settle(uint64_t position) {
   Entry* e = find(position);
   if (!e || e->state != State::kSetAside) return false;
   e->state = State::kDelivered;
+  e->parked = true;
   --set_aside_;
   unconfirmed_bytes_ -= bytes(e->record);
   return true;
@@ -153,6 +154,19 @@ std::vector<uint64_t> DeliveryWindow::hold_later_of_key(uint64_t position) {
   return held;
 }
 
+bool DeliveryWindow::earlier_of_key_unresolved(uint64_t position) const {
+  const Entry* at = find(position);
+  if (!at) return false;
+  std::string key = order_key(at->record);
+  for (const auto& e : entries_) {
+    if (e.record.position >= position) break;
+    if ((e.state == State::kWritten || e.state == State::kAwaitingRetry) &&
+        order_key(e.record) == key)
+      return true;
+  }
+  return false;
+}
+
 bool DeliveryWindow::take_stray_outcome(uint64_t position) {
   Entry* e = find(position);
   if (!e || !e->stray_outcome) return false;
@@ -176,8 +190,8 @@ std::vector<p2k_record> DeliveryWindow::take_rewrites() {
       --retry_;
       ++written_;
       out.push_back(e.record);
-    } else if (e.state == State::kDelivered && !failed_keys.empty() &&
-               failed_keys.count(order_key(e.record))) {
+    } else if (e.state == State::kDelivered && !e.parked && e.letter == Letter::kNone &&
+               !failed_keys.empty() && failed_keys.count(order_key(e.record))) {
       // Delivered before an earlier record of its key: it goes out again behind that one.
       e.state = State::kWritten;
       ++written_;
@@ -191,7 +205,8 @@ std::vector<p2k_record> DeliveryWindow::take_rewrites() {
 std::optional<uint64_t> DeliveryWindow::take_ackable(size_t* count) {
   std::optional<uint64_t> through;
   size_t n = 0;
-  while (!entries_.empty() && entries_.front().state == State::kDelivered) {
+  while (!entries_.empty() && entries_.front().state == State::kDelivered &&
+         !entries_.front().stray_outcome) {
     through = entries_.front().record.position;
     entries_.pop_front();
     ++n;

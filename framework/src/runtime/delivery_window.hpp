@@ -77,8 +77,13 @@ class DeliveryWindow {
   // is not set aside yet (held behind it), returning their positions in order.
   std::vector<uint64_t> hold_later_of_key(uint64_t position);
   // Whether the sink's outcome for `position` is one to ignore: the record was held while its
-  // write was awaiting an outcome. True once per such record.
+  // write was awaiting an outcome. True once per such record; until it came, the record is not
+  // acknowledged (its report must find it here).
   bool take_stray_outcome(uint64_t position);
+  // Whether an earlier record of the same topic and key as the one at `position` may still be
+  // delivered or fail (written, or awaiting a retry): parking must wait for it, so that a key's
+  // records are parked in their order.
+  bool earlier_of_key_unresolved(uint64_t position) const;
   // Whether the position holds a dead letter, and which.
   Letter letter(uint64_t position) const;
 
@@ -118,6 +123,7 @@ class DeliveryWindow {
     State state;
     Letter letter = Letter::kNone;
     bool stray_outcome = false;  // held while written: its outcome will come, and be ignored
+    bool parked = false;         // settled by parking: never written again
   };
   Entry* find(uint64_t position);
   const Entry* find(uint64_t position) const;

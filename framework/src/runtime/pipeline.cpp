@@ -412,7 +412,7 @@ void Pipeline::on_outcome(const plugin::Outcome& o) {
                   "' (" + why + "); writing it again without its value (" + dead->value_size +
                   " bytes)");
         window_.set_aside(o.position);
-        write_dead_letter(o.position, /*with_value=*/false);
+        write_dead_letter(SetAside{o.position, dead->error, "failed"}, /*with_value=*/false);
         return;
       }
       fail("sink '" + sink_.name() + "' cannot write the dead letter of " +
@@ -438,26 +438,37 @@ void Pipeline::permanent_failure(const p2k_record& record, const std::string& er
          "key, and the rest goes on.)");
     return;
   }
+  // Kept in position order (a record may fail after a later one of another key was set aside).
+  auto add = [&](SetAside a) {
+    auto at = std::upper_bound(set_aside_.begin(), set_aside_.end(), a.position,
+                               [](uint64_t p, const SetAside& x) { return p < x.position; });
+    set_aside_.insert(at, std::move(a));
+  };
   if (unusable) {
     // A record the source could not read has no key to hold back (the source says so).
-    set_aside_.push_back(SetAside{record.position, error, reason});
+    add(SetAside{record.position, error, reason});
     return;
   }
   uint64_t position = record.position;
   std::string held_why = "held behind event " + std::string(sdk::view(record.id)) +
                          ", which failed permanently on the same key";
   window_.set_aside(position);
-  set_aside_.push_back(SetAside{position, error, reason});
-  for (uint64_t later : window_.hold_later_of_key(position))
-    set_aside_.push_back(SetAside{later, held_why, "held"});
+  add(SetAside{position, error, reason});
+  for (uint64_t later : window_.hold_later_of_key(position)) add(SetAside{later, held_why, "held"});
 }
 
 void Pipeline::park_set_aside() {
-  while (!set_aside_.empty() && !failed_ && Clock::now() >= park_due_) {
-    const SetAside& s = set_aside_.front();
+  // In position order; a record waits while an earlier one of its key may still fail, so that a
+  // key's records are parked (and later retried) in their order.
+  for (size_t i = 0; i < set_aside_.size() && !failed_ && Clock::now() >= park_due_;) {
+    const SetAside& s = set_aside_[i];
     const p2k_record* record = window_.set_aside_record(s.position);
     if (!record) {  // cannot happen: only this loop takes records out of that state
-      set_aside_.pop_front();
+      set_aside_.erase(set_aside_.begin() + static_cast<std::ptrdiff_t>(i));
+      continue;
+    }
+    if (window_.earlier_of_key_unresolved(s.position)) {
+      ++i;
       continue;
     }
     auto r = source_.park(*record, s.error);
@@ -493,15 +504,15 @@ void Pipeline::park_set_aside() {
     if (settings_.dead_letter_topic.empty() || std::string_view(s.reason) == "held")
       window_.settle(s.position);
     else
-      write_dead_letter(s.position, /*with_value=*/true);
-    set_aside_.pop_front();
+      write_dead_letter(s, /*with_value=*/true);
+    set_aside_.erase(set_aside_.begin() + static_cast<std::ptrdiff_t>(i));
   }
 }
 
-void Pipeline::write_dead_letter(uint64_t position, bool with_value) {
+void Pipeline::write_dead_letter(const SetAside& s, bool with_value) {
+  uint64_t position = s.position;
   std::shared_ptr<DeadLetter> letter;
   if (window_.letter(position) == DeliveryWindow::Letter::kNone) {
-    const SetAside& s = set_aside_.front();
     letter = make_dead_letter(*window_.set_aside_record(position), window_.holder(position),
                               settings_.dead_letter_topic, s.error, s.reason, with_value);
   } else {
@@ -655,7 +666,7 @@ int Pipeline::run() {
     if (window_.awaiting_retry() > 0 && window_.awaiting_outcome() == 0)
       until = std::min(until, retry_due_);
     if (!drained_ && next_poll_ > now) until = std::min(until, next_poll_);
-    if (!set_aside_.empty()) until = std::min(until, park_due_);
+    if (!set_aside_.empty() && park_due_ > now) until = std::min(until, park_due_);
     if (ack_outstanding)
       until = drained_ && unconfirmed == 0 ? ack_due_ : std::min(until, ack_due_);
     if (window_.unconfirmed() > 0)
@@ -684,7 +695,7 @@ int Pipeline::finish(bool clean) {
       if (failed_) break;
       auto until = deadline;
       if (window_.awaiting_retry() > 0) until = std::min(until, retry_due_);
-      if (!set_aside_.empty()) until = std::min(until, park_due_);
+      if (!set_aside_.empty() && park_due_ > Clock::now()) until = std::min(until, park_due_);
       sleep_until(until, StopControl::kForced);
       continue;
     }

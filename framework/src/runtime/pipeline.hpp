@@ -67,7 +67,8 @@ class Pipeline {
   void permanent_failure(const p2k_record& record, const std::string& error, const char* reason);
   // Parks the records set aside, in order (called from the loop); writes their dead letters.
   void park_set_aside();
-  void write_dead_letter(uint64_t position, bool with_value);
+  struct SetAside;
+  void write_dead_letter(const SetAside& set_aside, bool with_value);
   void fail(std::string message);
   bool stopping() const { return stop_.level() > StopControl::kRunning; }
   bool forced() const { return stop_.level() >= StopControl::kForced; }
