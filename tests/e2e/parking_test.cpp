@@ -39,7 +39,7 @@ bool contains(const std::string& text, const std::string& part) {
 
 }  // namespace
 
-TEST(Parking, ARecordTheSinkFailsIsParked_AndEverythingAfterItIsDeliveredAndAcknowledged) {
+TEST(HostParking, ARecordTheSinkFailsIsParked_AndEverythingAfterItIsDeliveredAndAcknowledged) {
   FaultyPipeline dir("", "");  // where the source's park log goes
   FaultyPipeline q("\"count\": 10, " + park_log_option(dir), "\"fatal_position\": 4",
                    kParkPipeline);
@@ -60,7 +60,7 @@ TEST(Parking, ARecordTheSinkFailsIsParked_AndEverythingAfterItIsDeliveredAndAckn
   EXPECT_TRUE(contains(r.err, "pg2kafka queue retry evt-4")) << r.err;
 }
 
-TEST(Parking, TheDeadLetterCarriesTheRecordAndHeadersNamingWhatHappened) {
+TEST(HostParking, TheDeadLetterCarriesTheRecordAndHeadersNamingWhatHappened) {
   FaultyPipeline dir("", "");
   FaultyPipeline p("\"count\": 6, " + park_log_option(dir),
                    "\"fatal_position\": 3, \"fatal_on_topic\": \"test.topic\", "
@@ -84,7 +84,7 @@ TEST(Parking, TheDeadLetterCarriesTheRecordAndHeadersNamingWhatHappened) {
   EXPECT_TRUE(has_line(lines, "ack 6"));
 }
 
-TEST(Parking, ADeadLetterRefusedWithItsValue_GoesWithoutIt) {
+TEST(HostParking, ADeadLetterRefusedWithItsValue_GoesWithoutIt) {
   FaultyPipeline dir("", "");
   FaultyPipeline p("\"count\": 5, " + park_log_option(dir),
                    "\"fatal_position\": 2, \"fatal_on_topic\": \"test.topic\", "
@@ -102,7 +102,7 @@ TEST(Parking, ADeadLetterRefusedWithItsValue_GoesWithoutIt) {
   EXPECT_TRUE(contains(r.err, "writing it again without its value")) << r.err;
 }
 
-TEST(Parking, ADeadLetterRefusedEvenWithoutItsValue_StopsThePipeline) {
+TEST(HostParking, ADeadLetterRefusedEvenWithoutItsValue_StopsThePipeline) {
   FaultyPipeline dir("", "");
   // fatal_position fails position 2 on every topic: the record, then both dead letters.
   FaultyPipeline p("\"count\": 5, " + park_log_option(dir), "\"fatal_position\": 2",
@@ -121,7 +121,7 @@ TEST(Parking, ADeadLetterRefusedEvenWithoutItsValue_StopsThePipeline) {
   }
 }
 
-TEST(Parking, AnUnusableRecordIsParked_WithoutEverReachingTheSink) {
+TEST(HostParking, AnUnusableRecordIsParked_WithoutEverReachingTheSink) {
   FaultyPipeline dir("", "");
   FaultyPipeline p("\"count\": 5, \"unusable_at\": 3, " + park_log_option(dir),
                    "\"log_headers\": true", kParkWithDeadLetters);
@@ -136,7 +136,7 @@ TEST(Parking, AnUnusableRecordIsParked_WithoutEverReachingTheSink) {
   EXPECT_TRUE(has_line(lines, "ack 5"));
 }
 
-TEST(Parking, WithStop_AnUnusableRecordStopsThePipeline_NamingItAndTheAlternative) {
+TEST(HostParking, WithStop_AnUnusableRecordStopsThePipeline_NamingItAndTheAlternative) {
   FaultyPipeline p("\"count\": 5, \"unusable_at\": 3", "");
   auto r = p.run();
   EXPECT_EQ(r.exit_code, 4) << r.err;
@@ -152,7 +152,7 @@ TEST(Parking, WithStop_AnUnusableRecordStopsThePipeline_NamingItAndTheAlternativ
   }
 }
 
-TEST(Parking, AParkTheSourceCannotDoYet_IsRetried) {
+TEST(HostParking, AParkTheSourceCannotDoYet_IsRetried) {
   FaultyPipeline dir("", "");
   FaultyPipeline p("\"count\": 5, \"park_retries\": 2, " + park_log_option(dir),
                    "\"fatal_position\": 2", kParkPipeline);
@@ -166,7 +166,7 @@ TEST(Parking, AParkTheSourceCannotDoYet_IsRetried) {
   EXPECT_TRUE(has_line(p.lines(), "ack 5"));
 }
 
-TEST(Parking, ADryRunNeverParks_ItStopsAsWithStop) {
+TEST(HostParking, ADryRunNeverParks_ItStopsAsWithStop) {
   FaultyPipeline dir("", "");
   FaultyPipeline p("\"count\": 5, \"unusable_at\": 2, " + park_log_option(dir), "", kParkPipeline);
   auto r = p.run({"--once", "--dry-run"});
@@ -174,7 +174,7 @@ TEST(Parking, ADryRunNeverParks_ItStopsAsWithStop) {
   EXPECT_TRUE(park_lines(dir).empty()) << "a dry run changes nothing in the source";
 }
 
-TEST(Parking, ADeadLetterTopicWithoutParking_IsAConfigurationError) {
+TEST(HostParking, ADeadLetterTopicWithoutParking_IsAConfigurationError) {
   FaultyPipeline p("\"count\": 1", "",
                    R"({"on_permanent_failure": "stop", "dead_letter.topic": "dead"})");
   auto r = p.run();
@@ -183,7 +183,7 @@ TEST(Parking, ADeadLetterTopicWithoutParking_IsAConfigurationError) {
   EXPECT_TRUE(contains(r.err, "on_permanent_failure")) << r.err;
 }
 
-TEST(Parking, MetricsCountParkedRecordsAndDeadLetters) {
+TEST(HostParking, MetricsCountParkedRecordsAndDeadLetters) {
   using namespace std::chrono_literals;
   FaultyPipeline dir("", "");
   FaultyPipeline p("\"count\": 6, " + park_log_option(dir),
