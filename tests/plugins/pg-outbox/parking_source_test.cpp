@@ -84,8 +84,8 @@ TEST(ParkingSource, AParkedKeysEventsNeverLeave_EvenThoseAlreadyRead_AndItsBatch
   EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.parked_events"), "9");
 
   // A retry: the failed one alone first, then the held ones together, in order; then a flows.
-  std::string failed_id = db.sql().value(
-      "SELECT uuid::text FROM pg2kafka.parked_events WHERE reason = 'failed'");
+  std::string failed_id =
+      db.sql().value("SELECT uuid::text FROM pg2kafka.parked_events WHERE reason = 'failed'");
   EXPECT_EQ(db.sql().value("SELECT pg2kafka.retry_event('" + failed_id + "')"), "9");
   auto round1 = poll_until(*source, 1);
   ASSERT_EQ(round1.size(), 1u);
@@ -97,8 +97,7 @@ TEST(ParkingSource, AParkedKeysEventsNeverLeave_EvenThoseAlreadyRead_AndItsBatch
   EXPECT_EQ(values, (std::vector<int64_t>{5, 6, 7, 9, 10, 11, 12, 13}));
   drain(*source);
   EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.parked_events"), "0");
-  EXPECT_EQ(db.sql().value(
-                "SELECT count(*) FROM pg2kafka.queue_audit WHERE action = 'delivered'"),
+  EXPECT_EQ(db.sql().value("SELECT count(*) FROM pg2kafka.queue_audit WHERE action = 'delivered'"),
             "9");
   db.sql().exec("INSERT INTO t VALUES ('a', 15)");
   auto flows = poll_until(*source, 1);
@@ -119,8 +118,8 @@ TEST(ParkingSource, ARetriedEventThatFailsAgain_StopsItsKeyUntilTheNextRequest) 
   source->park(record_of(first[0]), "too large");
   source->park(record_of(first[1]), "held behind event x, which failed permanently");
   source->ack(first[1].position);
-  std::string id = db.sql().value(
-      "SELECT uuid::text FROM pg2kafka.parked_events WHERE reason = 'failed'");
+  std::string id =
+      db.sql().value("SELECT uuid::text FROM pg2kafka.parked_events WHERE reason = 'failed'");
   EXPECT_EQ(db.sql().value("SELECT reason FROM pg2kafka.parked_events ORDER BY id DESC LIMIT 1"),
             "held")
       << "a later record of a parked key is held, whatever error the host gave";
