@@ -309,6 +309,15 @@ TEST_F(ParkingPgKafka, AMalformedQueueRowIsParked_NotFatal_AndCanBeSkippedNotRet
   std::string id = uuid_of("true");
   auto retry = queue({"retry", id});
   EXPECT_EQ(retry.exit_code, 2) << retry.out << retry.err;
+  EXPECT_NE(retry.err.find("malformed"), std::string::npos) << retry.err;
+  // Nothing else to retry, by table (named without its schema) or at all: said, exit 2.
+  auto by_table = queue({"retry", "--table", "a"});
+  EXPECT_EQ(by_table.exit_code, 2) << by_table.out << by_table.err;
+  EXPECT_NE(by_table.err.find("no parked event to retry"), std::string::npos) << by_table.err;
+  EXPECT_EQ(queue({"retry", "--all"}).exit_code, 2);
+  auto text = queue({"list", "--parked"});
+  EXPECT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("malformed"), std::string::npos) << text.out;
   auto skip = queue_json({"skip", id});
   EXPECT_EQ(skip.at("was").as_string(), "parked");
   EXPECT_EQ(s.value("SELECT count(*) FROM pg2kafka.parked_events"), "0");
