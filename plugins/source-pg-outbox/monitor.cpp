@@ -8,11 +8,14 @@
 #include <cstdio>
 #include <ctime>
 
+#include "queue_sql.hpp"
+
 namespace pg2kafka::pg_outbox {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using queue_sql::replace_all;
 using std::chrono::milliseconds;
 
 // Events waiting longer than this are a problem; so is a transaction (or prepared transaction)
@@ -118,12 +121,6 @@ SELECT h.kind, h.pid, h.name, h.application_name, h.xmin_age, h.xact_age, h.visi
          WHERE s.xmin IS NOT NULL) h
  ORDER BY h.xmin_age DESC
  LIMIT 1)sql";
-
-std::string replace_all(std::string text, const std::string& what, const std::string& with) {
-  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + with.size()))
-    text.replace(at, what.size(), with);
-  return text;
-}
 
 std::optional<double> optional_double(const PgResult& r, int row, int col) {
   if (r.is_null(row, col)) return std::nullopt;

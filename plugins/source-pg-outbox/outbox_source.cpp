@@ -53,6 +53,16 @@ std::string park_scope(std::string_view schema, std::string_view table,
   return s;
 }
 
+// Integers as an array's text, {1,4}: a parameter for `= ANY($1)`, or a literal.
+std::string int_array(const std::vector<int64_t>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ',';
+    out += std::to_string(values[i]);
+  }
+  return out + '}';
+}
+
 // {1,4} (an integer array's text) as its elements.
 std::vector<uint32_t> parse_index_array(std::string_view text) {
   std::vector<uint32_t> out;
@@ -222,9 +232,7 @@ void OutboxSource::prepare_session() {
     std::string bytes = installed.migrations >= 6
                             ? std::string("coalesce(b.data_bytes, ") + kStoredBytes + ")"
                             : std::string(kStoredBytes);
-    std::string fetch = kFetchSql;
-    for (auto at = fetch.find("%BYTES%"); at != std::string::npos; at = fetch.find("%BYTES%"))
-      fetch.replace(at, 7, bytes);
+    std::string fetch = replace_all(kFetchSql, "%BYTES%", bytes);
     // Skipped events (migration 012) are left out whatever the role; parking needs its grants,
     // which a pipeline that never parks may do without (README, the drainer's grants).
     schema_parks_ = installed.migrations >= 12;
@@ -248,7 +256,7 @@ void OutboxSource::prepare_session() {
           "be delivered (on_permanent_failure=park) is unavailable until it is granted (README, "
           "\"parking undeliverable events\")");
     }
-    fetch.replace(fetch.find("%SKIPPED%"), 9, schema_parks_ ? kSkippedColumn : kNoSkippedColumn);
+    fetch = replace_all(fetch, "%SKIPPED%", schema_parks_ ? kSkippedColumn : kNoSkippedColumn);
     if (parking_) {
       conn_->prepare("p2k_park", kParkSql, {0, 0, 0, kOidInt8, 0});
       conn_->prepare("p2k_park_malformed", kParkMalformedSql, {kOidInt8, 0});
@@ -262,10 +270,7 @@ void OutboxSource::prepare_session() {
     parked_keys_loaded_ = false;
     conn_->prepare("p2k_fetch", fetch,
                    {kOidPgSnapshot, kOidPgSnapshot, kOidInt8, kOidInt8, kOidInt8, kOidInt8});
-    std::string ack_keep = kAckKeepSql;
-    for (auto at = ack_keep.find("%SKIPPED%"); at != std::string::npos;
-         at = ack_keep.find("%SKIPPED%"))
-      ack_keep.replace(at, 9, schema_parks_ ? ", skipped" : "");
+    std::string ack_keep = replace_all(kAckKeepSql, "%SKIPPED%", schema_parks_ ? ", skipped" : "");
     conn_->prepare(
         "p2k_ack",
         config_.acknowledged == OutboxConfig::Acknowledged::kKeep ? ack_keep : kAckDeleteSql,
@@ -659,7 +664,7 @@ void OutboxSource::maybe_retry_parked(Clock::time_point now) {
   // Per key, in park order: an event that failed goes alone (if it fails again, nothing of its
   // key is in flight behind it); events held behind it go together, up to the next failed one.
   size_t events = 0, keys = 0;
-  std::string scope, taking_scope;
+  std::string scope;
   bool taking = false;
   for (int i = 0; i < rows.rows(); ++i) {
     std::optional<std::string_view> key;
@@ -725,7 +730,6 @@ void OutboxSource::park(const p2k_record& record, const std::string& error) {
                                                   : reparked_this_round_.count(scope) > 0);
   ensure_session();
   guarded("parking an event", [&] {
-    std::string message(sdk::view(record.value));
     if (f->parked_id > 0)
       return conn_->exec_prepared(held ? "p2k_rehold" : "p2k_repark",
                                   {std::to_string(f->parked_id), error});
@@ -733,10 +737,12 @@ void OutboxSource::park(const p2k_record& record, const std::string& error) {
       return conn_->exec_prepared("p2k_park_malformed", {std::to_string(f->batch_id), error});
     if (held)
       return conn_->exec_prepared(
-          "p2k_hold", {f->names->schema, f->names->table, message, std::to_string(f->batch_id),
-                       error, earlier->second.retrying ? "true" : "false"});
-    return conn_->exec_prepared("p2k_park", {f->names->schema, f->names->table, message,
-                                             std::to_string(f->batch_id), error});
+          "p2k_hold",
+          {f->names->schema, f->names->table, std::string(sdk::view(record.value)),
+           std::to_string(f->batch_id), error, earlier->second.retrying ? "true" : "false"});
+    return conn_->exec_prepared(
+        "p2k_park", {f->names->schema, f->names->table, std::string(sdk::view(record.value)),
+                     std::to_string(f->batch_id), error});
   });
   f->parked = true;
   (f->malformed ? parked_malformed_ : held ? held_ : parked_failed_).add();
@@ -749,25 +755,19 @@ void OutboxSource::park(const p2k_record& record, const std::string& error) {
 }
 
 void OutboxSource::remove_retried(const std::vector<int64_t>& ids) {
-  std::string list;
-  for (int64_t id : ids) list += (list.empty() ? "" : ",") + std::to_string(id);
+  std::string ids_in = "id = ANY ('" + int_array(ids) + "'::int8[])";
   // One transaction: marked delivered (the audit trigger records a delivery, not a skip), then
   // removed. A crash in between delivers them again later, as any unacknowledged event.
   guarded("removing retried events", [&] {
-    return conn_->exec("UPDATE pg2kafka.parked_events SET delivered_at = now() WHERE id IN (" +
-                       list + "); DELETE FROM pg2kafka.parked_events WHERE id IN (" + list + ")");
+    return conn_->exec("UPDATE pg2kafka.parked_events SET delivered_at = now() WHERE " + ids_in +
+                       "; DELETE FROM pg2kafka.parked_events WHERE " + ids_in);
   });
   // Their keys flow again once nothing of theirs is parked: read the keys again.
   parked_keys_loaded_ = false;
 }
 
 void OutboxSource::remove_batches(const std::vector<int64_t>& ids) {
-  std::string array = "{";
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (i) array += ',';
-    array += std::to_string(ids[i]);
-  }
-  array += '}';
+  std::string array = int_array(ids);
   // Acknowledging needs no drain lock: removing a delivered batch is right whoever drains.
   ensure_session();
   guarded("acknowledging events", [&] { return conn_->exec_prepared("p2k_ack", {array}); });

@@ -25,10 +25,7 @@ constexpr const char* kTableMatch =
     "($1::text IS NULL OR %S || '.' || %T = $1 OR (strpos($1, '.') = 0 AND %T = $1))";
 
 std::string table_match(const std::string& schema, const std::string& table) {
-  std::string m = kTableMatch;
-  for (auto at = m.find("%S"); at != std::string::npos; at = m.find("%S")) m.replace(at, 2, schema);
-  for (auto at = m.find("%T"); at != std::string::npos; at = m.find("%T")) m.replace(at, 2, table);
-  return m;
+  return queue_sql::replace_all(queue_sql::replace_all(kTableMatch, "%S", schema), "%T", table);
 }
 
 // list: $1 table or NULL, $2 parked only, $3 limit.

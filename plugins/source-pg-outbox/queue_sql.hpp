@@ -3,7 +3,16 @@
 
 #include <libpq-fe.h>
 
+#include <string>
+
 namespace pg2kafka::pg_outbox::queue_sql {
+
+// `text` with every `what` replaced by `with`: fills the %PLACEHOLDERS% of the statements below.
+inline std::string replace_all(std::string text, const std::string& what, const std::string& with) {
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + with.size()))
+    text.replace(at, what.size(), with);
+  return text;
+}
 
 constexpr Oid kOidInt4 = 23;
 constexpr Oid kOidInt8 = 20;

@@ -45,7 +45,8 @@ p2k_slice slice(const std::string& s) {
 struct DeadLetter {
   std::shared_ptr<void> original_holder;
   p2k_record original;
-  std::string topic, original_topic, error, reason, value_size;
+  std::string topic, original_topic, error, value_size, reason_text;
+  Pipeline::ParkReason reason;
   std::vector<p2k_header> headers;
   p2k_record record;
 };
@@ -53,7 +54,7 @@ struct DeadLetter {
 std::shared_ptr<DeadLetter> make_dead_letter(const p2k_record& original,
                                              std::shared_ptr<void> original_holder,
                                              const std::string& topic, const std::string& error,
-                                             const std::string& reason, bool with_value) {
+                                             Pipeline::ParkReason reason, bool with_value) {
   auto d = std::make_shared<DeadLetter>();
   d->original_holder = std::move(original_holder);
   d->original = original;
@@ -61,6 +62,7 @@ std::shared_ptr<DeadLetter> make_dead_letter(const p2k_record& original,
   d->original_topic = std::string(sdk::view(original.topic));
   d->error = header_error(error);
   d->reason = reason;
+  d->reason_text = Pipeline::reason_name(reason);
   d->value_size = std::to_string(original.value.size);
   auto add = [&](const char* name, const std::string& value) {
     d->headers.push_back(p2k_header{p2k_slice{name, std::strlen(name)}, slice(value)});
@@ -70,7 +72,7 @@ std::shared_ptr<DeadLetter> make_dead_letter(const p2k_record& original,
   static constexpr std::string_view kEventId = "pg2kafka.event_id";
   d->headers.push_back(p2k_header{p2k_slice{kEventId.data(), kEventId.size()}, original.id});
   add("pg2kafka.error", d->error);
-  add("pg2kafka.reason", d->reason);
+  add("pg2kafka.reason", d->reason_text);
   static const std::string kTrue = "true";
   if (!with_value) {
     add("pg2kafka.value_omitted", kTrue);
@@ -208,22 +210,16 @@ bool Pipeline::open_with_retry() {
     fail("source '" + source_.name() + "' could not list its topics: " + r.message);
     return false;
   }
+  // The dead-letter topic is checked at start like the source's topics.
+  if (dead_letters_) topics.push_back(settings_.dead_letter_topic);
   for (const auto& t : topics) {
+    if (prepared_topics_.count(t)) continue;
     auto p = sink_.prepare_topic(t);
     if (!p.ok()) {
-      fail("sink '" + sink_.name() + "' cannot write to topic '" + t + "': " + p.message);
-      if (p.status == P2K_INVALID_CONFIG) exit_code_ = kExitConfig;
-      return false;
-    }
-    prepared_topics_.insert(t);
-  }
-  if (park_ && !settings_.dead_letter_topic.empty() &&
-      !prepared_topics_.count(settings_.dead_letter_topic)) {
-    const std::string& t = settings_.dead_letter_topic;
-    auto p = sink_.prepare_topic(t);
-    if (!p.ok()) {
-      fail("sink '" + sink_.name() + "' cannot write to the dead-letter topic '" + t +
-           "' (dead_letter.topic): " + p.message);
+      bool dead = dead_letters_ && t == settings_.dead_letter_topic;
+      fail("sink '" + sink_.name() + "' cannot write to " +
+           (dead ? "the dead-letter topic '" : "topic '") + t + "'" +
+           (dead ? " (dead_letter.topic)" : "") + ": " + p.message);
       if (p.status == P2K_INVALID_CONFIG) exit_code_ = kExitConfig;
       return false;
     }
@@ -303,7 +299,7 @@ void Pipeline::poll_source() {
            ": positions must strictly increase (a bug in the plugin)");
       return;
     }
-    if (unusable) permanent_failure(rec, batch.unusable[i], "unusable");
+    if (unusable) permanent_failure(rec, batch.unusable[i], ParkReason::kUnusable);
     if (failed_) return;
   }
   stats_.polled += batch.count;
@@ -402,7 +398,7 @@ void Pipeline::on_outcome(const plugin::Outcome& o) {
       std::string why = o.message.empty() ? "no reason given" : o.message;
       auto letter = dead_letters_ ? window_.letter(o.position) : DeliveryWindow::Letter::kNone;
       if (letter == DeliveryWindow::Letter::kNone) {
-        permanent_failure(*record, why, "failed");
+        permanent_failure(*record, why, ParkReason::kFailed);
         return;
       }
       auto dead = std::static_pointer_cast<DeadLetter>(window_.holder(o.position));
@@ -412,7 +408,7 @@ void Pipeline::on_outcome(const plugin::Outcome& o) {
                   "' (" + why + "); writing it again without its value (" + dead->value_size +
                   " bytes)");
         window_.set_aside(o.position);
-        write_dead_letter(SetAside{o.position, dead->error, "failed"}, /*with_value=*/false);
+        write_dead_letter(SetAside{o.position, dead->error, dead->reason}, /*with_value=*/false);
         return;
       }
       fail("sink '" + sink_.name() + "' cannot write the dead letter of " +
@@ -424,9 +420,20 @@ void Pipeline::on_outcome(const plugin::Outcome& o) {
   }
 }
 
+const char* Pipeline::reason_name(ParkReason r) {
+  switch (r) {
+    case ParkReason::kUnusable:
+      return "unusable";
+    case ParkReason::kHeld:
+      return "held";
+    default:
+      return "failed";
+  }
+}
+
 void Pipeline::permanent_failure(const p2k_record& record, const std::string& error,
-                                 const char* reason) {
-  bool unusable = std::string_view(reason) == "unusable";
+                                 ParkReason reason) {
+  bool unusable = reason == ParkReason::kUnusable;
   if (!park_) {
     fail((unusable ? "source '" + source_.name() + "' cannot make " + record_label(record) +
                          " deliverable: "
@@ -454,7 +461,8 @@ void Pipeline::permanent_failure(const p2k_record& record, const std::string& er
                          ", which failed permanently on the same key";
   window_.set_aside(position);
   add(SetAside{position, error, reason});
-  for (uint64_t later : window_.hold_later_of_key(position)) add(SetAside{later, held_why, "held"});
+  for (uint64_t later : window_.hold_later_of_key(position))
+    add(SetAside{later, held_why, ParkReason::kHeld});
 }
 
 void Pipeline::park_set_aside() {
@@ -490,18 +498,18 @@ void Pipeline::park_set_aside() {
     counters(*record).parked.add();
     ++stats_.parked;
     std::string id(sdk::view(record->id));
-    if (std::string_view(s.reason) == "held")
+    if (s.reason == ParkReason::kHeld)
       log::info("parked " + record_label(*record) + " too: " + s.error,
-                {log::field("event_id", id), log::field("reason", std::string(s.reason))});
+                {log::field("event_id", id), log::field("reason", reason_name(s.reason))});
     else
       log::warn("parked " + record_label(*record) + " of topic '" +
-                    std::string(sdk::view(record->topic)) + "' (" + s.reason + "): " + s.error +
-                    ". Later records of its key are held with it; `pg2kafka queue show " + id +
-                    "` shows it, `pg2kafka queue retry " + id +
+                    std::string(sdk::view(record->topic)) + "' (" + reason_name(s.reason) + "): " +
+                    s.error + ". Later records of its key are held with it; `pg2kafka queue show " +
+                    id + "` shows it, `pg2kafka queue retry " + id +
                     "` delivers them again once the cause is fixed",
-                {log::field("event_id", id), log::field("reason", std::string(s.reason))});
+                {log::field("event_id", id), log::field("reason", reason_name(s.reason))});
     // Held records are not failures of their own: no dead letter (as for those the source holds).
-    if (settings_.dead_letter_topic.empty() || std::string_view(s.reason) == "held")
+    if (!dead_letters_ || s.reason == ParkReason::kHeld)
       window_.settle(s.position);
     else
       write_dead_letter(s, /*with_value=*/true);

@@ -48,6 +48,12 @@ class Pipeline {
   // The figures the HTTP endpoint serves; valid for the pipeline's life, readable from any thread.
   const metrics::HostMetrics& metrics() const { return metrics_; }
 
+  // Why a record is parked: the sink refused it for good, the source could not make it
+  // deliverable, or it is held behind an earlier record of its key that was.
+  enum class ParkReason { kFailed, kUnusable, kHeld };
+  // "failed", "unusable", "held": the dead letter's pg2kafka.reason header and the log's.
+  static const char* reason_name(ParkReason r);
+
  private:
   struct Batch;
   using Clock = std::chrono::steady_clock;
@@ -63,8 +69,9 @@ class Pipeline {
   bool retry_due() const;
   void acknowledge();
   // A record that can never be delivered: stop (on_permanent_failure=stop), or set it aside to
-  // be parked. `reason`: "failed" (the sink refused it) or "unusable" (the source marked it).
-  void permanent_failure(const p2k_record& record, const std::string& error, const char* reason);
+  // be parked (kFailed or kUnusable), with the later records of its key (kHeld).
+  void permanent_failure(const p2k_record& record, const std::string& error, ParkReason reason);
+
   // Parks the records set aside, in order (called from the loop); writes their dead letters.
   void park_set_aside();
   struct SetAside;
@@ -114,7 +121,7 @@ class Pipeline {
   struct SetAside {
     uint64_t position;
     std::string error;
-    const char* reason;
+    ParkReason reason;
   };
   bool park_ = false;
   bool dead_letters_ = false;  // park_ with a dead-letter topic
