@@ -32,9 +32,16 @@ void StdoutSink::open() {
 
 void StdoutSink::format(const p2k_record& r, bool value_only, std::string& out) {
   // The value is embedded as JSON when it is JSON (the usual case: pg-outbox's envelope), else as
-  // a JSON string, so that every line stays valid JSON whatever the payload.
+  // a JSON string, so that every line stays valid JSON whatever the payload. A null value (a
+  // tombstone) is null.
+  auto value = [&] {
+    if (r.value.data)
+      sdk::append_json_or_string(out, view(r.value));
+    else
+      out += "null";
+  };
   if (value_only) {
-    sdk::append_json_or_string(out, view(r.value));
+    value();
     return;
   }
   out += "{\"topic\":";
@@ -45,7 +52,7 @@ void StdoutSink::format(const p2k_record& r, bool value_only, std::string& out) 
   else
     out += "null";
   out += ",\"value\":";
-  sdk::append_json_or_string(out, view(r.value));
+  value();
   out += "}";
 }
 

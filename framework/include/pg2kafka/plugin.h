@@ -54,6 +54,11 @@
  *   1.4  Parking (see "Permanent failures and parking" below): `park` and `queue` at the end of
  *        p2k_source_ops, and `unusable` at the end of p2k_batch, so that a source reports a
  *        record it cannot make deliverable (a malformed row) instead of failing the poll.
+ *   1.5  Null values: a record's `value.data` may be NULL (a null value, which Kafka's log
+ *        compaction reads as "delete this key": a tombstone). A source returns one only to a host
+ *        of 1.5 or later; the host hands one only to a sink that answered 1.5 or later, and
+ *        handles it as a permanent failure of that record for an older sink (parked, or the
+ *        pipeline stops), since such a sink may take it for an empty value.
  *
  * Threading
  * ---------
@@ -112,7 +117,7 @@ extern "C" {
 #endif
 
 #define P2K_ABI_MAJOR 1
-#define P2K_ABI_MINOR 4
+#define P2K_ABI_MINOR 5
 
 /* The name of the one symbol a plugin exports. */
 #define P2K_PLUGIN_ENTRY_SYMBOL "p2k_plugin_entry_v1"
@@ -270,7 +275,11 @@ typedef struct p2k_record {
   uint64_t position;
   p2k_slice topic;      /* destination topic (or stream, file...): never absent */
   p2k_slice key;        /* partitioning key; data == NULL for a null key */
-  p2k_slice value;      /* the message body (never absent; may be empty) */
+  /* The message body; may be empty. Since 1.5 it may be absent (data == NULL): a null value,
+   * a tombstone for Kafka's log compaction. A sink of 1.5 or later writes it as a null value
+   * (or says why it cannot, as a permanent failure of that record); before 1.5 it was never
+   * absent, and the host never hands such a record to an older sink. */
+  p2k_slice value;
   int64_t timestamp_ms; /* event time in milliseconds since the Unix epoch; 0 when unknown */
   /* A stable id for this event (for pg-outbox: the queue row's uuid), the same every time the
    * event is delivered again: consumers de-duplicate on it. Used in logs and error messages. */

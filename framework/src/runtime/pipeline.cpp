@@ -25,6 +25,11 @@ std::string record_label(const p2k_record& r) {
   return out;
 }
 
+const char* const kNullValueRefused =
+    "it has a null value (a tombstone), and the sink's plugin was built for an ABI older than "
+    "1.5, which may take that for an empty value: upgrade the sink plugin, or turn tombstones "
+    "off for this table (pg2kafka.configure(table, '{\"tombstones\": false}'))";
+
 // The longest error a dead letter's header carries, cut at a character boundary.
 constexpr size_t kMaxErrorHeader = 4096;
 
@@ -289,6 +294,20 @@ void Pipeline::poll_source() {
     return;
   }
   auto holder = std::make_shared<Batch>(source_, batch.handle);
+  // A sink before ABI 1.5 may take a null value (a tombstone) for an empty one: such a record is
+  // one it cannot be given, handled like a record the source cannot make deliverable.
+  std::vector<const char*> refused;
+  if (sink_.plugin().abi_minor() < 5) {
+    for (size_t i = 0; i < batch.count; ++i) {
+      if (batch.records[i].value.data || (batch.unusable && batch.unusable[i])) continue;
+      if (refused.empty()) {
+        refused.assign(batch.count, nullptr);
+        if (batch.unusable) refused.assign(batch.unusable, batch.unusable + batch.count);
+      }
+      refused[i] = kNullValueRefused;
+    }
+    if (!refused.empty()) batch.unusable = refused.data();
+  }
   for (size_t i = 0; i < batch.count; ++i) {
     const p2k_record& rec = batch.records[i];
     counters(rec).polled.add();

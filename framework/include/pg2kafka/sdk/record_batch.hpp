@@ -46,6 +46,19 @@ class RecordBatch {
                headers.data(), headers.size());
   }
 
+  // Since ABI 1.5 (plugin.h, p2k_record.value): appends a record with a null value
+  // (value.data == NULL), which Kafka's log compaction reads as "delete this key" (a tombstone).
+  // With a host older than 1.5, the poll that returns this batch fails instead: such a host would
+  // take the absent value for an empty one.
+  void add_null_value(uint64_t position, std::string_view topic, std::optional<std::string> key,
+                      int64_t timestamp_ms, std::string id, const std::vector<Header>& headers) {
+    add_record(position, topic, std::move(key), std::nullopt, timestamp_ms, std::move(id),
+               headers.data(), headers.size());
+    any_null_value_ = true;
+  }
+  // Whether a record with a null value was added.
+  bool has_null_values() const { return any_null_value_; }
+
   // Since ABI 1.4 (plugin.h, p2k_batch.unusable): marks the record added last as one that cannot
   // be delivered at all, saying why and what to do; the host never writes it and handles it as
   // a permanent failure (it parks it, or stops). With a host older than 1.4, the poll that
@@ -79,7 +92,7 @@ class RecordBatch {
     uint64_t position;
     const std::string* topic;
     std::optional<std::string> key;
-    std::string value;
+    std::optional<std::string> value;
     int64_t timestamp_ms;
     std::string id;
     size_t first_header;  // index into headers_
@@ -96,8 +109,8 @@ class RecordBatch {
   }
 
   void add_record(uint64_t position, std::string_view topic, std::optional<std::string> key,
-                  std::string value, int64_t timestamp_ms, std::string id, const Header* headers,
-                  size_t header_count) {
+                  std::optional<std::string> value, int64_t timestamp_ms, std::string id,
+                  const Header* headers, size_t header_count) {
     const Owned* prev = owned_.empty() ? nullptr : &owned_.back();
     const std::string* kept_topic = keep(topic, prev ? prev->topic : nullptr);
     size_t first = headers_.size();
@@ -125,7 +138,7 @@ class RecordBatch {
       r.position = o.position;
       r.topic = slice(*o.topic);
       r.key = o.key ? slice(*o.key) : p2k_slice{nullptr, 0};
-      r.value = slice(o.value);
+      r.value = o.value ? slice(*o.value) : p2k_slice{nullptr, 0};
       r.timestamp_ms = o.timestamp_ms;
       r.id = slice(o.id);
       r.headers = o.header_count ? c_headers_.data() + o.first_header : nullptr;
@@ -145,6 +158,7 @@ class RecordBatch {
   std::vector<p2k_header> c_headers_;
   std::vector<p2k_record> records_;
   bool any_unusable_ = false;
+  bool any_null_value_ = false;
   std::vector<std::optional<std::string>> unusable_;  // by record, once one is marked
   std::vector<const char*> unusable_ptrs_;
 };

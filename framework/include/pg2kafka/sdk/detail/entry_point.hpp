@@ -185,6 +185,13 @@ struct SourceTrampolines : InstanceTrampolines<T, Source> {
         for (size_t i = 0; i < batch->size(); ++i)
           if (unusable[i]) throw FatalError(unusable[i]);
       }
+      if (batch->has_null_values() && Common::host(p).abi_minor() < 5)
+        throw FatalError(
+            "this source returned a record with a null value (a tombstone), which this host "
+            "(ABI 1." +
+            std::to_string(Common::host(p).abi_minor()) +
+            ") cannot tell from an empty value: upgrade pg2kafka to a release of ABI 1.5 or later, "
+            "or turn off what makes the source send null values");
       out->records = batch->records();
       out->count = batch->size();
       if (unusable) out->unusable = unusable;
