@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "batch.hpp"
 #include "interrupter.hpp"
 #include "outbox_config.hpp"
 #include "pg_connection.hpp"
@@ -34,6 +35,7 @@ struct Backfill {
   int64_t id = 0;
   std::string schema, table;               // the table's current names (its topic)
   std::optional<std::string> key_column;   // the tracked key column's current name
+  std::optional<BatchOptions> options;     // a composite key (capture option "key")
   std::vector<std::string> order_columns;  // the key the chunks follow, as JSON member names
   std::optional<std::string> after_key;    // text[] as PostgreSQL prints it; none: from the start
   int64_t rows_done = 0;                   // delivered (acknowledged) so far, in all

@@ -34,6 +34,7 @@ void EventLedger::add_parked(int64_t parked_id, const TableNames& names,
 std::unique_ptr<sdk::RecordBatch> EventLedger::take(size_t limit, const HoldCheck& hold,
                                                     std::vector<int64_t>* completed) {
   auto batch = std::make_unique<sdk::RecordBatch>();
+  std::vector<sdk::RecordBatch::Header> headers;
   while (!pending_.empty() && batch->size() < limit) {
     Pending& p = pending_.front();
     bool malformed = p.unusable.has_value();
@@ -65,9 +66,21 @@ std::unique_ptr<sdk::RecordBatch> EventLedger::take(size_t limit, const HoldChec
     }
     in_flight_.push_back(
         {p.position, p.batch_id, p.last_of_batch, p.names, p.parked_id, malformed, false});
-    batch->add(p.position, p.names->topic, std::move(p.event.key), std::move(p.event.value),
-               p.event.timestamp_ms, std::move(p.event.uuid),
-               {{"statement", *p.statement}, {"table", p.names->qualified}});
+    if (!p.event.headers && !p.event.null_value) {
+      batch->add(p.position, p.names->topic, std::move(p.event.key), std::move(p.event.value),
+                 p.event.timestamp_ms, std::move(p.event.uuid),
+                 {{"statement", *p.statement}, {"table", p.names->qualified}});
+    } else {
+      headers.assign({{"statement", *p.statement}, {"table", p.names->qualified}});
+      if (p.event.headers)
+        for (const auto& [name, value] : *p.event.headers) headers.push_back({name, value});
+      if (p.event.null_value)
+        batch->add_null_value(p.position, p.names->topic, std::move(p.event.key),
+                              p.event.timestamp_ms, std::move(p.event.uuid), headers);
+      else
+        batch->add(p.position, p.names->topic, std::move(p.event.key), std::move(p.event.value),
+                   p.event.timestamp_ms, std::move(p.event.uuid), headers);
+    }
     if (malformed) batch->mark_last_unusable(std::move(*p.unusable));
     pending_.pop_front();
   }

@@ -37,6 +37,10 @@ class EventLedger {
     // The "statement" header when it is not the batch's (a backfill's SNAPSHOT of a row whose
     // key an UPDATE changed); must outlive the ledger's use of it.
     const std::string* statement = nullptr;
+    // Capture options: a null value (a tombstone; `value` is then the DELETE's message, kept
+    // for parking), and the batch's provenance headers, sent after "statement" and "table".
+    bool null_value = false;
+    std::shared_ptr<const std::vector<std::pair<std::string, std::string>>> headers;
   };
   // What the source knows of a record in flight, for parking it.
   struct InFlight {

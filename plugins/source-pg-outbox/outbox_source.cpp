@@ -257,6 +257,8 @@ void OutboxSource::prepare_session() {
           "\"parking undeliverable events\")");
     }
     fetch = replace_all(fetch, "%SKIPPED%", schema_parks_ ? kSkippedColumn : kNoSkippedColumn);
+    capture_options_ = installed.migrations >= 13;
+    fetch = replace_all(fetch, "%OPTIONS%", capture_options_ ? kOptionsColumns : kNoOptionsColumns);
     if (parking_) {
       conn_->prepare("p2k_park", kParkSql, {0, 0, 0, kOidInt8, 0});
       conn_->prepare("p2k_park_malformed", kParkMalformedSql, {kOidInt8, 0});
@@ -271,6 +273,7 @@ void OutboxSource::prepare_session() {
     conn_->prepare("p2k_fetch", fetch,
                    {kOidPgSnapshot, kOidPgSnapshot, kOidInt8, kOidInt8, kOidInt8, kOidInt8});
     std::string ack_keep = replace_all(kAckKeepSql, "%SKIPPED%", schema_parks_ ? ", skipped" : "");
+    ack_keep = replace_all(ack_keep, "%OPTIONS%", capture_options_ ? ", options, headers" : "");
     conn_->prepare(
         "p2k_ack",
         config_.acknowledged == OutboxConfig::Acknowledged::kKeep ? ack_keep : kAckDeleteSql,
@@ -284,7 +287,10 @@ void OutboxSource::prepare_session() {
       conn_->prepare("p2k_purge", purge, {kOidInt8, kOidInt8});
     }
     if (backfills_) {
-      conn_->prepare("p2k_backfill_next", kBackfillNextSql, {});
+      conn_->prepare("p2k_backfill_next",
+                     replace_all(kBackfillNextSql, "%BACKFILL_OPTIONS%",
+                                 capture_options_ ? kCompositeKeyColumn : kNoCompositeKeyColumn),
+                     {});
       conn_->prepare("p2k_backfill_progress", kBackfillProgressSql,
                      {kOidInt8, kOidInt8, 0, 0, 0, 0});
       conn_->prepare("p2k_backfill_fail", kBackfillFailSql, {kOidInt8, 0});
@@ -391,12 +397,100 @@ void OutboxSource::maybe_purge() {
 const TableNames& OutboxSource::names_for(const std::string& schema, const std::string& table) {
   auto key = std::make_pair(schema, table);
   auto it = tables_.find(key);
-  if (it == tables_.end())
+  if (it == tables_.end()) {
+    auto route = routes_.find(key);
     it = tables_
-             .emplace(key, TableNames{topic_name(config_.topic_namespace, database_, schema, table),
+             .emplace(key, TableNames{route != routes_.end()
+                                          ? route->second
+                                          : topic_name(config_.topic_namespace, database_, schema,
+                                                       table),
                                       schema + "." + table, schema, table})
              .first;
+  }
   return it->second;
+}
+
+// Capture options
+// ---------------------------------------------------------------------------------------------
+
+const BatchOptions* OutboxSource::batch_options(std::string_view text) {
+  auto it = batch_options_.find(text);
+  if (it != batch_options_.end()) return &it->second;
+  BatchOptions parsed = parse_batch_options(text);  // throws for a malformed row
+  if (parsed.key.empty() && !parsed.full_update && parsed.before == BatchOptions::Before::kNone &&
+      !parsed.delete_rows && !parsed.key_change_delete && !parsed.tombstones)
+    return nullptr;  // "{}" or only what the queue's triggers read: the original's shapes
+  if (batch_options_.size() >= 1000) batch_options_.clear();  // rows forged by hand, at worst
+  return &batch_options_.emplace(std::string(text), std::move(parsed)).first->second;
+}
+
+// Headers pg2kafka.<name> from the provenance object that the queue's trigger wrote (strings of
+// at most 1024 bytes, at most 5 + 16 of them); bounded here too, as any input.
+std::shared_ptr<const OutboxSource::HeaderList> OutboxSource::provenance_headers(
+    std::string_view text) {
+  constexpr size_t kMaxHeaders = 32, kMaxValue = 1024;
+  std::vector<std::pair<std::string_view, std::string_view>> members;
+  if (!split_members(text, members)) throw std::invalid_argument("its headers are not an object");
+  auto out = std::make_shared<HeaderList>();
+  for (const auto& [name, value] : members) {
+    if (out->size() == kMaxHeaders) break;
+    auto n = json_scalar_text(name);
+    auto v = json_scalar_text(value);
+    if (!n || !v || n->empty() || n->size() > 63) continue;
+    if (v->size() > kMaxValue) v->resize(kMaxValue);
+    out->emplace_back("pg2kafka." + *n, std::move(*v));
+  }
+  return out;
+}
+
+namespace {
+// A name from the database as a log line may show it: printable ASCII, at most 100 bytes.
+std::string sanitize_log(std::string_view text) {
+  std::string out(text.substr(0, 100));
+  for (char& c : out)
+    if (c < 0x20 || c > 0x7e) c = '?';
+  return out;
+}
+}  // namespace
+
+void OutboxSource::refresh_routes(bool now) {
+  if (!capture_options_) return;
+  auto at = Clock::now();
+  if (!now && at < next_routes_at_) return;
+  next_routes_at_ = at + std::chrono::seconds(1);
+  auto rows = guarded("reading the tables' topics", [&] { return conn_->exec(kRoutesSql); });
+  std::map<std::pair<std::string, std::string>, std::string> routes;
+  for (int i = 0; i < rows.rows(); ++i) {
+    std::string schema(rows.text(i, 0)), table(rows.text(i, 1)), topic(rows.text(i, 2));
+    std::string fallback = topic_name(config_.topic_namespace, database_, schema, table);
+    // The registry can be written around pg2kafka.configure: its rules are checked again.
+    std::string why;
+    if (rows.boolean(i, 3))
+      why = "tables of another owner name the same topic";
+    else if (topic.rfind("pg2kafka.", 0) == 0 && topic != fallback)
+      why = "topics named pg2kafka.* are those of other tables";
+    else if (topic.empty() || topic.size() > 249 || topic == "." || topic == ".." ||
+             topic.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                     "0123456789._-") != std::string::npos)
+      why = "it is not a valid Kafka topic name";
+    if (!why.empty()) {
+      if (refused_routes_.insert(schema + "." + table + " " + topic).second)
+        host_.warn("table " + schema + "." + table + " names topic \"" + sanitize_log(topic) +
+                   "\", which is refused (" + why + "): its events go to " + fallback +
+                   ". Set another with pg2kafka.configure(table, '{\"topic\": ...}').");
+      continue;
+    }
+    routes.emplace(std::make_pair(std::move(schema), std::move(table)), std::move(topic));
+  }
+  if (routes == routes_) return;
+  routes_ = std::move(routes);
+  // Events not yet returned take the new topic (each record copies its topic when returned).
+  for (auto& [key, names] : tables_) {
+    auto route = routes_.find(key);
+    names.topic = route != routes_.end()
+                      ? route->second
+                      : topic_name(config_.topic_namespace, database_, key.first, key.second);
+  }
 }
 
 // Horizons bound where a new window's scan starts (DrainWindow::start_id).
@@ -422,6 +516,7 @@ std::unique_ptr<sdk::RecordBatch> OutboxSource::fetch(size_t limit) {
       window_began_at_ = now;
       maybe_log_backfill(now);
       if (parking_) maybe_retry_parked(now);
+      refresh_routes(false);
       guarded("taking a horizon", [&] {
         maybe_take_horizon();
         return 0;
@@ -491,7 +586,10 @@ int64_t OutboxSource::add_pending(const PgResult& rows, bool& cut_by_bytes) {
     int64_t created_us = rows.int64(i, kCreatedAtMicros);
     std::vector<BatchEvent> batch_events;
     std::string mismatch;
+    std::shared_ptr<const HeaderList> headers;
     try {
+      if (!rows.is_null(i, kOptions)) row.options = batch_options(rows.text(i, kOptions));
+      if (!rows.is_null(i, kHeaders)) headers = provenance_headers(rows.text(i, kHeaders));
       batch_events = expand_batch(row, &mismatch);
     } catch (const std::invalid_argument& e) {
       // Only a hand-made row can look like this. It goes to the host as one unusable record
@@ -532,17 +630,24 @@ int64_t OutboxSource::add_pending(const PgResult& rows, bool& cut_by_bytes) {
     out.reserve(batch_events.size() + moved.size());
     for (BatchEvent& e : batch_events) {
       const uint32_t index = e.index;
-      const bool whole = !moved.empty() && index < new_rows.size() &&
+      const bool whole = !moved.empty() && index < new_rows.size() && e.statement.empty() &&
                          std::find(moved.begin(), moved.end(), index) != moved.end();
       std::optional<std::string> key = whole ? e.key : std::nullopt;
-      std::string value = envelope_json(e.uuid, e.key, *statement, e.data(), created_at);
-      out.push_back({std::move(e.key), std::move(value), created_us / 1000, std::move(e.uuid)});
+      // An event of its own statement (capture options: the DELETE of a changed key, a
+      // tombstone) names it; a tombstone keeps a message for parking, sent as a null value.
+      const std::string* own =
+          e.statement.empty() ? nullptr : &*statements_.emplace(std::string(e.statement)).first;
+      std::string value =
+          envelope_json(e.uuid, e.key, own ? *own : *statement,
+                        e.tombstone ? std::nullopt : e.data(), created_at, e.before);
+      out.push_back({std::move(e.key), std::move(value), created_us / 1000, std::move(e.uuid), own,
+                     e.tombstone, headers});
       if (whole) {
         const std::string& snapshot = *statements_.emplace("SNAPSHOT").first;
         std::string uuid = event_uuid(row.uuid, static_cast<uint32_t>(row.events) + index);
         std::string image = envelope_json(uuid, key, snapshot, new_rows[index], created_at);
-        out.push_back(
-            {std::move(key), std::move(image), created_us / 1000, std::move(uuid), &snapshot});
+        out.push_back({std::move(key), std::move(image), created_us / 1000, std::move(uuid),
+                       &snapshot, false, headers});
       }
     }
     ledger_.add_batch(id, names, *statement, std::move(out));
@@ -575,8 +680,8 @@ void OutboxSource::add_malformed(int64_t id, const BatchRow& row, const std::str
   value += "}";
   std::optional<std::string> key;
   if (row.external_id) key = std::string(*row.external_id);
-  EventLedger::Event e{std::move(key), std::move(value), created_us / 1000, std::string(row.uuid),
-                       nullptr};
+  EventLedger::Event e{std::move(key), std::move(value), created_us / 1000,
+                       std::string(row.uuid), nullptr, false, nullptr};
   auto statement = statements_.emplace(row.statement).first;
   ledger_.add_unusable(id, names_for(schema, table), *statement, std::move(e), std::move(why));
 }
@@ -685,8 +790,12 @@ void OutboxSource::maybe_retry_parked(Clock::time_point now) {
         names_for(std::string(rows.text(i, kRtSchema)), std::string(rows.text(i, kRtTable)));
     const std::string& statement = *statements_.emplace(rows.text(i, kRtStatement)).first;
     EventLedger::Event e{key ? std::optional<std::string>(std::string(*key)) : std::nullopt,
-                         std::string(rows.text(i, kRtMessage)), rows.int64(i, kRtCreatedMs),
-                         std::string(rows.text(i, kRtUuid)), nullptr};
+                         std::string(rows.text(i, kRtMessage)),
+                         rows.int64(i, kRtCreatedMs),
+                         std::string(rows.text(i, kRtUuid)),
+                         nullptr,
+                         false,
+                         nullptr};
     ledger_.add_parked(rows.int64(i, kRtId), names, statement, std::move(e));
     if (auto k = parked_keys_.find(scope); k != parked_keys_.end()) k->second.retrying = true;
     ++events;
@@ -870,6 +979,14 @@ void OutboxSource::maybe_load_backfill() {
   b.schema = std::string(r.text(0, kBackfillSchema));
   b.table = std::string(r.text(0, kBackfillTable));
   b.key_column = r.optional_text(0, kBackfillKeyColumn);
+  if (!r.is_null(0, kBackfillKey)) {
+    std::vector<std::string_view> key;
+    split_array(r.text(0, kBackfillKey), key);
+    if (key.size() >= 2) {
+      b.options.emplace();
+      for (std::string_view k : key) b.options->key.emplace_back(k);  // quoted, as members are
+    }
+  }
   std::vector<std::string_view> names;
   if (!r.is_null(0, kBackfillOrderColumns)) split_array(r.text(0, kBackfillOrderColumns), names);
   for (std::string_view n : names) b.order_columns.emplace_back(n);  // JSON strings, quoted
@@ -954,6 +1071,7 @@ void OutboxSource::queue_chunk() {
   row.uuid = chunk.uuid;
   row.statement = "SNAPSHOT";
   if (backfill_->key_column) row.key_column = *backfill_->key_column;
+  if (backfill_->options) row.options = &*backfill_->options;
   row.events = chunk.rows;
   row.data = chunk.data;
   std::vector<BatchEvent> events;
@@ -973,7 +1091,8 @@ void OutboxSource::queue_chunk() {
   out.reserve(events.size());
   for (BatchEvent& e : events) {
     std::string value = envelope_json(e.uuid, e.key, statement, e.data(), created_at);
-    out.push_back({std::move(e.key), std::move(value), created_ms, std::move(e.uuid)});
+    out.push_back(
+        {std::move(e.key), std::move(value), created_ms, std::move(e.uuid), nullptr, false, nullptr});
   }
   rows_queued_ += chunk.rows;
   backfill_->after_key = chunk.last_key;
@@ -1055,6 +1174,7 @@ void OutboxSource::maybe_log_backfill(Clock::time_point now) {
 std::vector<std::string> OutboxSource::list_topics() {
   refuse_if_interrupted("list_topics");
   ensure_session();
+  refresh_routes(true);
   auto rows = guarded("listing topics", [&] { return conn_->exec(kTopicsSql); });
   std::vector<std::string> out;
   for (int i = 0; i < rows.rows(); ++i) {

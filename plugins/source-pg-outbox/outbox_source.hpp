@@ -226,6 +226,18 @@ class OutboxSource : public sdk::Source {
   std::chrono::steady_clock::time_point next_retry_check_{}, next_keys_reload_{};
   sdk::Counter parked_failed_, parked_malformed_, held_, retried_;
 
+  // Capture options (migration 013): the batches' options parsed once per distinct text, and the
+  // topics that tracked tables name for themselves (read again at most once a second).
+  using HeaderList = std::vector<std::pair<std::string, std::string>>;
+  const BatchOptions* batch_options(std::string_view text);
+  std::shared_ptr<const HeaderList> provenance_headers(std::string_view text);
+  void refresh_routes(bool now);
+  bool capture_options_ = false;
+  std::map<std::string, BatchOptions, std::less<>> batch_options_;
+  std::map<std::pair<std::string, std::string>, std::string> routes_;
+  std::set<std::string> refused_routes_;  // warned about once
+  std::chrono::steady_clock::time_point next_routes_at_{};
+
   std::chrono::steady_clock::time_point next_purge_at_{};
   std::map<std::pair<std::string, std::string>, TableNames> tables_;
   std::set<std::string, std::less<>> statements_;

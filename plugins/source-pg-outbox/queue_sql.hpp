@@ -34,7 +34,8 @@ SELECT w.id, w.uuid, w.key_column, w.external_id, w.table_schema, w.table_name, 
        CASE WHEN w.within THEN w.old_data::text END,
        (extract(epoch FROM w.created_at) * 1000000)::int8,
        NOT w.within AS over,
-       %SKIPPED%
+       %SKIPPED%,
+       %OPTIONS%
   FROM (SELECT b.*, sum(b.events) OVER p AS upto,
                (sum(%BYTES%) OVER p <= $6 OR sum(%BYTES%) OVER p = %BYTES%) AS within
           FROM pg2kafka.event_batches b
@@ -49,19 +50,23 @@ SELECT w.id, w.uuid, w.key_column, w.external_id, w.table_schema, w.table_name, 
 // %SKIPPED%: the batch's skipped events (migration 012), or NULL before it.
 constexpr const char* kSkippedColumn = "w.skipped::text";
 constexpr const char* kNoSkippedColumn = "NULL::text";
+// %OPTIONS%: the batch's capture options and provenance headers (migration 013), or NULLs.
+constexpr const char* kOptionsColumns = "w.options::text, w.headers::text";
+constexpr const char* kNoOptionsColumns = "NULL::text, NULL::text";
 constexpr const char* kStoredBytes =
     "(coalesce(pg_column_size(b.data), 0) + coalesce(pg_column_size(b.old_data), 0))";
 
 constexpr const char* kAckDeleteSql = "DELETE FROM pg2kafka.event_batches WHERE id = ANY($1)";
 
-// %SKIPPED%: ", skipped" since migration 012 (the archive keeps which events were skipped).
+// %SKIPPED%: ", skipped" since migration 012 (the archive keeps which events were skipped);
+// %OPTIONS%: ", options, headers" since migration 013.
 constexpr const char* kAckKeepSql = R"sql(
 WITH done AS (DELETE FROM pg2kafka.event_batches WHERE id = ANY($1) RETURNING *)
 INSERT INTO pg2kafka.acknowledged_batches
        (id, uuid, table_schema, table_name, statement, key_column, external_id, events, data,
-        old_data, created_at, txid%SKIPPED%)
+        old_data, created_at, txid%SKIPPED%%OPTIONS%)
 SELECT id, uuid, table_schema, table_name, statement, key_column, external_id, events, data,
-       old_data, created_at, txid%SKIPPED%
+       old_data, created_at, txid%SKIPPED%%OPTIONS%
   FROM done
 ON CONFLICT (id) DO NOTHING)sql";
 
@@ -95,7 +100,22 @@ enum FetchColumn : int {
   kCreatedAtMicros,
   kOverBudget,  // past the page's byte budget: the page ends before this row
   kSkipped,     // the indexes of the batch's skipped events, as an array's text ("{1,4}"), or NULL
+  kOptions,     // capture options (jsonb text), or NULL
+  kHeaders,     // provenance headers (jsonb text: an object of strings), or NULL
 };
+
+// The topics of tracked tables that name their own (capture option "topic", migration 013), and
+// whether tables of another owner name the same topic (then neither is routed: one owner could
+// put events into the stream that another's consumers read as theirs).
+constexpr const char* kRoutesSql = R"sql(
+SELECT n.nspname::text, c.relname::text, t.options ->> 'topic',
+       (SELECT count(DISTINCT c2.relowner)
+          FROM pg2kafka.tracked_tables t2 JOIN pg_class c2 ON c2.oid = t2.relid
+         WHERE t2.options ->> 'topic' = t.options ->> 'topic') > 1
+  FROM pg2kafka.tracked_tables t
+  JOIN pg_class c ON c.oid = t.relid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE t.options ? 'topic')sql";
 
 // Parking (migration 012; sql/README.md "Parked events"). The message is stored as sent, and
 // its uuid, key, statement and created_at are read from it, so a parked event is sent again
@@ -250,7 +270,7 @@ SELECT b.id, n.nspname::text, c.relname::text, ka.attname::text,
        b.last_key::text, b.rows_done, b.rows_estimated,
        CASE WHEN c.oid IS NULL THEN 'its table was dropped'
             WHEN t.relid IS NULL THEN 'its table is no longer tracked' END,
-       b.table_schema, b.table_name
+       b.table_schema, b.table_name, %BACKFILL_OPTIONS%
   FROM pg2kafka.backfills b
   LEFT JOIN pg_class c ON c.oid = b.relid
   LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -278,7 +298,11 @@ enum BackfillColumn : int {
   kBackfillProblem,
   kBackfillSchemaThen,  // the names when it was asked for (the table may be gone)
   kBackfillTableThen,
+  kBackfillKey,  // a composite key's column names (capture option "key", a JSON array), or NULL
 };
+// %BACKFILL_OPTIONS%: the table's composite key since migration 013.
+constexpr const char* kCompositeKeyColumn = "(t.options -> 'key')::text";
+constexpr const char* kNoCompositeKeyColumn = "NULL::text";
 
 // A chunk was delivered: the backfill's progress, absolute (so that a retried acknowledgement
 // records the same), the rate ($5 rows/s) and the seconds left at it ($6), and its end with the

@@ -64,10 +64,11 @@ std::string rfc3339_utc(int64_t epoch_us) {
 
 std::string envelope_json(std::string_view uuid, const std::optional<std::string>& external_id,
                           std::string_view statement, std::optional<std::string_view> data_json,
-                          std::string_view created_at) {
+                          std::string_view created_at,
+                          std::optional<std::string_view> before_json) {
   std::string out;
   out.reserve(96 + uuid.size() + (external_id ? external_id->size() : 4) +
-              (data_json ? data_json->size() : 4));
+              (data_json ? data_json->size() : 4) + (before_json ? before_json->size() + 10 : 0));
   out += "{\"uuid\":";
   sdk::append_json_string(out, uuid);
   out += ",\"external_id\":";
@@ -82,6 +83,10 @@ std::string envelope_json(std::string_view uuid, const std::optional<std::string
     out += *data_json;
   else
     out += "null";
+  if (before_json) {
+    out += ",\"before\":";
+    out += *before_json;
+  }
   out += ",\"created_at\":";
   sdk::append_json_string(out, created_at);
   out += '}';
