@@ -154,3 +154,143 @@ TEST(ExpandBatch, SendsEveryElement_WhenARowDisagreesWithItself_AndSaysHow) {
   ASSERT_EQ(events.size(), 1u);  // row 2 did not change
   EXPECT_EQ(mismatch, "its data holds 2 rows but its old_data 3");
 }
+
+// Capture options (sql/README.md, "Capture options"): the shapes the drainer gives a batch of a
+// table with options.
+namespace {
+using pg2kafka::pg_outbox::BatchOptions;
+using pg2kafka::pg_outbox::key_change_uuid;
+using pg2kafka::pg_outbox::parse_batch_options;
+using pg2kafka::pg_outbox::tombstone_uuid;
+
+std::string data_of(const BatchEvent& e) { return std::string(e.data().value_or("<null>")); }
+}  // namespace
+
+TEST(BatchOptions, ParsesTheDocumentedMembersAndRefusesAnythingElse) {
+  auto o = parse_batch_options(
+      R"({"key": ["tenant", "id"], "mask": true, "before": "full", "delete": "row", "update": "full", "tombstones": true, "key_changes": "delete"})");
+  EXPECT_EQ(o.key, (std::vector<std::string>{"\"tenant\"", "\"id\""}));
+  EXPECT_TRUE(o.full_update);
+  EXPECT_EQ(o.before, BatchOptions::Before::kFull);
+  EXPECT_TRUE(o.delete_rows);
+  EXPECT_TRUE(o.tombstones);
+  EXPECT_TRUE(o.key_change_delete);
+  auto d = parse_batch_options("{}");
+  EXPECT_FALSE(d.full_update || d.delete_rows || d.tombstones || d.key_change_delete);
+  EXPECT_TRUE(d.key.empty());
+  for (const char* bad : {"[]", R"({"update": "most"})", R"({"tombstones": "yes"})",
+                          R"({"key": ["one"]})", R"({"key": [1, 2]})", R"({"topic": "x"})",
+                          R"({"before": true})"})
+    EXPECT_THROW(parse_batch_options(bad), std::invalid_argument) << bad;
+}
+
+TEST(BatchOptions, CompositeKeyIsAJsonArrayOfTheValuesAsText) {
+  auto o = parse_batch_options(R"({"key": ["tenant", "id"]})");
+  BatchRow r = row("INSERT", "tenant", R"([{"tenant": "acme", "id": 42, "v": "x"},
+    {"tenant": "a\"b", "id": null, "v": "y"}])", 2);
+  r.options = &o;
+  auto events = expand_batch(r);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].key, R"(["acme","42"])");
+  EXPECT_EQ(data_of(events[0]), R"({"tenant": "acme", "id": 42, "v": "x"})");
+  EXPECT_EQ(events[1].key, R"(["a\"b",null])");
+  // DELETE with the key only: elements are arrays of the key values, data names them.
+  BatchRow del = row("DELETE", "tenant", R"([["acme", 42], ["b", 7]])", 2);
+  del.options = &o;
+  events = expand_batch(del);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].key, R"(["acme","42"])");
+  EXPECT_EQ(data_of(events[0]), R"({"tenant":"acme","id":42})");
+  EXPECT_EQ(events[1].uuid, event_uuid(kUuid, 1));
+  BatchRow wrong = row("DELETE", "tenant", R"([["acme"]])", 1);
+  wrong.options = &o;
+  EXPECT_THROW(expand_batch(wrong), std::invalid_argument);
+}
+
+TEST(BatchOptions, UpdateImages) {
+  const char* news = R"([{"id": 1, "a": "x2", "b": "same"}, {"id": 2, "a": "y", "b": "z"}])";
+  const char* olds = R"([{"id": 1, "a": "x1", "b": "same"}, {"id": 2, "a": "y", "b": "z"}])";
+  auto check = [&](const char* options, const char* data, std::optional<std::string> before) {
+    auto o = parse_batch_options(options);
+    BatchRow r = row("UPDATE", "id", news, 2);
+    r.old_data = olds;
+    r.options = &o;
+    auto events = expand_batch(r);
+    ASSERT_EQ(events.size(), 1u) << options;  // the unchanged row gives nothing, whatever asked
+    EXPECT_EQ(events[0].key, "1");
+    EXPECT_EQ(data_of(events[0]), data) << options;
+    EXPECT_EQ(events[0].before, before) << options;
+    EXPECT_EQ(events[0].uuid, kUuid);
+  };
+  check(R"({"update": "changed"})", R"({"a": "x2"})", std::nullopt);
+  check(R"({"update": "full"})", R"({"id": 1, "a": "x2", "b": "same"})", std::nullopt);
+  check(R"({"before": "changed"})", R"({"a": "x2"})", R"({"a": "x1"})");
+  check(R"({"update": "full", "before": "full"})", R"({"id": 1, "a": "x2", "b": "same"})",
+        R"({"id": 1, "a": "x1", "b": "same"})");
+}
+
+TEST(BatchOptions, KeyChangesGiveADeleteOfTheOldKeyFirst_WithATombstoneWhenAskedFor) {
+  const char* news = R"([{"id": 2, "a": "x"}, {"id": 5, "a": "new"}])";
+  const char* olds = R"([{"id": 1, "a": "x"}, {"id": 5, "a": "old"}])";
+  auto o = parse_batch_options(R"({"key_changes": "delete", "tombstones": true})");
+  BatchRow r = row("UPDATE", "id", news, 2);
+  r.old_data = olds;
+  r.options = &o;
+  auto events = expand_batch(r);
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[0].statement, "DELETE");
+  EXPECT_EQ(events[0].key, "1");
+  EXPECT_EQ(data_of(events[0]), R"({"id":1})");
+  EXPECT_EQ(events[0].uuid, key_change_uuid(kUuid, 0));
+  EXPECT_TRUE(events[1].tombstone);
+  EXPECT_EQ(events[1].key, "1");
+  EXPECT_EQ(events[1].uuid, tombstone_uuid(kUuid, 0, true));
+  EXPECT_EQ(events[2].statement, "");  // the batch's UPDATE, under the new key
+  EXPECT_EQ(events[2].key, "2");
+  EXPECT_EQ(data_of(events[2]), R"({"id": 2})");
+  EXPECT_EQ(events[3].key, "5");
+  EXPECT_FALSE(events[3].tombstone);
+  // The original behaviour: one UPDATE under the new key.
+  auto plain = parse_batch_options(R"({"tombstones": true})");
+  r.options = &plain;
+  events = expand_batch(r);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].key, "2");
+  // With whole rows for deletes, the old key's DELETE carries the old row.
+  auto rows = parse_batch_options(R"({"key_changes": "delete", "delete": "row"})");
+  r.options = &rows;
+  events = expand_batch(r);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(data_of(events[0]), R"({"id": 1, "a": "x"})");
+}
+
+TEST(BatchOptions, DeletesWithWholeRowsAndTombstones) {
+  auto o = parse_batch_options(R"({"delete": "row", "tombstones": true})");
+  BatchRow r = row("DELETE", "id", R"([{"id": 7, "big": "v"}, {"id": 8, "big": "w"}])", 2);
+  r.options = &o;
+  auto events = expand_batch(r);
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(data_of(events[0]), R"({"id": 7, "big": "v"})");
+  EXPECT_EQ(events[0].key, "7");
+  EXPECT_TRUE(events[1].tombstone);
+  EXPECT_EQ(events[1].key, "7");
+  EXPECT_EQ(events[1].index, 0u);
+  EXPECT_EQ(events[1].uuid, tombstone_uuid(kUuid, 0, false));
+  EXPECT_EQ(events[3].uuid, tombstone_uuid(kUuid, 1, false));
+  std::set<std::string> ids;
+  for (uint32_t i = 0; i < 2000; ++i) {
+    ids.insert(event_uuid(kUuid, i));
+    ids.insert(key_change_uuid(kUuid, i));
+    ids.insert(tombstone_uuid(kUuid, i, false));
+    ids.insert(tombstone_uuid(kUuid, i, true));
+  }
+  EXPECT_EQ(ids.size(), 8000u);
+  // Key-only deletes of a single key, with tombstones.
+  auto t = parse_batch_options(R"({"tombstones": true})");
+  BatchRow k = row("DELETE", "id", "[3]", 1);
+  k.options = &t;
+  events = expand_batch(k);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(data_of(events[0]), R"({"id":3})");
+  EXPECT_TRUE(events[1].tombstone);
+}

@@ -15,7 +15,7 @@ std::vector<EventLedger::Event> events(int n, const std::string& tag) {
   std::vector<EventLedger::Event> out;
   for (int i = 0; i < n; ++i)
     out.push_back({tag + std::to_string(i), "{\"v\":" + std::to_string(i) + "}", 1000 + i,
-                   tag + "-uuid-" + std::to_string(i)});
+                   tag + "-uuid-" + std::to_string(i), nullptr, false, nullptr});
   return out;
 }
 
