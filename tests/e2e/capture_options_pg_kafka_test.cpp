@@ -207,7 +207,9 @@ TEST_P(CaptureOptionsPgKafka, CompositeKeysKeyChangesTombstonesAndRouting) {
     by_key[*m.key].push_back(statement(m));
     partitions[*m.key].insert(m.partition);
     EXPECT_EQ(m.partition, kafka::java_partition(*m.key, 3)) << "partitioned by the whole key";
-    if (m.value) EXPECT_EQ(body(m).at("external_id").as_string(), *m.key);
+    if (m.value) {
+      EXPECT_EQ(body(m).at("external_id").as_string(), *m.key);
+    }
   }
   EXPECT_EQ(by_key[R"(["acme","1"])"], (std::vector<std::string>{"INSERT", "UPDATE"}));
   EXPECT_EQ(by_key[R"(["acme","2"])"], (std::vector<std::string>{"INSERT", "DELETE", "TOMBSTONE"}))
@@ -215,8 +217,9 @@ TEST_P(CaptureOptionsPgKafka, CompositeKeysKeyChangesTombstonesAndRouting) {
   EXPECT_EQ(by_key[R"(["acme","3"])"], (std::vector<std::string>{"UPDATE"}));
   EXPECT_EQ(by_key[R"(["beta","1"])"], (std::vector<std::string>{"INSERT", "DELETE", "TOMBSTONE"}));
   for (const auto& m : messages) {
-    if (m.key == R"(["beta","1"])" && statement(m) == "DELETE")
+    if (m.key == R"(["beta","1"])" && statement(m) == "DELETE") {
       EXPECT_EQ(json::serialize(body(m).at("data")), R"({"tenant":"beta","id":1})");
+    }
   }
   EXPECT_EQ(kafka::partition_count(brokers_, topic("t")), -1) << "nothing went to the default";
 }
