@@ -82,6 +82,7 @@ class EventLedger {
     int64_t batch_id;          // the queue batch (negative: a backfill chunk; 0: a retried one)
     int64_t parked_id;         // > 0: retried from pg2kafka.parked_events
     bool unusable;
+    const Event& event;  // its null value and provenance headers (capture options)
   };
   // Returns true when it kept the event elsewhere (parked it): the ledger then drops it. It may
   // throw, leaving that event and those after it pending.

@@ -260,14 +260,21 @@ void OutboxSource::prepare_session() {
     capture_options_ = installed.migrations >= 13;
     fetch = replace_all(fetch, "%OPTIONS%", capture_options_ ? kOptionsColumns : kNoOptionsColumns);
     if (parking_) {
-      conn_->prepare("p2k_park", kParkSql, {0, 0, 0, kOidInt8, 0});
+      auto extra = [&](std::string sql, const char* values) {
+        sql = replace_all(sql, "%EXTRA_COLUMNS%", capture_options_ ? kParkExtraColumns : "");
+        return replace_all(sql, "%EXTRA_VALUES%", capture_options_ ? values : "");
+      };
+      conn_->prepare("p2k_park", extra(kParkSql, kParkExtraValues), {0, 0, 0, kOidInt8, 0});
       conn_->prepare("p2k_park_malformed", kParkMalformedSql, {kOidInt8, 0});
       conn_->prepare("p2k_repark", kReparkSql, {kOidInt8, 0});
       conn_->prepare("p2k_rehold", kReholdSql, {kOidInt8, 0});
-      conn_->prepare("p2k_hold", kHoldSql, {0, 0, 0, kOidInt8, 0, 16});
+      conn_->prepare("p2k_hold", extra(kHoldSql, kHoldExtraValues), {0, 0, 0, kOidInt8, 0, 16});
       conn_->prepare("p2k_parked_keys", kParkedKeysSql, {});
       conn_->prepare("p2k_retry_requested", kRetryRequestedSql, {});
-      conn_->prepare("p2k_retry_events", kRetryEventsSql, {});
+      conn_->prepare("p2k_retry_events",
+                     replace_all(kRetryEventsSql, "%EXTRA_COLUMNS%",
+                                 capture_options_ ? kRetryExtraColumns : kRetryNoExtraColumns),
+                     {});
     }
     parked_keys_loaded_ = false;
     conn_->prepare("p2k_fetch", fetch,
@@ -444,6 +451,22 @@ std::shared_ptr<const OutboxSource::HeaderList> OutboxSource::provenance_headers
 }
 
 namespace {
+// The provenance headers (pg2kafka.<name>) of a record as parked_events.headers keeps them: an
+// object of <name>: value, or nullopt when there are none.
+std::optional<std::string> headers_object(
+    const std::vector<std::pair<std::string_view, std::string_view>>& headers) {
+  std::string out;
+  for (const auto& [name, value] : headers) {
+    if (name.rfind("pg2kafka.", 0) != 0) continue;
+    out += out.empty() ? "{" : ",";
+    sdk::append_json_string(out, name.substr(9));
+    out += ':';
+    sdk::append_json_string(out, value);
+  }
+  if (out.empty()) return std::nullopt;
+  return out + "}";
+}
+
 // A name from the database as a log line may show it: printable ASCII, at most 100 bytes.
 std::string sanitize_log(std::string_view text) {
   std::string out(text.substr(0, 100));
@@ -719,12 +742,19 @@ bool OutboxSource::hold(const EventLedger::PendingView& e) {
   // Its key has a parked event: it waits behind it, in the same place, in the order read.
   ensure_session();
   guarded("holding an event behind a parked one", [&] {
-    return conn_->exec_prepared(
-        "p2k_hold",
-        {e.names.schema, e.names.table, e.value,
-         e.batch_id > 0 ? std::optional<std::string>(std::to_string(e.batch_id)) : std::nullopt,
-         "held behind event " + k->second.head + ", parked on the same key",
-         k->second.retrying ? "true" : "false"});
+    std::vector<std::optional<std::string>> args = {
+        e.names.schema, e.names.table, e.value,
+        e.batch_id > 0 ? std::optional<std::string>(std::to_string(e.batch_id)) : std::nullopt,
+        "held behind event " + k->second.head + ", parked on the same key",
+        k->second.retrying ? "true" : "false"};
+    if (capture_options_) {
+      std::vector<std::pair<std::string_view, std::string_view>> headers;
+      if (e.event.headers)
+        for (const auto& [name, value] : *e.event.headers) headers.emplace_back(name, value);
+      args.push_back(headers_object(headers));
+      args.push_back(e.event.null_value ? "true" : "false");
+    }
+    return conn_->exec_prepared("p2k_hold", args);
   });
   held_.add();
   return true;
@@ -794,8 +824,15 @@ void OutboxSource::maybe_retry_parked(Clock::time_point now) {
                          rows.int64(i, kRtCreatedMs),
                          std::string(rows.text(i, kRtUuid)),
                          nullptr,
-                         false,
+                         rows.boolean(i, kRtTombstone),
                          nullptr};
+    if (!rows.is_null(i, kRtHeaders)) {
+      try {
+        e.headers = provenance_headers(rows.text(i, kRtHeaders));
+      } catch (const std::invalid_argument&) {
+        // Only a row written by hand: the event goes without them.
+      }
+    }
     ledger_.add_parked(rows.int64(i, kRtId), names, statement, std::move(e));
     if (auto k = parked_keys_.find(scope); k != parked_keys_.end()) k->second.retrying = true;
     ++events;
@@ -837,6 +874,30 @@ void OutboxSource::park(const p2k_record& record, const std::string& error) {
   auto earlier = parked_keys_.find(scope);
   bool held = !f->malformed && (f->parked_id == 0 ? earlier != parked_keys_.end()
                                                   : reparked_this_round_.count(scope) > 0);
+  // A tombstone is parked as the message of a DELETE of its key without data, marked so that a
+  // retry sends it as a null value again; provenance headers are kept with it (migration 013).
+  std::string message(sdk::view(record.value));
+  std::string headers;
+  bool tombstone = record.value.data == nullptr;
+  if (capture_options_) {
+    std::vector<std::pair<std::string_view, std::string_view>> list;
+    for (size_t i = 0; i < record.header_count; ++i)
+      list.emplace_back(sdk::view(record.headers[i].name), sdk::view(record.headers[i].value));
+    if (auto h = headers_object(list)) headers = *h;
+  }
+  if (tombstone) {
+    std::optional<std::string> k;
+    if (key) k = std::string(*key);
+    message = envelope_json(sdk::view(record.id), k, "DELETE", std::nullopt,
+                            rfc3339_utc(record.timestamp_ms * 1000));
+  }
+  auto with_extra = [&](std::vector<std::optional<std::string>> args) {
+    if (capture_options_) {
+      args.push_back(headers.empty() ? std::nullopt : std::optional<std::string>(headers));
+      args.push_back(tombstone ? "true" : "false");
+    }
+    return args;
+  };
   ensure_session();
   guarded("parking an event", [&] {
     if (f->parked_id > 0)
@@ -846,12 +907,12 @@ void OutboxSource::park(const p2k_record& record, const std::string& error) {
       return conn_->exec_prepared("p2k_park_malformed", {std::to_string(f->batch_id), error});
     if (held)
       return conn_->exec_prepared(
-          "p2k_hold",
-          {f->names->schema, f->names->table, std::string(sdk::view(record.value)),
-           std::to_string(f->batch_id), error, earlier->second.retrying ? "true" : "false"});
-    return conn_->exec_prepared(
-        "p2k_park", {f->names->schema, f->names->table, std::string(sdk::view(record.value)),
-                     std::to_string(f->batch_id), error});
+          "p2k_hold", with_extra({f->names->schema, f->names->table, message,
+                                  std::to_string(f->batch_id), error,
+                                  earlier->second.retrying ? "true" : "false"}));
+    return conn_->exec_prepared("p2k_park",
+                                with_extra({f->names->schema, f->names->table, message,
+                                            std::to_string(f->batch_id), error}));
   });
   f->parked = true;
   (f->malformed ? parked_malformed_ : held ? held_ : parked_failed_).add();

@@ -125,9 +125,9 @@ SELECT n.nspname::text, c.relname::text, t.options ->> 'topic',
 constexpr const char* kParkSql = R"sql(
 INSERT INTO pg2kafka.parked_events
        (uuid, table_schema, table_name, statement, external_id, message, created_at, batch_id,
-        reason, error, attempts)
+        reason, error, attempts%EXTRA_COLUMNS%)
 SELECT (m ->> 'uuid')::uuid, $1, $2, m ->> 'statement', m ->> 'external_id', m,
-       (m ->> 'created_at')::timestamptz, $4, 'failed', $5, 1
+       (m ->> 'created_at')::timestamptz, $4, 'failed', $5, 1%EXTRA_VALUES%
   FROM (SELECT $3::json AS m) x
 ON CONFLICT (uuid) DO UPDATE
    SET reason = 'failed', error = EXCLUDED.error, last_error_at = now(),
@@ -174,11 +174,11 @@ UPDATE pg2kafka.parked_events
 constexpr const char* kHoldSql = R"sql(
 INSERT INTO pg2kafka.parked_events
        (uuid, table_schema, table_name, statement, external_id, message, created_at, batch_id,
-        reason, error, attempts, retry_requested_at, retry_requested_by)
+        reason, error, attempts, retry_requested_at, retry_requested_by%EXTRA_COLUMNS%)
 SELECT (m ->> 'uuid')::uuid, $1, $2, m ->> 'statement', m ->> 'external_id', m,
        (m ->> 'created_at')::timestamptz, $4, 'held', $5, 0,
        CASE WHEN q.joins THEN now() END,
-       CASE WHEN q.joins THEN 'pg2kafka (held while its key was retried)' END
+       CASE WHEN q.joins THEN 'pg2kafka (held while its key was retried)' END%EXTRA_VALUES%
   FROM (SELECT $3::json AS m) x,
        LATERAL (SELECT $6 OR EXISTS (
                   SELECT FROM pg2kafka.parked_events r
@@ -211,7 +211,8 @@ constexpr const char* kRetryRequestedSql =
 constexpr const char* kRetryEventsSql = P2K_RETRY_HEADS_SQL R"sql(
 SELECT p.id, p.table_schema, p.table_name, p.external_id, p.message::text, p.reason,
        p.retry_requested_at IS NOT NULL OR p.reason = 'held',
-       floor(extract(epoch FROM p.created_at) * 1000)::int8, p.statement, p.uuid::text
+       floor(extract(epoch FROM p.created_at) * 1000)::int8, p.statement, p.uuid::text,
+       %EXTRA_COLUMNS%
   FROM pg2kafka.parked_events p
   JOIN heads h ON h.due AND h.table_schema = p.table_schema AND h.table_name = p.table_name
               AND h.external_id IS NOT DISTINCT FROM p.external_id
@@ -230,7 +231,17 @@ enum RetryColumn : int {
   kRtCreatedMs,
   kRtStatement,
   kRtUuid,
+  kRtHeaders,    // the record's provenance headers (migration 013), or NULL
+  kRtTombstone,  // a tombstone: sent with a null value
 };
+// Parking records of tables with capture options (migration 013): their provenance headers
+// (NULLIF(..., '')) and whether they are tombstones, given after the statement's own arguments
+// ($6, $7 for kParkSql; $7, $8 for kHoldSql).
+constexpr const char* kParkExtraColumns = ", headers, tombstone";
+constexpr const char* kParkExtraValues = ", NULLIF($6, '')::jsonb, $7::bool";
+constexpr const char* kHoldExtraValues = ", NULLIF($7, '')::jsonb, $8::bool";
+constexpr const char* kRetryExtraColumns = "p.headers::text, p.tombstone";
+constexpr const char* kRetryNoExtraColumns = "NULL::text, false";
 
 // A window's snapshot and, read in that same snapshot, the largest id: every event visible in
 // the snapshot is at or below it. (One statement: one round trip per window.)
