@@ -41,7 +41,8 @@ std::unique_ptr<sdk::RecordBatch> EventLedger::take(size_t limit, const HoldChec
     bool held = false;
     if (hold) {
       try {
-        held = hold({*p.names, p.event.key, p.event.value, p.batch_id, p.parked_id, malformed, p.event});
+        held = hold(
+            {*p.names, p.event.key, p.event.value, p.batch_id, p.parked_id, malformed, p.event});
       } catch (...) {
         if (batch->empty()) throw;
         break;  // what was taken goes out; this event is offered again next time

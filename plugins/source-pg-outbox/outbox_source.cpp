@@ -407,10 +407,9 @@ const TableNames& OutboxSource::names_for(const std::string& schema, const std::
   if (it == tables_.end()) {
     auto route = routes_.find(key);
     it = tables_
-             .emplace(key, TableNames{route != routes_.end()
-                                          ? route->second
-                                          : topic_name(config_.topic_namespace, database_, schema,
-                                                       table),
+             .emplace(key, TableNames{route != routes_.end() ? route->second
+                                                             : topic_name(config_.topic_namespace,
+                                                                          database_, schema, table),
                                       schema + "." + table, schema, table})
              .first;
   }
@@ -703,8 +702,9 @@ void OutboxSource::add_malformed(int64_t id, const BatchRow& row, const std::str
   value += "}";
   std::optional<std::string> key;
   if (row.external_id) key = std::string(*row.external_id);
-  EventLedger::Event e{std::move(key), std::move(value), created_us / 1000,
-                       std::string(row.uuid), nullptr, false, nullptr};
+  EventLedger::Event e{
+      std::move(key), std::move(value), created_us / 1000, std::string(row.uuid), nullptr,
+      false,          nullptr};
   auto statement = statements_.emplace(row.statement).first;
   ledger_.add_unusable(id, names_for(schema, table), *statement, std::move(e), std::move(why));
 }
@@ -743,7 +743,9 @@ bool OutboxSource::hold(const EventLedger::PendingView& e) {
   ensure_session();
   guarded("holding an event behind a parked one", [&] {
     std::vector<std::optional<std::string>> args = {
-        e.names.schema, e.names.table, e.value,
+        e.names.schema,
+        e.names.table,
+        e.value,
         e.batch_id > 0 ? std::optional<std::string>(std::to_string(e.batch_id)) : std::nullopt,
         "held behind event " + k->second.head + ", parked on the same key",
         k->second.retrying ? "true" : "false"};
@@ -907,12 +909,11 @@ void OutboxSource::park(const p2k_record& record, const std::string& error) {
       return conn_->exec_prepared("p2k_park_malformed", {std::to_string(f->batch_id), error});
     if (held)
       return conn_->exec_prepared(
-          "p2k_hold", with_extra({f->names->schema, f->names->table, message,
-                                  std::to_string(f->batch_id), error,
-                                  earlier->second.retrying ? "true" : "false"}));
-    return conn_->exec_prepared("p2k_park",
-                                with_extra({f->names->schema, f->names->table, message,
-                                            std::to_string(f->batch_id), error}));
+          "p2k_hold",
+          with_extra({f->names->schema, f->names->table, message, std::to_string(f->batch_id),
+                      error, earlier->second.retrying ? "true" : "false"}));
+    return conn_->exec_prepared("p2k_park", with_extra({f->names->schema, f->names->table, message,
+                                                        std::to_string(f->batch_id), error}));
   });
   f->parked = true;
   (f->malformed ? parked_malformed_ : held ? held_ : parked_failed_).add();
@@ -1152,8 +1153,8 @@ void OutboxSource::queue_chunk() {
   out.reserve(events.size());
   for (BatchEvent& e : events) {
     std::string value = envelope_json(e.uuid, e.key, statement, e.data(), created_at);
-    out.push_back(
-        {std::move(e.key), std::move(value), created_ms, std::move(e.uuid), nullptr, false, nullptr});
+    out.push_back({std::move(e.key), std::move(value), created_ms, std::move(e.uuid), nullptr,
+                   false, nullptr});
   }
   rows_queued_ += chunk.rows;
   backfill_->after_key = chunk.last_key;

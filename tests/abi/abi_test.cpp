@@ -419,3 +419,50 @@ TEST(AbiGrowth, BadMetricSamplesAreDroppedAndValidOnesKept) {
   EXPECT_EQ(health->status, P2K_RETRY);
   EXPECT_EQ(health->message, "not today: the destination is down");
 }
+
+// Null values (ABI 1.5, plugin.h p2k_record.value): a sink of 1.5 gets them (the stdout sink
+// prints null, not ""); a sink built for an older minor never does: such a record is one it
+// cannot be given, so the pipeline stops on it, or parks it and goes on.
+TEST(AbiGrowth, ANullValueReachesOnlySinksOf1_5_AnOlderSinkStopsOrParksIt) {
+  auto plugins = p2k_test::ctest_env("P2K_TEST_PLUGIN_DIR");
+  p2k_test::TempDir dir;
+  auto to_stdout = dir.write("stdout.json", R"({"source": {"plugin": "test-sequence",
+      "options": {"count": 3, "null_value_at": 2}},
+    "sink": {"plugin": "stdout", "options": {}}})");
+  auto printed =
+      p2k_test::run_pg2kafka({"run", "--once", "--config", to_stdout, "--plugin-dir", plugins});
+  ASSERT_EQ(printed.exit_code, 0) << printed.err;
+  auto lines = p2k_test::lines(printed.out);
+  ASSERT_EQ(lines.size(), 3u) << printed.out;
+  EXPECT_NE(lines[1].find("\"value\":null"), std::string::npos) << lines[1];
+  EXPECT_EQ(lines[0].find("\"value\":null"), std::string::npos) << lines[0];
+
+  std::string old_sink = std::string(ABI10_PLUGIN_DIR) + "/pg2kafka-sink-abi10.so";
+  std::string out = (dir.path() / "delivered.log").string();
+  std::string parks = (dir.path() / "parked.log").string();
+  auto config = [&](const std::string& policy) {
+    return dir.write(policy + ".json", R"({"source": {"plugin": "test-sequence",
+      "options": {"count": 5, "keys": 5, "null_value_at": 3, "park_log": ")" +
+                                           parks + R"("}},
+    "sink": {"plugin": ")" + old_sink + R"(", "options": {"output_file": ")" +
+                                           out + R"("}},
+    "pipeline": {"on_permanent_failure": ")" +
+                                           policy + R"("}})");
+  };
+  auto stopped = p2k_test::run_pg2kafka(
+      {"run", "--once", "--config", config("stop"), "--plugin-dir", plugins});
+  EXPECT_EQ(stopped.exit_code, 4) << stopped.err;
+  EXPECT_NE(stopped.err.find("null value (a tombstone)"), std::string::npos) << stopped.err;
+  EXPECT_EQ(p2k_test::read_file(out).find("deliver 3"), std::string::npos);
+
+  std::filesystem::remove(out);
+  auto parked = p2k_test::run_pg2kafka(
+      {"run", "--once", "--config", config("park"), "--plugin-dir", plugins});
+  ASSERT_EQ(parked.exit_code, 0) << parked.err;
+  auto delivered = p2k_test::lines(p2k_test::read_file(out));
+  EXPECT_EQ(delivered,
+            (std::vector<std::string>{"deliver 1", "deliver 2", "deliver 4", "deliver 5"}));
+  auto park_lines = p2k_test::lines(p2k_test::read_file(parks));
+  ASSERT_EQ(park_lines.size(), 1u);
+  EXPECT_NE(park_lines[0].find("evt-3"), std::string::npos) << park_lines[0];
+}

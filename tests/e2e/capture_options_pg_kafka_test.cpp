@@ -104,9 +104,10 @@ TEST_P(CaptureOptionsPgKafka, SelectionMaskingRedactionAndProvenance) {
          "')");
   EXPECT_EQ(s.value("SELECT options ->> 'mask' FROM pg2kafka.tracked_tables"), R"(["ssn"])")
       << "the options are visible in the registry";
-  s.exec("BEGIN; SET LOCAL pg2kafka.actor = 'alice'; SET LOCAL pg2kafka.request_id = 'req-7';"
-         "INSERT INTO t VALUES (2, 'a@x', 'h1', '111-22-3333', 'secret note'),"
-         "                     (150, 'b@x', 'h2', '999-88-7777', NULL); COMMIT");
+  s.exec(
+      "BEGIN; SET LOCAL pg2kafka.actor = 'alice'; SET LOCAL pg2kafka.request_id = 'req-7';"
+      "INSERT INTO t VALUES (2, 'a@x', 'h1', '111-22-3333', 'secret note'),"
+      "                     (150, 'b@x', 'h2', '999-88-7777', NULL); COMMIT");
   s.exec("UPDATE t SET password_hash = 'h3' WHERE id = 2");  // only excluded: nothing sent
   s.exec("UPDATE t SET email = 'new@x', notes = 'another secret' WHERE id = 2");
   s.exec("DELETE FROM t WHERE id = 150");

@@ -163,7 +163,9 @@ using pg2kafka::pg_outbox::key_change_uuid;
 using pg2kafka::pg_outbox::parse_batch_options;
 using pg2kafka::pg_outbox::tombstone_uuid;
 
-std::string data_of(const BatchEvent& e) { return std::string(e.data().value_or("<null>")); }
+std::string data_of(const BatchEvent& e) {
+  return std::string(e.data().value_or("<null>"));
+}
 }  // namespace
 
 TEST(BatchOptions, ParsesTheDocumentedMembersAndRefusesAnythingElse) {
@@ -178,16 +180,17 @@ TEST(BatchOptions, ParsesTheDocumentedMembersAndRefusesAnythingElse) {
   auto d = parse_batch_options("{}");
   EXPECT_FALSE(d.full_update || d.delete_rows || d.tombstones || d.key_change_delete);
   EXPECT_TRUE(d.key.empty());
-  for (const char* bad : {"[]", R"({"update": "most"})", R"({"tombstones": "yes"})",
-                          R"({"key": ["one"]})", R"({"key": [1, 2]})", R"({"topic": "x"})",
-                          R"({"before": true})"})
+  for (const char* bad :
+       {"[]", R"({"update": "most"})", R"({"tombstones": "yes"})", R"({"key": ["one"]})",
+        R"({"key": [1, 2]})", R"({"topic": "x"})", R"({"before": true})"})
     EXPECT_THROW(parse_batch_options(bad), std::invalid_argument) << bad;
 }
 
 TEST(BatchOptions, CompositeKeyIsAJsonArrayOfTheValuesAsText) {
   auto o = parse_batch_options(R"({"key": ["tenant", "id"]})");
   BatchRow r = row("INSERT", "tenant", R"([{"tenant": "acme", "id": 42, "v": "x"},
-    {"tenant": "a\"b", "id": null, "v": "y"}])", 2);
+    {"tenant": "a\"b", "id": null, "v": "y"}])",
+                   2);
   r.options = &o;
   auto events = expand_batch(r);
   ASSERT_EQ(events.size(), 2u);

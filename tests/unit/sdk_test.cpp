@@ -373,3 +373,48 @@ TEST(SdkUnusable, AHostOf1_4GetsTheMarks_AnOlderHostAFailedPoll) {
   EXPECT_EQ(old.unusable, nullptr) << "a field the host does not know is never written";
   Tramp::destroy(instance);
 }
+
+namespace {
+// A source whose second record has a null value (plugin.h, p2k_record.value, since 1.5).
+class NullSecond : public pg2kafka::sdk::Source {
+ public:
+  NullSecond(pg2kafka::sdk::Host, const pg2kafka::sdk::Options&) {}
+  std::unique_ptr<pg2kafka::sdk::RecordBatch> poll(size_t, std::chrono::milliseconds) override {
+    auto b = std::make_unique<pg2kafka::sdk::RecordBatch>();
+    b->add(1, "t", "k", "", 0, "id-1");
+    b->add_null_value(2, "t", "k", 0, "id-2", {{"statement", "DELETE"}});
+    return b;
+  }
+  void ack(uint64_t) override {}
+};
+}  // namespace
+
+TEST(SdkNullValues, AHostOf1_5GetsANullValue_DistinctFromEmpty_AnOlderHostAFailedPoll) {
+  using Tramp = pg2kafka::sdk::detail::SourceTrampolines<NullSecond>;
+  for (uint32_t minor : {5u, 4u}) {
+    p2k_host host{};
+    host.struct_size = sizeof host;
+    host.abi_major = 1;
+    host.abi_minor = minor;
+    void* instance = nullptr;
+    char err[512] = {0};
+    ASSERT_EQ(Tramp::create(&host, nullptr, 0, &instance, err, sizeof err), P2K_OK) << err;
+    p2k_batch batch{sizeof(p2k_batch), nullptr, 0, nullptr, nullptr};
+    if (minor == 5) {
+      ASSERT_EQ(Tramp::poll(instance, 10, 0, &batch, err, sizeof err), P2K_OK) << err;
+      ASSERT_EQ(batch.count, 2u);
+      EXPECT_NE(batch.records[0].value.data, nullptr) << "an empty value is not a null one";
+      EXPECT_EQ(batch.records[0].value.size, 0u);
+      EXPECT_EQ(batch.records[1].value.data, nullptr);
+      EXPECT_EQ(batch.records[1].value.size, 0u);
+      ASSERT_EQ(batch.records[1].header_count, 1u);
+      EXPECT_EQ(pg2kafka::sdk::view(batch.records[1].headers[0].value), "DELETE");
+      Tramp::release(instance, batch.handle);
+    } else {
+      EXPECT_EQ(Tramp::poll(instance, 10, 0, &batch, err, sizeof err), P2K_FATAL);
+      EXPECT_NE(std::string(err).find("ABI 1.4"), std::string::npos) << err;
+      EXPECT_EQ(batch.count, 0u);
+    }
+    Tramp::destroy(instance);
+  }
+}

@@ -273,8 +273,8 @@ typedef struct p2k_record {
   /* Position assigned by the source: strictly increasing in the order poll returns records,
    * unique for the life of the source instance. The host acknowledges by position. */
   uint64_t position;
-  p2k_slice topic;      /* destination topic (or stream, file...): never absent */
-  p2k_slice key;        /* partitioning key; data == NULL for a null key */
+  p2k_slice topic; /* destination topic (or stream, file...): never absent */
+  p2k_slice key;   /* partitioning key; data == NULL for a null key */
   /* The message body; may be empty. Since 1.5 it may be absent (data == NULL): a null value,
    * a tombstone for Kafka's log compaction. A sink of 1.5 or later writes it as a null value
    * (or says why it cannot, as a permanent failure of that record); before 1.5 it was never

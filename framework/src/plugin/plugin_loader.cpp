@@ -22,10 +22,12 @@ constexpr size_t kSinkOpsV1Size = P2K_SINK_OPS_SIZE_1_0;
 constexpr size_t kOptionV1Size = P2K_OPTION_SIZE_1_0;
 
 // The option flags each minor defines (index: minor).
-constexpr uint32_t kOptionFlags[] = {
-    P2K_OPT_REQUIRED, P2K_OPT_REQUIRED | P2K_OPT_IS_SECRET, P2K_OPT_REQUIRED | P2K_OPT_IS_SECRET,
-    P2K_OPT_REQUIRED | P2K_OPT_IS_SECRET, P2K_OPT_REQUIRED | P2K_OPT_IS_SECRET,
-    P2K_OPT_REQUIRED | P2K_OPT_IS_SECRET};
+constexpr uint32_t kOptionFlags[] = {P2K_OPT_REQUIRED,
+                                     P2K_OPT_REQUIRED | P2K_OPT_IS_SECRET,
+                                     P2K_OPT_REQUIRED | P2K_OPT_IS_SECRET,
+                                     P2K_OPT_REQUIRED | P2K_OPT_IS_SECRET,
+                                     P2K_OPT_REQUIRED | P2K_OPT_IS_SECRET,
+                                     P2K_OPT_REQUIRED | P2K_OPT_IS_SECRET};
 static_assert(std::size(kOptionFlags) == P2K_ABI_MINOR + 1, "a flag table entry per minor");
 
 std::string version_text(uint32_t major, uint32_t minor) {

@@ -36,6 +36,7 @@ class SequenceSource : public sdk::Source {
         status_problem_(o.find("status_problem").value_or("")),
         park_log_(o.find("park_log").value_or("")),
         unusable_at_(o.has("unusable_at") ? o.integer("unusable_at") : 0),
+        null_value_at_(o.has("null_value_at") ? o.integer("null_value_at") : 0),
         park_retries_(o.has("park_retries") ? o.integer("park_retries") : 0) {
     if (o.boolean("throw_in_create")) throw std::runtime_error("test-sequence was told to throw");
     if (keys_ < 1) throw sdk::ConfigError("keys", "must be at least 1");
@@ -92,8 +93,12 @@ class SequenceSource : public sdk::Source {
       std::string value = "{\"seq\":" + std::to_string(i) + ",\"key\":\"" + key + "\"";
       if (value_size_ > 0) value += ",\"pad\":\"" + std::string(value_size_, 'x') + "\"";
       value += "}";
-      batch->add(i, topic_, key, value, 1700000000000 + static_cast<int64_t>(i),
-                 "evt-" + std::to_string(i), {{"test", "yes"}});
+      if (i == static_cast<uint64_t>(null_value_at_))
+        batch->add_null_value(i, topic_, key, 1700000000000 + static_cast<int64_t>(i),
+                              "evt-" + std::to_string(i), {{"test", "yes"}});
+      else
+        batch->add(i, topic_, key, value, 1700000000000 + static_cast<int64_t>(i),
+                   "evt-" + std::to_string(i), {{"test", "yes"}});
       if (i == static_cast<uint64_t>(unusable_at_))
         batch->mark_last_unusable("test-sequence: record " + std::to_string(i) + " is unusable");
       emitted_.add();
@@ -175,7 +180,7 @@ class SequenceSource : public sdk::Source {
   bool unready_;
   std::string status_problem_;
   std::string park_log_;
-  int64_t unusable_at_, park_retries_;
+  int64_t unusable_at_, null_value_at_, park_retries_;
   sdk::Counter emitted_;
   struct AckedGauge {
     sdk::Gauge gauge;
@@ -206,6 +211,8 @@ const p2k_option kOptions[] = {
            "File to which every park call appends a line; without it parking fails."),
     option("unusable_at", P2K_OPT_INT, "0", "Position marked unusable (0: none)."),
     option("park_retries", P2K_OPT_INT, "0", "The first N park calls fail transiently."),
+    option("null_value_at", P2K_OPT_INT, "0",
+           "Position given a null value, a tombstone (0: none)."),
     option("throw_in_create", P2K_OPT_BOOL, "false", "Throw from the constructor."),
     option("throw_in_close", P2K_OPT_BOOL, "false", "Throw from close()."),
     option("block_poll_at", P2K_OPT_INT, "0",
