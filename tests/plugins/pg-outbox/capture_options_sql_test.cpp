@@ -23,13 +23,13 @@ const std::string kRfc4231Mac = "5bdcc146bf60754e6a042426089575c75a003f089d27398
 // of `table`, in queue order.
 std::vector<std::string> queued(Session& s, const std::string& table) {
   std::vector<std::string> out;
-  for (const auto& r : s.rows(
-           "SELECT statement, coalesce(data::text, '-'), coalesce(old_data::text, '-'), "
-           "coalesce(options::text, '-'), "
-           "coalesce((SELECT string_agg(k, ',' ORDER BY k) FROM jsonb_object_keys(headers) k) "
-           "         || coalesce(' actor=' || (headers ->> 'actor'), ''), '-') "
-           "FROM pg2kafka.event_batches WHERE table_name = '" +
-           table + "' ORDER BY id"))
+  for (const auto& r :
+       s.rows("SELECT statement, coalesce(data::text, '-'), coalesce(old_data::text, '-'), "
+              "coalesce(options::text, '-'), "
+              "coalesce((SELECT string_agg(k, ',' ORDER BY k) FROM jsonb_object_keys(headers) k) "
+              "         || coalesce(' actor=' || (headers ->> 'actor'), ''), '-') "
+              "FROM pg2kafka.event_batches WHERE table_name = '" +
+              table + "' ORDER BY id"))
     out.push_back(*r[0] + " " + *r[1] + " | " + *r[2] + " | " + *r[3] + " | " + *r[4]);
   return out;
 }
@@ -37,9 +37,8 @@ std::vector<std::string> queued(Session& s, const std::string& table) {
 // The HMAC-SHA-256 (hex) of `text` with the database's current secret, computed here the long way
 // (the test's own pgcrypto-free implementation of RFC 2104 over sha256).
 std::string hmac(Session& s, const std::string& text) {
-  return s.value(
-      "SELECT encode(sha256(m.outer_key || sha256(m.inner_key || convert_to('" + text +
-      "', 'UTF8'))), 'hex') FROM pg2kafka.mask_secret m");
+  return s.value("SELECT encode(sha256(m.outer_key || sha256(m.inner_key || convert_to('" + text +
+                 "', 'UTF8'))), 'hex') FROM pg2kafka.mask_secret m");
 }
 
 std::string triggers_of(Session& s, const std::string& table) {
@@ -69,21 +68,24 @@ TEST(CaptureOptionsSql, StatementMode_EachOptionAloneAndCombined_StoresFilteredR
             "t");
   EXPECT_EQ(s.value("SELECT options::text FROM pg2kafka.tracked_tables"),
             R"({"mask": ["name"], "redact": ["pw"], "exclude": ["secret"]})");
-  s.exec("INSERT INTO t VALUES (1, '" + kRfc4231Message + "', 's', 'p', 1.50), (2, NULL, 's', 'p', 2)");
+  s.exec("INSERT INTO t VALUES (1, '" + kRfc4231Message +
+         "', 's', 'p', 1.50), (2, NULL, 's', 'p', 2)");
   s.exec("UPDATE t SET secret = 'changed'");  // only an excluded column: nothing to send
   s.exec("UPDATE t SET n = 3 WHERE id = 1");
   s.exec("DELETE FROM t WHERE id = 2");
   s.exec("TRUNCATE t");
   const std::string m = "\"" + kRfc4231Mac + "\"";
-  EXPECT_EQ(queued(s, "t"),
-            (std::vector<std::string>{
-                "INSERT [{\"id\":1,\"name\":" + m + ",\"pw\":null,\"n\":1.50}, "
-                "{\"id\":2,\"name\":null,\"pw\":null,\"n\":2}] | - | {\"mask\": true} | -",
-                "UPDATE [{\"id\":1,\"name\":" + m + ",\"pw\":null,\"n\":3}] | [{\"id\":1,\"name\":" +
-                    m + ",\"pw\":null,\"n\":1.50}] | {\"mask\": true} | -",
-                "DELETE [2] | - | {\"mask\": true} | -",
-                "TRUNCATE - | - | {\"mask\": true} | -",
-            }));
+  EXPECT_EQ(
+      queued(s, "t"),
+      (std::vector<std::string>{
+          "INSERT [{\"id\":1,\"name\":" + m +
+              ",\"pw\":null,\"n\":1.50}, "
+              "{\"id\":2,\"name\":null,\"pw\":null,\"n\":2}] | - | {\"mask\": true} | -",
+          "UPDATE [{\"id\":1,\"name\":" + m + ",\"pw\":null,\"n\":3}] | [{\"id\":1,\"name\":" + m +
+              ",\"pw\":null,\"n\":1.50}] | {\"mask\": true} | -",
+          "DELETE [2] | - | {\"mask\": true} | -",
+          "TRUNCATE - | - | {\"mask\": true} | -",
+      }));
 
   // Masks are stable across statements, and change with the secret.
   s.exec("TRUNCATE pg2kafka.event_batches");
@@ -92,8 +94,9 @@ TEST(CaptureOptionsSql, StatementMode_EachOptionAloneAndCombined_StoresFilteredR
   s.exec("UPDATE pg2kafka.mask_secret SET secret = DEFAULT");
   EXPECT_EQ(s.value("SELECT length(secret) FROM pg2kafka.mask_secret"), "32");
   s.exec("INSERT INTO t VALUES (4, '" + kRfc4231Message + "', 's', 'p', 1)");
-  std::string rotated = s.value("SELECT data -> 0 ->> 'name' FROM pg2kafka.event_batches "
-                                "ORDER BY id DESC LIMIT 1");
+  std::string rotated = s.value(
+      "SELECT data -> 0 ->> 'name' FROM pg2kafka.event_batches "
+      "ORDER BY id DESC LIMIT 1");
   EXPECT_NE(rotated, kRfc4231Mac);
   EXPECT_EQ(rotated, hmac(s, kRfc4231Message));
   EXPECT_EQ(rotated.size(), 64u);
@@ -103,18 +106,18 @@ TEST(CaptureOptionsSql, StatementMode_EachOptionAloneAndCombined_StoresFilteredR
   s.exec("SELECT pg2kafka.setup('u', 'id', '{\"include\": [\"id\", \"b\"]}')");
   s.exec("INSERT INTO u VALUES (1, 'a', 'b')");
   s.exec("UPDATE u SET a = 'x'");  // not included: nothing
-  EXPECT_TRUE(s.value("SELECT pg2kafka.configure('u', '{\"include\": null, \"topic\": \"x.y\"}')") ==
-              "t");
+  EXPECT_TRUE(
+      s.value("SELECT pg2kafka.configure('u', '{\"include\": null, \"topic\": \"x.y\"}')") == "t");
   s.exec("ALTER TABLE u ADD COLUMN c int");
   s.exec("UPDATE u SET a = 'y'");
-  EXPECT_EQ(queued(s, "u"),
-            (std::vector<std::string>{
-                "INSERT [{\"id\":1,\"b\":\"b\"}] | - | {} | -",
-                "UPDATE [{\"id\":1,\"a\":\"y\",\"b\":\"b\",\"c\":null}] | "
-                "[{\"id\":1,\"a\":\"x\",\"b\":\"b\",\"c\":null}] | {} | -",
-            }));
-  EXPECT_EQ(s.value("SELECT options::text FROM pg2kafka.tracked_tables WHERE relid = 'u'::regclass"),
-            R"({"topic": "x.y"})");
+  EXPECT_EQ(queued(s, "u"), (std::vector<std::string>{
+                                "INSERT [{\"id\":1,\"b\":\"b\"}] | - | {} | -",
+                                "UPDATE [{\"id\":1,\"a\":\"y\",\"b\":\"b\",\"c\":null}] | "
+                                "[{\"id\":1,\"a\":\"x\",\"b\":\"b\",\"c\":null}] | {} | -",
+                            }));
+  EXPECT_EQ(
+      s.value("SELECT options::text FROM pg2kafka.tracked_tables WHERE relid = 'u'::regclass"),
+      R"({"topic": "x.y"})");
   // A table whose options are all reset gets the plain triggers back (3 arguments).
   EXPECT_EQ(s.value("SELECT pg2kafka.configure('u', '{\"topic\": null}')"), "t");
   EXPECT_EQ(s.scalar("SELECT options FROM pg2kafka.tracked_tables WHERE relid = 'u'::regclass"),
@@ -145,12 +148,12 @@ TEST(CaptureOptionsSql, RowMode_UpdateOfExcludedColumnsOnlyQueuesNothing_DeleteR
   const std::string o =
       R"({"before": "changed", "delete": "row", "update": "full", "tombstones": true, )"
       R"("key_changes": "delete"})";
-  EXPECT_EQ(queued(s, "t"), (std::vector<std::string>{
-                                "INSERT [{\"id\":1,\"v\":\"v\"}] | - | " + o + " | -",
-                                "UPDATE [{\"id\":1,\"v\":\"w\"}] | [{\"id\":1,\"v\":\"v\"}] | " + o +
-                                    " | -",
-                                "DELETE [{\"id\":1,\"v\":\"w\"}] | - | " + o + " | -",
-                            }));
+  EXPECT_EQ(queued(s, "t"),
+            (std::vector<std::string>{
+                "INSERT [{\"id\":1,\"v\":\"v\"}] | - | " + o + " | -",
+                "UPDATE [{\"id\":1,\"v\":\"w\"}] | [{\"id\":1,\"v\":\"v\"}] | " + o + " | -",
+                "DELETE [{\"id\":1,\"v\":\"w\"}] | - | " + o + " | -",
+            }));
   EXPECT_EQ(s.scalar("SELECT pg2kafka.tracking_problem('t')"), std::nullopt);
   // configure keeps the renamed column excluded (the registry follows it by attnum).
   EXPECT_EQ(s.value("SELECT pg2kafka.configure('t', '{\"delete\": null}')"), "t");
@@ -168,8 +171,7 @@ TEST(CaptureOptionsSql, StatementMode_ExcludedOnlyUpdateQueuesNothing_DeleteRowK
   TestDatabase db;
   auto& s = db.sql();
   s.exec("CREATE TABLE t (id int PRIMARY KEY, secret text, big text)");
-  s.exec(
-      "SELECT pg2kafka.setup('t', 'id', '{\"exclude\": [\"secret\"], \"delete\": \"row\"}')");
+  s.exec("SELECT pg2kafka.setup('t', 'id', '{\"exclude\": [\"secret\"], \"delete\": \"row\"}')");
   s.exec("INSERT INTO t SELECT g, 's', 'b' FROM generate_series(1, 3) g");
   s.exec("UPDATE t SET secret = 'x'");
   EXPECT_EQ(s.value("SELECT string_agg(statement, ',' ORDER BY id) FROM pg2kafka.event_batches"),
@@ -200,8 +202,9 @@ TEST(CaptureOptionsSql, Partitioned_ThroughTheRootAndStraightToAPartition_Compos
   EXPECT_EQ(s.value("SELECT pg2kafka.setup('p', NULL, '{\"key\": [\"tenant\", \"id\"], "
                     "\"exclude\": [\"secret\"], \"redact\": [\"v\"]}')"),
             "t");
-  EXPECT_EQ(s.value("SELECT key_column || ' ' || option_columns::text FROM pg2kafka.tracked_tables"),
-            R"(tenant {"key": [1, 2], "redact": [4], "exclude": [3]})");
+  EXPECT_EQ(
+      s.value("SELECT key_column || ' ' || option_columns::text FROM pg2kafka.tracked_tables"),
+      R"(tenant {"key": [1, 2], "redact": [4], "exclude": [3]})");
   s.exec("INSERT INTO p VALUES ('acme', 42, 's', 'x'), ('beta', 1, 's', 'y')");
   s.exec("INSERT INTO p_b VALUES ('y2', 's', 2, 'beta')");
   s.exec("UPDATE p_b SET secret = 'q'");  // excluded only: nothing
@@ -235,9 +238,9 @@ TEST(CaptureOptionsSql, Snapshots_SetupCopiesAMaskedTable_TheReaderAppliesSelect
   s.exec("CREATE TABLE c (k text, name text, secret text)");
   s.exec("INSERT INTO c VALUES ('a', '" + kRfc4231Message + "', 's')");
   s.exec("SELECT pg2kafka.setup('c', 'k', '{\"exclude\": [\"secret\"], \"mask\": [\"name\"]}')");
-  EXPECT_EQ(queued(s, "c"), (std::vector<std::string>{"SNAPSHOT [{\"k\":\"a\",\"name\":\"" +
-                                                      kRfc4231Mac +
-                                                      "\"}] | - | {\"mask\": true} | -"}));
+  EXPECT_EQ(queued(s, "c"),
+            (std::vector<std::string>{"SNAPSHOT [{\"k\":\"a\",\"name\":\"" + kRfc4231Mac +
+                                      "\"}] | - | {\"mask\": true} | -"}));
   // A primary key, but masked: copied too, never read in chunks; so is a backfill of it.
   s.exec("CREATE TABLE m (id int PRIMARY KEY, name text)");
   s.exec("INSERT INTO m VALUES (1, '" + kRfc4231Message + "')");
@@ -245,27 +248,27 @@ TEST(CaptureOptionsSql, Snapshots_SetupCopiesAMaskedTable_TheReaderAppliesSelect
   EXPECT_EQ(s.value("SELECT count(*) FROM pg2kafka.backfills"), "0");
   s.exec("INSERT INTO m VALUES (2, 'two')");
   EXPECT_EQ(s.scalar("SELECT pg2kafka.backfill('m', 'id = 2')"), std::nullopt);
-  EXPECT_EQ(queued(s, "m"),
-            (std::vector<std::string>{
-                "SNAPSHOT [{\"id\":1,\"name\":\"" + kRfc4231Mac +
-                    "\"}] | - | {\"mask\": true} | "
-                    "application_name,client_addr,current_user,session_user,txid",
-                "INSERT [{\"id\":2,\"name\":\"" + hmac(s, "two") +
-                    "\"}] | - | {\"mask\": true} | "
-                    "application_name,client_addr,current_user,session_user,txid",
-                "SNAPSHOT [{\"id\":2,\"name\":\"" + hmac(s, "two") +
-                    "\"}] | - | {\"mask\": true} | "
-                    "application_name,client_addr,current_user,session_user,txid",
-            }));
+  EXPECT_EQ(queued(s, "m"), (std::vector<std::string>{
+                                "SNAPSHOT [{\"id\":1,\"name\":\"" + kRfc4231Mac +
+                                    "\"}] | - | {\"mask\": true} | "
+                                    "application_name,client_addr,current_user,session_user,txid",
+                                "INSERT [{\"id\":2,\"name\":\"" + hmac(s, "two") +
+                                    "\"}] | - | {\"mask\": true} | "
+                                    "application_name,client_addr,current_user,session_user,txid",
+                                "SNAPSHOT [{\"id\":2,\"name\":\"" + hmac(s, "two") +
+                                    "\"}] | - | {\"mask\": true} | "
+                                    "application_name,client_addr,current_user,session_user,txid",
+                            }));
   // Not masked: a backfill, whose reader sends what capture sends.
   s.exec("CREATE TABLE r (id int PRIMARY KEY, secret text, pw text, v text)");
   s.exec("INSERT INTO r VALUES (1, 's', 'p', 'v')");
   s.exec("SELECT pg2kafka.setup('r', 'id', '{\"exclude\": [\"secret\"], \"redact\": [\"pw\"]}')");
   std::string reader = s.value("SELECT reader::text FROM pg2kafka.backfills");
-  EXPECT_EQ(s.value("SELECT string_agg(data::text, ',') FROM " +
-                    reader.substr(0, reader.find('(')) + "((SELECT id FROM pg2kafka.backfills), "
-                                                         "NULL, 10)"),
-            R"({"id":1,"pw":null,"v":"v"})");
+  EXPECT_EQ(
+      s.value("SELECT string_agg(data::text, ',') FROM " + reader.substr(0, reader.find('(')) +
+              "((SELECT id FROM pg2kafka.backfills), "
+              "NULL, 10)"),
+      R"({"id":1,"pw":null,"v":"v"})");
   // Configured to mask later: the reader refuses (chunks would hand clear values out).
   s.exec("SELECT pg2kafka.configure('r', '{\"mask\": [\"v\"]}')");
   std::string err = s.try_exec("SELECT * FROM " + reader.substr(0, reader.find('(')) +
@@ -278,8 +281,9 @@ TEST(CaptureOptionsSql, Provenance_TheTransactionsOwnSettingsOnly_TruthfulWhatev
   auto& s = db.sql();
   s.exec("CREATE TABLE t (id int PRIMARY KEY, v text)");
   s.exec("SELECT pg2kafka.setup('t', 'id', '{\"provenance\": [\"actor\", \"ticket\"]}')");
-  s.exec("BEGIN; SET LOCAL pg2kafka.actor = 'alice'; SET LOCAL application_name = 'app1';"
-         "INSERT INTO t VALUES (1, 'a'); TRUNCATE t; COMMIT");
+  s.exec(
+      "BEGIN; SET LOCAL pg2kafka.actor = 'alice'; SET LOCAL application_name = 'app1';"
+      "INSERT INTO t VALUES (1, 'a'); TRUNCATE t; COMMIT");
   s.exec("INSERT INTO t VALUES (2, 'b')");
   s.exec("BEGIN; SET LOCAL pg2kafka.actor = '" + std::string(2000, 'x') +
          "'; DELETE FROM t; COMMIT");
