@@ -23,9 +23,9 @@ DECLARE
 BEGIN
   IF to_regclass('pg2kafka.schema_migrations') IS NOT NULL THEN
     EXECUTE 'SELECT max(version) FROM pg2kafka.schema_migrations' INTO v_installed;
-    IF v_installed > 12 THEN
+    IF v_installed > 13 THEN
       RAISE EXCEPTION 'pg2kafka: the database has schema migrations up to %, newer than this '
-                      'release knows (12)', v_installed
+                      'release knows (13)', v_installed
         USING ERRCODE = 'object_not_in_prerequisite_state',
               HINT = 'A newer pg2kafka installed it: use the sql/ of that release or a newer one.';
     END IF;
@@ -98,6 +98,11 @@ SELECT :p2k_version < 11 AS p2k_apply \gset
 SELECT :p2k_version < 12 AS p2k_apply \gset
 \if :p2k_apply
 \ir migrations/012_parking.sql
+\endif
+
+SELECT :p2k_version < 13 AS p2k_apply \gset
+\if :p2k_apply
+\ir migrations/013_capture_options.sql
 \endif
 
 

@@ -12,7 +12,7 @@ SELECT pg_catalog.pg_advisory_xact_lock(1882352481, 1);  -- 1882352481 = 'p2ka',
 
 DO $$
 DECLARE
-  this_version CONSTANT integer := 7;  -- the function set's version
+  this_version CONSTANT integer := 8;  -- the function set's version
   installed    integer;
 BEGIN
   IF to_regclass('pg2kafka.schema_functions') IS NULL THEN
@@ -21,8 +21,12 @@ BEGIN
             HINT = 'Apply the schema with psql --single-transaction -v ON_ERROR_STOP=1 -f '
                    'sql/install.sql, which runs the missing migrations first.';
   END IF;
-  IF to_regclass('pg2kafka.parked_events') IS NULL THEN
-    RAISE EXCEPTION 'pg2kafka: the function set needs migration 012 (pg2kafka.parked_events)'
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
+                  WHERE a.attrelid = to_regclass('pg2kafka.event_batches')
+                    AND a.attname = 'headers' AND NOT a.attisdropped)
+     OR to_regclass('pg2kafka.mask_secret') IS NULL THEN
+    RAISE EXCEPTION 'pg2kafka: the function set needs migration 013 (pg2kafka.mask_secret, '
+                    'event_batches.options and headers)'
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Apply the schema with psql --single-transaction -v ON_ERROR_STOP=1 -f '
                    'sql/install.sql, which runs the missing migrations first.';

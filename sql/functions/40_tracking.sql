@@ -96,20 +96,27 @@ $$;
 -- each of its partitions too (TRUNCATE triggers are not cloned). The other mode's triggers are
 -- dropped. Their arguments, read by the capture functions (30_capture.sql): the key column's
 -- name, its attnum, and the table's OID, by which a trigger restored from a dump into another
--- database is recognised.
+-- database is recognised; for a table with capture options (spec: options_spec's, else NULL) a
+-- 4th, the compiled options, and the capture functions for options (capture_row_options, and
+-- capture_changes for INSERT, UPDATE and DELETE). A table without options gets exactly the
+-- triggers it always had.
 -- CREATE OR REPLACE TRIGGER (PostgreSQL 14+) keeps the table's SHARE ROW EXCLUSIVE lock, which
 -- readers pass; dropping the other mode's triggers (and on 13 the old triggers) takes ACCESS
 -- EXCLUSIVE until the transaction ends. Needs the rights to alter the table and its partitions
 -- (their owner). The caller holds the table's SHARE ROW EXCLUSIVE lock, so that no write runs
 -- while the triggers change: each statement is captured by the old triggers or the new ones.
 DROP FUNCTION IF EXISTS pg2kafka.create_triggers(regclass, text, smallint);
+DROP FUNCTION IF EXISTS pg2kafka.create_triggers(regclass, text, smallint, text);
 CREATE OR REPLACE FUNCTION pg2kafka.create_triggers(table_name regclass, key_column text,
-                                                    key_attnum smallint, capture text)
+                                                    key_attnum smallint, capture text,
+                                                    spec text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_create  text := 'CREATE OR REPLACE TRIGGER';
-  v_args    text := format('%L, %L, %L', key_column, key_attnum, table_name::oid);
+  v_args    text := format('%L, %L, %L', key_column, key_attnum, table_name::oid)
+                    || CASE WHEN spec IS NOT NULL THEN format(', %L', spec) ELSE '' END;
+  v_row     text := CASE WHEN spec IS NULL THEN 'capture_row' ELSE 'capture_row_options' END;
   v_trigger record;
   v_part    regclass;
   v_rows    boolean := capture = 'row'
@@ -130,8 +137,8 @@ BEGIN
   END LOOP;
   IF v_rows THEN
     EXECUTE format('%s pg2kafka_row AFTER INSERT OR UPDATE OR DELETE ON %s '
-                   'FOR EACH ROW EXECUTE FUNCTION pg2kafka.capture_row(%s)',
-                   v_create, table_name, v_args);
+                   'FOR EACH ROW EXECUTE FUNCTION pg2kafka.%s(%s)',
+                   v_create, table_name, v_row, v_args);
     FOR v_part IN SELECT table_name
                   UNION
                   SELECT p.relid FROM pg_partition_tree(table_name) p LOOP
@@ -145,16 +152,22 @@ BEGIN
   ELSE
     EXECUTE format('%s pg2kafka_insert AFTER INSERT ON %s '
                    'REFERENCING NEW TABLE AS pg2kafka_new '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION pg2kafka.capture_insert(%s)',
-                   v_create, table_name, v_args);
+                   'FOR EACH STATEMENT EXECUTE FUNCTION pg2kafka.%s(%s)',
+                   v_create, table_name,
+                   CASE WHEN spec IS NULL THEN 'capture_insert' ELSE 'capture_changes' END,
+                   v_args);
     EXECUTE format('%s pg2kafka_update AFTER UPDATE ON %s '
                    'REFERENCING OLD TABLE AS pg2kafka_old NEW TABLE AS pg2kafka_new '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION pg2kafka.capture_update(%s)',
-                   v_create, table_name, v_args);
+                   'FOR EACH STATEMENT EXECUTE FUNCTION pg2kafka.%s(%s)',
+                   v_create, table_name,
+                   CASE WHEN spec IS NULL THEN 'capture_update' ELSE 'capture_changes' END,
+                   v_args);
     EXECUTE format('%s pg2kafka_delete AFTER DELETE ON %s '
                    'REFERENCING OLD TABLE AS pg2kafka_old '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION pg2kafka.capture_delete(%s)',
-                   v_create, table_name, v_args);
+                   'FOR EACH STATEMENT EXECUTE FUNCTION pg2kafka.%s(%s)',
+                   v_create, table_name,
+                   CASE WHEN spec IS NULL THEN 'capture_delete' ELSE 'capture_changes' END,
+                   v_args);
     EXECUTE format('%s pg2kafka_truncate AFTER TRUNCATE ON %s '
                    'FOR EACH STATEMENT EXECUTE FUNCTION pg2kafka.capture_truncate(%s)',
                    v_create, table_name, v_args);
@@ -193,8 +206,10 @@ $$;
 --   'outdated'          in an older form: created before function set 1 (no table OID among the
 --                       arguments) or 2 (statement-level triggers on a partitioned table, which
 --                       miss writes made straight to a partition), not enabled ALWAYS (they
---                       miss changes made with session_replication_role = replica), or those of
---                       the other capture mode than the registry's (tracked_tables.capture);
+--                       miss changes made with session_replication_role = replica), those of
+--                       the other capture mode than the registry's (tracked_tables.capture), or
+--                       with other capture options than the registry's (tracked_tables.options:
+--                       their 4th argument is not what those compile to);
 --   'restored'          created for another table OID: the database was restored from a dump,
 --                       so they find the key column by its name at setup, not by position;
 --   'partition without truncate trigger'
@@ -211,6 +226,8 @@ DECLARE
   v_expected    text[];
   v_present     integer;
   v_args        text[];
+  v_spec        text;
+  v_same        boolean;
 BEGIN
   v_partitioned := (SELECT c.relkind FROM pg_class c WHERE c.oid = table_name) = 'p';
   v_rows := v_partitioned OR EXISTS (SELECT FROM pg2kafka.tracked_tables t
@@ -248,6 +265,20 @@ BEGIN
     RETURN 'outdated';
   ELSIF v_args[3]::oid <> table_name::oid THEN
     RETURN 'restored';
+  END IF;
+  -- The capture options: the 4th argument, compared without the column names it keeps for a
+  -- restore (a renamed column is followed by attnum, as it should be).
+  SELECT pg2kafka.options_spec(t.relid, t.options, t.option_columns) INTO v_spec
+    FROM pg2kafka.tracked_tables t WHERE t.relid = table_name;
+  BEGIN
+    v_same := CASE WHEN v_spec IS NULL THEN cardinality(v_args) = 3
+                   ELSE cardinality(v_args) = 4
+                        AND v_args[4]::jsonb - 'names' = v_spec::jsonb - 'names' END;
+  EXCEPTION WHEN invalid_text_representation THEN
+    v_same := false;  -- not JSON: altered by hand
+  END;
+  IF NOT v_same THEN
+    RETURN 'outdated';
   END IF;
   IF v_partitioned
      AND EXISTS (SELECT FROM pg_partition_tree(table_name) p
@@ -340,12 +371,17 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value',
             HINT = 'For example: ''{"capture": "row"}''.';
   END IF;
-  SELECT k INTO v_unknown FROM jsonb_object_keys(options) k WHERE k <> 'capture' ORDER BY k
-   LIMIT 1;
+  SELECT k INTO v_unknown FROM jsonb_object_keys(options) k
+   WHERE k <> ALL (ARRAY['capture', 'include', 'exclude', 'mask', 'redact', 'provenance',
+                         'update', 'before', 'delete', 'key', 'key_changes', 'tombstones',
+                         'topic'])
+   ORDER BY k LIMIT 1;
   IF FOUND THEN
-    RAISE EXCEPTION '%: unknown option "%"', caller, v_unknown
+    RAISE EXCEPTION '%: unknown option "%"', caller, left(v_unknown, 100)
       USING ERRCODE = 'invalid_parameter_value',
-            HINT = 'The options of a tracked table are: capture ("statement" or "row").';
+            HINT = 'The options of a tracked table are: capture, include, exclude, mask, redact, '
+                   'provenance, update, before, delete, key, key_changes, tombstones, topic '
+                   '(sql/README.md, "Capture options").';
   END IF;
   v_mode := options -> 'capture';
   IF v_mode IS NULL OR v_mode = 'null' THEN
@@ -365,6 +401,281 @@ BEGIN
                    'straight to a partition would be missed. Leave "capture" out, or give "row".';
   END IF;
   RETURN v_mode ->> 0;
+END
+$$;
+
+-- pg2kafka.check_options(table, options, key_column, caller): the capture options of a table
+-- (sql/README.md, "Capture options"; all but `capture`, which capture_mode checks) checked and
+-- normalised: defaults and `capture` left out, `"provenance": []` written true; NULL when none
+-- is left. `options` is the whole set (configure merges first), with no member null. Raises an
+-- error naming the problem for anything wrong (a string of the caller's is quoted at most 100
+-- characters long): a value of the wrong type, a column that does not exist, both include and
+-- exclude, a key column excluded, not included, masked or redacted, a column both masked and
+-- redacted, a bad topic, bad setting names, a composite key of fewer than 2 columns or with
+-- duplicates, or whose first column is not key_column.
+CREATE OR REPLACE FUNCTION pg2kafka.check_options(table_name regclass, options jsonb,
+                                                  key_column text, caller text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_opts    jsonb := coalesce(options, '{}') - 'capture';
+  v_name    text;
+  v_value   jsonb;
+  v_col     text;
+  v_keys    text[];
+  v_allowed text[];
+  v_list    text;
+BEGIN
+  FOR v_name, v_value IN SELECT o.key, o.value FROM jsonb_each(v_opts) o ORDER BY o.key LOOP
+    IF v_name IN ('include', 'exclude', 'mask', 'redact', 'key') THEN
+      IF jsonb_typeof(v_value) <> 'array'
+         OR EXISTS (SELECT FROM jsonb_array_elements(v_value) e WHERE jsonb_typeof(e) <> 'string')
+      THEN
+        RAISE EXCEPTION '%: option "%" must be an array of column names (strings), not %',
+          caller, v_name, left(v_value::text, 100)
+          USING ERRCODE = 'invalid_parameter_value',
+                HINT = format('For example: {"%s": ["a", "b"]}.', v_name);
+      END IF;
+      SELECT e INTO v_col FROM jsonb_array_elements_text(v_value) e GROUP BY e
+      HAVING count(*) > 1 LIMIT 1;
+      IF FOUND THEN
+        RAISE EXCEPTION '%: option "%" names column "%" twice', caller, v_name, left(v_col, 100)
+          USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      SELECT e INTO v_col FROM jsonb_array_elements_text(v_value) WITH ORDINALITY x(e, i)
+       WHERE NOT EXISTS (SELECT FROM pg_attribute a
+                          WHERE a.attrelid = table_name AND a.attname = x.e AND a.attnum > 0
+                            AND NOT a.attisdropped)
+       ORDER BY x.i LIMIT 1;
+      IF FOUND THEN
+        RAISE EXCEPTION '%: option "%": table % has no column "%"', caller, v_name, table_name,
+          left(v_col, 100)
+          USING ERRCODE = 'undefined_column',
+                HINT = 'Columns are given by their exact names, without quotes.';
+      END IF;
+    ELSIF v_name = 'provenance' THEN
+      IF jsonb_typeof(v_value) = 'boolean' THEN
+        CONTINUE;
+      ELSIF jsonb_typeof(v_value) <> 'array'
+            OR EXISTS (SELECT FROM jsonb_array_elements(v_value) e
+                        WHERE jsonb_typeof(e) <> 'string') THEN
+        RAISE EXCEPTION '%: option "provenance" must be true, false or an array of setting '
+                        'names, not %', caller, left(v_value::text, 100)
+          USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'For example: {"provenance": ["actor"]} sends the setting pg2kafka.actor '
+                       'as the header pg2kafka.actor.';
+      ELSIF jsonb_array_length(v_value) > 16 THEN
+        RAISE EXCEPTION '%: option "provenance" names % settings; at most 16', caller,
+          jsonb_array_length(v_value)
+          USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      SELECT e INTO v_col FROM jsonb_array_elements_text(v_value) WITH ORDINALITY x(e, i)
+       WHERE x.e !~ '^[a-z][a-z0-9_]{0,62}$'
+          OR x.e IN ('current_user', 'session_user', 'application_name', 'client_addr', 'txid')
+       ORDER BY x.i LIMIT 1;
+      IF FOUND THEN
+        RAISE EXCEPTION '%: option "provenance": "%" is not a setting name of its own (one to '
+                        '63 of a-z, 0-9 and _, starting with a letter, and none of the standard '
+                        'headers current_user, session_user, application_name, client_addr, '
+                        'txid)', caller, left(v_col, 100)
+          USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      SELECT e INTO v_col FROM jsonb_array_elements_text(v_value) e GROUP BY e
+      HAVING count(*) > 1 LIMIT 1;
+      IF FOUND THEN
+        RAISE EXCEPTION '%: option "provenance" names setting "%" twice', caller, v_col
+          USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+    ELSIF v_name = 'tombstones' THEN
+      IF jsonb_typeof(v_value) <> 'boolean' THEN
+        RAISE EXCEPTION '%: option "tombstones" must be true or false, not %', caller,
+          left(v_value::text, 100)
+          USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+    ELSIF v_name = 'topic' THEN
+      IF jsonb_typeof(v_value) <> 'string' OR length(v_value ->> 0) NOT BETWEEN 1 AND 249
+         OR v_value ->> 0 !~ '^[A-Za-z0-9._-]+$' OR v_value ->> 0 IN ('.', '..') THEN
+        RAISE EXCEPTION '%: option "topic" must be a Kafka topic name (1 to 249 of A-Z, a-z, '
+                        '0-9, ".", "_" and "-", not "." or ".."), not %', caller,
+          left(v_value::text, 100)
+          USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+    ELSE
+      v_allowed := CASE v_name
+                     WHEN 'update' THEN ARRAY['changed', 'full']
+                     WHEN 'before' THEN ARRAY['none', 'changed', 'full']
+                     WHEN 'delete' THEN ARRAY['key', 'row']
+                     WHEN 'key_changes' THEN ARRAY['update', 'delete'] END;
+      IF v_allowed IS NULL THEN  -- capture_mode names unknown options first
+        RAISE EXCEPTION '%: unknown option "%"', caller, left(v_name, 100)
+          USING ERRCODE = 'invalid_parameter_value';
+      ELSIF jsonb_typeof(v_value) <> 'string' OR v_value ->> 0 <> ALL (v_allowed) THEN
+        RAISE EXCEPTION '%: option "%" must be one of "%", not %', caller, v_name,
+          array_to_string(v_allowed, '", "'), left(v_value::text, 100)
+          USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+    END IF;
+  END LOOP;
+
+  IF v_opts ? 'include' AND v_opts ? 'exclude' THEN
+    RAISE EXCEPTION '%: options "include" and "exclude" exclude each other: give one', caller
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF v_opts ? 'key' THEN
+    v_keys := ARRAY(SELECT jsonb_array_elements_text(v_opts -> 'key'));
+    IF cardinality(v_keys) < 2 THEN
+      RAISE EXCEPTION '%: option "key" names a composite key: at least 2 columns (a key of one '
+                      'column is the key column)', caller
+        USING ERRCODE = 'invalid_parameter_value';
+    ELSIF v_keys[1] IS DISTINCT FROM key_column THEN
+      RAISE EXCEPTION '%: the key column "%" must be the first column of option "key" (%)',
+        caller, left(key_column, 100), left((v_opts -> 'key')::text, 100)
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'Give the key column as NULL: setup then takes the first of "key".';
+    END IF;
+  ELSE
+    v_keys := ARRAY[key_column];
+  END IF;
+  FOREACH v_col IN ARRAY v_keys LOOP
+    SELECT string_agg(format('"%s"', o.name), ', ' ORDER BY o.name) INTO v_list
+      FROM unnest(ARRAY['exclude', 'mask', 'redact']) o(name)
+     WHERE (v_opts -> o.name) ? v_col;
+    IF v_list IS NOT NULL THEN
+      RAISE EXCEPTION '%: key column "%" cannot be in option %: the key is sent as it is', caller,
+        left(v_col, 100), v_list
+        USING ERRCODE = 'invalid_parameter_value';
+    ELSIF v_opts ? 'include' AND NOT (v_opts -> 'include') ? v_col THEN
+      RAISE EXCEPTION '%: option "include" must list key column "%"', caller, left(v_col, 100)
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+  END LOOP;
+  SELECT e INTO v_col FROM jsonb_array_elements_text(coalesce(v_opts -> 'mask', '[]')) e
+   WHERE (v_opts -> 'redact') ? e LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION '%: column "%" is both masked and redacted: give it in one of the two', caller,
+      left(v_col, 100)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+
+  -- Normalised: what is the default is left out.
+  IF v_opts -> 'provenance' = '[]' THEN
+    v_opts := jsonb_set(v_opts, '{provenance}', 'true');
+  END IF;
+  SELECT coalesce(jsonb_object_agg(o.key, o.value), '{}') INTO v_opts
+    FROM jsonb_each(v_opts) o
+   WHERE NOT EXISTS (SELECT FROM (VALUES ('update', '"changed"'::jsonb), ('before', '"none"'),
+                                          ('delete', '"key"'), ('key_changes', '"update"'),
+                                          ('tombstones', 'false'), ('provenance', 'false'),
+                                          ('exclude', '[]'), ('mask', '[]'),
+                                          ('redact', '[]')) d(k, v)
+                      WHERE d.k = o.key AND d.v = o.value);
+  RETURN nullif(v_opts, '{}');
+END
+$$;
+
+-- pg2kafka.option_columns(table, options): the attnums of the columns that the (checked)
+-- options name, by option: {"include": [..], "exclude": [..], "mask": [..], "redact": [..],
+-- "key": [..]}, or NULL. Stored in tracked_tables.option_columns: what capture follows.
+CREATE OR REPLACE FUNCTION pg2kafka.option_columns(table_name regclass, options jsonb)
+RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT jsonb_object_agg(o.key,
+           (SELECT coalesce(jsonb_agg(a.attnum ORDER BY n.i), '[]')
+              FROM jsonb_array_elements_text(o.value) WITH ORDINALITY n(name, i)
+              JOIN pg_attribute a ON a.attrelid = $1 AND a.attname = n.name AND a.attnum > 0
+                                 AND NOT a.attisdropped))
+    FROM jsonb_each($2) o
+   WHERE o.key IN ('include', 'exclude', 'mask', 'redact', 'key')
+$$;
+
+-- pg2kafka.current_options(table): a tracked table's options as in the registry, with the
+-- columns named as they are now (the registry follows them by attnum; a column dropped since is
+-- left out). NULL when it has none.
+CREATE OR REPLACE FUNCTION pg2kafka.current_options(table_name regclass) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT t.options
+         || coalesce((SELECT jsonb_object_agg(c.key,
+                               (SELECT coalesce(jsonb_agg(a.attname ORDER BY n.i), '[]')
+                                  FROM jsonb_array_elements_text(c.value) WITH ORDINALITY n(attnum, i)
+                                  JOIN pg_attribute a ON a.attrelid = t.relid
+                                                     AND a.attnum = n.attnum::smallint
+                                                     AND NOT a.attisdropped))
+                        FROM jsonb_each(t.option_columns) c), '{}')
+    FROM pg2kafka.tracked_tables t WHERE t.relid = $1
+$$;
+
+-- pg2kafka.options_spec(table, options, option_columns): the 4th argument of the capture
+-- triggers of a table with options (see 30_capture.sql, "Capture options"), as text; NULL for a
+-- table without options (its triggers keep their 3 arguments and the plain capture functions).
+CREATE OR REPLACE FUNCTION pg2kafka.options_spec(table_name regclass, options jsonb,
+                                                 option_columns jsonb) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT jsonb_strip_nulls(jsonb_build_object(
+           'include', $3 -> 'include', 'exclude', $3 -> 'exclude', 'redact', $3 -> 'redact',
+           'key', $3 -> 'key', 'delete', $2 -> 'delete',
+           'provenance', CASE WHEN $2 -> 'provenance' = 'true' THEN '[]'::jsonb
+                              WHEN jsonb_typeof($2 -> 'provenance') = 'array'
+                              THEN $2 -> 'provenance' END,
+           'options', (SELECT coalesce(jsonb_object_agg(o.key, o.value), '{}')
+                         FROM jsonb_each($2) o
+                        WHERE o.key IN ('update', 'before', 'delete', 'key_changes',
+                                        'tombstones'))
+                      || CASE WHEN $2 ? 'mask' THEN '{"mask": true}'::jsonb ELSE '{}' END,
+           'names', (SELECT jsonb_object_agg(a.attnum::text, a.attname)
+                       FROM pg_attribute a
+                      WHERE a.attrelid = $1 AND NOT a.attisdropped
+                        AND a.attnum IN (SELECT n::smallint
+                                           FROM jsonb_each($3) c,
+                                                jsonb_array_elements_text(c.value) n
+                                          WHERE c.key <> 'mask'))))::text
+   WHERE $2 IS NOT NULL
+$$;
+
+-- Copies the rows of a table (those for which `condition` holds, when given) into the queue as
+-- SNAPSHOT events, in batches cut by the size of the rows' JSON, with the table's options
+-- applied (`spec`, options_spec's; NULL for none): selection and redaction here, masking by the
+-- trigger event_batches_mask. The caller holds the table's lock.
+CREATE OR REPLACE FUNCTION pg2kafka.copy_snapshot(table_name regclass, key_column text,
+                                                  spec jsonb, condition text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  c_rows    CONSTANT integer := pg2kafka.batch_max_rows();
+  c_bytes   CONSTANT integer := pg2kafka.batch_max_bytes();
+  v_schema  text;
+  v_table   text;
+  v_sent    text[];
+  v_redact  text[];
+  v_keys    text[];
+  v_filter  boolean := false;
+  v_options jsonb := spec -> 'options';
+BEGIN
+  SELECT n.nspname, c.relname INTO v_schema, v_table
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = table_name;
+  IF spec IS NOT NULL THEN
+    SELECT c.sent, c.redacted, c.keys INTO v_sent, v_redact, v_keys
+      FROM pg2kafka.capture_columns(table_name, spec, true) c;
+    v_filter := v_sent IS NOT NULL OR cardinality(v_redact) > 0;
+    IF v_keys IS NOT NULL THEN
+      v_options := v_options || jsonb_build_object('key', to_jsonb(v_keys));
+    END IF;
+  END IF;
+  EXECUTE format(
+    'INSERT INTO pg2kafka.event_batches '
+    '       (table_schema, table_name, statement, key_column, events, data, data_bytes, '
+    '        options, headers) '
+    'SELECT $1, $2, ''SNAPSHOT'', $3, count(*), json_agg(c.j), sum(c.size), $6, $7 '
+    '  FROM (SELECT r.j, r.size, row_number() OVER w AS rn, sum(r.size) OVER w AS bytes '
+    '          FROM (SELECT j, pg_column_size(j) AS size '
+    '                  FROM (SELECT CASE WHEN $8 THEN pg2kafka.filter_row(row_to_json(t.*), $9, '
+    '                                                                    $10) '
+    '                                    ELSE row_to_json(t.*) END AS j '
+    '                          FROM %s t WHERE %s OFFSET 0) s) r '
+    '        WINDOW w AS (ROWS UNBOUNDED PRECEDING)) c '
+    ' GROUP BY (c.rn - 1) / $4 + c.bytes / $5 '
+    ' ORDER BY (c.rn - 1) / $4 + c.bytes / $5', table_name,
+    CASE WHEN condition IS NULL THEN 'true' ELSE E'(\n' || condition || E'\n)' END)
+    USING v_schema, v_table, key_column, c_rows, c_bytes, v_options, spec -> 'provenance',
+          v_filter, v_sent, v_redact;
 END
 $$;
 
@@ -407,10 +718,23 @@ DECLARE
   v_empty    boolean;
   v_reader   regprocedure;
   v_estimate bigint;
+  v_given    jsonb := CASE WHEN jsonb_typeof(options) = 'object' THEN options END;
+  v_registry record;
+  v_options  jsonb;
+  v_columns  jsonb;
+  v_spec     text;
+  v_changed  boolean := false;
 BEGIN
+  -- A composite key (option "key") gives the key column: its first column.
+  IF key_column IS NULL AND jsonb_typeof(v_given -> 'key') = 'array'
+     AND jsonb_typeof(v_given -> 'key' -> 0) = 'string' THEN
+    key_column := v_given -> 'key' ->> 0;
+  END IF;
   IF table_name IS NULL OR key_column IS NULL THEN
     RAISE EXCEPTION 'pg2kafka.setup: table and key column must not be NULL'
-      USING ERRCODE = 'invalid_parameter_value';
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'The key column may be NULL only when the option "key" (a composite key) '
+                   'is given: its first column is then the key column.';
   END IF;
 
   -- SHARE ROW EXCLUSIVE: waits for running writers to commit and blocks new writers until this
@@ -446,8 +770,12 @@ BEGIN
             HINT = 'The key column is given by its exact name, without quotes.';
   END IF;
 
-  SELECT t.key_column, t.capture INTO v_tracked, v_was
+  SELECT t.key_column, t.capture, t.options, t.option_columns,
+         pg2kafka.current_options(t.relid) AS current
+    INTO v_registry
     FROM pg2kafka.tracked_tables t WHERE t.relid = table_name;
+  v_tracked := v_registry.key_column;
+  v_was := v_registry.capture;
   v_capture := pg2kafka.capture_mode(table_name, options,
                                      coalesce(v_was, CASE v_kind WHEN 'p' THEN 'row'
                                                                  ELSE 'statement' END),
@@ -455,6 +783,26 @@ BEGIN
   IF v_kind = 'p' THEN
     v_capture := 'row';
   END IF;
+  -- The other options: those given replace the registry's (as configure merges); a composite
+  -- key is changed only by teardown and setup.
+  IF v_tracked IS NOT NULL AND v_tracked = key_column AND v_given ? 'key'
+     AND nullif(v_given -> 'key', 'null') IS DISTINCT FROM v_registry.current -> 'key' THEN
+    RAISE EXCEPTION 'pg2kafka.setup: % is already tracked with key %', table_name,
+      coalesce((v_registry.current -> 'key')::text, format('column "%s"', v_tracked))
+      USING ERRCODE = 'duplicate_object',
+            HINT = 'Call pg2kafka.teardown first to change the key.';
+  END IF;
+  v_options := pg2kafka.check_options(
+                 table_name,
+                 jsonb_strip_nulls(coalesce(v_registry.current, '{}')
+                                   || coalesce(v_given - 'capture', '{}')),
+                 key_column, 'pg2kafka.setup');
+  v_columns := pg2kafka.option_columns(table_name, v_options);
+  v_spec := pg2kafka.options_spec(table_name, v_options, v_columns);
+  v_changed := v_columns IS DISTINCT FROM v_registry.option_columns
+               OR v_options - ARRAY['include', 'exclude', 'mask', 'redact', 'key']
+                  IS DISTINCT FROM v_registry.options
+                                   - ARRAY['include', 'exclude', 'mask', 'redact', 'key'];
   IF v_tracked IS NOT NULL THEN
     v_problem := pg2kafka.tracking_problem(table_name);
     -- Capture never stopped: re-attach the triggers to the key column, without a snapshot.
@@ -463,15 +811,19 @@ BEGIN
     IF v_problem = 'restored'
        OR v_problem IN ('outdated', 'partition without truncate trigger')
           AND v_tracked = key_column
-       OR v_problem IS NULL AND v_tracked = key_column AND v_capture <> v_was THEN
+       OR v_problem IS NULL AND v_tracked = key_column AND (v_capture <> v_was OR v_changed) THEN
       -- Replacing triggers may drop some, which takes ACCESS EXCLUSIVE: in short attempts too.
       PERFORM pg2kafka.lock_table(table_name, 'ACCESS EXCLUSIVE', 'pg2kafka.setup');
-      PERFORM pg2kafka.create_triggers(table_name, key_column, v_attnum, v_capture);
+      PERFORM pg2kafka.create_triggers(table_name, key_column, v_attnum, v_capture, v_spec);
       UPDATE pg2kafka.tracked_tables t
          SET key_column = key_column, key_attnum = v_attnum, table_schema = v_schema,
-             table_name = v_table, capture = v_capture
+             table_name = v_table, capture = v_capture, options = v_options,
+             option_columns = v_columns
        WHERE t.relid = table_name;
-      IF v_problem IS NULL THEN
+      IF v_problem IS NULL AND v_capture = v_was THEN
+        RAISE NOTICE 'pg2kafka.setup: the capture options of % are now %', table_name,
+          coalesce(v_options::text, 'none');
+      ELSIF v_problem IS NULL THEN
         RAISE NOTICE 'pg2kafka.setup: % is now captured in mode "%" (was "%")', table_name,
           v_capture, v_was;
       ELSE
@@ -502,10 +854,11 @@ BEGIN
     PERFORM pg2kafka.lock_table(table_name, 'ACCESS EXCLUSIVE', 'pg2kafka.setup');
     PERFORM pg2kafka.drop_triggers(table_name);
   END IF;
-  PERFORM pg2kafka.create_triggers(table_name, key_column, v_attnum, v_capture);
+  PERFORM pg2kafka.create_triggers(table_name, key_column, v_attnum, v_capture, v_spec);
   INSERT INTO pg2kafka.tracked_tables
-         (relid, table_schema, table_name, key_column, key_attnum, capture)
-  VALUES (table_name, v_schema, v_table, key_column, v_attnum, v_capture);
+         (relid, table_schema, table_name, key_column, key_attnum, capture, options,
+          option_columns)
+  VALUES (table_name, v_schema, v_table, key_column, v_attnum, v_capture, v_options, v_columns);
 
   -- An empty table needs no snapshot: every row it gets from now on is captured. (Only in READ
   -- COMMITTED: a REPEATABLE READ snapshot may predate rows committed before the lock.)
@@ -518,6 +871,11 @@ BEGIN
   END IF;
 
   v_order := pg2kafka.backfill_order_key(table_name);
+  -- A masked table is copied here, under the lock: a backfill's chunks would hand its values to
+  -- the drainer in clear (masking happens as batches are queued).
+  IF v_options ? 'mask' THEN
+    v_order := NULL;
+  END IF;
   IF v_order IS NOT NULL AND v_reader IS NULL THEN
     SELECT r.reader, r.estimate INTO v_reader, v_estimate
       FROM pg2kafka.backfill_request(table_name, NULL, 'pg2kafka.setup') r;
@@ -538,10 +896,20 @@ BEGIN
   -- committed before the lock: those would be neither in the copy nor captured.
   IF current_setting('transaction_isolation') <> 'read committed' THEN
     RAISE EXCEPTION 'pg2kafka.setup must run in a READ COMMITTED transaction (this one is %) for '
-                    'table %, which has no primary key', upper(current_setting('transaction_isolation')),
-      table_name
+                    'table %, which %', upper(current_setting('transaction_isolation')),
+      table_name, CASE WHEN v_options ? 'mask' THEN 'has masked columns'
+                       ELSE 'has no primary key' END
       USING ERRCODE = 'invalid_transaction_state',
-            HINT = 'Or give the table a primary key: its rows are then sent online, in chunks.';
+            HINT = CASE WHEN v_options ? 'mask'
+                        THEN 'A masked table''s rows are copied into the queue under its lock.'
+                        ELSE 'Or give the table a primary key: its rows are then sent online, '
+                             'in chunks.' END;
+  END IF;
+  IF v_options ? 'mask' THEN
+    RAISE NOTICE 'pg2kafka.setup: % has masked columns, so its rows are copied into the queue '
+                 'now (masked as they are queued), and its writers wait for the copy', table_name;
+    PERFORM pg2kafka.copy_snapshot(table_name, key_column, v_spec::jsonb, NULL);
+    RETURN true;
   END IF;
   RAISE NOTICE 'pg2kafka.setup: % has no primary key (nor a unique index on NOT NULL columns), so '
                'its rows are copied into the queue now, and its writers wait for the copy',
@@ -550,17 +918,7 @@ BEGIN
                  'sent in chunks.';
   -- The snapshot: batches cut by the size of the rows' JSON (rows read from the table hold large
   -- values compressed, so their stored size says little about the JSON they make).
-  EXECUTE format(
-    'INSERT INTO pg2kafka.event_batches '
-    '       (table_schema, table_name, statement, key_column, events, data, data_bytes) '
-    'SELECT $1, $2, ''SNAPSHOT'', $3, count(*), json_agg(c.j), sum(c.size) '
-    '  FROM (SELECT r.j, r.size, row_number() OVER w AS rn, sum(r.size) OVER w AS bytes '
-    '          FROM (SELECT j, pg_column_size(j) AS size '
-    '                  FROM (SELECT row_to_json(t.*) AS j FROM %s t OFFSET 0) s) r '
-    '        WINDOW w AS (ROWS UNBOUNDED PRECEDING)) c '
-    ' GROUP BY (c.rn - 1) / $4 + c.bytes / $5 '
-    ' ORDER BY (c.rn - 1) / $4 + c.bytes / $5', table_name)
-    USING v_schema, v_table, key_column, c_rows, c_bytes;
+  PERFORM pg2kafka.copy_snapshot(table_name, key_column, v_spec::jsonb, NULL);
   RETURN true;
 END
 $$;
@@ -586,27 +944,55 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_tracked record;
   v_capture text;
+  v_options jsonb;
+  v_columns jsonb;
 BEGIN
   IF table_name IS NULL OR options IS NULL THEN
     RAISE EXCEPTION 'pg2kafka.configure: table and options must not be NULL'
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  SELECT t.key_column, t.key_attnum, t.capture INTO v_tracked
+  SELECT t.key_column, t.key_attnum, t.capture, t.options, t.option_columns,
+         pg2kafka.current_options(t.relid) AS current
+    INTO v_tracked
     FROM pg2kafka.tracked_tables t WHERE t.relid = table_name;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'pg2kafka.configure: % is not tracked', table_name
       USING ERRCODE = 'undefined_object',
             HINT = 'Start tracking it with pg2kafka.setup(table, key_column, options).';
   END IF;
+  IF NOT pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = table_name), 'USAGE') THEN
+    RAISE EXCEPTION 'pg2kafka.configure: must be owner of table %', table_name
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
   v_capture := pg2kafka.capture_mode(table_name, options, v_tracked.capture,
                                      'pg2kafka.configure');
-  IF v_capture = v_tracked.capture THEN
+  IF options ? 'key'
+     AND nullif(options -> 'key', 'null') IS DISTINCT FROM v_tracked.current -> 'key' THEN
+    RAISE EXCEPTION 'pg2kafka.configure: the key of % cannot be changed by configure', table_name
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'Call pg2kafka.teardown, then pg2kafka.setup with the new key (a new '
+                   'snapshot is sent).';
+  END IF;
+  -- Merged: the options given replace the registry's; one given as null is reset.
+  v_options := pg2kafka.check_options(
+                 table_name,
+                 jsonb_strip_nulls(coalesce(v_tracked.current, '{}') || (options - 'capture')),
+                 v_tracked.key_column, 'pg2kafka.configure');
+  v_columns := pg2kafka.option_columns(table_name, v_options);
+  IF v_capture = v_tracked.capture
+     AND v_columns IS NOT DISTINCT FROM v_tracked.option_columns
+     AND v_options - ARRAY['include', 'exclude', 'mask', 'redact', 'key']
+         IS NOT DISTINCT FROM v_tracked.options
+                              - ARRAY['include', 'exclude', 'mask', 'redact', 'key'] THEN
     RETURN false;
   END IF;
   PERFORM pg2kafka.lock_table(table_name, 'ACCESS EXCLUSIVE', 'pg2kafka.configure');
   PERFORM pg2kafka.create_triggers(table_name, v_tracked.key_column, v_tracked.key_attnum,
-                                   v_capture);
-  UPDATE pg2kafka.tracked_tables t SET capture = v_capture WHERE t.relid = table_name;
+                                   v_capture,
+                                   pg2kafka.options_spec(table_name, v_options, v_columns));
+  UPDATE pg2kafka.tracked_tables t
+     SET capture = v_capture, options = v_options, option_columns = v_columns
+   WHERE t.relid = table_name;
   IF NOT FOUND THEN  -- the registry's row-level security: only the table's owner may
     RAISE EXCEPTION 'pg2kafka.configure: must be owner of table %', table_name
       USING ERRCODE = 'insufficient_privilege';
@@ -658,6 +1044,7 @@ DECLARE
 BEGIN
   PERFORM set_config('lock_timeout', '200ms', true);
   FOR t IN SELECT p.table_name, p.key_column, g.tgnargs, r.capture,
+                  pg2kafka.options_spec(r.relid, r.options, r.option_columns) AS spec,
                   pg2kafka.trigger_arguments(g.tgargs, g.tgnargs) AS args
              FROM pg2kafka.tracking_problems() p
              JOIN pg2kafka.tracked_tables r ON r.relid = p.table_name
@@ -671,7 +1058,7 @@ BEGIN
                 ELSE a.attname = t.args[1] END;
     CONTINUE WHEN v_attnum IS NULL;  -- the key column is gone: nothing to follow
     BEGIN
-      PERFORM pg2kafka.create_triggers(t.table_name, v_key, v_attnum, t.capture);
+      PERFORM pg2kafka.create_triggers(t.table_name, v_key, v_attnum, t.capture, t.spec);
     EXCEPTION WHEN insufficient_privilege OR lock_not_available THEN
       RAISE WARNING 'pg2kafka: could not upgrade the capture triggers of %: %', t.table_name,
         SQLERRM

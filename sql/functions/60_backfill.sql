@@ -135,6 +135,9 @@ DECLARE
   v_after   text;
   v_keys    text;
   v_found   integer;
+  v_opts    record;
+  v_sent    text[];
+  v_redact  text[];
 BEGIN
   IF NOT has_table_privilege(session_user, 'pg2kafka.event_batches', 'DELETE') THEN
     RAISE EXCEPTION 'pg2kafka backfill reader: only the drainer (a role that may remove queued '
@@ -165,15 +168,33 @@ BEGIN
     RAISE EXCEPTION 'a column of the key that backfill % follows was dropped', backfill
       USING ERRCODE = 'undefined_column';
   END IF;
+  -- Capture options: the columns sent and redacted, as capture sends them. A masked table is
+  -- never read in chunks (masking happens as batches are queued): pg2kafka.backfill copies it.
+  SELECT t.options, t.option_columns INTO v_opts
+    FROM pg2kafka.tracked_tables t WHERE t.relid = v_b.relid;
+  IF v_opts.options ? 'mask' THEN
+    RAISE EXCEPTION 'pg2kafka backfill reader: table % has masked columns, which are not read '
+                    'in chunks', v_b.relid::regclass
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'pg2kafka.backfill copies a masked table into the queue under its lock.';
+  ELSIF v_opts.options IS NOT NULL THEN
+    SELECT c.sent, c.redacted INTO v_sent, v_redact
+      FROM pg2kafka.capture_columns(
+             v_b.relid,
+             pg2kafka.options_spec(v_b.relid, v_opts.options, v_opts.option_columns)::jsonb,
+             true) c;
+  END IF;
   RETURN QUERY EXECUTE
-    format('SELECT ARRAY[%s], row_to_json(t.*) FROM %s %s t WHERE ', v_keys,
+    format('SELECT ARRAY[%s], CASE WHEN $4 THEN pg2kafka.filter_row(row_to_json(t.*), $5, $6) '
+           'ELSE row_to_json(t.*) END FROM %s %s t WHERE ', v_keys,
            CASE WHEN v_kind = 'r' THEN 'ONLY' ELSE '' END, v_b.relid::regclass)
     || CASE WHEN after_key IS NULL THEN 'true'
             ELSE format('(%s) > (%s)', v_columns, v_after) END
     || CASE WHEN v_b.condition IS NULL THEN ''
             ELSE E' AND (\n' || v_b.condition || E'\n)' END
     || format(' ORDER BY %s LIMIT $3', v_columns)
-    USING backfill, after_key, max_rows;
+    USING backfill, after_key, max_rows, v_sent IS NOT NULL OR cardinality(v_redact) > 0,
+          v_sent, v_redact;
 END
 $body$
 $reader$;
@@ -308,6 +329,8 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_key     smallint[];
   v_request record;
+  v_tracked record;
+  v_mask    boolean;
 BEGIN
   IF table_name IS NULL THEN
     RAISE EXCEPTION 'pg2kafka.backfill: table must not be NULL'
@@ -317,8 +340,10 @@ BEGIN
       USING ERRCODE = 'undefined_object',
             HINT = 'pg2kafka.setup(table, key_column) starts tracking it, and sends its rows.';
   END IF;
+  v_mask := EXISTS (SELECT FROM pg2kafka.tracked_tables t
+                     WHERE t.relid = table_name AND t.options ? 'mask');
   v_key := pg2kafka.backfill_order_key(table_name);
-  IF v_key IS NULL THEN
+  IF v_key IS NULL AND NOT v_mask THEN
     RAISE EXCEPTION 'pg2kafka.backfill: % has no primary key (nor a unique index on NOT NULL '
                     'columns) to read it by in chunks', table_name
       USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -328,6 +353,26 @@ BEGIN
   END IF;
   SELECT r.reader, r.estimate INTO v_request
     FROM pg2kafka.backfill_request(table_name, condition, 'pg2kafka.backfill') r;
+  IF v_mask THEN
+    -- A masked table: its rows are copied into the queue now, under its lock (no write runs
+    -- meanwhile, so no change of a row is queued before its older snapshot), masked as they are
+    -- queued. Its writers wait for the copy.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+      RAISE EXCEPTION 'pg2kafka.backfill must run in a READ COMMITTED transaction (this one is '
+                      '%) for table %, which has masked columns',
+        upper(current_setting('transaction_isolation')), table_name
+        USING ERRCODE = 'invalid_transaction_state';
+    END IF;
+    PERFORM pg2kafka.lock_table(table_name, 'SHARE ROW EXCLUSIVE', 'pg2kafka.backfill');
+    SELECT t.key_column, pg2kafka.options_spec(t.relid, t.options, t.option_columns)
+      INTO v_tracked
+      FROM pg2kafka.tracked_tables t WHERE t.relid = table_name;
+    PERFORM pg2kafka.copy_snapshot(table_name, v_tracked.key_column, v_tracked.options_spec::jsonb,
+                                   condition);
+    RAISE NOTICE 'pg2kafka.backfill: % has masked columns, so its rows were copied into the '
+                 'queue now, under its lock, rather than read in chunks', table_name;
+    RETURN NULL;
+  END IF;
   RETURN pg2kafka.start_backfill(table_name, v_key, condition, v_request.reader,
                                  v_request.estimate);
 END

@@ -13,12 +13,20 @@ GRANT EXECUTE ON FUNCTION
   pg2kafka.batch_events(uuid, text, text, text, integer, json, json),
   pg2kafka.capture_insert(), pg2kafka.capture_update(), pg2kafka.capture_delete(),
   pg2kafka.capture_truncate(), pg2kafka.capture_row(),
+  pg2kafka.capture_changes(), pg2kafka.capture_row_options(),
+  pg2kafka.capture_columns(oid, jsonb, boolean), pg2kafka.filter_row(json, text[], text[]),
+  pg2kafka.key_values(json, text[]), pg2kafka.cut_bytes(text, integer),
   pg2kafka.tracked_partition_root(oid, oid, text, smallint),
   pg2kafka.trigger_arguments(bytea, smallint),
   pg2kafka.mode_triggers(boolean),
-  pg2kafka.create_triggers(regclass, text, smallint, text), pg2kafka.drop_triggers(regclass),
+  pg2kafka.create_triggers(regclass, text, smallint, text, text),
+  pg2kafka.drop_triggers(regclass),
   pg2kafka.tracking_problem(regclass), pg2kafka.tracking_problems(),
   pg2kafka.capture_mode(regclass, jsonb, text, text),
+  pg2kafka.check_options(regclass, jsonb, text, text),
+  pg2kafka.option_columns(regclass, jsonb), pg2kafka.current_options(regclass),
+  pg2kafka.options_spec(regclass, jsonb, jsonb),
+  pg2kafka.copy_snapshot(regclass, text, jsonb, text),
   pg2kafka.setup(regclass, text, jsonb), pg2kafka.setup(text, text, jsonb),
   pg2kafka.configure(regclass, jsonb), pg2kafka.configure(text, jsonb),
   pg2kafka.teardown(regclass), pg2kafka.teardown(text),
@@ -63,3 +71,12 @@ REVOKE EXECUTE ON FUNCTION
 -- the DBA's grants. Revoked first: default privileges may have given PUBLIC some.
 REVOKE ALL ON pg2kafka.parked_events, pg2kafka.queue_audit FROM PUBLIC;
 REVOKE ALL ON SEQUENCE pg2kafka.parked_events_id_seq, pg2kafka.queue_audit_id_seq FROM PUBLIC;
+
+-- Capture options (function set 8). The queue's trigger functions are for their triggers only
+-- (each refuses to run as another trigger): withheld from PUBLIC, so that no one attaches them
+-- elsewhere. event_batches_mask runs as the schema's owner (SECURITY DEFINER) to read the
+-- masking secret, which no other role may read.
+REVOKE EXECUTE ON FUNCTION
+  pg2kafka.event_batches_provenance(), pg2kafka.event_batches_mask(), pg2kafka.mask_secret_keys()
+  FROM PUBLIC;
+REVOKE ALL ON pg2kafka.mask_secret FROM PUBLIC;
