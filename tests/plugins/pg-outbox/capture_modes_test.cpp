@@ -154,8 +154,8 @@ TEST(CaptureModes, OptionsAreChecked_WithMessagesThatNameTheProblemAndTheFix) {
   EXPECT_NE(err(R"(SELECT pg2kafka.setup('t', 'k', '{"capture": 1}'))")
                 .find(R"(option "capture" must be "statement" or "row", not 1)"),
             std::string::npos);
-  EXPECT_NE(err(R"(SELECT pg2kafka.setup('t', 'k', '{"exclude": ["v"]}'))")
-                .find(R"(pg2kafka.setup: unknown option "exclude")"),
+  EXPECT_NE(err(R"(SELECT pg2kafka.setup('t', 'k', '{"exclud": ["v"]}'))")
+                .find(R"(pg2kafka.setup: unknown option "exclud")"),
             std::string::npos);
   EXPECT_NE(
       err(R"(SELECT pg2kafka.setup('parts', 'k', '{"capture": "statement"}'))")

@@ -221,8 +221,8 @@ TEST(MonitorSchema, ReadsOlderSchemas_WithoutTheViews) {
   for (int version : {4, 6, 10}) {
     SCOPED_TRACE("migration " + std::to_string(version));
     TestDatabase db(/*install_schema=*/false);
-    // The current function set needs migration 012: applied for it, then forgotten below.
-    apply_migrations_up_to(db.sql(), version == 10 ? 12 : version);
+    // The current function set needs migration 013: applied for it, then forgotten below.
+    apply_migrations_up_to(db.sql(), version == 10 ? 13 : version);
     if (version == 10) {
       // The previous release: migration 010 and function set 5, whose set had no views.
       apply_function_set(db.sql());
@@ -407,7 +407,7 @@ TEST(MonitorStatus, JsonHasTheDocumentedMembers) {
         "drain_lock", "vacuum_horizon", "tables", "backfills", "problems"})
     EXPECT_TRUE(doc.contains(member)) << member;
   EXPECT_EQ(doc.at("database").as_string(), db.name());
-  EXPECT_EQ(doc.at("schema_version").as_int64(), 12);
+  EXPECT_EQ(doc.at("schema_version").as_int64(), 13);
   EXPECT_EQ(doc.at("function_set").as_int64(), shipped_schema().functions);
   EXPECT_EQ(std::string(doc.at("collected_at").as_string()).size(), 24u);  // ...T..:..:..._Z
   const auto& queue = doc.at("queue").as_object();
