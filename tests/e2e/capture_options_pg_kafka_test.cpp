@@ -52,6 +52,9 @@ class CaptureOptionsPgKafka : public ::testing::TestWithParam<std::string> {
   }
 
   std::vector<kafka::Message> read(const std::string& topic, size_t at_least) {
+    // A topic that the running daemon creates may not be there yet.
+    for (int i = 0; i < 300 && kafka::partition_count(brokers_, topic) < 0; ++i)
+      std::this_thread::sleep_for(100ms);
     return kafka::read_topic(brokers_, topic, at_least, 60s,
                              {{"fetch.max.bytes", "52428800"},
                               {"max.partition.fetch.bytes", "33554432"},
