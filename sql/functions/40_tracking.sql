@@ -499,6 +499,24 @@ BEGIN
           left(v_value::text, 100)
           USING ERRCODE = 'invalid_parameter_value';
       END IF;
+      -- One owner's events must never reach a stream that another's consumers read as theirs:
+      -- the default names are the tables' own, and a topic is shared by one owner's tables only
+      -- (the drainer checks both again: the registry can be written around this function).
+      IF v_value ->> 0 LIKE 'pg2kafka.%' THEN
+        RAISE EXCEPTION '%: option "topic" must not start with "pg2kafka.", the prefix of the '
+                        'default topic names, not %', caller, left(v_value::text, 100)
+          USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'Leave "topic" out for the default name.';
+      END IF;
+      IF EXISTS (SELECT FROM pg2kafka.tracked_tables t JOIN pg_class c ON c.oid = t.relid
+                  WHERE t.options ->> 'topic' = v_value ->> 0 AND t.relid <> table_name
+                    AND c.relowner <> (SELECT o.relowner FROM pg_class o
+                                        WHERE o.oid = table_name)) THEN
+        RAISE EXCEPTION '%: topic % is the topic of a table of another owner', caller,
+          left(v_value::text, 100)
+          USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'Tables share a topic only when one role owns them all.';
+      END IF;
     ELSE
       v_allowed := CASE v_name
                      WHEN 'update' THEN ARRAY['changed', 'full']
