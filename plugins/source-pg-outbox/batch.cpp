@@ -113,7 +113,9 @@ BatchOptions parse_batch_options(std::string_view json) {
       if (!split_array(value, columns) || columns.size() < 2)
         bad_option("give a key that is not an array of at least two names");
       for (auto c : columns) {
-        if (c.empty() || c.front() != '"') bad_option("give a key column that is not a name");
+        // null: a column of the key was dropped (the batch then has no key_column either).
+        if (c != "null" && (c.empty() || c.front() != '"'))
+          bad_option("give a key column that is not a name");
         o.key.emplace_back(c);  // quoted, as split_members gives member names
       }
     } else if (name != "\"mask\"") {
@@ -132,20 +134,35 @@ std::vector<BatchEvent> expand_with_options(const BatchRow& batch, std::string* 
   if (!split_array(*batch.data, rows)) throw std::invalid_argument("its data is not a JSON array");
   if (batch.old_data && !split_array(*batch.old_data, old_rows))
     throw std::invalid_argument("its old_data is not a JSON array");
-  if (mismatch && static_cast<int64_t>(rows.size()) != batch.events)
-    *mismatch = "it counts " + std::to_string(batch.events) + " events but its data holds " +
-                std::to_string(rows.size());
+  if (mismatch) {
+    if (static_cast<int64_t>(rows.size()) != batch.events)
+      *mismatch = "it counts " + std::to_string(batch.events) + " events but its data holds " +
+                  std::to_string(rows.size());
+    else if (batch.old_data && old_rows.size() != rows.size())
+      *mismatch = "its data holds " + std::to_string(rows.size()) + " rows but its old_data " +
+                  std::to_string(old_rows.size());
+  }
 
+  // Without a key column (it was dropped: DELETE elements are then whole rows), every event has
+  // the batch's external_id as its key, as without options, and the key cannot change.
+  const bool keyed = batch.key_column.has_value();
   std::vector<std::string> key_names;  // quoted
-  if (o.key.empty()) {
+  if (!keyed) {
+  } else if (o.key.empty()) {
     key_names.emplace_back();
     sdk::append_json_string(key_names.back(), *batch.key_column);
   } else {
     key_names = o.key;
   }
-  const bool composite = !o.key.empty();
+  const bool composite = keyed && !o.key.empty();
+  std::optional<std::string> unkeyed;
+  if (batch.external_id) unkeyed = std::string(*batch.external_id);
   // The key of a row, and its key columns as a DELETE's data ({"a":1,"b":2}).
   auto row_key = [&](const Members& members, std::string* key_data) -> std::optional<std::string> {
+    if (!keyed) {
+      if (key_data) *key_data = "null";
+      return unkeyed;
+    }
     std::vector<std::optional<std::string_view>> values;
     for (const auto& name : key_names) values.push_back(member(members, name));
     if (key_data) {
@@ -176,7 +193,7 @@ std::vector<BatchEvent> expand_with_options(const BatchRow& batch, std::string* 
     BatchEvent e;
     e.index = static_cast<uint32_t>(i);
     std::string_view row = rows[i];
-    if (is_delete && !o.delete_rows) {
+    if (is_delete && !o.delete_rows && keyed) {
       std::string data;
       if (composite) {
         std::vector<std::string_view> values;
@@ -208,7 +225,7 @@ std::vector<BatchEvent> expand_with_options(const BatchRow& batch, std::string* 
         split_members(old_rows[i], old_members);
         std::string old_key_data;
         std::optional<std::string> old_key = row_key(old_members, &old_key_data);
-        if (o.key_change_delete && old_key != e.key) {
+        if (o.key_change_delete && keyed && old_key != e.key) {
           BatchEvent d;
           d.index = e.index;
           d.key = std::move(old_key);
@@ -235,7 +252,7 @@ std::vector<BatchEvent> expand_with_options(const BatchRow& batch, std::string* 
     }
     e.uuid = event_uuid(batch.uuid, e.index);
     out.push_back(std::move(e));
-    if (is_delete && o.tombstones) tombstone(out.back(), false);
+    if (is_delete && o.tombstones && keyed) tombstone(out.back(), false);
   }
   return out;
 }
@@ -243,7 +260,7 @@ std::vector<BatchEvent> expand_with_options(const BatchRow& batch, std::string* 
 }  // namespace
 
 std::vector<BatchEvent> expand_batch(const BatchRow& batch, std::string* mismatch) {
-  if (batch.options && batch.key_column && batch.data) return expand_with_options(batch, mismatch);
+  if (batch.options && batch.data) return expand_with_options(batch, mismatch);
   std::vector<BatchEvent> out;
   auto external_id = [&]() -> std::optional<std::string> {
     if (batch.external_id) return std::string(*batch.external_id);

@@ -435,6 +435,10 @@ const BatchOptions* OutboxSource::batch_options(std::string_view text) {
 std::shared_ptr<const OutboxSource::HeaderList> OutboxSource::provenance_headers(
     std::string_view text) {
   constexpr size_t kMaxHeaders = 32, kMaxValue = 1024;
+  // Names that pg2kafka's own headers use (the kafka sink's event id, dead letters' metadata):
+  // never taken from the database, where a writer chose them.
+  static const std::set<std::string, std::less<>> kReserved = {
+      "id", "event_id", "error", "reason", "original_topic", "value_omitted", "value_size"};
   std::vector<std::pair<std::string_view, std::string_view>> members;
   if (!split_members(text, members)) throw std::invalid_argument("its headers are not an object");
   auto out = std::make_shared<HeaderList>();
@@ -442,8 +446,12 @@ std::shared_ptr<const OutboxSource::HeaderList> OutboxSource::provenance_headers
     if (out->size() == kMaxHeaders) break;
     auto n = json_scalar_text(name);
     auto v = json_scalar_text(value);
-    if (!n || !v || n->empty() || n->size() > 63) continue;
-    if (v->size() > kMaxValue) v->resize(kMaxValue);
+    if (!n || !v || n->empty() || n->size() > 63 || kReserved.count(*n)) continue;
+    if (v->size() > kMaxValue) {
+      size_t cut = kMaxValue;
+      while (cut > 0 && (static_cast<unsigned char>((*v)[cut]) & 0xC0) == 0x80) --cut;
+      v->resize(cut);  // at a character boundary
+    }
     out->emplace_back("pg2kafka." + *n, std::move(*v));
   }
   return out;
@@ -487,9 +495,11 @@ void OutboxSource::refresh_routes(bool now) {
     std::string fallback = topic_name(config_.topic_namespace, database_, schema, table);
     // The registry can be written around pg2kafka.configure: its rules are checked again.
     std::string why;
+    std::string kafka_form = topic;  // Kafka takes '.' and '_' for the same in topic names
+    std::replace(kafka_form.begin(), kafka_form.end(), '.', '_');
     if (rows.boolean(i, 3))
-      why = "tables of another owner name the same topic";
-    else if (topic.rfind("pg2kafka.", 0) == 0 && topic != fallback)
+      why = "a table of another owner named it first";
+    else if (kafka_form.rfind("pg2kafka_", 0) == 0 && topic != fallback)
       why = "topics named pg2kafka.* are those of other tables";
     else if (topic.empty() || topic.size() > 249 || topic == "." || topic == ".." ||
              topic.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

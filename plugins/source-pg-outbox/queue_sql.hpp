@@ -105,13 +105,15 @@ enum FetchColumn : int {
 };
 
 // The topics of tracked tables that name their own (capture option "topic", migration 013), and
-// whether tables of another owner name the same topic (then neither is routed: one owner could
-// put events into the stream that another's consumers read as theirs).
+// whether the topic belongs to another owner: the owner of the oldest table (lowest OID) naming
+// it keeps it, so that no owner can put events into a stream that another's consumers read as
+// theirs, nor take a topic away from its owner.
 constexpr const char* kRoutesSql = R"sql(
 SELECT n.nspname::text, c.relname::text, t.options ->> 'topic',
-       (SELECT count(DISTINCT c2.relowner)
-          FROM pg2kafka.tracked_tables t2 JOIN pg_class c2 ON c2.oid = t2.relid
-         WHERE t2.options ->> 'topic' = t.options ->> 'topic') > 1
+       c.relowner <> (SELECT c2.relowner
+                        FROM pg2kafka.tracked_tables t2 JOIN pg_class c2 ON c2.oid = t2.relid
+                       WHERE t2.options ->> 'topic' = t.options ->> 'topic'
+                       ORDER BY t2.relid LIMIT 1)
   FROM pg2kafka.tracked_tables t
   JOIN pg_class c ON c.oid = t.relid
   JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -312,7 +314,7 @@ enum BackfillColumn : int {
   kBackfillKey,  // a composite key's column names (capture option "key", a JSON array), or NULL
 };
 // %BACKFILL_OPTIONS%: the table's composite key since migration 013.
-constexpr const char* kCompositeKeyColumn = "(t.options -> 'key')::text";
+constexpr const char* kCompositeKeyColumn = "(pg2kafka.current_options(t.relid) -> 'key')::text";
 constexpr const char* kNoCompositeKeyColumn = "NULL::text";
 
 // A chunk was delivered: the backfill's progress, absolute (so that a retried acknowledgement

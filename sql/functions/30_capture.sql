@@ -411,7 +411,7 @@ $$;
 -- `by_attnum` false when the spec's attnums cannot be trusted (restored from a dump).
 CREATE OR REPLACE FUNCTION pg2kafka.capture_columns(relid oid, spec jsonb, by_attnum boolean,
                                                     OUT sent text[], OUT redacted text[],
-                                                    OUT keys text[])
+                                                    OUT keys text[], OUT masked text[])
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   WITH c AS (
     SELECT a.attnum, a.attname::text AS name,
@@ -432,7 +432,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
          CASE WHEN $2 ? 'key' THEN
                 ARRAY(SELECT (SELECT c.name FROM c WHERE c.known = k.attnum)
                         FROM jsonb_array_elements($2 -> 'key') WITH ORDINALITY k(attnum, n)
-                       ORDER BY k.n) END
+                       ORDER BY k.n) END,
+         ARRAY(SELECT c.name FROM c WHERE ($2 -> 'mask') @> c.known)
 $$;
 
 -- A row's JSON (row_to_json) with only the members named in `sent` (NULL: all), those in
@@ -486,9 +487,14 @@ BEGIN
      WHERE a.attrelid = TG_RELID AND a.attname = TG_ARGV[0] AND a.attnum > 0
        AND NOT a.attisdropped;
   END IF;
-  SELECT c.sent, c.redacted, c.keys INTO v_cols
+  SELECT c.sent, c.redacted, c.keys, c.masked INTO v_cols
     FROM pg2kafka.capture_columns(TG_RELID, v_spec, v_attnum) c;
   v_filter := v_cols.sent IS NOT NULL OR cardinality(v_cols.redacted) > 0;
+  -- The masked columns, by name: the mask trigger masks them whatever the registry it reads
+  -- says (a REPEATABLE READ writer reads an older registry than its triggers').
+  IF cardinality(v_cols.masked) > 0 THEN
+    v_options := v_options || jsonb_build_object('mask', to_jsonb(v_cols.masked));
+  END IF;
   IF v_cols.keys IS NOT NULL THEN
     v_options := v_options || jsonb_build_object('key', to_jsonb(v_cols.keys));
     IF array_position(v_cols.keys, NULL) IS NOT NULL THEN
@@ -610,9 +616,12 @@ BEGIN
          AND NOT a.attisdropped;
     END IF;
   END IF;
-  SELECT c.sent, c.redacted, c.keys INTO v_cols
+  SELECT c.sent, c.redacted, c.keys, c.masked INTO v_cols
     FROM pg2kafka.capture_columns(v_root, v_spec, v_attnum) c;
   v_filter := v_cols.sent IS NOT NULL OR cardinality(v_cols.redacted) > 0;
+  IF cardinality(v_cols.masked) > 0 THEN  -- as capture_changes
+    v_options := v_options || jsonb_build_object('mask', to_jsonb(v_cols.masked));
+  END IF;
   IF v_cols.keys IS NOT NULL THEN
     v_options := v_options || jsonb_build_object('key', to_jsonb(v_cols.keys));
     IF array_position(v_cols.keys, NULL) IS NOT NULL THEN
@@ -723,7 +732,8 @@ BEGIN
                GROUP BY 1) n
        WHERE n.name ~ '^[a-z][a-z0-9_]{0,62}$'
          AND n.name NOT IN ('current_user', 'session_user', 'application_name', 'client_addr',
-                            'txid')
+                            'txid', 'notify', 'id', 'event_id', 'error', 'reason',
+                            'original_topic', 'value_omitted', 'value_size')
        ORDER BY n.first
        LIMIT 16
     LOOP
@@ -806,13 +816,25 @@ BEGIN
                     'pg2kafka.event_batches only'
       USING ERRCODE = 'prohibited_sql_statement_attempted';
   END IF;
-  v_relid := to_regclass(format('%I.%I', NEW.table_schema, NEW.table_name));
+  -- The table by its names, without the privilege checks of a regclass lookup (this runs as the
+  -- schema's owner, who need not be able to use the table's schema).
+  SELECT c.oid INTO v_relid
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname = NEW.table_schema AND c.relname = NEW.table_name;
+  -- What the registry masks, and what the capture function says it masks (the columns by
+  -- name, as its triggers resolved them): both. A row can only add masking, never take the
+  -- registry's away.
   SELECT ARRAY(SELECT a.attname::text
                  FROM jsonb_array_elements_text(t.option_columns -> 'mask') m(attnum)
                  JOIN pg_attribute a ON a.attrelid = t.relid AND a.attnum = m.attnum::smallint
                                     AND NOT a.attisdropped)
     INTO v_masked
     FROM pg2kafka.tracked_tables t WHERE t.relid = v_relid;
+  IF jsonb_typeof(NEW.options -> 'mask') = 'array' THEN
+    v_masked := coalesce(v_masked, '{}')
+                || ARRAY(SELECT m FROM jsonb_array_elements_text(NEW.options -> 'mask') m
+                          WHERE m IS NOT NULL);
+  END IF;
   IF coalesce(cardinality(v_masked), 0) = 0 THEN
     RETURN NEW;
   END IF;

@@ -289,8 +289,15 @@ BEGIN
   END IF;
   IF NOT EXISTS (SELECT FROM pg_attribute a
                   WHERE a.attrelid = table_name AND a.attnum = v_args[2]::smallint
-                    AND a.attnum > 0 AND NOT a.attisdropped) THEN
-    RETURN 'key column gone';
+                    AND a.attnum > 0 AND NOT a.attisdropped)
+     OR EXISTS (SELECT FROM pg2kafka.tracked_tables t,
+                            jsonb_array_elements_text(t.option_columns -> 'key') k(attnum)
+                 WHERE t.relid = table_name
+                   AND NOT EXISTS (SELECT FROM pg_attribute a
+                                    WHERE a.attrelid = table_name
+                                      AND a.attnum = k.attnum::smallint
+                                      AND NOT a.attisdropped)) THEN
+    RETURN 'key column gone';  -- the key column, or a column of a composite key
   END IF;
   RETURN NULL;
 END
@@ -470,13 +477,17 @@ BEGIN
       END IF;
       SELECT e INTO v_col FROM jsonb_array_elements_text(v_value) WITH ORDINALITY x(e, i)
        WHERE x.e !~ '^[a-z][a-z0-9_]{0,62}$'
-          OR x.e IN ('current_user', 'session_user', 'application_name', 'client_addr', 'txid')
+          OR x.e IN ('current_user', 'session_user', 'application_name', 'client_addr', 'txid',
+                     'notify', 'id', 'event_id', 'error', 'reason', 'original_topic',
+                     'value_omitted', 'value_size')
        ORDER BY x.i LIMIT 1;
       IF FOUND THEN
         RAISE EXCEPTION '%: option "provenance": "%" is not a setting name of its own (one to '
                         '63 of a-z, 0-9 and _, starting with a letter, and none of the standard '
                         'headers current_user, session_user, application_name, client_addr, '
-                        'txid)', caller, left(v_col, 100)
+                        'txid, nor notify or a header name pg2kafka gives records: id, '
+                        'event_id, error, reason, original_topic, value_omitted, value_size)',
+          caller, left(v_col, 100)
           USING ERRCODE = 'invalid_parameter_value';
       END IF;
       SELECT e INTO v_col FROM jsonb_array_elements_text(v_value) e GROUP BY e
@@ -502,16 +513,18 @@ BEGIN
       -- One owner's events must never reach a stream that another's consumers read as theirs:
       -- the default names are the tables' own, and a topic is shared by one owner's tables only
       -- (the drainer checks both again: the registry can be written around this function).
-      IF v_value ->> 0 LIKE 'pg2kafka.%' THEN
-        RAISE EXCEPTION '%: option "topic" must not start with "pg2kafka.", the prefix of the '
-                        'default topic names, not %', caller, left(v_value::text, 100)
+      IF translate(v_value ->> 0, '.', '_') LIKE 'pg2kafka\_%' THEN
+        RAISE EXCEPTION '%: option "topic" must not start with "pg2kafka." (or "pg2kafka_", '
+                        'which Kafka takes for the same), the prefix of the default topic '
+                        'names, not %', caller, left(v_value::text, 100)
           USING ERRCODE = 'invalid_parameter_value',
                 HINT = 'Leave "topic" out for the default name.';
       END IF;
       IF EXISTS (SELECT FROM pg2kafka.tracked_tables t JOIN pg_class c ON c.oid = t.relid
-                  WHERE t.options ->> 'topic' = v_value ->> 0 AND t.relid <> table_name
+                  WHERE t.options ->> 'topic' = v_value ->> 0
+                    AND t.relid <> check_options.table_name
                     AND c.relowner <> (SELECT o.relowner FROM pg_class o
-                                        WHERE o.oid = table_name)) THEN
+                                        WHERE o.oid = check_options.table_name)) THEN
         RAISE EXCEPTION '%: topic % is the topic of a table of another owner', caller,
           left(v_value::text, 100)
           USING ERRCODE = 'invalid_parameter_value',
@@ -629,6 +642,7 @@ CREATE OR REPLACE FUNCTION pg2kafka.options_spec(table_name regclass, options js
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT jsonb_strip_nulls(jsonb_build_object(
            'include', $3 -> 'include', 'exclude', $3 -> 'exclude', 'redact', $3 -> 'redact',
+           'mask', $3 -> 'mask',
            'key', $3 -> 'key', 'delete', $2 -> 'delete',
            'provenance', CASE WHEN $2 -> 'provenance' = 'true' THEN '[]'::jsonb
                               WHEN jsonb_typeof($2 -> 'provenance') = 'array'
@@ -643,8 +657,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                       WHERE a.attrelid = $1 AND NOT a.attisdropped
                         AND a.attnum IN (SELECT n::smallint
                                            FROM jsonb_each($3) c,
-                                                jsonb_array_elements_text(c.value) n
-                                          WHERE c.key <> 'mask'))))::text
+                                                jsonb_array_elements_text(c.value) n))))::text
    WHERE $2 IS NOT NULL
 $$;
 
@@ -788,8 +801,12 @@ BEGIN
             HINT = 'The key column is given by its exact name, without quotes.';
   END IF;
 
+  -- After a restore the attnums may name other columns (dropped columns are not dumped): the
+  -- options are then taken by the names they were last set with (a column renamed since is an
+  -- error to fix, never a column sent by mistake).
   SELECT t.key_column, t.capture, t.options, t.option_columns,
-         pg2kafka.current_options(t.relid) AS current
+         CASE WHEN pg2kafka.tracking_problem(t.relid) = 'restored' THEN t.options
+              ELSE pg2kafka.current_options(t.relid) END AS current
     INTO v_registry
     FROM pg2kafka.tracked_tables t WHERE t.relid = table_name;
   v_tracked := v_registry.key_column;

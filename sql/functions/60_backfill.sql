@@ -177,6 +177,13 @@ BEGIN
                     'in chunks', v_b.relid::regclass
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'pg2kafka.backfill copies a masked table into the queue under its lock.';
+  ELSIF v_opts.options IS NOT NULL
+        AND pg2kafka.tracking_problem(v_b.relid) IS NOT DISTINCT FROM 'restored' THEN
+    -- Its options follow columns by attnum, which a restore may have moved.
+    RAISE EXCEPTION 'pg2kafka backfill reader: table % was restored from a dump, so its capture '
+                    'options may name other columns than they did', v_b.relid::regclass
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Run pg2kafka.setup on it first (sql/README.md, "pg_dump and pg_restore").';
   ELSIF v_opts.options IS NOT NULL THEN
     SELECT c.sent, c.redacted INTO v_sent, v_redact
       FROM pg2kafka.capture_columns(

@@ -63,6 +63,24 @@ $do$;
 -- 1. The registry.
 ALTER TABLE pg2kafka.tracked_tables ADD COLUMN IF NOT EXISTS options jsonb;
 ALTER TABLE pg2kafka.tracked_tables ADD COLUMN IF NOT EXISTS option_columns jsonb;
+-- Table owners may write their rows of the registry directly: whatever they write must keep the
+-- shape every reader of the registry (tracking_problems, the drainer's start, installs) relies
+-- on, so that one owner's row cannot break them for all.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_constraint
+                  WHERE conrelid = 'pg2kafka.tracked_tables'::regclass
+                    AND conname = 'tracked_tables_options_shape') THEN
+    ALTER TABLE pg2kafka.tracked_tables ADD CONSTRAINT tracked_tables_options_shape CHECK (
+      (options IS NULL OR jsonb_typeof(options) = 'object')
+      AND (option_columns IS NULL
+           OR jsonb_typeof(option_columns) = 'object'
+              AND NOT jsonb_path_exists(option_columns, 'strict $.* ? (@.type() != "array")')
+              AND NOT jsonb_path_exists(option_columns,
+                                        'strict $.*[*] ? (@.type() != "number")')));
+  END IF;
+END
+$$;
 
 -- 2, 3. The queue: as in 012, wait at most 2 s for its lock (the plugin retries a lock
 -- timeout; by hand, run it again). Each step is taken only when missing.

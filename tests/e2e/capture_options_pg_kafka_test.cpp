@@ -9,6 +9,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <map>
 #include <regex>
 #include <set>
@@ -240,8 +241,9 @@ TEST_P(CaptureOptionsPgKafka, SnapshotChunksWithACompositeKeyAndExcludedColumns)
   EXPECT_EQ(s.value("SELECT count(*) FROM pg2kafka.backfills"), "1") << "sent in chunks";
   s.exec("DELETE FROM t WHERE id = 7");
   drain();
-  auto messages = read(topic("t"), 251);
-  ASSERT_EQ(messages.size(), 251u);
+  // Row 7 is gone before the chunks are read: 249 rows, and the DELETE.
+  auto messages = read(topic("t"), 250);
+  ASSERT_EQ(messages.size(), 250u);
   std::set<std::string> snapshot_keys;
   for (const auto& m : messages) {
     EXPECT_EQ(m.value->find("pw"), std::string::npos) << *m.value;
@@ -250,11 +252,14 @@ TEST_P(CaptureOptionsPgKafka, SnapshotChunksWithACompositeKeyAndExcludedColumns)
     EXPECT_EQ(body(m).at("external_id").as_string(), *m.key);
     if (statement(m) == "SNAPSHOT") snapshot_keys.insert(*m.key);
   }
-  EXPECT_EQ(snapshot_keys.size(), 250u);
+  EXPECT_EQ(snapshot_keys.size(), 249u);
   EXPECT_TRUE(snapshot_keys.count(R"(["acme","250"])"));
-  EXPECT_EQ(keys({messages.back()}), R"(["acme","7"]:DELETE)");
-  EXPECT_EQ(json::serialize(body(messages.back()).at("data")),
-            R"({"tenant":"acme","id":7,"v":"v7"})");
+  EXPECT_FALSE(snapshot_keys.count(R"(["acme","7"])"));
+  auto deleted = std::find_if(messages.begin(), messages.end(),
+                              [](const kafka::Message& m) { return statement(m) == "DELETE"; });
+  ASSERT_NE(deleted, messages.end());
+  EXPECT_EQ(keys({*deleted}), R"(["acme","7"]:DELETE)");
+  EXPECT_EQ(json::serialize(body(*deleted).at("data")), R"({"tenant":"acme","id":7,"v":"v7"})");
 }
 
 TEST_P(CaptureOptionsPgKafka, ARouteSetWhileTheDaemonRunsCreatesItsTopic) {

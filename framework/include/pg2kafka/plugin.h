@@ -57,8 +57,7 @@
  *   1.5  Null values: a record's `value.data` may be NULL (a null value, which Kafka's log
  *        compaction reads as "delete this key": a tombstone). A source returns one only to a host
  *        of 1.5 or later; the host hands one only to a sink that answered 1.5 or later, and
- *        handles it as a permanent failure of that record for an older sink (parked, or the
- *        pipeline stops), since such a sink may take it for an empty value.
+ *        stops the pipeline on it with an older sink, which may take it for an empty value.
  *
  * Threading
  * ---------

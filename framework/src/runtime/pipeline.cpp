@@ -294,19 +294,19 @@ void Pipeline::poll_source() {
     return;
   }
   auto holder = std::make_shared<Batch>(source_, batch.handle);
-  // A sink before ABI 1.5 may take a null value (a tombstone) for an empty one: such a record is
-  // one it cannot be given, handled like a record the source cannot make deliverable.
-  std::vector<const char*> refused;
+  // A sink before ABI 1.5 may take a null value (a tombstone) for an empty one, so it is never
+  // given one. Every later tombstone would meet the same sink: the pipeline stops (even when it
+  // parks: a parked tombstone could only be retried into the same sink, and one set aside would
+  // let later records of its key overtake it).
   if (sink_.plugin().abi_minor() < 5) {
     for (size_t i = 0; i < batch.count; ++i) {
       if (batch.records[i].value.data || (batch.unusable && batch.unusable[i])) continue;
-      if (refused.empty()) {
-        refused.assign(batch.count, nullptr);
-        if (batch.unusable) refused.assign(batch.unusable, batch.unusable + batch.count);
-      }
-      refused[i] = kNullValueRefused;
+      fail("sink '" + sink_.name() + "' (a plugin of ABI 1." +
+           std::to_string(sink_.plugin().abi_minor()) + ") cannot be given " +
+           record_label(batch.records[i]) + ": " + kNullValueRefused +
+           ". Nothing from this record on is acknowledged: it stays in the source.");
+      return;
     }
-    if (!refused.empty()) batch.unusable = refused.data();
   }
   for (size_t i = 0; i < batch.count; ++i) {
     const p2k_record& rec = batch.records[i];

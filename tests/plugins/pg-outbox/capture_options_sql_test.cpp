@@ -80,10 +80,10 @@ TEST(CaptureOptionsSql, StatementMode_EachOptionAloneAndCombined_StoresFilteredR
       (std::vector<std::string>{
           "INSERT [{\"id\":1,\"name\":" + m +
               ",\"pw\":null,\"n\":1.50}, "
-              "{\"id\":2,\"name\":null,\"pw\":null,\"n\":2}] | - | {\"mask\": true} | -",
+              "{\"id\":2,\"name\":null,\"pw\":null,\"n\":2}] | - | {\"mask\": [\"name\"]} | -",
           "UPDATE [{\"id\":1,\"name\":" + m + ",\"pw\":null,\"n\":3}] | [{\"id\":1,\"name\":" + m +
-              ",\"pw\":null,\"n\":1.50}] | {\"mask\": true} | -",
-          "DELETE [2] | - | {\"mask\": true} | -",
+              ",\"pw\":null,\"n\":1.50}] | {\"mask\": [\"name\"]} | -",
+          "DELETE [2] | - | {\"mask\": [\"name\"]} | -",
           "TRUNCATE - | - | {\"mask\": true} | -",
       }));
 
@@ -253,7 +253,7 @@ TEST(CaptureOptionsSql, Snapshots_SetupCopiesAMaskedTable_TheReaderAppliesSelect
                                     "\"}] | - | {\"mask\": true} | "
                                     "application_name,client_addr,current_user,session_user,txid",
                                 "INSERT [{\"id\":2,\"name\":\"" + hmac(s, "two") +
-                                    "\"}] | - | {\"mask\": true} | "
+                                    "\"}] | - | {\"mask\": [\"name\"]} | "
                                     "application_name,client_addr,current_user,session_user,txid",
                                 "SNAPSHOT [{\"id\":2,\"name\":\"" + hmac(s, "two") +
                                     "\"}] | - | {\"mask\": true} | "
