@@ -297,3 +297,23 @@ TEST(BatchOptions, DeletesWithWholeRowsAndTombstones) {
   EXPECT_EQ(data_of(events[0]), R"({"id":3})");
   EXPECT_TRUE(events[1].tombstone);
 }
+
+TEST(BatchOptions, WithoutAKeyColumnTheOptionsStillShapeTheEvents) {
+  // A column of the composite key was dropped: the capture writes null in its place, and no
+  // key_column; events are keyed by external_id (null), as without options.
+  auto o = parse_batch_options(
+      R"({"key": ["t", null], "update": "full", "before": "changed", "tombstones": true})");
+  BatchRow r = row("UPDATE", std::nullopt, R"([{"t": "a", "v": 2}])", 1);
+  r.old_data = R"([{"t": "a", "v": 1}])";
+  r.options = &o;
+  auto events = expand_batch(r);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].key, std::nullopt);
+  EXPECT_EQ(data_of(events[0]), R"({"t": "a", "v": 2})");
+  EXPECT_EQ(events[0].before, R"({"v": 1})");
+  BatchRow d = row("DELETE", std::nullopt, R"([{"t": "a", "v": 2}])", 1);
+  d.options = &o;
+  events = expand_batch(d);
+  ASSERT_EQ(events.size(), 1u) << "no tombstone for a null key";
+  EXPECT_EQ(data_of(events[0]), R"({"t": "a", "v": 2})");
+}

@@ -361,6 +361,10 @@ TEST(CaptureOptionsSql, BadOptions_EachAClearErrorAndNothingChanges) {
       {R"({"topic": 5})", "Kafka topic name"},
       {R"({"provenance": ["Actor"]})", "is not a setting name"},
       {R"({"provenance": ["current_user"]})", "is not a setting name"},
+      {R"({"provenance": ["id"]})", "is not a setting name"},
+      {R"({"provenance": ["error"]})", "is not a setting name"},
+      {R"({"topic": "pg2kafka.db.other"})", "must not start with \"pg2kafka.\""},
+      {R"({"topic": "pg2kafka_db_other"})", "must not start with \"pg2kafka.\""},
       {R"({"provenance": "yes"})", "must be true, false or an array"},
       {R"({"provenance": ["a","b","c","d","e","f","g","h","i","j","k","l","m","n","o","p","q"]})",
        "at most 16"},
@@ -550,4 +554,78 @@ TEST(CaptureOptionsSql, Attacker_UserCodeRunsOnlyAsTheWriter_LookAlikesNeverRun)
                   " me,DELETE " + hmac(db.sql(), "m") + " me")
         << mode;
   }
+}
+
+// What the review of the first version found, each shown to hold now.
+TEST(CaptureOptionsSql, MaskingNeverFailsOpen_ARepeatableReadWriterQueuesNoClearValue) {
+  TestDatabase db;
+  auto& s = db.sql();
+  TestRole alice(db, "alice");
+  TestRole writer(db, "writer");
+  // alice owns a schema of her own.
+  s.exec("GRANT CREATE ON DATABASE \"" + db.name() + "\" TO " + alice.name());
+  Session a(alice.url());
+  a.exec("CREATE SCHEMA own");
+  a.exec("CREATE TABLE own.t (id int PRIMARY KEY, secret text)");
+  a.exec("GRANT USAGE ON SCHEMA own TO " + writer.name());
+  a.exec("GRANT SELECT, INSERT ON own.t TO " + writer.name());
+  a.exec("SELECT pg2kafka.setup('own.t', 'id')");
+
+  // A REPEATABLE READ writer took its snapshot before mask was configured: its registry reads
+  // show no masked column, but its triggers are the new ones, which name it.
+  Session w(writer.url());
+  w.exec("BEGIN ISOLATION LEVEL REPEATABLE READ");
+  w.exec("SELECT count(*) FROM pg2kafka.tracked_tables");  // the snapshot; no lock on own.t
+  a.exec("SELECT pg2kafka.configure('own.t', '{\"mask\": [\"secret\"]}')");
+  w.exec("INSERT INTO own.t VALUES (1, 'CLEAR-IN-RR')");
+  w.exec("COMMIT");
+  w.exec("INSERT INTO own.t VALUES (2, 'CLEAR-LATER')");
+  EXPECT_EQ(s.value("SELECT count(*) FROM pg2kafka.event_batches WHERE table_name = 't'"), "2");
+  EXPECT_EQ(s.value("SELECT count(*) FROM pg2kafka.event_batches WHERE data::text ~ 'CLEAR'"), "0")
+      << s.value("SELECT string_agg(data::text, ' ') FROM pg2kafka.event_batches");
+}
+
+TEST(CaptureOptionsSql, TheRegistryKeepsItsShape_AndAKeyColumnDroppedIsAProblem) {
+  TestDatabase db;
+  auto& s = db.sql();
+  TestRole bob(db, "bob");
+  s.exec("GRANT CREATE ON SCHEMA public TO " + bob.name());
+  Session b(bob.url());
+  b.exec("CREATE TABLE x (id int PRIMARY KEY, v text)");
+  b.exec("SELECT pg2kafka.setup('x', 'id', '{\"exclude\": [\"v\"]}')");
+  // Written around configure, a malformed row would break tracking_problems for everyone.
+  for (const char* bad : {R"(option_columns = '{"include": 5}')",
+                          R"(option_columns = '{"include": ["a"]}')", R"(options = '[1]')"}) {
+    std::string err = b.try_exec(std::string("UPDATE pg2kafka.tracked_tables SET ") + bad);
+    EXPECT_NE(err.find("tracked_tables_options_shape"), std::string::npos) << bad << ": " << err;
+  }
+  EXPECT_EQ(s.value("SELECT count(*) FROM pg2kafka.tracking_problems()"), "0");
+
+  s.exec("CREATE TABLE ck (t text, n int, v text, PRIMARY KEY (t, n))");
+  s.exec("SELECT pg2kafka.setup('ck', NULL, '{\"key\": [\"t\", \"n\"], \"tombstones\": true}')");
+  s.exec("ALTER TABLE ck DROP COLUMN n CASCADE");
+  EXPECT_EQ(s.value("SELECT problem FROM pg2kafka.tracking_problems() WHERE table_name = "
+                    "'ck'::regclass"),
+            "key column gone");
+}
+
+TEST(CaptureOptionsSql, ATopicBelongsToTheOwnerOfTheTableThatNamedItFirst) {
+  TestDatabase db;
+  auto& s = db.sql();
+  TestRole alice(db, "alice");
+  TestRole bob(db, "bob");
+  s.exec("GRANT CREATE ON SCHEMA public TO " + alice.name() + ", " + bob.name());
+  Session a(alice.url());
+  Session b(bob.url());
+  a.exec("CREATE TABLE a1 (id int PRIMARY KEY)");
+  a.exec("CREATE TABLE a2 (id int PRIMARY KEY)");
+  b.exec("CREATE TABLE b1 (id int PRIMARY KEY)");
+  a.exec("SELECT pg2kafka.setup('a1', 'id', '{\"topic\": \"orders\"}')");
+  a.exec("SELECT pg2kafka.setup('a2', 'id', '{\"topic\": \"orders\"}')");  // her own: shared
+  b.exec("SELECT pg2kafka.setup('b1', 'id')");
+  std::string err = b.try_exec("SELECT pg2kafka.configure('b1', '{\"topic\": \"orders\"}')");
+  EXPECT_NE(err.find("the topic of a table of another owner"), std::string::npos) << err;
+  EXPECT_EQ(
+      s.scalar("SELECT options::text FROM pg2kafka.tracked_tables WHERE relid = 'b1'::regclass"),
+      std::nullopt);
 }
