@@ -127,21 +127,27 @@ BatchOptions parse_batch_options(std::string_view json) {
 
 namespace {
 
-// expand_batch for a batch with capture options (key_column and data set).
-std::vector<BatchEvent> expand_with_options(const BatchRow& batch, std::string* mismatch) {
-  const BatchOptions& o = *batch.options;
-  std::vector<std::string_view> rows, old_rows;
+// The elements of a batch's data and old_data, and how the batch disagrees with itself, if it
+// does (see expand_batch).
+void split_rows(const BatchRow& batch, std::vector<std::string_view>& rows,
+                std::vector<std::string_view>& old_rows, std::string* mismatch) {
   if (!split_array(*batch.data, rows)) throw std::invalid_argument("its data is not a JSON array");
   if (batch.old_data && !split_array(*batch.old_data, old_rows))
     throw std::invalid_argument("its old_data is not a JSON array");
-  if (mismatch) {
-    if (static_cast<int64_t>(rows.size()) != batch.events)
-      *mismatch = "it counts " + std::to_string(batch.events) + " events but its data holds " +
-                  std::to_string(rows.size());
-    else if (batch.old_data && old_rows.size() != rows.size())
-      *mismatch = "its data holds " + std::to_string(rows.size()) + " rows but its old_data " +
-                  std::to_string(old_rows.size());
-  }
+  if (!mismatch) return;
+  if (static_cast<int64_t>(rows.size()) != batch.events)
+    *mismatch = "it counts " + std::to_string(batch.events) + " events but its data holds " +
+                std::to_string(rows.size());
+  else if (batch.old_data && old_rows.size() != rows.size())
+    *mismatch = "its data holds " + std::to_string(rows.size()) + " rows but its old_data " +
+                std::to_string(old_rows.size());
+}
+
+// expand_batch for a batch with capture options and data.
+std::vector<BatchEvent> expand_with_options(const BatchRow& batch, std::string* mismatch) {
+  const BatchOptions& o = *batch.options;
+  std::vector<std::string_view> rows, old_rows;
+  split_rows(batch, rows, old_rows, mismatch);
 
   // Without a key column (it was dropped: DELETE elements are then whole rows), every event has
   // the batch's external_id as its key, as without options, and the key cannot change.
@@ -279,17 +285,7 @@ std::vector<BatchEvent> expand_batch(const BatchRow& batch, std::string* mismatc
   }
 
   std::vector<std::string_view> rows, old_rows;
-  if (!split_array(*batch.data, rows)) throw std::invalid_argument("its data is not a JSON array");
-  if (batch.old_data && !split_array(*batch.old_data, old_rows))
-    throw std::invalid_argument("its old_data is not a JSON array");
-  if (mismatch) {
-    if (static_cast<int64_t>(rows.size()) != batch.events)
-      *mismatch = "it counts " + std::to_string(batch.events) + " events but its data holds " +
-                  std::to_string(rows.size());
-    else if (batch.old_data && old_rows.size() != rows.size())
-      *mismatch = "its data holds " + std::to_string(rows.size()) + " rows but its old_data " +
-                  std::to_string(old_rows.size());
-  }
+  split_rows(batch, rows, old_rows, mismatch);
 
   const bool is_delete = batch.statement == "DELETE";
   std::string quoted_key;

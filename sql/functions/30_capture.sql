@@ -789,6 +789,28 @@ $$;
 INSERT INTO pg2kafka.mask_secret (one)
 SELECT true WHERE NOT EXISTS (SELECT FROM pg2kafka.mask_secret);
 
+-- pg2kafka.mask_rows(rows, masked, inner_key, outer_key): a JSON array of rows with the members
+-- named in `masked` replaced by the lower-case hex HMAC-SHA-256 of their text (RFC 2104, with
+-- the key blocks given), as JSON strings; null stays null, members keep their order. For the
+-- trigger event_batches_mask, which passes the secret's key blocks: the function itself knows no
+-- secret (EXECUTE is withheld from PUBLIC all the same). Built-in functions on json, text and
+-- bytea only.
+CREATE OR REPLACE FUNCTION pg2kafka.mask_rows(rows json, masked text[], inner_key bytea,
+                                              outer_key bytea) RETURNS json
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT json_agg(CASE WHEN json_typeof(e.v) = 'object' THEN
+           (SELECT ('{' || coalesce(string_agg(
+                      to_json(m.key)::text || ':'
+                      || CASE WHEN m.key = ANY ($2) AND json_typeof(m.value) <> 'null'
+                              THEN to_json(encode(sha256($4 || sha256(
+                                     $3 || convert_to(m.value #>> '{}', 'UTF8'))),
+                                     'hex'))::text
+                              ELSE m.value::text END, ',' ORDER BY m.n), '') || '}')::json
+              FROM json_each(e.v) WITH ORDINALITY m(key, value, n))
+           ELSE e.v END ORDER BY e.i)
+    FROM json_array_elements($1) WITH ORDINALITY e(v, i)
+$$;
+
 -- Trigger event_batches_mask (BEFORE INSERT ON pg2kafka.event_batches FOR EACH ROW WHEN
 -- (NEW.options ? 'mask'), migration 013). SECURITY DEFINER: it runs as the schema's owner, the
 -- only role that can read pg2kafka.mask_secret. It replaces, in each row of `data` and
@@ -849,33 +871,11 @@ BEGIN
   v_rows := NEW.statement <> 'DELETE' OR NEW.key_column IS NULL
             OR NEW.options ->> 'delete' = 'row';
   IF v_rows AND NEW.data IS NOT NULL THEN
-    NEW.data := (
-      SELECT json_agg(CASE WHEN json_typeof(e.v) = 'object' THEN
-               (SELECT ('{' || coalesce(string_agg(
-                          to_json(m.key)::text || ':'
-                          || CASE WHEN m.key = ANY (v_masked) AND json_typeof(m.value) <> 'null'
-                                  THEN to_json(encode(sha256(v_outer || sha256(
-                                         v_inner || convert_to(m.value #>> '{}', 'UTF8'))),
-                                         'hex'))::text
-                                  ELSE m.value::text END, ',' ORDER BY m.n), '') || '}')::json
-                  FROM json_each(e.v) WITH ORDINALITY m(key, value, n))
-               ELSE e.v END ORDER BY e.i)
-        FROM json_array_elements(NEW.data) WITH ORDINALITY e(v, i));
+    NEW.data := pg2kafka.mask_rows(NEW.data, v_masked, v_inner, v_outer);
     NEW.data_bytes := pg_column_size(NEW.data);
   END IF;
   IF v_rows AND NEW.old_data IS NOT NULL THEN
-    NEW.old_data := (
-      SELECT json_agg(CASE WHEN json_typeof(e.v) = 'object' THEN
-               (SELECT ('{' || coalesce(string_agg(
-                          to_json(m.key)::text || ':'
-                          || CASE WHEN m.key = ANY (v_masked) AND json_typeof(m.value) <> 'null'
-                                  THEN to_json(encode(sha256(v_outer || sha256(
-                                         v_inner || convert_to(m.value #>> '{}', 'UTF8'))),
-                                         'hex'))::text
-                                  ELSE m.value::text END, ',' ORDER BY m.n), '') || '}')::json
-                  FROM json_each(e.v) WITH ORDINALITY m(key, value, n))
-               ELSE e.v END ORDER BY e.i)
-        FROM json_array_elements(NEW.old_data) WITH ORDINALITY e(v, i));
+    NEW.old_data := pg2kafka.mask_rows(NEW.old_data, v_masked, v_inner, v_outer);
     NEW.data_bytes := pg_column_size(NEW.data) + pg_column_size(NEW.old_data);
   END IF;
   RETURN NEW;

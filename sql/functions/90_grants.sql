@@ -77,6 +77,7 @@ REVOKE ALL ON SEQUENCE pg2kafka.parked_events_id_seq, pg2kafka.queue_audit_id_se
 -- elsewhere. event_batches_mask runs as the schema's owner (SECURITY DEFINER) to read the
 -- masking secret, which no other role may read.
 REVOKE EXECUTE ON FUNCTION
-  pg2kafka.event_batches_provenance(), pg2kafka.event_batches_mask(), pg2kafka.mask_secret_keys()
+  pg2kafka.event_batches_provenance(), pg2kafka.event_batches_mask(), pg2kafka.mask_secret_keys(),
+  pg2kafka.mask_rows(json, text[], bytea, bytea)
   FROM PUBLIC;
 REVOKE ALL ON pg2kafka.mask_secret FROM PUBLIC;
