@@ -140,3 +140,53 @@ TEST(ParkingSource, ARetriedEventThatFailsAgain_StopsItsKeyUntilTheNextRequest) 
   EXPECT_EQ(rows[0][3], "still too large");
   EXPECT_EQ(rows[1][2], "t") << "the key's requests end with the failure";
 }
+
+// Capture options (issue 20): a parked tombstone stays a tombstone, and parked records keep their
+// provenance headers, when they are retried.
+TEST(ParkingSource, ATombstoneAndItsProvenanceHeadersSurviveParkingAndRetry) {
+  TestDatabase db;
+  db.sql().exec("CREATE TABLE t (id int PRIMARY KEY, v text)");
+  db.sql().exec(
+      "SELECT pg2kafka.setup('t', 'id', '{\"tombstones\": true, \"provenance\": [\"actor\"]}')");
+  db.sql().exec(
+      "BEGIN; SET LOCAL pg2kafka.actor = 'alice'; INSERT INTO t VALUES (1, 'a'); "
+      "DELETE FROM t WHERE id = 1; COMMIT");
+  auto source = make_source(db.url());
+  source->open();
+  auto events = poll_until(*source, 3, /*ack=*/false);
+  ASSERT_EQ(events.size(), 3u);
+  const Event& tombstone = events[2];
+  ASSERT_TRUE(tombstone.null_value);
+  EXPECT_EQ(tombstone.key, std::optional<std::string>("1"));
+  EXPECT_EQ(tombstone.headers.at("statement"), "DELETE");
+  EXPECT_EQ(tombstone.headers.at("pg2kafka.actor"), "alice");
+  EXPECT_NE(tombstone.id, events[1].id) << "a tombstone has an id of its own";
+
+  p2k_record r = record_of(tombstone);
+  r.value = {nullptr, 0};
+  std::vector<p2k_header> headers;
+  for (const auto& [name, value] : tombstone.headers)
+    headers.push_back({{name.data(), name.size()}, {value.data(), value.size()}});
+  r.headers = headers.data();
+  r.header_count = headers.size();
+  source->park(r, "refused for good");
+  source->ack(tombstone.position);
+  auto parked = db.sql().rows(
+      "SELECT tombstone, headers ->> 'actor', message ->> 'statement', message -> 'data', "
+      "uuid::text FROM pg2kafka.parked_events");
+  ASSERT_EQ(parked.size(), 1u);
+  EXPECT_EQ(parked[0][0], "t");
+  EXPECT_EQ(parked[0][1], "alice");
+  EXPECT_EQ(parked[0][2], "DELETE");
+  EXPECT_EQ(parked[0][3], "null");
+  EXPECT_EQ(parked[0][4], tombstone.id);
+
+  db.sql().exec("SELECT pg2kafka.retry_event('" + tombstone.id + "')");
+  auto again = poll_until(*source, 1);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_TRUE(again[0].null_value) << "sent as a tombstone again";
+  EXPECT_EQ(again[0].id, tombstone.id);
+  EXPECT_EQ(again[0].key, std::optional<std::string>("1"));
+  EXPECT_EQ(again[0].headers.at("pg2kafka.actor"), "alice");
+  EXPECT_EQ(again[0].headers.at("pg2kafka.current_user"), "postgres");
+}

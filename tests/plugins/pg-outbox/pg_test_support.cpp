@@ -255,13 +255,14 @@ std::vector<Event> to_events(pg2kafka::sdk::RecordBatch& batch) {
     e.position = r[i].position;
     e.topic.assign(r[i].topic.data, r[i].topic.size);
     if (r[i].key.data) e.key = std::string(r[i].key.data, r[i].key.size);
-    e.value.assign(r[i].value.data, r[i].value.size);
+    e.null_value = r[i].value.data == nullptr;
+    if (!e.null_value) e.value.assign(r[i].value.data, r[i].value.size);
     e.id.assign(r[i].id.data, r[i].id.size);
     e.timestamp_ms = r[i].timestamp_ms;
     for (size_t h = 0; h < r[i].header_count; ++h)
       e.headers[std::string(r[i].headers[h].name.data, r[i].headers[h].name.size)] =
           std::string(r[i].headers[h].value.data, r[i].headers[h].value.size);
-    e.json = boost::json::parse(e.value).as_object();  // throws on invalid JSON
+    if (!e.null_value) e.json = boost::json::parse(e.value).as_object();  // throws if invalid
     out.push_back(std::move(e));
   }
   return out;

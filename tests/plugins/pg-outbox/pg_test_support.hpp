@@ -132,6 +132,7 @@ struct Event {
   std::string id;
   int64_t timestamp_ms;
   std::map<std::string, std::string> headers;
+  bool null_value = false;   // a tombstone (ABI 1.5): `value` is empty and `json` too
   boost::json::object json;  // the parsed value
   std::string statement() const { return std::string(json.at("statement").as_string()); }
   const boost::json::value& data() const { return json.at("data"); }
