@@ -266,6 +266,25 @@ run_pgbench() { # VARIANT KIND -> tps
 # rotate N ITEMS... -> the items rotated left by N
 rotate() { local n=$1; shift; local a=("$@"); n=$((n % ${#a[@]})); echo "${a[@]:n}" "${a[@]:0:n}"; }
 
+# One line per variant: the medians of res[PREFIX.<kind>.<variant>] for insert, update and
+# delete, and their ratios to "none" of the same capture mode and to the untracked table.
+print_medians() {
+  local prefix=$1 v kind
+  for v in "${variants[@]}"; do
+    declare -A m=()
+    for kind in insert update delete; do
+      m[$kind]=$(median <<<"${res[$prefix.$kind.$v]}")
+      m[$kind.base]=$(median <<<"${res[$prefix.$kind.$(v_base "${v#ref:}")]}")
+      m[$kind.plain]=$(median <<<"${res[$prefix.$kind.plain]}")
+    done
+    awk -v v="$v" -v i="${m[insert]}" -v u="${m[update]}" -v d="${m[delete]}" \
+      -v bi="${m[insert.base]}" -v bu="${m[update.base]}" -v bd="${m[delete.base]}" \
+      -v pi="${m[insert.plain]}" -v pu="${m[update.plain]}" -v pd="${m[delete.plain]}" 'BEGIN {
+      printf "%-12s %9.1f %9.1f %9.1f   %6.2f %6.2f %6.2f  %6.2f %6.2f %6.2f\n", v, i, u, d,
+        i / bi, u / bu, d / bd, i / pi, u / pu, d / pd }'
+  done
+}
+
 declare -A res
 if has_part write; then
   echo
@@ -340,19 +359,7 @@ if has_part session; then
   echo
   echo "== one session, $session_n one-row statements of each kind in a DO block: median us per statement ($rounds rounds; ratio to none of the same mode | to plain)"
   printf '%-12s %9s %9s %9s   %-20s %-20s\n' set insert update delete "/none: ins upd del" "/plain: ins upd del"
-  for v in "${variants[@]}"; do
-    declare -A m=()
-    for kind in insert update delete; do
-      m[$kind]=$(median <<<"${res[s.$kind.$v]}")
-      m[$kind.base]=$(median <<<"${res[s.$kind.$(v_base "${v#ref:}")]}")
-      m[$kind.plain]=$(median <<<"${res[s.$kind.plain]}")
-    done
-    awk -v v="$v" -v i="${m[insert]}" -v u="${m[update]}" -v d="${m[delete]}" \
-      -v bi="${m[insert.base]}" -v bu="${m[update.base]}" -v bd="${m[delete.base]}" \
-      -v pi="${m[insert.plain]}" -v pu="${m[update.plain]}" -v pd="${m[delete.plain]}" 'BEGIN {
-      printf "%-12s %9.1f %9.1f %9.1f   %6.2f %6.2f %6.2f  %6.2f %6.2f %6.2f\n", v, i, u, d,
-        i / bi, u / bu, d / bd, i / pi, u / pu, d / pd }'
-  done
+  print_medians s
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -383,19 +390,7 @@ EOF
   echo
   echo "== bulk statements of $bulk_rows rows: median ms ($rounds rounds; ratio to none of the same mode | to plain)"
   printf '%-12s %9s %9s %9s   %-20s %-20s\n' set insert update delete "/none: ins upd del" "/plain: ins upd del"
-  for v in "${variants[@]}"; do
-    declare -A m=()
-    for kind in insert update delete; do
-      m[$kind]=$(median <<<"${res[b.$kind.$v]}")
-      m[$kind.base]=$(median <<<"${res[b.$kind.$(v_base "${v#ref:}")]}")
-      m[$kind.plain]=$(median <<<"${res[b.$kind.plain]}")
-    done
-    awk -v v="$v" -v i="${m[insert]}" -v u="${m[update]}" -v d="${m[delete]}" \
-      -v bi="${m[insert.base]}" -v bu="${m[update.base]}" -v bd="${m[delete.base]}" \
-      -v pi="${m[insert.plain]}" -v pu="${m[update.plain]}" -v pd="${m[delete.plain]}" 'BEGIN {
-      printf "%-12s %9.1f %9.1f %9.1f   %6.2f %6.2f %6.2f  %6.2f %6.2f %6.2f\n", v, i, u, d,
-        i / bi, u / bu, d / bd, i / pi, u / pu, d / pd }'
-  done
+  print_medians b
 fi
 
 # ---------------------------------------------------------------------------------------------

@@ -404,16 +404,16 @@ void OutboxSource::maybe_purge() {
 const TableNames& OutboxSource::names_for(const std::string& schema, const std::string& table) {
   auto key = std::make_pair(schema, table);
   auto it = tables_.find(key);
-  if (it == tables_.end()) {
-    auto route = routes_.find(key);
-    it = tables_
-             .emplace(key, TableNames{route != routes_.end() ? route->second
-                                                             : topic_name(config_.topic_namespace,
-                                                                          database_, schema, table),
-                                      schema + "." + table, schema, table})
-             .first;
-  }
+  if (it == tables_.end())
+    it =
+        tables_.emplace(key, TableNames{topic_for(key), schema + "." + table, schema, table}).first;
   return it->second;
+}
+
+std::string OutboxSource::topic_for(const std::pair<std::string, std::string>& table) const {
+  auto route = routes_.find(table);
+  if (route != routes_.end()) return route->second;
+  return topic_name(config_.topic_namespace, database_, table.first, table.second);
 }
 
 // Capture options
@@ -474,6 +474,15 @@ std::optional<std::string> headers_object(
   return out + "}";
 }
 
+// The arguments that p2k_park and p2k_hold take since migration 013: the record's provenance
+// headers and whether it is a tombstone.
+void add_capture_arguments(
+    std::vector<std::optional<std::string>>& args,
+    const std::vector<std::pair<std::string_view, std::string_view>>& headers, bool tombstone) {
+  args.push_back(headers_object(headers));
+  args.push_back(tombstone ? "true" : "false");
+}
+
 // A name from the database as a log line may show it: printable ASCII, at most 100 bytes.
 std::string sanitize_log(std::string_view text) {
   std::string out(text.substr(0, 100));
@@ -517,12 +526,7 @@ void OutboxSource::refresh_routes(bool now) {
   if (routes == routes_) return;
   routes_ = std::move(routes);
   // Events not yet returned take the new topic (each record copies its topic when returned).
-  for (auto& [key, names] : tables_) {
-    auto route = routes_.find(key);
-    names.topic = route != routes_.end()
-                      ? route->second
-                      : topic_name(config_.topic_namespace, database_, key.first, key.second);
-  }
+  for (auto& [key, names] : tables_) names.topic = topic_for(key);
 }
 
 // Horizons bound where a new window's scan starts (DrainWindow::start_id).
@@ -763,8 +767,7 @@ bool OutboxSource::hold(const EventLedger::PendingView& e) {
       std::vector<std::pair<std::string_view, std::string_view>> headers;
       if (e.event.headers)
         for (const auto& [name, value] : *e.event.headers) headers.emplace_back(name, value);
-      args.push_back(headers_object(headers));
-      args.push_back(e.event.null_value ? "true" : "false");
+      add_capture_arguments(args, headers, e.event.null_value);
     }
     return conn_->exec_prepared("p2k_hold", args);
   });
@@ -889,14 +892,10 @@ void OutboxSource::park(const p2k_record& record, const std::string& error) {
   // A tombstone is parked as the message of a DELETE of its key without data, marked so that a
   // retry sends it as a null value again; provenance headers are kept with it (migration 013).
   std::string message(sdk::view(record.value));
-  std::string headers;
+  std::vector<std::pair<std::string_view, std::string_view>> headers;
+  for (size_t i = 0; i < record.header_count; ++i)
+    headers.emplace_back(sdk::view(record.headers[i].name), sdk::view(record.headers[i].value));
   bool tombstone = record.value.data == nullptr;
-  if (capture_options_) {
-    std::vector<std::pair<std::string_view, std::string_view>> list;
-    for (size_t i = 0; i < record.header_count; ++i)
-      list.emplace_back(sdk::view(record.headers[i].name), sdk::view(record.headers[i].value));
-    if (auto h = headers_object(list)) headers = *h;
-  }
   if (tombstone) {
     std::optional<std::string> k;
     if (key) k = std::string(*key);
@@ -904,10 +903,7 @@ void OutboxSource::park(const p2k_record& record, const std::string& error) {
                             rfc3339_utc(record.timestamp_ms * 1000));
   }
   auto with_extra = [&](std::vector<std::optional<std::string>> args) {
-    if (capture_options_) {
-      args.push_back(headers.empty() ? std::nullopt : std::optional<std::string>(headers));
-      args.push_back(tombstone ? "true" : "false");
-    }
+    if (capture_options_) add_capture_arguments(args, headers, tombstone);
     return args;
   };
   ensure_session();

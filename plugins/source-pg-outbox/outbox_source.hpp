@@ -232,6 +232,8 @@ class OutboxSource : public sdk::Source {
   const BatchOptions* batch_options(std::string_view text);
   std::shared_ptr<const HeaderList> provenance_headers(std::string_view text);
   void refresh_routes(bool now);
+  // A table's topic: its route, or the default name.
+  std::string topic_for(const std::pair<std::string, std::string>& table) const;
   bool capture_options_ = false;
   std::map<std::string, BatchOptions, std::less<>> batch_options_;
   std::map<std::pair<std::string, std::string>, std::string> routes_;
