@@ -2,6 +2,7 @@
 // two schemas (their topics and headers), and hostile names that try to inject SQL.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 
 #include "pg_test_support.hpp"
@@ -71,4 +72,42 @@ TEST(Names, HostileNamesCannotInjectSql) {
   EXPECT_EQ(events[0].data().as_object().at(hostile_column), "key1");
   EXPECT_EQ(events[1].data(), json::value(json::object{{"v", "w"}}));
   EXPECT_EQ(events[2].data(), json::value(json::object{{hostile_column, "key1"}}));
+}
+
+// Per-table topics (capture option "topic"): the drainer checks the registry's routes again,
+// since a table's owner can write its row of the registry around pg2kafka.configure. A route
+// into the default names' space, or to a topic that another owner's older table named first, is
+// refused (the table keeps its default topic); routes within the rules are followed.
+TEST(Names, RoutesWrittenAroundConfigureAreCheckedAgainByTheDrainer) {
+  TestDatabase db;
+  auto& s = db.sql();
+  TestRole bob(db, "bob");
+  s.exec("GRANT CREATE ON SCHEMA public TO " + bob.name());
+  s.exec("CREATE TABLE a (id int PRIMARY KEY)");
+  s.exec("CREATE TABLE c (id int PRIMARY KEY)");
+  s.exec("SELECT pg2kafka.setup('a', 'id', '{\"topic\": \"orders\"}')");
+  s.exec("SELECT pg2kafka.setup('c', 'id')");
+  Session b(bob.url());
+  b.exec("CREATE TABLE b (id int PRIMARY KEY)");
+  b.exec("SELECT pg2kafka.setup('b', 'id', '{\"tombstones\": false}')");
+  // The registry allows an owner to write its own row: both escape configure's checks.
+  b.exec(
+      "UPDATE pg2kafka.tracked_tables SET options = '{\"topic\": \"orders\"}' "
+      "WHERE relid = 'b'::regclass");
+  s.exec("UPDATE pg2kafka.tracked_tables SET options = '{\"topic\": \"pg2kafka_" + db.name() +
+         "_a\"}' WHERE relid = 'c'::regclass");
+  s.exec("INSERT INTO a VALUES (1)");
+  s.exec("INSERT INTO b VALUES (2)");
+  s.exec("INSERT INTO c VALUES (3)");
+  auto source = make_source(db.url());
+  source->open();
+  auto topics = source->list_topics();
+  std::string base = "pg2kafka." + db.name() + ".";
+  EXPECT_EQ(std::set<std::string>(topics.begin(), topics.end()),
+            (std::set<std::string>{"orders", base + "b", base + "c"}));
+  std::map<std::string, std::string> topic_of;
+  for (const auto& e : drain(*source)) topic_of[*e.key] = e.topic;
+  EXPECT_EQ(topic_of["1"], "orders") << "a route within the rules is followed";
+  EXPECT_EQ(topic_of["2"], base + "b") << "another owner's table named orders first";
+  EXPECT_EQ(topic_of["3"], base + "c") << "a pg2kafka_ name collides with the default names";
 }
